@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/machined-go/machined/varlink"
+)
+
+// lineHandler writes one line per record. Under journald (JOURNAL_STREAM set) it
+// prefixes the syslog priority as "<N>" and leaves timestamps to the journal;
+// elsewhere it writes a timestamp and the level name.
+type lineHandler struct {
+	mu      *sync.Mutex
+	w       io.Writer
+	level   slog.Leveler
+	journal bool
+	attrs   []slog.Attr
+}
+
+func newLineHandler(w io.Writer, level slog.Leveler) *lineHandler {
+	return &lineHandler{mu: &sync.Mutex{}, w: w, level: level, journal: os.Getenv("JOURNAL_STREAM") != ""}
+}
+
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	if h.journal {
+		fmt.Fprintf(&b, "<%d>", varlink.SyslogLevel(r.Level))
+	} else {
+		fmt.Fprintf(&b, "%s %-5s ", r.Time.Format(time.RFC3339Nano), r.Level)
+	}
+	b.WriteString(r.Message)
+	write := func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		write(a)
+	}
+	r.Attrs(write)
+	b.WriteByte('\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	return &c
+}
+
+func (h *lineHandler) WithGroup(string) slog.Handler { return h }

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/dbusshim/systemd1"
+	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/cgroup"
+	"github.com/machined-go/machined/service/proc"
+	"github.com/machined-go/machined/userdb"
+	"github.com/machined-go/machined/varlink"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0"
+
+type options struct {
+	runtimeDir  string
+	user        bool
+	bus         string
+	units       string
+	cgroupRoot  string
+	logLevel    string
+	limits      varlink.Limits
+	stopTimeout time.Duration
+	showVersion bool
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	o.limits = varlink.DefaultLimits()
+	fs := flag.NewFlagSet("machined", flag.ContinueOnError)
+	fs.StringVar(&o.runtimeDir, "runtime-dir", "", "runtime directory holding systemd/machine/ and systemd/machines/ (default /run, or $XDG_RUNTIME_DIR with --user)")
+	fs.BoolVar(&o.user, "user", false, "run as a per-user instance (no .host machine)")
+	fs.StringVar(&o.bus, "bus", "auto", "D-Bus side: auto (system bus when reachable), none, system, or a bus ADDRESS")
+	fs.StringVar(&o.userdbDir, "userdb-dir", "", "directory of the userdb socket io.systemd.Machine (default RUNTIME-DIR/systemd/userdb; none with --user); \"none\" disables it")
+	fs.StringVar(&o.units, "units", "auto", "unit backend: auto, systemd, cgroup or none")
+	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, notice, warning or err")
+	fs.IntVar(&o.limits.MaxConnections, "max-connections", o.limits.MaxConnections, "Varlink connections at most, per socket")
+	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per non-root user, per socket")
+	fs.DurationVar(&o.limits.IdleTimeout, "idle-timeout", o.limits.IdleTimeout, "close Varlink connections idle for this long (0: never)")
+	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGTERM-to-SIGKILL grace period when terminating machines")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.runtimeDir == "" {
+		o.runtimeDir = "/run"
+		if o.user {
+			o.runtimeDir = os.Getenv("XDG_RUNTIME_DIR")
+			if o.runtimeDir == "" {
+				return o, errors.New("--user needs $XDG_RUNTIME_DIR or --runtime-dir")
+			}
+		}
+	}
+	if o.userdbDir == "" && !o.user {
+		o.userdbDir = filepath.Join(o.runtimeDir, "systemd", "userdb")
+	}
+	return o, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug", "7":
+		return slog.LevelDebug, nil
+	case "info", "6":
+		return slog.LevelInfo, nil
+	case "notice", "5":
+		return slog.LevelInfo + 2, nil
+	case "warning", "warn", "4":
+		return slog.LevelWarn, nil
+	case "err", "error", "3", "crit", "2", "alert", "1", "emerg", "0":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q", s)
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "machined:", err)
+		os.Exit(2)
+	}
+	if o.showVersion {
+		fmt.Println("machined", version)
+		return
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "machined:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	level := new(slog.LevelVar)
+	lvl, err := parseLevel(o.logLevel)
+	if err != nil {
+		return err
+	}
+	level.Set(lvl)
+	log := slog.New(newLineHandler(os.Stderr, level))
+	slog.SetDefault(log)
+	syscall.Umask(0o022)
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+
+	bus := connectBus(ctx, o.bus, log)
+	if bus != nil {
+		defer bus.Close()
+		log.Info("org.freedesktop.machine1 is not served by this build yet; serving Varlink only")
+	}
+	units, err := pickUnits(ctx, o, bus, log)
+	if err != nil {
+		return err
+	}
+
+	mgr, err := service.New(service.Config{
+		StateDir:    filepath.Join(o.runtimeDir, "systemd", "machines"),
+		Units:       units,
+		HostMachine: !o.user,
+		StopTimeout: o.stopTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	defer mgr.Close()
+	restored, dropped := mgr.Restore()
+	log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
+
+	id := varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"}
+	machineDisp, err := varlink.NewMachineDispatcher(mgr, level, id, log)
+	if err != nil {
+		return err
+	}
+	machineSrv := varlink.NewServer("machine", machineDisp.Handle, o.limits, log)
+
+	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
+	// replaces our own bind; a connected socket (varlinkctl exec:) is one client.
+	var machineL *net.UnixListener
+	for _, a := range varlink.ActivationFiles() {
+		c, err := net.FileConn(a.File)
+		if !a.Listening {
+			if err == nil {
+				if uc, ok := c.(*net.UnixConn); ok {
+					machineSrv.ServeConn(ctx, uc)
+					return nil
+				}
+			}
+			continue
+		}
+		if c != nil {
+			c.Close()
+		}
+		l, lerr := net.FileListener(a.File)
+		a.File.Close()
+		if lerr != nil {
+			continue
+		}
+		if ul, ok := l.(*net.UnixListener); ok && (a.Name == "varlink" || a.Name == "" || a.Name == "unknown") && machineL == nil {
+			machineL = ul
+			log.Info("using socket-activated Varlink socket")
+		} else {
+			l.Close()
+		}
+	}
+	if machineL == nil {
+		path := filepath.Join(o.runtimeDir, "systemd", "machine", "io.systemd.Machine")
+		mode := os.FileMode(0o666)
+		if o.user {
+			mode = 0o600
+		}
+		if machineL, err = varlink.Listen(path, mode); err != nil {
+			return fmt.Errorf("listen on %s: %w", path, err)
+		}
+		log.Info("listening", "socket", path)
+	}
+
+	errc := make(chan error, 2)
+	go func() { errc <- machineSrv.Serve(ctx, machineL) }()
+
+	var userdbSrv *varlink.Server
+	if o.userdbDir != "" && o.userdbDir != "none" {
+		udisp, err := userdb.NewDispatcher(mgr, id, log)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(o.userdbDir, userdb.ServiceName)
+		ul, err := varlink.Listen(path, 0o666)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", path, err)
+		}
+		if err := userdb.SetSocketXattrs(path); err != nil {
+			log.Debug("cannot label the userdb socket", "err", err)
+		}
+		userdbSrv = varlink.NewServer("userdb", udisp.Handle, o.limits, log)
+		go func() { errc <- userdbSrv.Serve(ctx, ul) }()
+		log.Info("listening", "socket", path)
+	}
+
+	varlink.Notify("READY=1\nSTATUS=Processing requests...")
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("varlink server stopped", "err", err)
+	}
+	varlink.Notify("STOPPING=1")
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	machineSrv.Shutdown(sctx)
+	if userdbSrv != nil {
+		userdbSrv.Shutdown(sctx)
+	}
+	return err
+}
+
+// connectBus returns a bus connection, or nil when the D-Bus side is off or,
+// with "auto", unreachable (logged once).
+func connectBus(ctx context.Context, mode string, log *slog.Logger) *dbus.Conn {
+	if mode == "none" {
+		return nil
+	}
+	var conn *dbus.Conn
+	var err error
+	switch mode {
+	case "auto", "system":
+		conn, err = dbus.ConnectSystemBus(dbus.WithContext(ctx))
+	default:
+		conn, err = dbus.Connect(mode, dbus.WithContext(ctx))
+	}
+	if err != nil {
+		log.Warn("D-Bus not reachable, running Varlink-only", "bus", mode, "err", err)
+		return nil
+	}
+	return conn
+}
+
+// pickUnits chooses the unit backend: systemd when it owns
+// org.freedesktop.systemd1 on the bus, else the built-in cgroup v2 backend.
+func pickUnits(ctx context.Context, o options, bus *dbus.Conn, log *slog.Logger) (service.Units, error) {
+	useSystemd := func() bool {
+		if bus == nil {
+			return false
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return systemd1.Available(actx, bus)
+	}
+	useCgroup := func() (service.Units, error) {
+		root := o.cgroupRoot
+		if root == "" {
+			var err error
+			if root, err = proc.Cgroup2Root(); err != nil {
+				return nil, err
+			}
+		}
+		return cgroup.New(root, log)
+	}
+	switch o.units {
+	case "none":
+		return nil, nil
+	case "systemd":
+		if !useSystemd() {
+			return nil, errors.New("--units=systemd: org.freedesktop.systemd1 is not on the bus")
+		}
+		return systemd1.New(bus, log), nil
+	case "cgroup":
+		return useCgroup()
+	case "auto":
+		if useSystemd() {
+			return systemd1.New(bus, log), nil
+		}
+		u, err := useCgroup()
+		if err != nil {
+			log.Warn("no unit backend: allocateUnit is unavailable", "err", err)
+			return nil, nil
+		}
+		return u, nil
+	}
+	return nil, fmt.Errorf("unknown --units %q", o.units)
+}

@@ -1,0 +1,41 @@
+package service
+
+import (
+	"os"
+
+	"github.com/machined-go/machined/service/proc"
+)
+
+// Caller is the transport-neutral identity of whoever asked, taken from the socket
+// peer (Varlink SO_PEERCRED/SO_PEERPIDFD) or the bus credentials (D-Bus).
+type Caller struct {
+	UID   uint32
+	GID   uint32
+	PID   int // 0 when unknown
+	PIDFD int // borrowed pidfd of the caller, -1 when unknown; the core dups it to keep it
+	// Interactive says the client allows interactive authentication (polkit).
+	Interactive bool
+}
+
+// privileged mirrors upstream's short-cut: our own uid, or root while we run
+// unprivileged (user scope), may do everything without asking polkit.
+func (c Caller) privileged() bool {
+	own := uint32(os.Geteuid())
+	return c.UID == own || c.UID == 0
+}
+
+// pidRef pins the caller's process: its pidfd when the transport had one (no PID
+// recycling window), else its PID.
+func (c Caller) pidRef() (*proc.PidRef, error) {
+	if c.PIDFD >= 0 {
+		if fd, err := dupCloexec(c.PIDFD); err == nil {
+			if ref, err := proc.FromFD(fd); err == nil {
+				return ref, nil
+			}
+		}
+	}
+	if c.PID <= 0 {
+		return nil, ErrNoSuchProcess
+	}
+	return proc.Open(c.PID)
+}

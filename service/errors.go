@@ -1,0 +1,59 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The closed set of error kinds the core returns. Front ends translate these, and
+// only these, with one table each; anything else is an internal failure. Wrap with
+// fmt.Errorf("...: %w", ErrX) and test with errors.Is.
+//
+// Errno failures from the OS keep their syscall.Errno wrapped, so the Varlink front
+// end can answer io.systemd.System {errno, errnoName}.
+var (
+	ErrNoSuchMachine        = errors.New("no such machine")
+	ErrNoMachineForPID      = errors.New("no machine for pid")
+	ErrMachineExists        = errors.New("machine exists")
+	ErrPermissionDenied     = errors.New("permission denied")
+	ErrInteractiveAuth      = errors.New("interactive authentication required")
+	ErrNotSupported         = errors.New("not supported")
+	ErrNoPrivateNetworking  = errors.New("machine does not use private networking")
+	ErrNoOSRelease          = errors.New("machine does not contain os-release information")
+	ErrNoUIDShift           = errors.New("machine uses a complex uid/gid mapping")
+	ErrNotAvailable         = errors.New("information not available")
+	ErrNoSuchUser           = errors.New("no such user mapping")
+	ErrNoSuchGroup          = errors.New("no such group mapping")
+	ErrUserInHostRange      = errors.New("user belongs to the host range")
+	ErrGroupInHostRange     = errors.New("group belongs to the host range")
+	ErrNoSuchProcess        = errors.New("no such process")
+	ErrTooManyOperations    = errors.New("too many ongoing operations")
+	ErrUnitAllocationFailed = errors.New("unit allocation failed")
+)
+
+// InvalidArgError says which request field was wrong. Field uses the Varlink
+// parameter name ("name", "class", "leader", ...); the D-Bus shim turns Reason into
+// its InvalidArgs message.
+type InvalidArgError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidArgError) Error() string {
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+}
+
+func invalidArg(field, format string, args ...any) error {
+	return &InvalidArgError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// AsInvalidArg returns the InvalidArgError in err's chain, if any.
+func AsInvalidArg(err error) (*InvalidArgError, bool) {
+	var ia *InvalidArgError
+	ok := errors.As(err, &ia)
+	return ia, ok
+}
+
+func errNotSupportedf(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, ErrNotSupported)...)
+}

@@ -1,0 +1,50 @@
+package service
+
+import (
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostMachine synthesizes .host: never saved, never collected, never found by PID.
+func hostMachine(log *slog.Logger) *machine {
+	var id [16]byte
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		if raw, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(raw) == 16 {
+			copy(id[:], raw)
+		}
+	} else {
+		log.Debug("no /etc/machine-id", "err", err)
+	}
+	vsock := VSockCIDAny
+	if fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		unix.Close(fd)
+		vsock = 1 // VMADDR_CID_LOCAL
+	}
+	rt, mono := bootTime()
+	return &machine{info: MachineInfo{
+		Name:          HostName,
+		ID:            id,
+		Class:         ClassHost,
+		Leader:        ProcessID{PID: 1},
+		RootDirectory: "/",
+		Unit:          "-.slice",
+		Timestamp:     Timestamp{Realtime: rt, Monotonic: mono},
+		VSockCID:      vsock,
+		State:         StateRunning,
+	}}
+}
+
+// bootTime is when the host booted: the realtime clock minus time since boot.
+func bootTime() (realtime, monotonic uint64) {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
+		return 0, 0
+	}
+	up := time.Duration(ts.Sec)*time.Second + time.Duration(ts.Nsec)
+	return uint64(time.Now().Add(-up).UnixMicro()), 0
+}

@@ -1,0 +1,233 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// watchLeader finalizes the machine as soon as its leader exits: the pidfd becomes
+// readable and the Go netpoller wakes us, with or without systemd. m.mu must be held.
+func (m *Manager) watchLeader(mc *machine) {
+	exited := mc.leader.Exited()
+	gen := mc.gen
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-exited:
+		case <-m.stop:
+			return
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if cur := m.machines[mc.info.Name]; cur != mc || mc.gen != gen || mc.finalized {
+			return
+		}
+		if mc.allocated {
+			// The rest of a unit we created goes with its leader, as upstream's GC
+			// stops the unit before it finalizes.
+			m.stopUnitAsync(mc.info.Unit)
+		}
+		m.finalizeLocked(mc, "leader exited")
+	}()
+}
+
+// finalizeLocked removes a machine: indexes, state file, unit link, announcement.
+// Nothing is stopped or signalled. m.mu must be held.
+func (m *Manager) finalizeLocked(mc *machine, why string) {
+	if mc.finalized {
+		return
+	}
+	mc.finalized = true
+	name := mc.info.Name
+	delete(m.machines, name)
+	if m.byLeader[mc.leader.PID] == mc {
+		delete(m.byLeader, mc.leader.PID)
+	}
+	if m.byUnit[mc.info.Unit] == mc {
+		delete(m.byUnit, mc.info.Unit)
+	}
+	m.ids.remove(name)
+	unit := ""
+	if mc.info.OwnsUnit() {
+		unit = mc.info.Unit
+	}
+	if err := m.state.Remove(name, unit); err != nil {
+		m.log.Warn("remove state file", "machine", name, "err", err)
+	}
+	if mc.allocated && m.cfg.Units != nil {
+		m.cfg.Units.Release(mc.info.Unit)
+	}
+	mc.leader.Close()
+	if mc.supervisor != nil {
+		mc.supervisor.Close()
+	}
+	m.emitLocked(MachineRemoved, name)
+	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", why, "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
+}
+
+func (m *Manager) stopUnitAsync(unit string) {
+	if m.cfg.Units == nil || unit == "" {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.cfg.Units.Stop(ctx, unit); err != nil {
+			m.log.Warn("stop unit", "unit", unit, "err", err)
+		}
+	}()
+}
+
+// selectForAction resolves the machine and checks the caller may act on it.
+func (m *Manager) selectForAction(ctx context.Context, c Caller, sel Selector, verb string) (*machine, error) {
+	m.mu.Lock()
+	mc, err := m.selectLocked(c, sel)
+	var owner uint32
+	if err == nil {
+		owner = mc.info.UID
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ownerPtr := &owner
+	if mc.info.Class == ClassHost {
+		ownerPtr = nil // nobody owns the host
+	}
+	details := map[string]string{"name": mc.info.Name, "verb": verb}
+	if err := m.authorize(ctx, c, ActionManageMachines, details, ownerPtr); err != nil {
+		return nil, err
+	}
+	return mc, nil
+}
+
+// Unregister drops a machine's registration without stopping anything. .host
+// cannot be unregistered; like upstream that is a successful no-op.
+func (m *Manager) Unregister(ctx context.Context, c Caller, sel Selector) error {
+	mc, err := m.selectForAction(ctx, c, sel, "unregister")
+	if err != nil {
+		return err
+	}
+	if mc.info.Class == ClassHost {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.machines[mc.info.Name] != mc {
+		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+	}
+	m.finalizeLocked(mc, "unregistered")
+	return nil
+}
+
+// Terminate stops a machine: its unit when it owns one, else SIGTERM to its
+// supervisor, else to its leader, with SIGKILL after StopTimeout. The machine goes
+// away when its leader exits.
+func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
+	mc, err := m.selectForAction(ctx, c, sel, "terminate")
+	if err != nil {
+		return err
+	}
+	if mc.info.Class == ClassHost {
+		return errNotSupportedf("the host cannot be terminated")
+	}
+	m.mu.Lock()
+	if m.machines[mc.info.Name] != mc {
+		m.mu.Unlock()
+		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+	}
+	mc.info.State = StateClosing
+	info, leader, supervisor := mc.info, mc.leader, mc.supervisor
+	m.mu.Unlock()
+
+	if info.OwnsUnit() && m.cfg.Units != nil {
+		return m.cfg.Units.Stop(ctx, info.Unit)
+	}
+	target := leader
+	if supervisor != nil && supervisor.Alive() {
+		target = supervisor
+	}
+	if err := target.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("terminate machine %s: %w", info.Name, err)
+	}
+	exited := leader.Exited()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTimer(m.cfg.StopTimeout)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-m.stop:
+		case <-t.C:
+			m.mu.Lock()
+			alive := !mc.finalized
+			m.mu.Unlock()
+			if alive {
+				m.log.Info("machine did not stop in time, killing", "machine", info.Name)
+				target.Signal(syscall.SIGKILL)
+				if target != leader {
+					leader.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// Kill signals the machine's processes. whom is "leader", "supervisor" or "all"
+// ("" means all). A machine with no unit gets "all" as leader plus supervisor.
+func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string, sig int) error {
+	switch whom {
+	case "", "all", "leader", "supervisor":
+	default:
+		return invalidArg("whom", "invalid kill parameter %q", whom)
+	}
+	if !ValidSignal(sig) {
+		return invalidArg("signal", "invalid signal %d", sig)
+	}
+	mc, err := m.selectForAction(ctx, c, sel, "kill")
+	if err != nil {
+		return err
+	}
+	if mc.info.Class == ClassHost {
+		return errNotSupportedf("the host cannot be killed")
+	}
+	m.mu.Lock()
+	if mc.finalized {
+		m.mu.Unlock()
+		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+	}
+	info, leader, supervisor := mc.info, mc.leader, mc.supervisor
+	m.mu.Unlock()
+
+	s := syscall.Signal(sig)
+	switch whom {
+	case "leader":
+		return signalErr(leader.Signal(s))
+	case "supervisor":
+		if supervisor == nil {
+			return fmt.Errorf("machine %s has no supervisor: %w", info.Name, ErrNoSuchProcess)
+		}
+		return signalErr(supervisor.Signal(s))
+	}
+	if info.Unit != "" && m.cfg.Units != nil {
+		return m.cfg.Units.Kill(ctx, info.Unit, info.Subgroup, s)
+	}
+	err = leader.Signal(s)
+	if supervisor != nil {
+		supervisor.Signal(s)
+	}
+	return signalErr(err)
+}
+
+func signalErr(err error) error {
+	if errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("process is gone: %w", ErrNoSuchProcess)
+	}
+	return err
+}

@@ -1,0 +1,144 @@
+package service
+
+import (
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/machined-go/machined/service/persist"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// Config is what the Manager needs from its environment.
+type Config struct {
+	// StateDir is where machine records are persisted (/run/systemd/machines).
+	StateDir string
+	// Units creates and stops machine units. Nil: allocateUnit is NotSupported and
+	// units are derived from /proc/PID/cgroup.
+	Units Units
+	// Authorizer is consulted for unprivileged callers; nil means no polkit.
+	Authorizer Authorizer
+	// HostMachine adds the synthesized .host machine (system scope).
+	HostMachine bool
+	// StopTimeout is how long a machine without a unit gets between SIGTERM and
+	// SIGKILL on Terminate. Zero means 10 s.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Manager is the machine registry. All methods are safe for concurrent use: the
+// D-Bus front end runs every call on its own goroutine, in no particular order.
+//
+// Lock order: mu, then ids.mu. Slow work (unit creation, metadata, namespace
+// entry) runs without mu, on names and leaders reserved in pending*.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	state persist.Dir
+	ids   idIndex // readable without mu: userdb answers never wait on the registry
+
+	mu             sync.Mutex
+	machines       map[string]*machine // by name, incl. .host
+	byLeader       map[int]*machine    // by leader PID (started machines only)
+	byUnit         map[string]*machine // machines that own their whole unit
+	pendingNames   map[string]bool     // registrations in flight, between the two locked phases
+	pendingLeaders map[int]bool
+	nextGen        uint64
+	subs           map[*subscriber]struct{}
+	closed         bool
+	wg             sync.WaitGroup // leader watchers
+	stop           chan struct{}
+}
+
+// New creates the Manager and its state directory; Restore loads saved machines.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	m := &Manager{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		state:          persist.Dir{Path: cfg.StateDir},
+		machines:       map[string]*machine{},
+		byLeader:       map[int]*machine{},
+		byUnit:         map[string]*machine{},
+		pendingNames:   map[string]bool{},
+		pendingLeaders: map[int]bool{},
+		subs:           map[*subscriber]struct{}{},
+		stop:           make(chan struct{}),
+	}
+	m.ids.init()
+	if err := m.state.Ensure(); err != nil {
+		return nil, err
+	}
+	if cfg.HostMachine {
+		m.machines[HostName] = hostMachine(m.log)
+	}
+	return m, nil
+}
+
+// Close stops the leader watchers. Machines stay registered on disk: a restarted
+// daemon picks them up again.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	close(m.stop)
+	for s := range m.subs {
+		s.close()
+	}
+	m.subs = map[*subscriber]struct{}{}
+	m.mu.Unlock()
+	m.wg.Wait()
+}
+
+// List returns every machine, .host included, sorted by name.
+func (m *Manager) List() []MachineInfo {
+	m.mu.Lock()
+	out := make([]MachineInfo, 0, len(m.machines))
+	for _, mc := range m.machines {
+		out = append(out, mc.snapshot())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Count returns how many machines are registered, .host included.
+func (m *Manager) Count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.machines)
+}
+
+// Units returns the configured unit backend's name, for logs.
+func (m *Manager) UnitsBackend() string {
+	if m.cfg.Units == nil {
+		return "none"
+	}
+	return m.cfg.Units.Name()
+}
+
+// bootID is fetched lazily: it never changes while we run.
+var bootID = sync.OnceValue(func() string {
+	id, _ := proc.BootID()
+	return id
+})
+
+func processID(ref *proc.PidRef) ProcessID {
+	if ref == nil {
+		return ProcessID{}
+	}
+	p := ProcessID{PID: ref.PID, PIDFDID: ref.ID}
+	if ref.ID != 0 {
+		p.BootID = bootID()
+	}
+	return p
+}

@@ -1,0 +1,198 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func newTestManager(t *testing.T) *Manager {
+	t.Helper()
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), HostMachine: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
+}
+
+func startSleep(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+var root = Caller{UID: 0, PIDFD: -1, PID: os.Getpid()}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRegisterLifecycle(t *testing.T) {
+	m := newTestManager(t)
+	events, cancel := m.Subscribe(16)
+	defer cancel()
+	leader := startSleep(t)
+	mi, err := m.Register(context.Background(), root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid, Service: "svc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Leader.PID != leader.Process.Pid || mi.State != StateRunning || mi.Supervisor.PID != os.Getpid() {
+		t.Errorf("snapshot: %+v", mi)
+	}
+	if ev := <-events; ev.Kind != MachineNew || ev.Name != "c1" {
+		t.Errorf("event %+v", ev)
+	}
+	if _, err := os.Stat(filepath.Join(m.cfg.StateDir, "c1")); err != nil {
+		t.Errorf("no state file: %v", err)
+	}
+	if got, err := m.GetByPID(root, leader.Process.Pid); err != nil || got.Name != "c1" {
+		t.Errorf("GetByPID: %v %v", got.Name, err)
+	}
+	if _, err := m.GetByPID(root, os.Getpid()); !errors.Is(err, ErrNoMachineForPID) {
+		t.Errorf("GetByPID(self) = %v", err)
+	}
+	if len(m.List()) != 2 || m.List()[0].Name != HostName {
+		t.Errorf("List: %+v", m.List())
+	}
+
+	// Leader exit finalizes.
+	leader.Process.Kill()
+	leader.Wait()
+	if ev := <-events; ev.Kind != MachineRemoved || ev.Name != "c1" {
+		t.Errorf("event %+v", ev)
+	}
+	if _, err := m.Get(root, Selector{Name: "c1"}); !errors.Is(err, ErrNoSuchMachine) {
+		t.Errorf("Get after leader exit: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.cfg.StateDir, "c1")); !os.IsNotExist(err) {
+		t.Errorf("state file kept: %v", err)
+	}
+}
+
+func TestRegisterRefusals(t *testing.T) {
+	m := newTestManager(t)
+	a, b := startSleep(t), startSleep(t)
+	ctx := context.Background()
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "a", Class: "container", Leader: a.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "a", Class: "vm", Leader: b.Process.Pid}); !errors.Is(err, ErrMachineExists) {
+		t.Errorf("duplicate name: %v", err)
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "b", Class: "container", Leader: a.Process.Pid}); err == nil {
+		t.Error("same leader twice accepted")
+	} else if ia, ok := AsInvalidArg(err); !ok || ia.Field != "leader" {
+		t.Errorf("same leader: %v", err)
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c", Class: "container", Leader: a.Process.Pid + 1000000}); err == nil {
+		t.Error("nonexistent leader accepted")
+	}
+	got, err := m.Get(root, Selector{Name: "a"})
+	if err != nil || got.Leader.PID != a.Process.Pid || got.Class != ClassContainer {
+		t.Errorf("existing machine disturbed: %+v %v", got, err)
+	}
+}
+
+func TestUnprivilegedAuthorization(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	l := startSleep(t)
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "r", Class: "container", Leader: l.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	user := Caller{UID: 4242, GID: 4242, PIDFD: -1}
+	if _, err := m.Register(ctx, user, RegisterRequest{Name: "x", Class: "container", Leader: startSleep(t).Process.Pid}); !errors.Is(err, ErrPermissionDenied) {
+		t.Errorf("registering root's process: %v", err)
+	}
+	for name, op := range map[string]func() error{
+		"unregister": func() error { return m.Unregister(ctx, user, Selector{Name: "r"}) },
+		"terminate":  func() error { return m.Terminate(ctx, user, Selector{Name: "r"}) },
+		"kill":       func() error { return m.Kill(ctx, user, Selector{Name: "r"}, "all", 15) },
+	} {
+		if err := op(); !errors.Is(err, ErrPermissionDenied) {
+			t.Errorf("%s by a stranger: %v", name, err)
+		}
+	}
+	if l.ProcessState != nil || syscall.Kill(l.Process.Pid, 0) != nil {
+		t.Error("leader harmed")
+	}
+	// The owner passes.
+	owner := Caller{UID: 4242, PIDFD: -1}
+	m.mu.Lock()
+	m.machines["r"].info.UID = 4242
+	m.mu.Unlock()
+	if err := m.Unregister(ctx, owner, Selector{Name: "r"}); err != nil {
+		t.Errorf("owner unregister: %v", err)
+	}
+}
+
+func TestRestoreDropsDeadLeaders(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "machines")
+	m1, err := New(Config{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, dead := startSleep(t), startSleep(t)
+	ctx := context.Background()
+	for name, l := range map[string]*exec.Cmd{"live": live, "dead": dead} {
+		if _, err := m1.Register(ctx, root, RegisterRequest{Name: name, Class: "container", Leader: l.Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m1.Close()
+	dead.Process.Kill()
+	dead.Wait()
+
+	m2, err := New(Config{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	restored, dropped := m2.Restore()
+	if restored != 1 || dropped != 1 {
+		t.Errorf("restored %d dropped %d", restored, dropped)
+	}
+	if _, err := m2.Get(root, Selector{Name: "live"}); err != nil {
+		t.Errorf("live lost: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dead")); !os.IsNotExist(err) {
+		t.Errorf("dead record kept: %v", err)
+	}
+}
+
+func BenchmarkRegisterUnregister(b *testing.B) {
+	m, err := New(Config{StateDir: filepath.Join(b.TempDir(), "machines")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	cmd := exec.Command("sleep", "1000")
+	cmd.Start()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.Register(ctx, root, RegisterRequest{Name: "bench", Class: "container", Leader: cmd.Process.Pid}); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Unregister(ctx, root, Selector{Name: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package service
+
+import "fmt"
+
+// HostIDMin is the first id that can belong to a container: lower ids are the host's.
+const HostIDMin = 65536
+
+// IDMapping is the answer of MapFrom/MapTo. Pointers are nil when not asked.
+type IDMapping struct {
+	UID, GID    *uint32
+	MachineName string
+}
+
+// MapFrom translates ids inside a container to host ids.
+func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, error) {
+	m.mu.Lock()
+	mc, err := m.selectLocked(c, sel)
+	var name string
+	var class Class
+	if err == nil {
+		name, class = mc.info.Name, mc.info.Class
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return IDMapping{}, err
+	}
+	if class != ClassContainer {
+		return IDMapping{}, errNotSupportedf("not supported for non-container machines")
+	}
+	out := IDMapping{MachineName: name}
+	if uid != nil {
+		h, _, ok := m.ids.toHost(name, *uid, false)
+		if !ok {
+			return IDMapping{}, fmt.Errorf("machine '%s' has no matching user mappings: %w", name, ErrNoSuchUser)
+		}
+		out.UID = &h
+	}
+	if gid != nil {
+		h, _, ok := m.ids.toHost(name, *gid, true)
+		if !ok {
+			return IDMapping{}, fmt.Errorf("machine '%s' has no matching group mappings: %w", name, ErrNoSuchGroup)
+		}
+		out.GID = &h
+	}
+	return out, nil
+}
+
+// MapTo finds the container that owns host ids and translates them into it.
+func (m *Manager) MapTo(uid, gid *uint32) (IDMapping, error) {
+	var out IDMapping
+	if uid != nil {
+		if *uid < HostIDMin {
+			return IDMapping{}, fmt.Errorf("user %d belongs to host UID range: %w", *uid, ErrUserInHostRange)
+		}
+		name, inner, ok := m.ids.uidOwner(*uid)
+		if !ok {
+			return IDMapping{}, fmt.Errorf("no matching user mapping for %d: %w", *uid, ErrNoSuchUser)
+		}
+		out.UID, out.MachineName = &inner, name
+	}
+	if gid != nil {
+		if *gid < HostIDMin {
+			return IDMapping{}, fmt.Errorf("group %d belongs to host GID range: %w", *gid, ErrGroupInHostRange)
+		}
+		name, inner, ok := m.ids.gidOwner(*gid)
+		if !ok {
+			return IDMapping{}, fmt.Errorf("no matching group mapping for %d: %w", *gid, ErrNoSuchGroup)
+		}
+		if out.MachineName != "" && out.MachineName != name {
+			return IDMapping{}, fmt.Errorf("uid and gid belong to different machines: %w", ErrNoSuchMachine)
+		}
+		out.GID, out.MachineName = &inner, name
+	}
+	if uid == nil && gid == nil {
+		return IDMapping{}, invalidArg("uid", "neither uid nor gid given")
+	}
+	return out, nil
+}

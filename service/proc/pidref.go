@@ -1,0 +1,270 @@
+package proc
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// PidRef is a reference to a process pinned by a pidfd.
+type PidRef struct {
+	PID int
+	// ID is the inode number of the pidfd (unique per process on pidfs,
+	// kernel >= 6.9), 0 if unknown.
+	ID uint64
+
+	fd *os.File // pidfd, PIDFD_NONBLOCK, close-on-exec
+
+	mu       sync.Mutex
+	closed   bool
+	exited   chan struct{}
+	exitOnce sync.Once
+	waitFile *os.File // dup of the pidfd used by the Exited goroutine
+}
+
+// Open pins the process pid with a pidfd.
+func Open(pid int) (*PidRef, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("invalid pid %d: %w", pid, syscall.EINVAL)
+	}
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	return newRef(pid, fd), nil
+}
+
+// FromFD adopts an existing pidfd; ownership of fd passes to the PidRef (it is
+// closed on error too).
+func FromFD(fd int) (*PidRef, error) {
+	if fd < 0 {
+		return nil, fmt.Errorf("invalid pidfd %d: %w", fd, syscall.EBADF)
+	}
+	pid, err := fdinfoPid(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("pidfd %d: %w", fd, err)
+	}
+	return newRef(pid, fd), nil
+}
+
+func newRef(pid, fd int) *PidRef {
+	p := &PidRef{PID: pid}
+	var st unix.Stat_t
+	var sfs unix.Statfs_t
+	if unix.Fstat(fd, &st) == nil && unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC {
+		p.ID = st.Ino
+	}
+	p.fd = os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	return p
+}
+
+// fdinfoPid reads the "Pid:" line of /proc/self/fdinfo/<fd>.
+func fdinfoPid(fd int) (int, error) {
+	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return 0, fmt.Errorf("reading fdinfo of fd %d: %w", fd, err)
+	}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("Pid:"))
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(rest)))
+		if err != nil {
+			return 0, fmt.Errorf("fd %d: bad Pid line %q: %w", fd, line, syscall.EINVAL)
+		}
+		if pid <= 0 {
+			return 0, fmt.Errorf("fd %d: process gone: %w", fd, syscall.ESRCH)
+		}
+		return pid, nil
+	}
+	return 0, fmt.Errorf("fd %d is not a pidfd: %w", fd, syscall.EBADF)
+}
+
+// control runs f with the raw pidfd, failing with EBADF after Close.
+func (p *PidRef) control(f func(fd int) error) error {
+	if p == nil || p.fd == nil {
+		return syscall.EBADF
+	}
+	rc, err := p.fd.SyscallConn()
+	if err != nil {
+		return syscall.EBADF
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return syscall.EBADF
+	}
+	return ferr
+}
+
+// FD returns the raw pidfd, or -1 when closed.
+func (p *PidRef) FD() int {
+	if p == nil {
+		return -1
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.fd == nil {
+		return -1
+	}
+	return int(p.fd.Fd())
+}
+
+func pollReadable(fd int) bool {
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return n > 0
+	}
+}
+
+// Alive reports whether the process has not exited yet.
+func (p *PidRef) Alive() bool {
+	alive := false
+	_ = p.control(func(fd int) error {
+		alive = !pollReadable(fd)
+		return nil
+	})
+	return alive
+}
+
+// Signal sends sig to the process; ESRCH when it is gone.
+func (p *PidRef) Signal(sig syscall.Signal) error {
+	return p.control(func(fd int) error {
+		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+			return fmt.Errorf("signalling pid %d: %w", p.PID, err)
+		}
+		return nil
+	})
+}
+
+// Verify checks that the pidfd still refers to a live process with PID.
+func (p *PidRef) Verify() error {
+	return p.control(func(fd int) error {
+		pid, err := fdinfoPid(fd)
+		if err != nil {
+			return err
+		}
+		if pid != p.PID {
+			return fmt.Errorf("pid %d was recycled: %w", p.PID, syscall.ESRCH)
+		}
+		return nil
+	})
+}
+
+// Close releases the pidfd. It is idempotent and unblocks the Exited
+// goroutine without closing the channel.
+func (p *PidRef) Close() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	wf := p.waitFile
+	p.waitFile = nil
+	p.mu.Unlock()
+	if wf != nil {
+		wf.Close()
+	}
+	if p.fd != nil {
+		return p.fd.Close()
+	}
+	return nil
+}
+
+// Exited returns a channel closed when the process exits. The same channel is
+// returned on every call; the waiting goroutine is started on first use and
+// stops on Close.
+func (p *PidRef) Exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited != nil {
+		return p.exited
+	}
+	p.exited = make(chan struct{})
+	if p.closed || p.fd == nil {
+		return p.exited
+	}
+	var dupfd int
+	err := p.control(func(fd int) error {
+		var err error
+		dupfd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return p.exited
+	}
+	wf := os.NewFile(uintptr(dupfd), "pidfd-wait:"+strconv.Itoa(p.PID))
+	rc, err := wf.SyscallConn()
+	if err != nil {
+		wf.Close()
+		return p.exited
+	}
+	p.waitFile = wf
+	ch := p.exited
+	go func() {
+		err := rc.Read(func(fd uintptr) bool { return pollReadable(int(fd)) })
+		if err == nil {
+			p.exitOnce.Do(func() { close(ch) })
+		}
+		p.mu.Lock()
+		if p.waitFile == wf {
+			p.waitFile = nil
+			p.mu.Unlock()
+			wf.Close()
+			return
+		}
+		p.mu.Unlock()
+	}()
+	return p.exited
+}
+
+// UID returns the real UID of the process.
+func (p *PidRef) UID() (uint32, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	if err != nil {
+		return 0, fmt.Errorf("reading status of pid %d: %w", p.PID, err)
+	}
+	var uid uint64
+	found := false
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, "Uid:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		if uid, err = strconv.ParseUint(f[0], 10, 32); err != nil {
+			return 0, fmt.Errorf("pid %d: bad Uid line: %w", p.PID, syscall.EINVAL)
+		}
+		found = true
+		break
+	}
+	if !found {
+		return 0, fmt.Errorf("pid %d: no Uid line: %w", p.PID, syscall.EINVAL)
+	}
+	if err := p.Verify(); err != nil {
+		return 0, err
+	}
+	return uint32(uid), nil
+}

@@ -1,0 +1,331 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/machined-go/machined/service/persist"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// RegisterRequest is a new machine as a client describes it.
+type RegisterRequest struct {
+	Name    string
+	ID      [16]byte
+	Service string
+	Class   string
+	// Leader is the leader's PID; 0 means the caller. LeaderPIDFDID, when not 0,
+	// must match the live process (a recycled PID is refused). LeaderRef, when set,
+	// is an already pinned leader (D-Bus LeaderPIDFD) and takes ownership.
+	Leader        int
+	LeaderPIDFDID uint64
+	LeaderRef     *proc.PidRef
+
+	RootDirectory     string
+	NetIf             []int
+	VSockCID          *uint32
+	SSHAddress        string
+	SSHPrivateKeyPath string
+	ControlAddress    string
+	// AllocateUnit makes machined create machine-<name>.scope (D-Bus CreateMachine).
+	AllocateUnit    bool
+	ScopeProperties []UnitProperty
+}
+
+func (r *RegisterRequest) validate() (Class, error) {
+	if err := validateName("name", r.Name); err != nil {
+		return "", err
+	}
+	class, err := parseRegisterClass(r.Class)
+	if err != nil {
+		return "", err
+	}
+	if r.Leader < 0 || r.Leader == 1 {
+		return "", invalidArg("leader", "invalid leader PID %d", r.Leader)
+	}
+	if r.RootDirectory != "" && !validAbsolutePath(r.RootDirectory) {
+		return "", invalidArg("rootDirectory", "root directory must be empty or an absolute path")
+	}
+	for _, ifi := range r.NetIf {
+		if ifi <= 0 || ifi > 1<<31-1 {
+			return "", invalidArg("ifIndices", "invalid network interface index %d", ifi)
+		}
+	}
+	if r.VSockCID != nil && !regularVSockCID(*r.VSockCID) {
+		return "", invalidArg("vSockCid", "invalid vsock CID %d", *r.VSockCID)
+	}
+	if r.SSHPrivateKeyPath != "" && !validAbsolutePath(r.SSHPrivateKeyPath) {
+		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute")
+	}
+	for _, f := range []struct{ field, v string }{
+		{"service", r.Service}, {"sshAddress", r.SSHAddress}, {"controlAddress", r.ControlAddress},
+	} {
+		if !validFreeText(f.v) {
+			return "", invalidArg(f.field, "%s contains control characters or is too long", f.field)
+		}
+	}
+	return class, nil
+}
+
+// Register adds a machine. It validates everything before touching state, refuses
+// a live duplicate name (MachineExists) or a process that already leads a machine
+// without disturbing the existing machine, resolves or creates the unit, persists
+// the record and announces it.
+func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (MachineInfo, error) {
+	leader := req.LeaderRef
+	keep := false
+	defer func() {
+		if !keep && leader != nil {
+			leader.Close()
+		}
+	}()
+	class, err := req.validate()
+	if err != nil {
+		return MachineInfo{}, err
+	}
+
+	if leader == nil {
+		if req.Leader == 0 {
+			leader, err = c.pidRef()
+		} else {
+			leader, err = proc.Open(req.Leader)
+		}
+		if err != nil {
+			return MachineInfo{}, invalidArg("leader", "leader process %d does not exist", req.Leader)
+		}
+	}
+	if leader.PID == 1 {
+		return MachineInfo{}, invalidArg("leader", "invalid leader PID 1")
+	}
+	if req.LeaderPIDFDID != 0 && leader.ID != 0 && req.LeaderPIDFDID != leader.ID {
+		return MachineInfo{}, invalidArg("leader", "pidfd id %d does not match process %d", req.LeaderPIDFDID, leader.PID)
+	}
+
+	// Registration ownership: an unprivileged caller may only register a leader
+	// it owns, whatever the authority says.
+	if !c.privileged() {
+		owner, err := leader.UID()
+		if err != nil {
+			return MachineInfo{}, invalidArg("leader", "leader process %d does not exist", leader.PID)
+		}
+		if owner != c.UID {
+			return MachineInfo{}, fmt.Errorf("only root may register machines for other users: %w", ErrPermissionDenied)
+		}
+		action := ActionRegisterMachine
+		if req.AllocateUnit {
+			action = ActionCreateMachine
+		}
+		if m.cfg.Authorizer != nil {
+			if err := m.cfg.Authorizer.Check(ctx, c, action, map[string]string{"name": req.Name, "class": string(class)}); err != nil {
+				return MachineInfo{}, err
+			}
+		}
+	}
+
+	var supervisor *proc.PidRef
+	if c.PID > 0 && c.PID != leader.PID {
+		supervisor, _ = c.pidRef()
+	}
+	defer func() {
+		if !keep && supervisor != nil {
+			supervisor.Close()
+		}
+	}()
+
+	// Phase 1: reserve the name and the leader.
+	m.mu.Lock()
+	if err := m.checkFreeLocked(req.Name, leader); err != nil {
+		m.mu.Unlock()
+		return MachineInfo{}, err
+	}
+	m.pendingNames[req.Name] = true
+	m.pendingLeaders[leader.PID] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.pendingNames, req.Name)
+		delete(m.pendingLeaders, leader.PID)
+		m.mu.Unlock()
+	}()
+
+	// Slow work, unlocked: unit, id maps.
+	unit, subgroup, allocated, err := m.resolveUnit(ctx, req, class, leader, c.UID)
+	if err != nil {
+		return MachineInfo{}, err
+	}
+	releaseUnit := allocated
+	defer func() {
+		if releaseUnit {
+			m.cfg.Units.Stop(context.Background(), unit)
+			m.cfg.Units.Release(unit)
+		}
+	}()
+	var uids, gids proc.IDMap
+	if class == ClassContainer {
+		uids, gids, err = proc.ReadIDMaps(leader)
+		if err != nil {
+			return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", leader.PID)
+		}
+	}
+
+	rt, mono := now()
+	vsock := VSockCIDAny
+	if req.VSockCID != nil {
+		vsock = *req.VSockCID
+	}
+	mc := &machine{
+		info: MachineInfo{
+			Name:              req.Name,
+			ID:                req.ID,
+			Service:           req.Service,
+			Class:             class,
+			Leader:            processID(leader),
+			Supervisor:        processID(supervisor),
+			RootDirectory:     req.RootDirectory,
+			Unit:              unit,
+			Subgroup:          subgroup,
+			Timestamp:         Timestamp{Realtime: rt, Monotonic: mono},
+			NetIf:             append([]int(nil), req.NetIf...),
+			VSockCID:          vsock,
+			SSHAddress:        req.SSHAddress,
+			SSHPrivateKeyPath: req.SSHPrivateKeyPath,
+			ControlAddress:    req.ControlAddress,
+			UID:               c.UID,
+			State:             StateRunning,
+		},
+		leader:     leader,
+		supervisor: supervisor,
+		uids:       uids,
+		gids:       gids,
+		allocated:  allocated,
+	}
+
+	// Phase 2: publish.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return MachineInfo{}, fmt.Errorf("daemon is shutting down: %w", ErrNotAvailable)
+	}
+	if mc.info.OwnsUnit() {
+		if other := m.byUnit[unit]; other != nil {
+			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", unit, other.info.Name)
+		}
+	}
+	if !leader.Alive() {
+		return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", leader.PID)
+	}
+	if err := m.state.Save(recordOf(mc)); err != nil {
+		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", req.Name, err)
+	}
+	keep, releaseUnit = true, false
+	m.startLocked(mc)
+	m.log.Info("New machine "+req.Name+".", "NAME", req.Name, "LEADER", leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
+	return mc.snapshot(), nil
+}
+
+// checkFreeLocked refuses a name or leader that is taken or being registered.
+// m.mu must be held.
+func (m *Manager) checkFreeLocked(name string, leader *proc.PidRef) error {
+	if _, ok := m.machines[name]; ok || m.pendingNames[name] {
+		return fmt.Errorf("machine '%s' already exists: %w", name, ErrMachineExists)
+	}
+	if other := m.byLeader[leader.PID]; other != nil && other.leader.Alive() {
+		return invalidArg("leader", "process %d already leads machine %q", leader.PID, other.info.Name)
+	}
+	if m.pendingLeaders[leader.PID] {
+		return invalidArg("leader", "process %d is already being registered", leader.PID)
+	}
+	return nil
+}
+
+// resolveUnit creates the machine's scope, or finds the unit its leader lives in.
+// A leader in no unit is fine (upstream refuses it): the machine then has no unit.
+func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Class, leader *proc.PidRef, uid uint32) (unit, subgroup string, allocated bool, err error) {
+	if req.AllocateUnit {
+		if m.cfg.Units == nil {
+			return "", "", false, errNotSupportedf("no unit backend to allocate a scope")
+		}
+		unit = MachineScope(req.Name)
+		desc := "Container " + req.Name
+		if class == ClassVM {
+			desc = "Virtual Machine " + req.Name
+		}
+		err := m.cfg.Units.CreateScope(ctx, ScopeRequest{
+			Unit: unit, Slice: "machine.slice", Description: desc,
+			LeaderPID: leader.PID, LeaderPIDFD: leader.FD(), UID: uid,
+			Properties: req.ScopeProperties,
+		})
+		if err != nil {
+			return "", "", false, fmt.Errorf("create scope %s: %v: %w", unit, err, ErrUnitAllocationFailed)
+		}
+		return unit, "", true, nil
+	}
+	if m.cfg.Units != nil {
+		unit, subgroup, err = m.cfg.Units.UnitOfPID(leader.PID)
+	} else {
+		var path string
+		if path, err = proc.CgroupPath(leader.PID); err == nil {
+			unit, subgroup = proc.UnitFromCgroupPath(path)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
+			return "", "", false, invalidArg("leader", "leader process %d does not exist", leader.PID)
+		}
+		return "", "", false, fmt.Errorf("determine unit of process %d: %w", leader.PID, err)
+	}
+	if err := leader.Verify(); err != nil {
+		return "", "", false, invalidArg("leader", "leader process %d exited during registration", leader.PID)
+	}
+	return unit, subgroup, false, nil
+}
+
+// startLocked indexes a machine, announces it and watches its leader. m.mu must be held.
+func (m *Manager) startLocked(mc *machine) {
+	m.nextGen++
+	mc.gen = m.nextGen
+	m.machines[mc.info.Name] = mc
+	m.byLeader[mc.leader.PID] = mc
+	if mc.info.OwnsUnit() {
+		m.byUnit[mc.info.Unit] = mc
+	}
+	if mc.info.Class == ClassContainer {
+		m.ids.add(mc.info.Name, mc.uids, mc.gids)
+	}
+	m.emitLocked(MachineNew, mc.info.Name)
+	m.watchLeader(mc)
+}
+
+func recordOf(mc *machine) persist.Record {
+	i := mc.info
+	return persist.Record{
+		Name:              i.Name,
+		UID:               i.UID,
+		HasUID:            true,
+		Unit:              i.Unit,
+		Service:           i.Service,
+		RootDirectory:     i.RootDirectory,
+		ID:                i.ID,
+		Leader:            i.Leader.PID,
+		LeaderPIDFDID:     i.Leader.PIDFDID,
+		Supervisor:        i.Supervisor.PID,
+		SupervisorPIDFDID: i.Supervisor.PIDFDID,
+		Subgroup:          i.Subgroup,
+		Class:             string(i.Class),
+		Realtime:          i.Timestamp.Realtime,
+		Monotonic:         i.Timestamp.Monotonic,
+		NetIf:             i.NetIf,
+		VSockCID:          i.VSockCID,
+		SSHAddress:        i.SSHAddress,
+		SSHPrivateKeyPath: i.SSHPrivateKeyPath,
+		ControlAddress:    i.ControlAddress,
+	}
+}
+
+// now returns CLOCK_REALTIME and CLOCK_MONOTONIC in µs, as the state file stores them.
+func now() (realtime, monotonic uint64) {
+	return uint64(time.Now().UnixMicro()), monotonicMicros()
+}

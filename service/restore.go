@@ -1,0 +1,139 @@
+package service
+
+import (
+	"github.com/machined-go/machined/service/persist"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// Restore loads the machines a previous run left in the state directory. A record
+// whose leader is gone, or whose PID now names another process (per
+// LEADER_PIDFDID), is dropped with its file: a dead leader's machine never comes
+// back. Damaged files are logged and skipped.
+func (m *Manager) Restore() (restored, dropped int) {
+	recs, errs := m.state.Load()
+	for _, err := range errs {
+		m.log.Warn("skipping damaged state file", "err", err)
+	}
+	for _, r := range recs {
+		if m.restoreOne(r) {
+			restored++
+		} else {
+			dropped++
+			unit := ""
+			if r.Subgroup == "" {
+				unit = r.Unit
+			}
+			if err := m.state.Remove(r.Name, unit); err != nil {
+				m.log.Warn("remove state file", "machine", r.Name, "err", err)
+			}
+		}
+	}
+	return restored, dropped
+}
+
+func (m *Manager) restoreOne(r persist.Record) bool {
+	log := m.log.With("machine", r.Name)
+	leader, err := proc.Open(r.Leader)
+	if err != nil || leader.PID == 1 {
+		log.Info("dropping machine whose leader is gone", "leader", r.Leader)
+		if leader != nil {
+			leader.Close()
+		}
+		return false
+	}
+	if r.LeaderPIDFDID != 0 && leader.ID != 0 && r.LeaderPIDFDID != leader.ID {
+		log.Info("dropping machine whose leader PID was recycled", "leader", r.Leader)
+		leader.Close()
+		return false
+	}
+	if r.LeaderPIDFDID == 0 && startedAfter(leader, r.Monotonic) {
+		// Files from upstream 252 carry no pidfd id; a process younger than the
+		// machine cannot be its leader.
+		log.Info("dropping machine whose leader PID was recycled", "leader", r.Leader)
+		leader.Close()
+		return false
+	}
+	var supervisor *proc.PidRef
+	if r.Supervisor > 0 {
+		if s, err := proc.Open(r.Supervisor); err == nil && (r.SupervisorPIDFDID == 0 || s.ID == 0 || s.ID == r.SupervisorPIDFDID) {
+			supervisor = s
+		} else if err == nil {
+			s.Close()
+		}
+	}
+	class := Class(r.Class)
+	var uids, gids proc.IDMap
+	if class == ClassContainer {
+		if uids, gids, err = proc.ReadIDMaps(leader); err != nil {
+			log.Info("dropping machine whose leader is gone", "leader", r.Leader)
+			leader.Close()
+			if supervisor != nil {
+				supervisor.Close()
+			}
+			return false
+		}
+	}
+	mc := &machine{
+		info: MachineInfo{
+			Name:              r.Name,
+			ID:                r.ID,
+			Service:           r.Service,
+			Class:             class,
+			Leader:            processID(leader),
+			Supervisor:        processID(supervisor),
+			RootDirectory:     r.RootDirectory,
+			Unit:              r.Unit,
+			Subgroup:          r.Subgroup,
+			Timestamp:         Timestamp{Realtime: r.Realtime, Monotonic: r.Monotonic},
+			NetIf:             r.NetIf,
+			VSockCID:          r.VSockCID,
+			SSHAddress:        r.SSHAddress,
+			SSHPrivateKeyPath: r.SSHPrivateKeyPath,
+			ControlAddress:    r.ControlAddress,
+			UID:               r.UID,
+			State:             StateRunning,
+		},
+		leader:     leader,
+		supervisor: supervisor,
+		uids:       uids,
+		gids:       gids,
+		// A scope we created for it is ours to release again.
+		allocated: r.Unit == MachineScope(r.Name),
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.machines[r.Name]; dup || m.byLeader[leader.PID] != nil || (mc.info.OwnsUnit() && m.byUnit[r.Unit] != nil) {
+		log.Warn("dropping duplicate machine record")
+		leader.Close()
+		if supervisor != nil {
+			supervisor.Close()
+		}
+		return false
+	}
+	if !leader.Alive() {
+		leader.Close()
+		if supervisor != nil {
+			supervisor.Close()
+		}
+		return false
+	}
+	// Rewrite in our format: adds LEADER_PIDFDID to files from older writers.
+	if err := m.state.Save(recordOf(mc)); err != nil {
+		log.Warn("rewrite state file", "err", err)
+	}
+	m.startLocked(mc)
+	return true
+}
+
+// startedAfter reports whether the process started clearly after monotonic µs
+// since boot (one second of slack for clock granularity).
+func startedAfter(p *proc.PidRef, monotonic uint64) bool {
+	if monotonic == 0 {
+		return false
+	}
+	st, err := processStartMicros(p.PID)
+	if err != nil {
+		return false
+	}
+	return st > monotonic+1_000_000
+}

@@ -1,0 +1,55 @@
+package service
+
+import (
+	"context"
+	"syscall"
+)
+
+// ScopeRequest asks a unit backend to create the scope unit of a machine and move
+// its leader into it (Register with allocateUnit, D-Bus CreateMachine).
+type ScopeRequest struct {
+	Unit        string // "machine-<escaped name>.scope"
+	Slice       string // "machine.slice"
+	Description string // "Container NAME" / "Virtual Machine NAME"
+	LeaderPID   int
+	LeaderPIDFD int // -1 when unknown
+	UID         uint32
+	// Properties are extra scope properties from the caller (D-Bus a(sv)), passed
+	// through verbatim by backends that understand them; others ignore them.
+	Properties []UnitProperty
+}
+
+// UnitProperty is one opaque (name, value) scope property.
+type UnitProperty struct {
+	Name  string
+	Value any
+}
+
+// Units creates, stops and signals the units machines live in. Two backends
+// exist: systemd's own manager over D-Bus (when org.freedesktop.systemd1 is
+// reachable) and a built-in cgroup v2 backend for hosts without systemd.
+//
+// Implementations must be safe for concurrent use and must not call back into the
+// Manager.
+type Units interface {
+	// Name says which backend this is, for logs ("systemd", "cgroup").
+	Name() string
+	// CreateScope creates req.Unit with the leader in it. It returns when the unit
+	// exists (the systemd backend waits for the start job).
+	CreateScope(ctx context.Context, req ScopeRequest) error
+	// UnitOfPID returns the unit a process belongs to and the cgroup path below
+	// that unit's cgroup ("" when the process sits at the unit's top). A process
+	// in no unit gives unit "" and a nil error.
+	UnitOfPID(pid int) (unit, subgroup string, err error)
+	// Stop stops the unit: every process in it gets SIGTERM, then SIGKILL once a
+	// grace period has passed. It returns once the stop has been initiated.
+	Stop(ctx context.Context, unit string) error
+	// Kill sends sig to every process of the unit, or of its subgroup when
+	// subgroup is not empty.
+	Kill(ctx context.Context, unit, subgroup string, sig syscall.Signal) error
+	// Release drops what the backend holds for a unit machined created (systemd:
+	// UnrefUnit; cgroup: remove the directory once it is empty).
+	Release(unit string)
+	// Active reports whether the unit still has processes; errors count as active.
+	Active(unit string) bool
+}

@@ -1,0 +1,78 @@
+package service
+
+import (
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/machined-go/machined/service/persist"
+)
+
+// ValidMachineName is upstream's hostname rule (hostname_is_valid without flags):
+// 1..64 bytes of ASCII letters, digits, '-' and '.', dot-separated labels that
+// neither start nor end with '-'. Underscores are refused although upstream's man
+// page claims otherwise; state-file readers apply the same rule.
+func ValidMachineName(s string) bool { return persist.ValidMachineName(s) }
+
+// validLookupName also admits ".host", which lookups accept and registration never does.
+func validLookupName(s string) bool { return s == HostName || ValidMachineName(s) }
+
+func validateName(field, name string) error {
+	if name == "" {
+		return invalidArg(field, "machine name is empty")
+	}
+	if !ValidMachineName(name) {
+		return invalidArg(field, "invalid machine name %q", name)
+	}
+	return nil
+}
+
+// ParseClass maps a class string to a registrable class. "host" and "" parse as in
+// upstream but cannot be registered: that is NotSupported, not an invalid argument.
+func parseRegisterClass(s string) (Class, error) {
+	switch Class(s) {
+	case ClassContainer, ClassVM:
+		return Class(s), nil
+	case ClassHost:
+		return "", errNotSupportedf("only container and vm machines can be registered")
+	case "":
+		return "", invalidArg("class", "class is empty")
+	}
+	return "", invalidArg("class", "invalid machine class %q", s)
+}
+
+const maxPathLen = 4095
+
+func validAbsolutePath(p string) bool {
+	if p == "" || len(p) > maxPathLen || !filepath.IsAbs(p) || strings.ContainsRune(p, 0) || !utf8.ValidString(p) {
+		return false
+	}
+	for _, c := range strings.Split(p, "/") {
+		if len(c) > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// validFreeText is what we accept for free-form strings (service, ssh address,
+// control address): bounded, UTF-8, no control characters, so nothing can break a
+// state file line or a log line.
+func validFreeText(s string) bool {
+	if len(s) > maxPathLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidSignal reports whether sig is a signal number Kill accepts (1..64).
+func ValidSignal(sig int) bool { return sig >= 1 && sig < 65 }
+
+// regularVSockCID excludes VMADDR_CID_ANY, the hypervisor (0), the local (1) and
+// the host (2) CIDs, which no machine can own.
+func regularVSockCID(cid uint32) bool { return cid >= 3 && cid != VSockCIDAny }

@@ -1,0 +1,78 @@
+package service
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidMachineName(t *testing.T) {
+	good := []string{"a", "rawhide", "fedora-40", "a.b", "A9", "x-y.z-w", strings.Repeat("a", 64)}
+	bad := []string{"", ".host", "a_b", "-a", "a-", "a..b", ".a", "a.", "a b", "a/b", "ä", strings.Repeat("a", 65), "a.-b", "a-.b"}
+	for _, n := range good {
+		if !ValidMachineName(n) {
+			t.Errorf("%q should be valid", n)
+		}
+	}
+	for _, n := range bad {
+		if ValidMachineName(n) {
+			t.Errorf("%q should be invalid", n)
+		}
+	}
+}
+
+func TestRegisterValidation(t *testing.T) {
+	cid := func(v uint32) *uint32 { return &v }
+	base := func() RegisterRequest { return RegisterRequest{Name: "ok", Class: "container", Leader: 100} }
+	for _, tc := range []struct {
+		desc  string
+		mod   func(*RegisterRequest)
+		field string // "" means NotSupported
+	}{
+		{"empty name", func(r *RegisterRequest) { r.Name = "" }, "name"},
+		{"underscore", func(r *RegisterRequest) { r.Name = "a_b" }, "name"},
+		{"dot host", func(r *RegisterRequest) { r.Name = ".host" }, "name"},
+		{"no class", func(r *RegisterRequest) { r.Class = "" }, "class"},
+		{"bad class", func(r *RegisterRequest) { r.Class = "pod" }, "class"},
+		{"host class", func(r *RegisterRequest) { r.Class = "host" }, ""},
+		{"pid 1", func(r *RegisterRequest) { r.Leader = 1 }, "leader"},
+		{"negative pid", func(r *RegisterRequest) { r.Leader = -5 }, "leader"},
+		{"relative root", func(r *RegisterRequest) { r.RootDirectory = "var/lib" }, "rootDirectory"},
+		{"long root", func(r *RegisterRequest) { r.RootDirectory = "/" + strings.Repeat("a", 256) }, "rootDirectory"},
+		{"ifindex 0", func(r *RegisterRequest) { r.NetIf = []int{1, 0} }, "ifIndices"},
+		{"vsock any", func(r *RegisterRequest) { r.VSockCID = cid(VSockCIDAny) }, "vSockCid"},
+		{"vsock host", func(r *RegisterRequest) { r.VSockCID = cid(2) }, "vSockCid"},
+		{"relative key", func(r *RegisterRequest) { r.SSHPrivateKeyPath = "id_rsa" }, "sshPrivateKeyPath"},
+		{"newline service", func(r *RegisterRequest) { r.Service = "a\nb" }, "service"},
+		{"control chars address", func(r *RegisterRequest) { r.ControlAddress = "unix:/x\x01" }, "controlAddress"},
+	} {
+		r := base()
+		tc.mod(&r)
+		_, err := r.validate()
+		if tc.field == "" {
+			if !errors.Is(err, ErrNotSupported) {
+				t.Errorf("%s: got %v, want NotSupported", tc.desc, err)
+			}
+			continue
+		}
+		ia, ok := AsInvalidArg(err)
+		if !ok || ia.Field != tc.field {
+			t.Errorf("%s: got %v, want invalid %s", tc.desc, err, tc.field)
+		}
+	}
+	r := base()
+	r.VSockCID = cid(3)
+	r.NetIf = []int{1, 2}
+	r.RootDirectory = "/var/lib/machines/ok"
+	if _, err := r.validate(); err != nil {
+		t.Errorf("valid request refused: %v", err)
+	}
+}
+
+func TestValidSignal(t *testing.T) {
+	for sig, want := range map[int]bool{0: false, 1: true, 15: true, 64: true, 65: false, -1: false} {
+		if ValidSignal(sig) != want {
+			t.Errorf("ValidSignal(%d) != %v", sig, want)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	vl "github.com/varlink/go/varlink"
+)
+
+var (
+	raceEnabled bool
+	daemonBin   string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "machined-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0o755)
+	daemonBin = filepath.Join(dir, "machined")
+	args := []string{"build", "-o", daemonBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../cmd/machined")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building machined:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: leaders in other users' namespaces, cgroups and uid switching (CI runs as root)")
+	}
+}
+
+func varlinkctlPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("varlinkctl")
+	if err != nil {
+		t.Fatal("varlinkctl not installed: run `make deps` (tests/setup/install-deps.sh)")
+	}
+	return p
+}
+
+// daemon is one running bin/machined on its own runtime directory.
+type daemon struct {
+	t    *testing.T
+	dir  string
+	args []string
+	cmd  *exec.Cmd
+	log  *os.File
+	env  []string
+}
+
+func (d *daemon) sock() string {
+	return filepath.Join(d.dir, "systemd", "machine", "io.systemd.Machine")
+}
+func (d *daemon) stateDir() string { return filepath.Join(d.dir, "systemd", "machines") }
+
+func newRuntimeDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "machined-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startDaemon starts machined with --bus none and the given extra flags.
+func startDaemon(t *testing.T, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: newRuntimeDir(t)}
+	d.args = append([]string{"--runtime-dir", d.dir, "--bus", "none", "--log-level", "debug"}, extra...)
+	d.start()
+	t.Cleanup(func() {
+		d.stop(syscall.SIGTERM)
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log"))
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("daemon log (tail):\n%s", b)
+		}
+	})
+	return d
+}
+
+func (d *daemon) start() {
+	d.t.Helper()
+	lf, err := os.OpenFile(filepath.Join(d.dir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.log = lf
+	d.cmd = exec.Command(daemonBin, d.args...)
+	d.cmd.Stdout, d.cmd.Stderr = lf, lf
+	d.cmd.Env = append(os.Environ(), d.env...)
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.waitReady()
+}
+
+func (d *daemon) waitReady() {
+	d.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := vl.NewConnection(context.Background(), "unix:"+d.sock()); err == nil {
+			var interfaces []string
+			err = c.GetInfo(context.Background(), nil, nil, nil, nil, &interfaces)
+			c.Close()
+			if err == nil {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatal("daemon did not come up")
+}
+
+func (d *daemon) stop(sig syscall.Signal) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	d.cmd.Process.Signal(sig)
+	done := make(chan struct{})
+	go func() { d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+	}
+	d.cmd = nil
+	d.log.Close()
+}
+
+// Restart stops the daemon with sig and starts it again on the same directory.
+func (d *daemon) Restart(sig syscall.Signal) {
+	d.t.Helper()
+	d.stop(sig)
+	d.start()
+}
+
+func (d *daemon) pid() int { return d.cmd.Process.Pid }
+
+// conn opens a Go Varlink client connection.
+func (d *daemon) conn(t *testing.T) *vl.Connection {
+	t.Helper()
+	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// call makes one call on a fresh connection; the error, if any, is a *vl.Error.
+func (d *daemon) call(t *testing.T, method string, params any) (map[string]any, *vl.Error) {
+	t.Helper()
+	c := d.conn(t)
+	var out map[string]any
+	err := c.Call(context.Background(), method, params, &out)
+	return out, asVarlinkError(t, err)
+}
+
+func asVarlinkError(t *testing.T, err error) *vl.Error {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var ve *vl.Error
+	if errors.As(err, &ve) {
+		return ve
+	}
+	// varlink/go turns two of the standard errors into their own types.
+	var ip *vl.InvalidParameter
+	if errors.As(err, &ip) {
+		raw := json.RawMessage(fmt.Sprintf(`{"parameter":%q}`, ip.Parameter))
+		return &vl.Error{Name: "org.varlink.service.InvalidParameter", Parameters: &raw}
+	}
+	var mnf *vl.MethodNotFound
+	if errors.As(err, &mnf) {
+		raw := json.RawMessage(fmt.Sprintf(`{"method":%q}`, mnf.Method))
+		return &vl.Error{Name: "org.varlink.service.MethodNotFound", Parameters: &raw}
+	}
+	t.Fatalf("call failed at transport level: %v", err)
+	return nil
+}
+
+// errParam returns a parameter of a Varlink error reply.
+func errParam(e *vl.Error, key string) string {
+	if e == nil || e.Parameters == nil {
+		return ""
+	}
+	var m map[string]any
+	json.Unmarshal(*e.Parameters, &m)
+	s, _ := m[key].(string)
+	return s
+}
+
+func wantError(t *testing.T, e *vl.Error, name string) {
+	t.Helper()
+	if e == nil {
+		t.Fatalf("call succeeded, want error %s", name)
+	}
+	if e.Name != name {
+		t.Fatalf("error %s %s, want %s", e.Name, paramsOf(e), name)
+	}
+}
+
+func wantInvalid(t *testing.T, e *vl.Error, param string) {
+	t.Helper()
+	wantError(t, e, "org.varlink.service.InvalidParameter")
+	if got := errParam(e, "parameter"); got != param {
+		t.Fatalf("InvalidParameter %q, want %q", got, param)
+	}
+}
+
+func paramsOf(e *vl.Error) string {
+	if e == nil || e.Parameters == nil {
+		return "{}"
+	}
+	return string(*e.Parameters)
+}
+
+// varlinkctl runs the real client and returns stdout, stderr and the exit code.
+func varlinkctl(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	return varlinkctlAs(t, nil, args...)
+}
+
+func varlinkctlAs(t *testing.T, cred *syscall.Credential, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(varlinkctlPath(t), args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=err")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("varlinkctl: %v", err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// leader is a process that stands in for a container's PID 1.
+type leader struct {
+	cmd *exec.Cmd
+	pid int
+}
+
+func (l *leader) kill() {
+	if l.cmd.Process != nil {
+		l.cmd.Process.Kill()
+		l.cmd.Wait()
+	}
+}
+
+func spawnLeaderWith(t *testing.T, attr *syscall.SysProcAttr) *leader {
+	t.Helper()
+	cmd := exec.Command("sleep", "100000")
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+	}
+	attr.Setsid = true
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	l := &leader{cmd: cmd, pid: cmd.Process.Pid}
+	t.Cleanup(l.kill)
+	return l
+}
+
+func spawnLeader(t *testing.T) *leader { return spawnLeaderWith(t, nil) }
+
+// spawnUserNSLeader starts a leader in a new user namespace mapping 0..65535 to
+// shift..shift+65535.
+func spawnUserNSLeader(t *testing.T, shift int) *leader {
+	t.Helper()
+	needRoot(t)
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: shift, Size: 65536}}
+	return spawnLeaderWith(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m})
+}
+
+// eventually polls cond for up to 10 s; it checks conditions, never durations.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func register(t *testing.T, d *daemon, name string, pid int, extra map[string]any) {
+	t.Helper()
+	p := map[string]any{"name": name, "class": "container", "leader": pid}
+	for k, v := range extra {
+		p[k] = v
+	}
+	if _, e := d.call(t, "io.systemd.Machine.Register", p); e != nil {
+		t.Fatalf("Register %s: %s %s", name, e.Name, paramsOf(e))
+	}
+}
+
+func listOne(t *testing.T, d *daemon, name string) (map[string]any, *vl.Error) {
+	t.Helper()
+	return d.call(t, "io.systemd.Machine.List", map[string]any{"name": name})
+}
+
+func gone(t *testing.T, d *daemon, name string) bool {
+	_, e := listOne(t, d, name)
+	return e != nil && e.Name == "io.systemd.Machine.NoSuchMachine"
+}
+
+// rawConn is a plain unix socket for protocol abuse.
+func rawConn(t *testing.T, d *daemon) *net.UnixConn {
+	t.Helper()
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: d.sock(), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readReply reads one NUL-terminated message.
+func readReply(t *testing.T, c net.Conn) (map[string]any, error) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var buf []byte
+	b := make([]byte, 4096)
+	for {
+		n, err := c.Read(b)
+		buf = append(buf, b[:n]...)
+		if i := strings.IndexByte(string(buf), 0); i >= 0 {
+			var m map[string]any
+			if err := json.Unmarshal(buf[:i], &m); err != nil {
+				t.Fatalf("bad reply %q: %v", buf[:i], err)
+			}
+			return m, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	vl "github.com/varlink/go/varlink"
+)
+
+// SIGKILL in the middle of a registration storm: after the restart nothing is
+// torn, every acknowledged registration whose leader lives is back, and nothing
+// whose leader died is.
+func TestSIGKILLDuringStorm(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--units", "none")
+	const workers, perWorker = 8, 6
+	leaders := make([][]*leader, workers)
+	for w := range leaders {
+		for i := 0; i < perWorker; i++ {
+			leaders[w] = append(leaders[w], spawnLeader(t))
+		}
+	}
+	var mu sync.Mutex
+	acked := map[string]int{} // name -> leader pid, registered and not unregistered
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for round := 0; ; round++ {
+				for i, l := range leaders[w] {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					name := fmt.Sprintf("s%d-%d", w, i)
+					var out struct{}
+					if round%2 == 0 {
+						if c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": l.pid}, &out) != nil {
+							return
+						}
+						mu.Lock()
+						acked[name] = l.pid
+						mu.Unlock()
+					} else {
+						// Forget it before asking: an unacknowledged unregister may or may not have happened.
+						mu.Lock()
+						delete(acked, name)
+						mu.Unlock()
+						if c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out) != nil {
+							return
+						}
+					}
+				}
+			}
+		}(w)
+	}
+	time.Sleep(300 * time.Millisecond) // let the storm build up; not an assertion
+	d.stop(syscall.SIGKILL)
+	close(stop)
+	wg.Wait()
+	// Kill a few leaders while the daemon is down.
+	dead := map[int]bool{}
+	for w := 0; w < workers; w++ {
+		leaders[w][0].kill()
+		dead[leaders[w][0].pid] = true
+	}
+	d.start()
+
+	ents, _ := os.ReadDir(d.stateDir())
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".#") {
+			t.Errorf("temp file left behind: %s", e.Name())
+		}
+		if strings.HasPrefix(e.Name(), "unit:") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d.stateDir(), e.Name()))
+		if err != nil || !strings.Contains(string(b), "\nNAME="+e.Name()+"\n") || !strings.HasSuffix(string(b), "\n") {
+			t.Errorf("torn state file %s: %q", e.Name(), b)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Log("no registration was acknowledged before the kill")
+	}
+	for name, pid := range acked {
+		_, e := listOne(t, d, name)
+		if dead[pid] {
+			if e == nil {
+				t.Errorf("%s came back with a dead leader", name)
+			}
+		} else if e != nil {
+			t.Errorf("acknowledged machine %s lost: %s", name, e.Name)
+		}
+	}
+	// Everything listed has a live leader.
+	c := d.conn(t)
+	recv, err := c.Send(context.Background(), "io.systemd.Machine.List", struct{}{}, vl.More)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var m struct {
+			Name   string `json:"name"`
+			Leader struct {
+				PID int `json:"pid"`
+			} `json:"leader"`
+		}
+		flags, err := recv(context.Background(), &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dead[m.Leader.PID] {
+			t.Errorf("%s listed with dead leader %d", m.Name, m.Leader.PID)
+		}
+		if flags&vl.Continues == 0 {
+			break
+		}
+	}
+}

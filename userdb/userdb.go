@@ -1,0 +1,206 @@
+package userdb
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+
+	vl "github.com/varlink/go/varlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/varlink"
+)
+
+//go:embed idl/io.systemd.UserDatabase.varlink
+var userdbIDL string
+
+// ServiceName is what clients must put in "service": the socket's basename.
+const ServiceName = "io.systemd.Machine"
+
+// Error names of io.systemd.UserDatabase.
+const (
+	errNoRecord    = "io.systemd.UserDatabase.NoRecordFound"
+	errBadService  = "io.systemd.UserDatabase.BadService"
+	errConflicting = "io.systemd.UserDatabase.ConflictingRecordFound"
+	errNonMatching = "io.systemd.UserDatabase.NonMatchingRecordFound"
+	errNoEnum      = "io.systemd.UserDatabase.EnumerationNotSupported"
+)
+
+// NologinShell is the shell of synthesized users, Debian's nologin path.
+const NologinShell = "/usr/sbin/nologin"
+
+// NewDispatcher builds the userdb Varlink service: io.systemd.UserDatabase only.
+func NewDispatcher(mgr *service.Manager, id varlink.Identity, log *slog.Logger) (*varlink.Dispatcher, error) {
+	return varlink.NewDispatcher(id, log, &iface{mgr: mgr})
+}
+
+// SetSocketXattrs labels the socket inode with the id and name ranges it can
+// answer, as v262 does, so newer clients skip it for other lookups.
+func SetSocketXattrs(path string) error {
+	for k, v := range map[string]string{
+		"user.userdb.uid":       "65536-4294967294",
+		"user.userdb.gid":       "65536-4294967294",
+		"user.userdb.username":  "vu-*",
+		"user.userdb.groupname": "vg-*",
+	} {
+		if err := unix.Setxattr(path, k, []byte(v), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type iface struct{ mgr *service.Manager }
+
+func (*iface) VarlinkGetName() string        { return "io.systemd.UserDatabase" }
+func (*iface) VarlinkGetDescription() string { return userdbIDL }
+
+func (f *iface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
+	switch method {
+	case "GetUserRecord":
+		return f.getRecord(ctx, c, false)
+	case "GetGroupRecord":
+		return f.getRecord(ctx, c, true)
+	case "GetMemberships":
+		var user, group, svc string
+		if err := varlink.DecodeParams(c.In.Parameters,
+			varlink.StrField("userName", &user, false),
+			varlink.StrField("groupName", &group, false),
+			varlink.StrField("service", &svc, false),
+		); err != nil {
+			return replyError(ctx, c, err)
+		}
+		if svc != ServiceName {
+			return varlink.WriteError(ctx, c, errBadService, struct{}{})
+		}
+		return varlink.WriteError(ctx, c, errNoRecord, struct{}{})
+	}
+	return varlink.WriteError(ctx, c, varlink.NameMethodNotFound, map[string]string{"method": c.In.Method})
+}
+
+// query is a GetUserRecord/GetGroupRecord request.
+type query struct {
+	id                  int64
+	hasID               bool
+	name                string
+	fuzzy, dispositions []string
+	min, max            int64
+	hasMin, hasMax      bool
+	uuid, service       string
+}
+
+func (f *iface) getRecord(ctx context.Context, c vl.Call, group bool) error {
+	q := query{max: math.MaxUint32}
+	idKey, nameKey, minKey, maxKey := "uid", "userName", "uidMin", "uidMax"
+	if group {
+		idKey, nameKey, minKey, maxKey = "gid", "groupName", "gidMin", "gidMax"
+	}
+	if err := varlink.DecodeParams(c.In.Parameters,
+		varlink.IntField(idKey, &q.id, &q.hasID, false, 0, math.MaxUint32),
+		varlink.StrField(nameKey, &q.name, false),
+		varlink.StrListField("fuzzyNames", &q.fuzzy),
+		varlink.StrListField("dispositionMask", &q.dispositions),
+		varlink.IntField(minKey, &q.min, &q.hasMin, false, 0, math.MaxUint32),
+		varlink.IntField(maxKey, &q.max, &q.hasMax, false, 0, math.MaxUint32),
+		varlink.StrField("uuid", &q.uuid, false),
+		varlink.StrField("service", &q.service, false),
+	); err != nil {
+		return replyError(ctx, c, err)
+	}
+	if q.service != ServiceName {
+		return varlink.WriteError(ctx, c, errBadService, struct{}{})
+	}
+	if !q.hasID && q.name == "" {
+		return varlink.WriteError(ctx, c, errNoEnum, struct{}{})
+	}
+
+	var rec service.UserRecord
+	var err error
+	switch {
+	case q.hasID && group:
+		rec, err = f.mgr.GroupByGID(uint32(q.id))
+	case q.hasID:
+		rec, err = f.mgr.UserByUID(uint32(q.id))
+	case group:
+		rec, err = f.mgr.GroupByName(q.name)
+	default:
+		rec, err = f.mgr.UserByName(q.name)
+	}
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	if q.hasID && q.name != "" && rec.Name != q.name {
+		return varlink.WriteError(ctx, c, errConflicting, struct{}{})
+	}
+	if !q.matches(rec) {
+		return varlink.WriteError(ctx, c, errNonMatching, struct{}{})
+	}
+	if group {
+		return c.Reply(ctx, struct {
+			Record groupRecord `json:"record"`
+		}{groupRecord{rec.Name, rec.ID, rec.RealName(true), ServiceName, "container"}})
+	}
+	return c.Reply(ctx, struct {
+		Record userRecord `json:"record"`
+	}{userRecord{rec.Name, rec.ID, 65534, rec.RealName(false), "/", NologinShell, true, ServiceName, "container"}})
+}
+
+// matches applies the filters newer clients send; upstream refuses them with
+// InvalidParameter and makes every client filter again on its side.
+func (q *query) matches(r service.UserRecord) bool {
+	if q.hasMin && int64(r.ID) < q.min || q.hasMax && int64(r.ID) > q.max {
+		return false
+	}
+	if len(q.dispositions) > 0 && !slices.Contains(q.dispositions, "container") {
+		return false
+	}
+	if q.uuid != "" {
+		return false // synthesized records have no UUID
+	}
+	if len(q.fuzzy) > 0 {
+		for _, n := range q.fuzzy {
+			if n == r.Name || n == r.Machine || n == r.RealName(false) || n == r.RealName(true) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Record fields in upstream's order.
+type userRecord struct {
+	UserName      string `json:"userName"`
+	UID           uint32 `json:"uid"`
+	GID           uint32 `json:"gid"`
+	RealName      string `json:"realName"`
+	HomeDirectory string `json:"homeDirectory"`
+	Shell         string `json:"shell"`
+	Locked        bool   `json:"locked"`
+	Service       string `json:"service"`
+	Disposition   string `json:"disposition"`
+}
+
+type groupRecord struct {
+	GroupName   string `json:"groupName"`
+	GID         uint32 `json:"gid"`
+	Description string `json:"description"`
+	Service     string `json:"service"`
+	Disposition string `json:"disposition"`
+}
+
+// replyError is this front end's one translation table.
+func replyError(ctx context.Context, c vl.Call, err error) error {
+	var pe *varlink.ParamError
+	switch {
+	case errors.As(err, &pe):
+		return varlink.WriteError(ctx, c, varlink.NameInvalidParameter, map[string]string{"parameter": pe.Name})
+	case errors.Is(err, service.ErrNoSuchUser), errors.Is(err, service.ErrNoSuchGroup):
+		return varlink.WriteError(ctx, c, errNoRecord, struct{}{})
+	}
+	return varlink.WriteError(ctx, c, varlink.NameSystem, map[string]any{"errno": int(unix.EIO), "errnoName": "EIO"})
+}

@@ -1,0 +1,411 @@
+package varlink
+
+import (
+	"context"
+	_ "embed"
+	"encoding/hex"
+	"math"
+
+	vl "github.com/varlink/go/varlink"
+
+	"github.com/machined-go/machined/service"
+)
+
+//go:embed idl/io.systemd.Machine.varlink
+var machineIDL string
+
+// machineIface serves io.systemd.Machine: decode strictly, call the core, encode.
+// It mirrors upstream's machine-varlink.c; business rules live in service.
+type machineIface struct {
+	mgr *service.Manager
+}
+
+func (*machineIface) VarlinkGetName() string        { return "io.systemd.Machine" }
+func (*machineIface) VarlinkGetDescription() string { return machineIDL }
+
+var machineMethods = map[string]func(*machineIface, context.Context, vl.Call) error{
+	"Register":          (*machineIface).register,
+	"Unregister":        (*machineIface).unregister,
+	"Terminate":         (*machineIface).terminate,
+	"Kill":              (*machineIface).kill,
+	"List":              (*machineIface).list,
+	"Open":              (*machineIface).open,
+	"MapFrom":           (*machineIface).mapFrom,
+	"MapTo":             (*machineIface).mapTo,
+	"BindMount":         (*machineIface).bindMount,
+	"CopyFrom":          (*machineIface).copy,
+	"CopyTo":            (*machineIface).copy,
+	"OpenRootDirectory": (*machineIface).openRootDirectory,
+}
+
+func (f *machineIface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
+	h, ok := machineMethods[method]
+	if !ok {
+		return WriteError(ctx, c, NameMethodNotFound, map[string]string{"method": c.In.Method})
+	}
+	return h(f, ctx, c)
+}
+
+// lookup holds the fields every per-machine method shares.
+type lookup struct {
+	name        string
+	pid         processID
+	interactive bool
+}
+
+func (l *lookup) fields() []Field {
+	return []Field{
+		StrField("name", &l.name, false),
+		processIDField("pid", &l.pid),
+		BoolField("allowInteractiveAuthentication", &l.interactive),
+	}
+}
+
+func (l *lookup) selector() service.Selector {
+	return service.Selector{Name: l.name, HasPID: l.pid.set, PID: int(l.pid.pid), PIDFDID: uint64(l.pid.pidfdID)}
+}
+
+func callerOf(ctx context.Context, interactive bool) service.Caller {
+	c := service.Caller{PID: 0, PIDFD: -1, Interactive: interactive}
+	if p, ok := PeerFromContext(ctx); ok {
+		c.UID, c.GID, c.PID, c.PIDFD = p.UID, p.GID, p.PID, p.PIDFD
+	} else {
+		c.UID = math.MaxUint32 // unknown peers are nobody
+	}
+	return c
+}
+
+func replyEmpty(ctx context.Context, c vl.Call) error { return c.Reply(ctx, struct{}{}) }
+
+func (f *machineIface) register(ctx context.Context, c vl.Call) error {
+	var (
+		req                   service.RegisterRequest
+		id                    string
+		leader, vsock         int64
+		hasLeader, hasVSock   bool
+		leaderPID             processID
+		interactive, allocate bool
+		netif                 []int
+	)
+	err := DecodeParams(c.In.Parameters,
+		StrField("name", &req.Name, true),
+		StrField("id", &id, false),
+		StrField("service", &req.Service, false),
+		StrField("class", &req.Class, true),
+		IntField("leader", &leader, &hasLeader, false, 0, math.MaxInt32),
+		processIDField("leaderProcessId", &leaderPID),
+		IgnoredField("supervisor"),
+		IgnoredField("supervisorProcessId"),
+		StrField("rootDirectory", &req.RootDirectory, false),
+		IntListField("ifIndices", &netif, 1, math.MaxInt32),
+		IntField("vSockCid", &vsock, &hasVSock, false, 0, math.MaxUint32),
+		StrField("sshAddress", &req.SSHAddress, false),
+		StrField("sshPrivateKeyPath", &req.SSHPrivateKeyPath, false),
+		StrField("controlAddress", &req.ControlAddress, false),
+		BoolField("allocateUnit", &allocate),
+		BoolField("allowInteractiveAuthentication", &interactive),
+	)
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	if id != "" {
+		var ok bool
+		if req.ID, ok = parseMachineID(id); !ok {
+			return replyError(ctx, c, &ParamError{Name: "id"})
+		}
+	}
+	if hasLeader {
+		if leader == 0 {
+			return replyError(ctx, c, &ParamError{Name: "leader"})
+		}
+		req.Leader = int(leader)
+	}
+	if leaderPID.set {
+		if leaderPID.pid == 0 || (hasLeader && leaderPID.pid != leader) {
+			return replyError(ctx, c, &ParamError{Name: "leaderProcessId"})
+		}
+		req.Leader = int(leaderPID.pid)
+		req.LeaderPIDFDID = uint64(leaderPID.pidfdID)
+	}
+	if hasVSock {
+		v := uint32(vsock)
+		req.VSockCID = &v
+	}
+	req.NetIf, req.AllocateUnit = netif, allocate
+	if _, err := f.mgr.Register(ctx, callerOf(ctx, interactive), req); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
+}
+
+func (f *machineIface) unregister(ctx context.Context, c vl.Call) error {
+	var l lookup
+	if err := DecodeParams(c.In.Parameters, l.fields()...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	if err := f.mgr.Unregister(ctx, callerOf(ctx, l.interactive), l.selector()); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
+}
+
+func (f *machineIface) terminate(ctx context.Context, c vl.Call) error {
+	var l lookup
+	if err := DecodeParams(c.In.Parameters, l.fields()...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	if err := f.mgr.Terminate(ctx, callerOf(ctx, l.interactive), l.selector()); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
+}
+
+func (f *machineIface) kill(ctx context.Context, c vl.Call) error {
+	var (
+		l    lookup
+		whom string
+		sig  int64
+	)
+	fields := append(l.fields(),
+		StrField("whom", &whom, false),
+		IntField("signal", &sig, nil, true, math.MinInt32, math.MaxInt32),
+	)
+	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	if err := f.mgr.Kill(ctx, callerOf(ctx, l.interactive), l.selector(), whom, int(sig)); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
+}
+
+func (f *machineIface) mapFrom(ctx context.Context, c vl.Call) error {
+	var (
+		l              lookup
+		uid, gid       int64
+		hasUID, hasGID bool
+	)
+	fields := append(l.fields(),
+		IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
+		IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
+	)
+	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	m, err := f.mgr.MapFrom(callerOf(ctx, l.interactive), l.selector(), optU32(uid, hasUID), optU32(gid, hasGID))
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	return c.Reply(ctx, struct {
+		UID *uint32 `json:"uid,omitempty"`
+		GID *uint32 `json:"gid,omitempty"`
+	}{m.UID, m.GID})
+}
+
+func (f *machineIface) mapTo(ctx context.Context, c vl.Call) error {
+	var (
+		uid, gid       int64
+		hasUID, hasGID bool
+	)
+	if err := DecodeParams(c.In.Parameters,
+		IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
+		IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
+	); err != nil {
+		return replyError(ctx, c, err)
+	}
+	m, err := f.mgr.MapTo(optU32(uid, hasUID), optU32(gid, hasGID))
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	return c.Reply(ctx, struct {
+		UID         *uint32 `json:"uid,omitempty"`
+		GID         *uint32 `json:"gid,omitempty"`
+		MachineName string  `json:"machineName,omitempty"`
+	}{m.UID, m.GID, m.MachineName})
+}
+
+func optU32(v int64, set bool) *uint32 {
+	if !set {
+		return nil
+	}
+	u := uint32(v)
+	return &u
+}
+
+// notYet validates a container operation's request and finds its machine, then
+// answers NotSupported: the container-operations work has not landed yet.
+func (f *machineIface) notYet(ctx context.Context, c vl.Call, extra ...Field) error {
+	var l lookup
+	if err := DecodeParams(c.In.Parameters, append(l.fields(), extra...)...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	if _, err := f.mgr.Get(callerOf(ctx, l.interactive), l.selector()); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyError(ctx, c, service.ErrNotSupported)
+}
+
+func (f *machineIface) open(ctx context.Context, c vl.Call) error {
+	var mode, user, path string
+	var args, env []string
+	return f.notYet(ctx, c, StrField("mode", &mode, true), StrField("user", &user, false),
+		StrField("path", &path, false), StrListField("args", &args), StrListField("environment", &env))
+}
+
+func (f *machineIface) bindMount(ctx context.Context, c vl.Call) error {
+	var src, dst string
+	var ro, mk bool
+	return f.notYet(ctx, c, StrField("source", &src, true), StrField("destination", &dst, false),
+		BoolField("readOnly", &ro), BoolField("mkdir", &mk))
+}
+
+func (f *machineIface) copy(ctx context.Context, c vl.Call) error {
+	var src, dst string
+	var replace bool
+	return f.notYet(ctx, c, StrField("source", &src, true), StrField("destination", &dst, false),
+		BoolField("replace", &replace))
+}
+
+func (f *machineIface) openRootDirectory(ctx context.Context, c vl.Call) error {
+	return f.notYet(ctx, c)
+}
+
+// machineJSON is one List reply, fields in IDL order; empty and unknown values
+// are left out, never sent as null.
+type machineJSON struct {
+	Name              string         `json:"name"`
+	ID                string         `json:"id,omitempty"`
+	Service           string         `json:"service,omitempty"`
+	Class             string         `json:"class"`
+	Leader            *processIDJSON `json:"leader,omitempty"`
+	Supervisor        *processIDJSON `json:"supervisor,omitempty"`
+	RootDirectory     string         `json:"rootDirectory,omitempty"`
+	Unit              string         `json:"unit,omitempty"`
+	Timestamp         *timestampJSON `json:"timestamp,omitempty"`
+	VSockCID          *uint32        `json:"vSockCid,omitempty"`
+	SSHAddress        string         `json:"sshAddress,omitempty"`
+	SSHPrivateKeyPath string         `json:"sshPrivateKeyPath,omitempty"`
+	ControlAddress    string         `json:"controlAddress,omitempty"`
+	Addresses         []addressJSON  `json:"addresses,omitempty"`
+	OSRelease         []string       `json:"OSRelease,omitempty"`
+	UIDShift          *uint32        `json:"UIDShift,omitempty"`
+	Subgroup          string         `json:"subgroup,omitempty"`
+	UID               uint32         `json:"UID"`
+}
+
+type processIDJSON struct {
+	PID     int    `json:"pid"`
+	PIDFDID uint64 `json:"pidfdId,omitempty"`
+	BootID  string `json:"bootId,omitempty"`
+}
+
+type timestampJSON struct {
+	Realtime  uint64 `json:"realtime,omitempty"`
+	Monotonic uint64 `json:"monotonic,omitempty"`
+}
+
+type addressJSON struct {
+	IfIndex int   `json:"ifindex,omitempty"`
+	Family  int   `json:"family"`
+	Address []int `json:"address"`
+}
+
+func toJSON(mi service.MachineInfo, md *service.Metadata) machineJSON {
+	j := machineJSON{
+		Name:              mi.Name,
+		Service:           mi.Service,
+		Class:             string(mi.Class),
+		RootDirectory:     mi.RootDirectory,
+		Unit:              mi.Unit,
+		SSHAddress:        mi.SSHAddress,
+		SSHPrivateKeyPath: mi.SSHPrivateKeyPath,
+		ControlAddress:    mi.ControlAddress,
+		Subgroup:          mi.Subgroup,
+		UID:               mi.UID,
+	}
+	if mi.HasID() {
+		j.ID = hex.EncodeToString(mi.ID[:])
+	}
+	if mi.Leader.PID > 0 {
+		j.Leader = &processIDJSON{mi.Leader.PID, mi.Leader.PIDFDID, mi.Leader.BootID}
+	}
+	if mi.Supervisor.PID > 0 {
+		j.Supervisor = &processIDJSON{mi.Supervisor.PID, mi.Supervisor.PIDFDID, mi.Supervisor.BootID}
+	}
+	if mi.Timestamp != (service.Timestamp{}) {
+		j.Timestamp = &timestampJSON{mi.Timestamp.Realtime, mi.Timestamp.Monotonic}
+	}
+	if mi.VSockCID != service.VSockCIDAny {
+		v := mi.VSockCID
+		j.VSockCID = &v
+	}
+	if md != nil {
+		for _, a := range md.Addresses {
+			b := make([]int, len(a.Addr))
+			for i, x := range a.Addr {
+				b[i] = int(x)
+			}
+			j.Addresses = append(j.Addresses, addressJSON{a.IfIndex, a.Family, b})
+		}
+		j.OSRelease = md.OSRelease
+		j.UIDShift = md.UIDShift
+	}
+	return j
+}
+
+func (f *machineIface) list(ctx context.Context, c vl.Call) error {
+	var l lookup
+	var mode string
+	fields := append(l.fields(), StrField("acquireMetadata", &mode, false))
+	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	var metadata, graceful bool
+	switch mode {
+	case "", "no":
+	case "yes":
+		metadata = true
+	case "graceful":
+		metadata, graceful = true, true
+	default:
+		return replyError(ctx, c, &ParamError{Name: "acquireMetadata"})
+	}
+	caller := callerOf(ctx, l.interactive)
+	metadataOf := func(mi service.MachineInfo) (*service.Metadata, error) {
+		if !metadata {
+			return nil, nil
+		}
+		md, err := f.mgr.Metadata(ctx, mi, graceful)
+		return &md, err
+	}
+
+	if l.name != "" || l.pid.set {
+		mi, err := f.mgr.Get(caller, l.selector())
+		if err != nil {
+			return replyError(ctx, c, err)
+		}
+		md, err := metadataOf(mi)
+		if err != nil {
+			return replyError(ctx, c, err)
+		}
+		return c.Reply(ctx, toJSON(mi, md))
+	}
+	if !c.WantsMore() {
+		return WriteError(ctx, c, NameExpectedMore, struct{}{})
+	}
+	all := f.mgr.List()
+	if len(all) == 0 {
+		return replyError(ctx, c, service.ErrNoSuchMachine)
+	}
+	for i, mi := range all {
+		md, err := metadataOf(mi)
+		if err != nil {
+			return replyError(ctx, c, err)
+		}
+		c.Continues = i < len(all)-1
+		if err := c.Reply(ctx, toJSON(mi, md)); err != nil {
+			return err // the connection is gone
+		}
+	}
+	return nil
+}
