@@ -109,8 +109,6 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *Conn, msg []byte, fds []*
 	return d.svc.HandleMessageWithFDs(ctx, conn, msg, fds)
 }
 
-var protocolError = []byte(`{"parameters":{},"error":"io.systemd.Protocol"}` + "\x00")
-
 // replyRaw answers outside varlink/go: for methods it does not route the way
 // systemd does. An empty name sends a reply instead of an error.
 func (d *Dispatcher) replyRaw(ctx context.Context, conn *Conn, env envelope, name string, params any) error {

@@ -1,0 +1,237 @@
+package varlink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits bound what one client can make the daemon hold. The sockets are mode
+// 0666, so every local user is a potential attacker.
+type Limits struct {
+	MaxMessageSize       int           // bytes before the NUL; sd-varlink uses 16 MiB
+	MaxFDsPerMessage     int           // fds one recvmsg may carry
+	MaxPendingFDs        int           // fds held for messages not yet complete
+	MaxConnections       int           // per server
+	MaxConnectionsPerUID int           // per non-root user, per server
+	IdleTimeout          time.Duration // no data for this long closes the connection; 0: never
+	WriteTimeout         time.Duration // one reply write may take this long
+}
+
+// DefaultLimits are sd-varlink's connection caps plus ours for fds and time.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxMessageSize:       16 << 20,
+		MaxFDsPerMessage:     16,
+		MaxPendingFDs:        16,
+		MaxConnections:       4096,
+		MaxConnectionsPerUID: 1024,
+		IdleTimeout:          5 * time.Minute,
+		WriteTimeout:         30 * time.Second,
+	}
+}
+
+// Handler receives each complete message; calls on one connection are sequential.
+// Returning an error closes the connection.
+type Handler func(ctx context.Context, conn *Conn, msg []byte, fds []*os.File) error
+
+// Server is an accept loop with limits, serving one socket.
+type Server struct {
+	name string
+	h    Handler
+	lim  Limits
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	conns     int
+	perUID    map[uint32]int
+	listeners []net.Listener
+	cancels   []context.CancelFunc
+	wg        sync.WaitGroup
+	lastDrop  time.Time
+}
+
+// NewServer creates a server; name appears in logs.
+func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}}
+}
+
+// protocolError is what a client gets before we hang up on it.
+var protocolError = []byte(`{"parameters":{},"error":"io.systemd.Protocol"}` + "\x00")
+
+// Serve accepts connections until ctx ends or Shutdown; it owns l.
+func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.cancels = append(s.cancels, cancel)
+	s.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	backoff := 5 * time.Millisecond
+	for {
+		uc, err := l.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// EMFILE and friends: wait and retry rather than spin or die.
+			s.log.Warn("accept failed", "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		s.accept(ctx, uc)
+	}
+}
+
+func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
+	peer, err := readPeer(uc)
+	if err != nil {
+		uc.Close()
+		return
+	}
+	s.mu.Lock()
+	over := s.conns >= s.lim.MaxConnections || (peer.UID != 0 && s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID)
+	if over {
+		logIt := time.Since(s.lastDrop) > time.Second
+		s.lastDrop = time.Now()
+		s.mu.Unlock()
+		if logIt {
+			s.log.Warn("connection limit reached, refusing", "uid", peer.UID)
+		}
+		closePeer(peer)
+		uc.Close()
+		return
+	}
+	s.conns++
+	s.perUID[peer.UID]++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			s.conns--
+			if s.perUID[peer.UID]--; s.perUID[peer.UID] == 0 {
+				delete(s.perUID, peer.UID)
+			}
+			s.mu.Unlock()
+		}()
+		s.serve(ctx, uc, peer)
+	}()
+}
+
+// ServeConn serves one connected socket (varlinkctl's exec: hands us one) until
+// it ends.
+func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
+	peer, err := readPeer(uc)
+	if err != nil {
+		uc.Close()
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.serve(ctx, uc, peer)
+}
+
+func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
+	c := newConn(uc, s.lim, peer)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+		c.closeFDs()
+		closePeer(peer)
+		uc.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	ctx = context.WithValue(ctx, peerKey{}, peer)
+	for {
+		msg, fds, err := c.ReadMessage(ctx)
+		if err != nil {
+			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) {
+				s.log.Debug("protocol violation, closing", "err", err, "pid", peer.PID, "uid", peer.UID)
+				c.WriteRaw(ctx, protocolError)
+			}
+			return
+		}
+		if err := s.h(ctx, c, msg, fds); err != nil {
+			s.log.Debug("closing connection", "err", err)
+			return
+		}
+	}
+}
+
+func closePeer(p Peer) {
+	if p.PIDFD >= 0 {
+		unix.Close(p.PIDFD)
+	}
+}
+
+// Shutdown stops accepting, cancels every connection and waits for them, at
+// most until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	for _, c := range s.cancels {
+		c()
+	}
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats reports open connections, for tests and diagnostics.
+func (s *Server) Stats() (conns int, perUID map[uint32]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[uint32]int, len(s.perUID))
+	for k, v := range s.perUID {
+		m[k] = v
+	}
+	return s.conns, m
+}
+
+// Listen binds a unix socket at path with the given mode, replacing a stale one.
+func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		os.Remove(path)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.SetUnlinkOnClose(true)
+	return l, nil
+}
