@@ -125,8 +125,10 @@ func (m *Manager) Unregister(ctx context.Context, c Caller, sel Selector) error 
 }
 
 // Terminate stops a machine: its unit when it owns one, else SIGTERM to its
-// supervisor, else to its leader, with SIGKILL after StopTimeout. The machine goes
-// away when its leader exits.
+// leader and SIGKILL after StopTimeout. The machine goes away when its leader
+// exits. Unlike upstream we never signal the supervisor here: it is merely the
+// process that registered the machine (libvirtd, a manager, a script), and
+// terminating a machine must not take that down.
 func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 	mc, err := m.selectForAction(ctx, c, sel, "terminate")
 	if err != nil {
@@ -141,17 +143,13 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
 	}
 	mc.info.State = StateClosing
-	info, leader, supervisor := mc.info, mc.leader, mc.supervisor
+	info, leader := mc.info, mc.leader
 	m.mu.Unlock()
 
 	if info.OwnsUnit() && m.cfg.Units != nil {
 		return m.cfg.Units.Stop(ctx, info.Unit)
 	}
-	target := leader
-	if supervisor != nil && supervisor.Alive() {
-		target = supervisor
-	}
-	if err := target.Signal(syscall.SIGTERM); err != nil {
+	if err := leader.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("terminate machine %s: %w", info.Name, err)
 	}
 	exited := leader.Exited()
@@ -169,10 +167,7 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 			m.mu.Unlock()
 			if alive {
 				m.log.Info("machine did not stop in time, killing", "machine", info.Name)
-				target.Signal(syscall.SIGKILL)
-				if target != leader {
-					leader.Signal(syscall.SIGKILL)
-				}
+				leader.Signal(syscall.SIGKILL)
 			}
 		}
 	}()
@@ -180,7 +175,8 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 }
 
 // Kill signals the machine's processes. whom is "leader", "supervisor" or "all"
-// ("" means all). A machine with no unit gets "all" as leader plus supervisor.
+// ("" means all). For a machine in no unit, "all" is its leader: the supervisor
+// is signalled only when asked for by name (see Terminate).
 func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string, sig int) error {
 	switch whom {
 	case "", "all", "leader", "supervisor":
@@ -218,11 +214,7 @@ func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string,
 	if info.Unit != "" && m.cfg.Units != nil {
 		return m.cfg.Units.Kill(ctx, info.Unit, info.Subgroup, s)
 	}
-	err = leader.Signal(s)
-	if supervisor != nil {
-		supervisor.Signal(s)
-	}
-	return signalErr(err)
+	return signalErr(leader.Signal(s))
 }
 
 func signalErr(err error) error {
