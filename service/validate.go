@@ -44,7 +44,7 @@ func parseRegisterClass(s string) (Class, error) {
 const maxPathLen = 4095
 
 func validAbsolutePath(p string) bool {
-	if p == "" || len(p) > maxPathLen || !filepath.IsAbs(p) || strings.ContainsRune(p, 0) || !utf8.ValidString(p) {
+	if !filepath.IsAbs(p) || !validFreeText(p) {
 		return false
 	}
 	for _, c := range strings.Split(p, "/") {

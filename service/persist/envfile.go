@@ -51,6 +51,9 @@ func parseEnv(data []byte) (map[string]string, error) {
 		}
 		key := strings.TrimRight(line[:eq], " \t")
 		val, err := unquote(strings.TrimLeft(line[eq+1:], " \t"))
+		if err == nil && strings.IndexFunc(val, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0 {
+			err = fmt.Errorf("control character in value")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("line %d (%s): %w", n+1, key, err)
 		}

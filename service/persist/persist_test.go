@@ -1,0 +1,163 @@
+package persist
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func full() Record {
+	return Record{
+		Name: "web-1.example", UID: 1000, HasUID: true, Unit: `machine-web\x2d1.example.scope`,
+		ScopeJob: "/org/freedesktop/systemd1/job/42", Service: "systemd-nspawn",
+		RootDirectory: `/var/lib/machines/a b "q" $x \ ü`, ID: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+		Leader: 4242, LeaderPIDFDID: 987654321, Supervisor: 77, SupervisorPIDFDID: 12, Class: "container",
+		Realtime: 1795528692123854, Monotonic: 353894680, NetIf: []int{5, 7}, VSockCID: 3,
+		SSHAddress: "vsock/3", SSHPrivateKeyPath: "/run/key", ControlAddress: "unix:/run/x.sock",
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, r := range []Record{full(), {Name: "m", Class: "vm", Leader: 1, VSockCID: vsockAny}} {
+		got, err := Decode(r.Name, Encode(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Errorf("round trip:\n got %+v\nwant %+v\nfile:\n%s", got, r, Encode(r))
+		}
+	}
+}
+
+func TestEncodeFormat(t *testing.T) {
+	s := string(Encode(Record{Name: "a", HasUID: true, Class: "container", Leader: 9, NetIf: []int{5, 7}, VSockCID: vsockAny, Service: "plain"}))
+	want := "# This is private data. Do not parse.\nNAME=a\nUID=0\nSERVICE=plain\nLEADER=9\nCLASS=container\nNETIF=5 7\n"
+	if s != want {
+		t.Errorf("encoded:\n%s\nwant:\n%s", s, want)
+	}
+}
+
+// A file as Debian 12's machined 252 writes it.
+func TestDecode252(t *testing.T) {
+	file := "# This is private data. Do not parse.\nNAME=ns1\nSCOPE=peer-ns1.scope\nSERVICE=svc-ns\nROOT=/var/lib/machines/a\\x20b\nID=112233445566778899aabbccddeeff01\nLEADER=12842\nCLASS=container\nREALTIME=1795528692123854\nMONOTONIC=353894680\nNETIF=7 9\n"
+	r, err := Decode("ns1", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unit != "peer-ns1.scope" || r.RootDirectory != "/var/lib/machines/a b" || r.Leader != 12842 ||
+		!reflect.DeepEqual(r.NetIf, []int{7, 9}) || r.HasUID || r.VSockCID != vsockAny || r.ID[0] != 0x11 {
+		t.Errorf("decoded %+v", r)
+	}
+}
+
+// A file in the newest format, quoted values and all.
+func TestDecodeNewest(t *testing.T) {
+	file := "# This is private data. Do not parse.\nNAME=vm1\nUID=0\nSCOPE=\"machine-vm1.scope\"\nSERVICE='vmspawn'\nLEADER=100\nLEADER_PIDFDID=4096\nCLASS=vm\nNETIF=\" 5 7\"\nVSOCK_CID=4294967295\nSSH_ADDRESS=\"vsock/9\"\nUNKNOWN_FUTURE_KEY=1\n"
+	r, err := Decode("vm1", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unit != "machine-vm1.scope" || r.Service != "vmspawn" || !r.HasUID || r.LeaderPIDFDID != 4096 ||
+		!reflect.DeepEqual(r.NetIf, []int{5, 7}) || r.VSockCID != vsockAny || r.SSHAddress != "vsock/9" {
+		t.Errorf("decoded %+v", r)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ file, key string }{
+		"name mismatch": {"NAME=other\nCLASS=vm\nLEADER=1\n", "NAME"},
+		"bad name":      {"NAME=a_b\nCLASS=vm\nLEADER=1\n", "NAME"},
+		"no class":      {"NAME=x\nLEADER=1\n", "CLASS"},
+		"bad class":     {"NAME=x\nCLASS=pod\nLEADER=1\n", "CLASS"},
+		"no leader":     {"NAME=x\nCLASS=vm\n", "LEADER"},
+		"bad leader":    {"NAME=x\nCLASS=vm\nLEADER=-3\n", "LEADER"},
+		"bad id":        {"NAME=x\nCLASS=vm\nLEADER=2\nID=zz\n", "ID"},
+		"bad netif":     {"NAME=x\nCLASS=vm\nLEADER=2\nNETIF=a\n", "NETIF"},
+		"bad quote":     {"NAME=x\nCLASS=vm\nLEADER=2\nSERVICE=\"open\n", "SERVICE"},
+		"no assignment": {"NAME=x\ngarbage\n", "line 2"},
+		"control char":  {"NAME=x\nCLASS=vm\nLEADER=2\nROOT=/a\\nb\n", "ROOT"},
+		"huge uid":      {"NAME=x\nCLASS=vm\nLEADER=2\nUID=99999999999\n", "UID"},
+	} {
+		fileName := "x"
+		if strings.HasPrefix(tc.file, "NAME=a_b") {
+			fileName = "a_b"
+		}
+		_, err := Decode(fileName, []byte(tc.file))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: error %v should name %s", name, err, tc.key)
+		}
+	}
+}
+
+func TestDir(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "web", "machine-web.scope"
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(d.Path, "web"))
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v", st.Mode())
+	}
+	if target, err := os.Readlink(filepath.Join(d.Path, "unit:machine-web.scope")); err != nil || target != "web" {
+		t.Errorf("unit link %q %v", target, err)
+	}
+	os.WriteFile(filepath.Join(d.Path, "broken"), []byte("NAME=broken\nCLASS=x\n"), 0o644)
+	os.WriteFile(filepath.Join(d.Path, "big"), []byte(strings.Repeat("#", maxFileSize+1)), 0o644)
+	os.WriteFile(filepath.Join(d.Path, ".#web123"), []byte("half"), 0o644)
+	recs, errs := d.Load()
+	if len(recs) != 1 || recs[0].Name != "web" || len(errs) != 2 {
+		t.Errorf("Load: %d records, errors %v", len(recs), errs)
+	}
+	if _, err := os.Stat(filepath.Join(d.Path, ".#web123")); !os.IsNotExist(err) {
+		t.Error("stale temp file kept")
+	}
+	// Another machine's link is not removed with ours.
+	os.Remove(filepath.Join(d.Path, "unit:machine-web.scope"))
+	os.Symlink("other", filepath.Join(d.Path, "unit:machine-web.scope"))
+	if err := d.Remove("web", "machine-web.scope"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(d.Path, "unit:machine-web.scope")); err != nil {
+		t.Error("foreign unit link removed")
+	}
+	if _, err := os.Stat(filepath.Join(d.Path, "web")); !os.IsNotExist(err) {
+		t.Error("record not removed")
+	}
+	if err := d.Remove("web", ""); err != nil {
+		t.Errorf("removing twice: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(Encode(full())))
+	f.Add([]byte("NAME=x\nCLASS=vm\nLEADER=2\nSERVICE=\"a\\\"b\"\nROOT=a\\x41\n"))
+	f.Add([]byte("NAME=x\nCLASS=container\nLEADER=2\nNETIF=\" 5 7\"\nID=00112233445566778899aabbccddeeff\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Decode("x", data)
+		if err != nil {
+			return
+		}
+		back, err := Decode("x", Encode(r))
+		if err != nil {
+			t.Fatalf("re-decode: %v\n%s", err, Encode(r))
+		}
+		if !reflect.DeepEqual(back, r) {
+			t.Fatalf("round trip differs:\n%+v\n%+v", r, back)
+		}
+	})
+}
+
+func TestValidMachineName(t *testing.T) {
+	for n, want := range map[string]bool{"a": true, "a.b-c": true, "a-.b": false, "a.-b": false, "-a": false, "a-": false, "a..b": false, ".a": false, "a.": false, "a_b": false, "": false} {
+		if ValidMachineName(n) != want {
+			t.Errorf("ValidMachineName(%q) != %v", n, want)
+		}
+	}
+}
