@@ -211,11 +211,8 @@ func asVarlinkError(t *testing.T, err error) *vl.Error {
 
 // errParam returns a parameter of a Varlink error reply.
 func errParam(e *vl.Error, key string) string {
-	if e == nil || e.Parameters == nil {
-		return ""
-	}
 	var m map[string]any
-	json.Unmarshal(*e.Parameters, &m)
+	json.Unmarshal([]byte(paramsOf(e)), &m)
 	s, _ := m[key].(string)
 	return s
 }
@@ -239,10 +236,13 @@ func wantInvalid(t *testing.T, e *vl.Error, param string) {
 }
 
 func paramsOf(e *vl.Error) string {
-	if e == nil || e.Parameters == nil {
+	if e == nil {
 		return "{}"
 	}
-	return string(*e.Parameters)
+	if raw, ok := e.Parameters.(*json.RawMessage); ok && raw != nil {
+		return string(*raw)
+	}
+	return "{}"
 }
 
 // varlinkctl runs the real client and returns stdout, stderr and the exit code.
@@ -376,3 +376,5 @@ func readReply(t *testing.T, c net.Conn) (map[string]any, error) {
 		}
 	}
 }
+
+func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }

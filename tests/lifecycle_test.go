@@ -25,7 +25,7 @@ func TestRegisterListUnregister(t *testing.T) {
 		t.Fatalf("List --more: exit %d: %s", code, errOut)
 	}
 	seen := map[string]map[string]any{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(strings.ReplaceAll(out, "\x1e", "")), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("List output %q: %v", line, err)

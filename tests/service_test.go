@@ -79,6 +79,7 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, _ := l.File()
+	l.SetUnlinkOnClose(false) // the daemon keeps serving this path
 	l.Close()
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, daemonBin, "--runtime-dir", dir, "--bus", "none", "--units", "none")
 	cmd.ExtraFiles = []*os.File{f}
