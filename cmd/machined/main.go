@@ -34,6 +34,7 @@ type options struct {
 	cgroupRoot  string
 	logLevel    string
 	limits      varlink.Limits
+	userdbDir   string
 	stopTimeout time.Duration
 	showVersion bool
 }
