@@ -118,6 +118,7 @@ func (c *Conn) fill() error {
 		c.uc.SetReadDeadline(time.Now().Add(c.lim.IdleTimeout))
 	}
 	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.chunk, c.oob)
+	n, oobn = max(n, 0), max(oobn, 0) // both are -1 on some errors
 	c.buf = append(c.buf, c.chunk[:n]...)
 	if oobn > 0 {
 		fds, perr := parseRights(c.oob[:oobn])
