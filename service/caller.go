@@ -24,12 +24,25 @@ func (c Caller) privileged() bool {
 	return c.UID == own || c.UID == 0
 }
 
+// processID identifies the caller without pinning it.
+func (c Caller) processID() ProcessID {
+	p := ProcessID{PID: c.PID, PIDFDID: proc.PidfdID(c.PIDFD)}
+	if p.PIDFDID != 0 {
+		p.BootID = bootID()
+	}
+	return p
+}
+
 // pidRef pins the caller's process: its pidfd when the transport had one (no PID
 // recycling window), else its PID.
 func (c Caller) pidRef() (*proc.PidRef, error) {
 	if c.PIDFD >= 0 {
 		if fd, err := dupCloexec(c.PIDFD); err == nil {
-			if ref, err := proc.FromFD(fd); err == nil {
+			adopt := proc.FromFD
+			if c.PID > 0 {
+				adopt = func(fd int) (*proc.PidRef, error) { return proc.AdoptFD(fd, c.PID) }
+			}
+			if ref, err := adopt(fd); err == nil {
 				return ref, nil
 			}
 		}

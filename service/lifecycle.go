@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/machined-go/machined/service/proc"
 	"syscall"
 	"time"
 )
@@ -62,9 +64,6 @@ func (m *Manager) finalizeLocked(mc *machine, why string) {
 		m.cfg.Units.Release(mc.info.Unit)
 	}
 	mc.leader.Close()
-	if mc.supervisor != nil {
-		mc.supervisor.Close()
-	}
 	m.emitLocked(MachineRemoved, name)
 	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", why, "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
 }
@@ -198,7 +197,7 @@ func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string,
 		m.mu.Unlock()
 		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
 	}
-	info, leader, supervisor := mc.info, mc.leader, mc.supervisor
+	info, leader := mc.info, mc.leader
 	m.mu.Unlock()
 
 	s := syscall.Signal(sig)
@@ -206,15 +205,33 @@ func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string,
 	case "leader":
 		return signalErr(leader.Signal(s))
 	case "supervisor":
-		if supervisor == nil {
-			return fmt.Errorf("machine %s has no supervisor: %w", info.Name, ErrNoSuchProcess)
+		sup, err := pin(info.Supervisor)
+		if err != nil {
+			return fmt.Errorf("supervisor of machine %s: %w", info.Name, ErrNoSuchProcess)
 		}
-		return signalErr(supervisor.Signal(s))
+		defer sup.Close()
+		return signalErr(sup.Signal(s))
 	}
 	if info.Unit != "" && m.cfg.Units != nil {
 		return m.cfg.Units.Kill(ctx, info.Unit, info.Subgroup, s)
 	}
 	return signalErr(leader.Signal(s))
+}
+
+// pin re-opens a recorded process, refusing one whose PID now names another.
+func pin(p ProcessID) (*proc.PidRef, error) {
+	if p.PID <= 0 {
+		return nil, ErrNoSuchProcess
+	}
+	ref, err := proc.Open(p.PID)
+	if err != nil {
+		return nil, err
+	}
+	if p.PIDFDID != 0 && ref.ID != 0 && ref.ID != p.PIDFDID {
+		ref.Close()
+		return nil, ErrNoSuchProcess
+	}
+	return ref, nil
 }
 
 func signalErr(err error) error {

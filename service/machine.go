@@ -78,7 +78,6 @@ func (mi MachineInfo) OwnsUnit() bool { return mi.Unit != "" && mi.Subgroup == "
 type machine struct {
 	info       MachineInfo
 	leader     *proc.PidRef // nil for .host
-	supervisor *proc.PidRef // nil when none
 	uids, gids proc.IDMap   // read once at register/restore time; nil for non-containers
 	allocated  bool         // we created the unit and must Release it
 	gen        uint64       // distinguishes a re-registered name from its predecessor

@@ -125,15 +125,12 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 		}
 	}
 
-	var supervisor *proc.PidRef
+	// The supervisor (v262) is the caller when it is not the leader. It is only
+	// recorded: it is signalled on explicit request, after re-pinning it.
+	var supervisor ProcessID
 	if c.PID > 0 && c.PID != leader.PID {
-		supervisor, _ = c.pidRef()
+		supervisor = c.processID()
 	}
-	defer func() {
-		if !keep && supervisor != nil {
-			supervisor.Close()
-		}
-	}()
 
 	// Phase 1: reserve the name and the leader.
 	m.mu.Lock()
@@ -183,7 +180,7 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 			Service:           req.Service,
 			Class:             class,
 			Leader:            processID(leader),
-			Supervisor:        processID(supervisor),
+			Supervisor:        supervisor,
 			RootDirectory:     req.RootDirectory,
 			Unit:              unit,
 			Subgroup:          subgroup,
@@ -196,11 +193,10 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 			UID:               c.UID,
 			State:             StateRunning,
 		},
-		leader:     leader,
-		supervisor: supervisor,
-		uids:       uids,
-		gids:       gids,
-		allocated:  allocated,
+		leader:    leader,
+		uids:      uids,
+		gids:      gids,
+		allocated: allocated,
 	}
 
 	// Phase 2: publish.
@@ -259,7 +255,7 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 			Properties: req.ScopeProperties,
 		})
 		if err != nil {
-			return "", "", false, fmt.Errorf("create scope %s: %v: %w", unit, err, ErrUnitAllocationFailed)
+			return "", "", false, fmt.Errorf("create scope %s: %w: %w", unit, err, ErrUnitAllocationFailed)
 		}
 		return unit, "", true, nil
 	}

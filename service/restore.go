@@ -53,13 +53,9 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 		leader.Close()
 		return false
 	}
-	var supervisor *proc.PidRef
-	if r.Supervisor > 0 {
-		if s, err := proc.Open(r.Supervisor); err == nil && (r.SupervisorPIDFDID == 0 || s.ID == 0 || s.ID == r.SupervisorPIDFDID) {
-			supervisor = s
-		} else if err == nil {
-			s.Close()
-		}
+	supervisor := ProcessID{PID: r.Supervisor, PIDFDID: r.SupervisorPIDFDID}
+	if supervisor.PIDFDID != 0 {
+		supervisor.BootID = bootID()
 	}
 	class := Class(r.Class)
 	var uids, gids proc.IDMap
@@ -67,9 +63,6 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 		if uids, gids, err = proc.ReadIDMaps(leader); err != nil {
 			log.Info("dropping machine whose leader is gone", "leader", r.Leader)
 			leader.Close()
-			if supervisor != nil {
-				supervisor.Close()
-			}
 			return false
 		}
 	}
@@ -80,7 +73,7 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 			Service:           r.Service,
 			Class:             class,
 			Leader:            processID(leader),
-			Supervisor:        processID(supervisor),
+			Supervisor:        supervisor,
 			RootDirectory:     r.RootDirectory,
 			Unit:              r.Unit,
 			Subgroup:          r.Subgroup,
@@ -93,10 +86,9 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 			UID:               r.UID,
 			State:             StateRunning,
 		},
-		leader:     leader,
-		supervisor: supervisor,
-		uids:       uids,
-		gids:       gids,
+		leader: leader,
+		uids:   uids,
+		gids:   gids,
 		// A scope we created for it is ours to release again.
 		allocated: r.Unit == MachineScope(r.Name),
 	}
@@ -105,16 +97,10 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 	if _, dup := m.machines[r.Name]; dup || m.byLeader[leader.PID] != nil || (mc.info.OwnsUnit() && m.byUnit[r.Unit] != nil) {
 		log.Warn("dropping duplicate machine record")
 		leader.Close()
-		if supervisor != nil {
-			supervisor.Close()
-		}
 		return false
 	}
 	if !leader.Alive() {
 		leader.Close()
-		if supervisor != nil {
-			supervisor.Close()
-		}
 		return false
 	}
 	// Rewrite in our format: adds LEADER_PIDFDID to files from older writers.

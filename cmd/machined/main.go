@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -105,8 +106,16 @@ func main() {
 		fmt.Println("machined", version)
 		return
 	}
+	if path := os.Getenv("MACHINED_CPUPROFILE"); path != "" {
+		// For benchmarking the daemon in place: the profile is written on exit.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "machined:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -276,7 +285,12 @@ func pickUnits(ctx context.Context, o options, bus *dbus.Conn, log *slog.Logger)
 				return nil, err
 			}
 		}
-		return cgroup.New(root, log)
+		b, err := cgroup.New(root, log)
+		if err != nil {
+			return nil, err
+		}
+		b.StopTimeout = o.stopTimeout
+		return b, nil
 	}
 	switch o.units {
 	case "none":

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Dir is the state directory.
@@ -19,30 +21,35 @@ const maxFileSize = 64 << 10
 func (d Dir) Ensure() error { return os.MkdirAll(d.Path, 0o755) }
 
 // Save writes a record atomically (temp file + rename), so a crash at any moment
-// leaves either the old or the new file, never a torn one. A machine that owns its
-// unit gets the "unit:<unit>" link sd-login reads.
+// leaves either the old or the new file, never a torn one. There is no fsync: the
+// directory lives on tmpfs (/run) and does not outlive a reboot anyway, and the
+// rename alone keeps a killed daemon's files whole. A machine that owns its unit
+// gets the "unit:<unit>" link sd-login reads.
 func (d Dir) Save(r Record) error {
-	f, err := os.CreateTemp(d.Path, ".#"+r.Name)
+	// Saves of one name never overlap (the registry serializes them), so a fixed
+	// temp name is enough; Load removes one a crash left behind.
+	tmp := filepath.Join(d.Path, ".#"+r.Name)
+	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "create", Path: tmp, Err: err}
 	}
-	tmp := f.Name()
-	_, err = f.Write(Encode(r))
+	data := Encode(r)
+	n, err := unix.Write(fd, data)
+	if err == nil && n != len(data) {
+		err = io.ErrShortWrite
+	}
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = unix.Fchmod(fd, 0o644) // whatever the umask
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(d.Path, r.Name))
+		err = unix.Rename(tmp, filepath.Join(d.Path, r.Name))
 	}
 	if err != nil {
-		os.Remove(tmp)
-		return err
+		unix.Unlink(tmp)
+		return fmt.Errorf("save %s: %w", r.Name, err)
 	}
 	if r.Unit != "" && r.Subgroup == "" {
 		return d.link(r.Unit, r.Name)
@@ -51,7 +58,7 @@ func (d Dir) Save(r Record) error {
 }
 
 func (d Dir) link(unit, name string) error {
-	tmp := filepath.Join(d.Path, ".#unit"+name)
+	tmp := filepath.Join(d.Path, ".#link:"+name) // ":" never occurs in machine names
 	os.Remove(tmp)
 	if err := os.Symlink(name, tmp); err != nil {
 		return err

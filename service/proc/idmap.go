@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,8 +46,8 @@ var identityMap = IDMap{{Inner: 0, Outer: 0, Count: 4294967295}}
 
 // ReadIDMaps reads the uid and gid maps of the process' user namespace.
 func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
-	u, uerr := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", p.PID))
-	g, gerr := os.ReadFile(fmt.Sprintf("/proc/%d/gid_map", p.PID))
+	u, uerr := readProcFile(fmt.Sprintf("/proc/%d/uid_map", p.PID))
+	g, gerr := readProcFile(fmt.Sprintf("/proc/%d/gid_map", p.PID))
 	switch {
 	case errors.Is(uerr, fs.ErrNotExist) && errors.Is(gerr, fs.ErrNotExist):
 		uids, gids = append(IDMap(nil), identityMap...), append(IDMap(nil), identityMap...)

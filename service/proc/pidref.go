@@ -59,11 +59,45 @@ func FromFD(fd int) (*PidRef, error) {
 	return newRef(pid, fd), nil
 }
 
+// AdoptFD is FromFD for a pidfd whose PID the caller already knows (from
+// SO_PEERCRED next to SO_PEERPIDFD), saving the fdinfo read.
+func AdoptFD(fd, pid int) (*PidRef, error) {
+	if fd < 0 || pid <= 0 {
+		return nil, fmt.Errorf("invalid pidfd %d for pid %d: %w", fd, pid, syscall.EBADF)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("pidfd %d: %w", fd, err)
+	}
+	return newRef(pid, fd), nil
+}
+
+// PidfdID returns the pidfs inode id of a pidfd we do not own (0 when unknown).
+func PidfdID(fd int) uint64 {
+	var st unix.Stat_t
+	if fd < 0 || !onPidfs() || unix.Fstat(fd, &st) != nil {
+		return 0
+	}
+	return st.Ino
+}
+
+// onPidfs says whether pidfds live on pidfs, where the inode number identifies a
+// process for the whole boot. It is a property of the kernel: ask once.
+var onPidfs = sync.OnceValue(func() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	return unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC
+})
+
 func newRef(pid, fd int) *PidRef {
 	p := &PidRef{PID: pid}
 	var st unix.Stat_t
-	var sfs unix.Statfs_t
-	if unix.Fstat(fd, &st) == nil && unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC {
+	if onPidfs() && unix.Fstat(fd, &st) == nil {
 		p.ID = st.Ino
 	}
 	p.fd = os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
@@ -152,15 +186,13 @@ func (p *PidRef) Signal(sig syscall.Signal) error {
 	})
 }
 
-// Verify checks that the pidfd still refers to a live process with PID.
+// Verify checks that PID still names the pinned process, so that what was just
+// read from /proc/PID belongs to it. A process that has not exited keeps its PID,
+// so one poll of the pidfd answers it; an exited one counts as gone.
 func (p *PidRef) Verify() error {
 	return p.control(func(fd int) error {
-		pid, err := fdinfoPid(fd)
-		if err != nil {
-			return err
-		}
-		if pid != p.PID {
-			return fmt.Errorf("pid %d was recycled: %w", p.PID, syscall.ESRCH)
+		if pollReadable(fd) {
+			return fmt.Errorf("pid %d exited: %w", p.PID, syscall.ESRCH)
 		}
 		return nil
 	})
@@ -239,7 +271,7 @@ func (p *PidRef) Exited() <-chan struct{} {
 
 // UID returns the real UID of the process.
 func (p *PidRef) UID() (uint32, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	data, err := readProcFile(fmt.Sprintf("/proc/%d/status", p.PID))
 	if err != nil {
 		return 0, fmt.Errorf("reading status of pid %d: %w", p.PID, err)
 	}
@@ -267,4 +299,36 @@ func (p *PidRef) UID() (uint32, error) {
 		return 0, err
 	}
 	return uint32(uid), nil
+}
+
+// readProcFile reads a small /proc file with plain syscalls: no os.File, no
+// poller registration, no finalizer. The hot path (registration) reads several.
+func readProcFile(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+		if len(buf) < cap(buf) {
+			// procfs hands small files over in one read: a short read is the end,
+			// which saves the extra read(2) per file on the registration path.
+			return buf, nil
+		}
+	}
 }
