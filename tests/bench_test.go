@@ -2,8 +2,11 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -190,3 +193,59 @@ func BenchmarkIdleRSS(b *testing.B) {
 	}
 	b.ReportMetric(float64(rssKiB(d.pid()))/1024, "daemon-RSS-MiB")
 }
+
+// benchListRaw measures List with a lean client: one request, replies read in
+// bulk and each decoded for its name only. It shows the daemon's side of the
+// latency; the varlink/go client adds its own per-message cost on top.
+func benchListRaw(b *testing.B, n int) {
+	d := benchDaemon(b)
+	f := startFarm(b, n)
+	registerFarm(b, d, f)
+	c, err := net.Dial("unix", d.sock())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte(`{"method":"io.systemd.Machine.List","parameters":{},"more":true}` + "\x00")
+	buf := make([]byte, 0, 1<<20)
+	chunk := make([]byte, 256<<10)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		got, done := 0, false
+		buf = buf[:0]
+		for !done {
+			k, err := c.Read(chunk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf = append(buf, chunk[:k]...)
+			for {
+				i := bytes.IndexByte(buf, 0)
+				if i < 0 {
+					break
+				}
+				var m struct {
+					Parameters struct {
+						Name string `json:"name"`
+					} `json:"parameters"`
+					Continues bool `json:"continues"`
+				}
+				if err := json.Unmarshal(buf[:i], &m); err != nil {
+					b.Fatal(err)
+				}
+				got++
+				done = !m.Continues
+				buf = buf[i+1:]
+			}
+		}
+		if got != n+1 {
+			b.Fatalf("listed %d, want %d", got, n+1)
+		}
+	}
+}
+
+func BenchmarkVarlinkList500Raw(b *testing.B)   { benchListRaw(b, 500) }
+func BenchmarkVarlinkList10000Raw(b *testing.B) { benchListRaw(b, 10000) }
