@@ -20,9 +20,11 @@ type Caller struct {
 // privileged mirrors upstream's short-cut: our own uid, or root while we run
 // unprivileged (user scope), may do everything without asking polkit.
 func (c Caller) privileged() bool {
-	own := uint32(os.Geteuid())
-	return c.UID == own || c.UID == 0
+	return c.UID == ownUID || c.UID == 0
 }
+
+// ownUID is our effective uid; it does not change while we run.
+var ownUID = uint32(os.Geteuid())
 
 // processID identifies the caller without pinning it.
 func (c Caller) processID() ProcessID {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,13 +16,25 @@ func dupCloexec(fd int) (int, error) {
 	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
 }
 
+// monotonicMicros is CLOCK_MONOTONIC in µs. It is read by syscall once; after
+// that Go's own monotonic clock (vDSO) advances it, saving a syscall per
+// registration.
 func monotonicMicros() uint64 {
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
-		return 0
-	}
-	return uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
+	base := monoBase()
+	return base.micros + uint64(time.Since(base.at).Microseconds())
 }
+
+var monoBase = sync.OnceValue(func() (b struct {
+	micros uint64
+	at     time.Time
+}) {
+	var ts unix.Timespec
+	b.at = time.Now()
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+		b.micros = uint64(ts.Sec)*1e6 + uint64(ts.Nsec)/1e3
+	}
+	return b
+})
 
 // processStartMicros is when a process started, in µs since boot, from field 22
 // of /proc/PID/stat (clock ticks; USER_HZ is 100 on every Linux ABI we run on).

@@ -55,8 +55,12 @@ func startBench(b *testing.B, d *daemon) {
 	d.log = lf
 	d.cmd = exec.Command(daemonBin, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = lf, lf
+	d.cmd.Env = os.Environ()
 	if p := os.Getenv("MACHINED_BENCH_PROFILE"); p != "" {
-		d.cmd.Env = append(os.Environ(), "MACHINED_CPUPROFILE="+p)
+		d.cmd.Env = append(d.cmd.Env, "MACHINED_CPUPROFILE="+p)
+	}
+	if p := os.Getenv("MACHINED_BENCH_GOMAXPROCS"); p != "" {
+		d.cmd.Env = append(d.cmd.Env, "GOMAXPROCS="+p)
 	}
 	if err := d.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -249,3 +253,42 @@ func benchListRaw(b *testing.B, n int) {
 
 func BenchmarkVarlinkList500Raw(b *testing.B)   { benchListRaw(b, 500) }
 func BenchmarkVarlinkList10000Raw(b *testing.B) { benchListRaw(b, 10000) }
+
+// Register+Unregister pairs with a lean client that writes both calls and
+// reads both replies per pair: the daemon's side of the cost.
+func BenchmarkVarlinkRegisterUnregisterRaw(b *testing.B) {
+	d := benchDaemon(b)
+	f := startFarm(b, 1)
+	c, err := net.Dial("unix", d.sock())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	reg := []byte(fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"bench","class":"container","leader":%d}}`+"\x00", f.pids[0]))
+	unreg := []byte(`{"method":"io.systemd.Machine.Unregister","parameters":{"name":"bench"}}` + "\x00")
+	buf := make([]byte, 4096)
+	readReply := func() {
+		got := 0
+		for {
+			n, err := c.Read(buf[got:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			got += n
+			if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
+				if bytes.Contains(buf[:i], []byte(`"error"`)) {
+					b.Fatalf("error reply: %s", buf[:i])
+				}
+				return
+			}
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		c.Write(reg)
+		readReply()
+		c.Write(unreg)
+		readReply()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+}

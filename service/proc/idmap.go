@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // IDMapLine is one line of a uid_map/gid_map file.
@@ -44,8 +47,27 @@ func ParseIDMap(data []byte) (IDMap, error) {
 
 var identityMap = IDMap{{Inner: 0, Outer: 0, Count: 4294967295}}
 
+// ownUserNS is the identity of our own user namespace (dev, inode).
+var ownUserNS = sync.OnceValue(func() [2]uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &st) != nil {
+		return [2]uint64{}
+	}
+	return [2]uint64{st.Dev, st.Ino}
+})
+
 // ReadIDMaps reads the uid and gid maps of the process' user namespace.
 func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
+	// A process in our own user namespace maps ids as we do: when that is the
+	// initial namespace, the identity. One stat instead of two file reads.
+	var st unix.Stat_t
+	if own := ownUserNS(); own != [2]uint64{} && unix.Stat(fmt.Sprintf("/proc/%d/ns/user", p.PID), &st) == nil &&
+		st.Dev == own[0] && st.Ino == own[1] && initialUserNS() {
+		if err := p.Verify(); err != nil {
+			return nil, nil, err
+		}
+		return identityMap, identityMap, nil
+	}
 	u, uerr := readProcFile(fmt.Sprintf("/proc/%d/uid_map", p.PID))
 	g, gerr := readProcFile(fmt.Sprintf("/proc/%d/gid_map", p.PID))
 	switch {
@@ -101,3 +123,14 @@ func (m IDMap) Shift() (uint32, bool) {
 	}
 	return m[0].Outer, true
 }
+
+// initialUserNS reports whether we run in the initial user namespace, where the
+// maps are the identity.
+var initialUserNS = sync.OnceValue(func() bool {
+	data, err := readProcFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	m, err := ParseIDMap(data)
+	return err == nil && len(m) == 1 && m[0] == identityMap[0]
+})
