@@ -2,6 +2,8 @@ package cgroup
 
 import (
 	"fmt"
+
+	"github.com/machined-go/machined/service/proc"
 	"strings"
 	"syscall"
 )
@@ -96,27 +98,8 @@ func unescapeCgroupName(s string) string {
 	return strings.TrimPrefix(s, "_")
 }
 
-// unitFromCgroupPath splits a unified-hierarchy cgroup path into the unit that owns
-// it and the path below that unit's cgroup. Leading slices are skipped; the first
-// other component must be a valid unit name, else the path belongs to no unit
-// ("/", "/machine.slice", "/process_api/x" all give "", "").
-func unitFromCgroupPath(path string) (unit, subgroup string) {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	for i, p := range parts {
-		if p == "" {
-			return "", ""
-		}
-		name := unescapeCgroupName(p)
-		if strings.HasSuffix(name, ".slice") && validSliceName(name) {
-			continue
-		}
-		if !validUnitName(name) {
-			return "", ""
-		}
-		return name, strings.Join(parts[i+1:], "/")
-	}
-	return "", ""
-}
+// unitFromCgroupPath is proc.UnitFromCgroupPath: the owning unit and the path below it.
+func unitFromCgroupPath(path string) (unit, subgroup string) { return proc.UnitFromCgroupPath(path) }
 
 // cleanSubgroup validates a subgroup path from a caller: relative, no "." or ".."
 // components, so it cannot leave the unit's directory.

@@ -15,6 +15,9 @@ func CgroupPath(pid int) (string, error) {
 		return "", fmt.Errorf("invalid pid %d: %w", pid, syscall.EINVAL)
 	}
 	data, err := readProcFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
+		return "", fmt.Errorf("process %d: %w", pid, syscall.ESRCH)
+	}
 	if err != nil {
 		return "", fmt.Errorf("reading cgroup of pid %d: %w", pid, err)
 	}
@@ -26,7 +29,8 @@ func CgroupPath(pid int) (string, error) {
 	return "", fmt.Errorf("pid %d has no unified cgroup: %w", pid, syscall.ENODATA)
 }
 
-var unitSuffixes = []string{".service", ".scope", ".socket", ".mount", ".swap", ".timer", ".path", ".target", ".device", ".automount", ".slice"}
+// unitSuffixes are the unit types that get a cgroup of their own below a slice.
+var unitSuffixes = []string{".service", ".scope", ".socket", ".mount", ".swap"}
 
 func validUnitName(s string) bool {
 	if len(s) == 0 || len(s) > 255 {
@@ -42,9 +46,6 @@ func validUnitName(s string) bool {
 		}
 	}
 	for _, suf := range unitSuffixes {
-		if suf == ".slice" {
-			continue
-		}
 		if strings.HasSuffix(s, suf) && len(s) > len(suf) {
 			return true
 		}
@@ -55,24 +56,22 @@ func validUnitName(s string) bool {
 // UnitFromCgroupPath returns the first non-slice unit in a cgroup path and the
 // remainder below it.
 func UnitFromCgroupPath(path string) (unit, subgroup string) {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
+	if path == "/" || path == "" {
+		return "", ""
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for i, c := range parts {
-		if c == "" {
+		// systemd prefixes cgroup names that could clash with kernel files by "_".
+		c = strings.TrimPrefix(c, "_")
+		switch {
+		case c == "":
+			return "", "" // "//" is no path systemd creates
+		case strings.HasSuffix(c, ".slice"):
 			continue
-		}
-		if strings.HasSuffix(c, ".slice") {
-			continue
-		}
-		if !validUnitName(c) {
+		case !validUnitName(c):
 			return "", ""
 		}
-		var rest []string
-		for _, r := range parts[i+1:] {
-			if r != "" {
-				rest = append(rest, r)
-			}
-		}
-		return c, strings.Join(rest, "/")
+		return c, strings.Join(parts[i+1:], "/")
 	}
 	return "", ""
 }

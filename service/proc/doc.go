@@ -1,9 +1,18 @@
-// Package proc provides the low-level process inspection helpers used by the
-// machine registry: pidfd-based process references (PidRef), cgroup path and
-// unit resolution, user-namespace ID maps, os-release reading inside a
-// process' root directory, and network address enumeration inside a process'
+// Package proc is machined's window onto other processes: it pins them with
+// pidfds (PidRef), watches them exit on the Go netpoller, derives their systemd
+// unit from /proc/PID/cgroup, reads their user-namespace id maps, reads
+// os-release inside their root directory and lists the IP addresses of their
 // network namespace.
 //
-// The package depends only on the standard library and golang.org/x/sys; it
-// knows nothing about the D-Bus or Varlink front ends.
+// Everything read through /proc/PID is re-checked against the pidfd afterwards,
+// so a recycled PID can never make a stranger's data look like a machine's.
+// Container files are opened with openat2(RESOLVE_IN_ROOT) below the leader's
+// root and network namespaces are entered on a throw-away locked OS thread, so
+// no operation here forks or joins a mount or user namespace.
+//
+// The package is called by the service core (registration, lookup by PID, exit
+// tracking, metadata queries) and by cmd/machined (cgroup root discovery). It
+// must not import the Varlink or D-Bus libraries or any other package of this
+// project: its only dependencies are the standard library and
+// golang.org/x/sys/unix.
 package proc

@@ -27,7 +27,7 @@ func TestUnitFromCgroupPath(t *testing.T) {
 		{"/system.slice/foo.service", "foo.service", ""},
 		{"/system.slice", "", ""},
 		{"/init.scope", "init.scope", ""},
-		{"/system.slice/sys-devices-x.device", "sys-devices-x.device", ""},
+		{"/system.slice/sys-devices-x.device", "", ""},
 		{"/system.slice/a\\x2db.mount/sub/deeper", "a\\x2db.mount", "sub/deeper"},
 		{"/system.slice/bad name.service", "", ""},
 		{"/system.slice/.service", "", ""},
