@@ -273,9 +273,8 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 		}
 		return "", "", false, fmt.Errorf("determine unit of process %d: %w", leader.PID, err)
 	}
-	if err := leader.Verify(); err != nil {
-		return "", "", false, invalidArg("leader", "leader process %d exited during registration", leader.PID)
-	}
+	// No pidfd check here: Register checks the leader is alive before it
+	// publishes, and a live process's PID cannot have been recycled meanwhile.
 	return unit, subgroup, false, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,8 +39,8 @@ func (d Dir) Save(r Record) error {
 	if err == nil && n != len(data) {
 		err = io.ErrShortWrite
 	}
-	if err == nil {
-		err = unix.Fchmod(fd, 0o644) // whatever the umask
+	if err == nil && umask()&0o644 != 0 {
+		err = unix.Fchmod(fd, 0o644) // the file is ABI: 0644 whatever the umask
 	}
 	if cerr := unix.Close(fd); err == nil {
 		err = cerr
@@ -133,3 +134,11 @@ func (d Dir) loadOne(name string) (Record, error) {
 	}
 	return Decode(name, data)
 }
+
+// umask reads the process umask once; the daemon sets 022 at start, so the
+// fchmod in Save is normally not needed.
+var umask = sync.OnceValue(func() int {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return m
+})
