@@ -10,23 +10,15 @@ import (
 	"time"
 )
 
-// watchLeader finalizes the machine as soon as its leader exits: the pidfd becomes
-// readable and the Go netpoller wakes us, with or without systemd. m.mu must be held.
+// watchLeader finalizes the machine as soon as its leader exits, with or
+// without systemd. m.mu must be held.
 func (m *Manager) watchLeader(mc *machine) {
-	exited := mc.leader.Exited()
 	gen := mc.gen
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		select {
-		case <-exited:
-		case <-m.stop:
-			return
-		}
+	err := m.exits.watch(mc.leader.FD(), func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if cur := m.machines[mc.info.Name]; cur != mc || mc.gen != gen || mc.finalized {
-			return
+		if cur := m.machines[mc.info.Name]; cur != mc || mc.gen != gen || mc.finalized || m.closed {
+			return // replaced, gone, or shutting down (restore re-checks it)
 		}
 		if mc.allocated {
 			// The rest of a unit we created goes with its leader, as upstream's GC
@@ -34,7 +26,10 @@ func (m *Manager) watchLeader(mc *machine) {
 			m.stopUnitAsync(mc.info.Unit)
 		}
 		m.finalizeLocked(mc, "leader exited")
-	}()
+	})
+	if err != nil {
+		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.info.Name, "err", err)
+	}
 }
 
 // finalizeLocked removes a machine: indexes, state file, unit link, announcement.

@@ -37,6 +37,7 @@ type Manager struct {
 	log   *slog.Logger
 	state persist.Dir
 	ids   idIndex // readable without mu: userdb answers never wait on the registry
+	exits *exitWatcher
 
 	mu             sync.Mutex
 	machines       map[string]*machine // by name, incl. .host
@@ -75,6 +76,10 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.state.Ensure(); err != nil {
 		return nil, err
 	}
+	var err error
+	if m.exits, err = newExitWatcher(); err != nil {
+		return nil, err
+	}
 	if cfg.HostMachine {
 		m.machines[HostName] = hostMachine(m.log)
 	}
@@ -96,6 +101,7 @@ func (m *Manager) Close() {
 	}
 	m.subs = map[*subscriber]struct{}{}
 	m.mu.Unlock()
+	m.exits.close()
 	m.wg.Wait()
 }
 
