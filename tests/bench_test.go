@@ -249,6 +249,8 @@ func benchListRaw(b *testing.B, n int) {
 			b.Fatalf("listed %d, want %d", got, n+1)
 		}
 	}
+	b.StopTimer()
+	b.ReportMetric(float64(rssKiB(d.pid()))/1024, "daemon-RSS-MiB")
 }
 
 func BenchmarkVarlinkList500Raw(b *testing.B)   { benchListRaw(b, 500) }
