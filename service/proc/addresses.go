@@ -1,31 +1,44 @@
 package proc
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"os"
 	"runtime"
-	"sort"
+	"slices"
+	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Address is one IP address of an interface.
+// Address is one IP address configured on an interface.
 type Address struct {
-	IfIndex int
-	Family  int
-	Addr    []byte
+	IfIndex int    // interface index in the namespace the address was read from
+	Family  int    // unix.AF_INET or unix.AF_INET6
+	Addr    []byte // 4 bytes for AF_INET, 16 for AF_INET6
 }
 
-// SharesHostNetNS reports whether the process lives in our network namespace.
+// maxDumpTime bounds an address dump when the context has no deadline: a
+// netlink dump takes milliseconds, and a daemon must not wait forever.
+const maxDumpTime = 10 * time.Second
+
+// SharesHostNetNS reports whether the process uses our network namespace,
+// comparing the namespace files' device and inode, and checks the pidfd
+// afterwards.
 func SharesHostNetNS(p *PidRef) (bool, error) {
 	var self, other unix.Stat_t
-	if err := unix.Stat("/proc/self/ns/net", &self); err != nil {
-		return false, fmt.Errorf("stat own netns: %w", err)
+	// thread-self, not self: /proc/self/ns names the main thread's namespaces,
+	// and only the calling thread is known to be one of ours.
+	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
+		return false, fmt.Errorf("stat own network namespace: %w", err)
 	}
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/net", p.PID), &other); err != nil {
-		return false, fmt.Errorf("stat netns of pid %d: %w", p.PID, err)
+	if err := unix.Stat("/proc/"+strconv.Itoa(p.PID)+"/ns/net", &other); err != nil {
+		return false, p.gone(fmt.Errorf("stat network namespace of pid %d: %w", p.PID, err))
 	}
 	if err := p.Verify(); err != nil {
 		return false, err
@@ -33,108 +46,261 @@ func SharesHostNetNS(p *PidRef) (bool, error) {
 	return self.Dev == other.Dev && self.Ino == other.Ino, nil
 }
 
-// Addresses lists the IP addresses in the process' network namespace.
+// Addresses lists the IPv4 and IPv6 addresses of all interfaces in the
+// process' network namespace, sorted by interface index, then family.
+//
+// The namespace is entered on a dedicated OS thread that is never handed back
+// to the scheduler: the goroutine locks it, calls setns and exits still locked,
+// so the runtime destroys the thread instead of reusing it in the wrong
+// namespace. The main thread is never used, since it cannot be destroyed.
+// ctx bounds the dump.
 func Addresses(ctx context.Context, p *PidRef) ([]Address, error) {
-	fd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/net", p.PID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening netns of pid %d: %w", p.PID, err)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("addresses of pid %d: %w", p.PID, err)
 	}
+	nsfd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, p.gone(fmt.Errorf("open network namespace of pid %d: %w", p.PID, err))
+	}
+	// The fd pins the namespace from here on; only the open could have raced.
 	if err := p.Verify(); err != nil {
-		unix.Close(fd)
+		unix.Close(nsfd)
 		return nil, err
 	}
-	return dumpAddresses(ctx, fd)
+	ch := make(chan dumpResult, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			ch <- dumpInNetns(ctx, nsfd)
+			return // exits locked: the runtime destroys the thread
+		}
+		// The main thread can never exit, so a locked goroutine ending on it
+		// leaves it parked for good, in whatever namespace it was in, and
+		// /proc/self/ns/net would then name the container's. Hand the job to a
+		// new goroutine: it cannot run on this thread while we hold it.
+		done := make(chan dumpResult, 1)
+		go func() {
+			runtime.LockOSThread()
+			done <- dumpInNetns(ctx, nsfd)
+		}()
+		ch <- <-done
+		runtime.UnlockOSThread()
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("addresses of pid %d: %w", p.PID, r.err)
+		}
+		return r.addrs, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("addresses of pid %d: %w", p.PID, ctx.Err())
+	}
 }
 
-// HostAddresses lists the IP addresses in our own network namespace.
-func HostAddresses(ctx context.Context) ([]Address, error) {
-	return dumpAddresses(ctx, -1)
-}
-
-type addrResult struct {
+type dumpResult struct {
 	addrs []Address
 	err   error
 }
 
-// dumpAddresses runs the dump on a dedicated thread; nsfd (if >= 0) is
-// consumed. The thread switched into another namespace is never unlocked, so
-// it is destroyed when the goroutine exits.
-func dumpAddresses(ctx context.Context, nsfd int) ([]Address, error) {
-	ch := make(chan addrResult, 1)
-	go func() {
-		if nsfd >= 0 {
-			runtime.LockOSThread()
-			err := unix.Setns(nsfd, unix.CLONE_NEWNET)
-			unix.Close(nsfd)
-			if err != nil {
-				ch <- addrResult{err: fmt.Errorf("setns: %w", err)}
-				return
-			}
+// dumpInNetns moves the calling thread into the network namespace nsfd (which
+// it closes) and dumps the addresses there. The thread must be locked and must
+// not be unlocked afterwards.
+func dumpInNetns(ctx context.Context, nsfd int) dumpResult {
+	err := unix.Setns(nsfd, unix.CLONE_NEWNET)
+	unix.Close(nsfd)
+	if err != nil {
+		return dumpResult{err: fmt.Errorf("enter network namespace: %w", err)}
+	}
+	a, err := dumpAddresses(ctx)
+	return dumpResult{a, err}
+}
+
+// HostAddresses lists the IPv4 and IPv6 addresses of our own network
+// namespace, like Addresses.
+func HostAddresses(ctx context.Context) ([]Address, error) {
+	a, err := dumpAddresses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("host addresses: %w", err)
+	}
+	return a, nil
+}
+
+// dumpAddresses runs an RTM_GETADDR dump in the calling thread's network
+// namespace. The socket is non-blocking and parked on the netpoller, so ctx
+// can interrupt the wait through a read deadline.
+func dumpAddresses(ctx context.Context) ([]Address, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, maxDumpTime)
+		defer cancel()
+	}
+	// Dumps interrupted by a concurrent change are flagged; retry a few times,
+	// then settle for the last, possibly inconsistent, answer.
+	for try := 0; ; try++ {
+		addrs, interrupted, err := dumpOnce(ctx)
+		if err != nil {
+			return nil, err
 		}
-		a, err := ribAddresses()
-		ch <- addrResult{a, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.addrs, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		if !interrupted || try == 2 {
+			slices.SortStableFunc(addrs, func(a, b Address) int {
+				return cmp.Or(cmp.Compare(a.IfIndex, b.IfIndex), cmp.Compare(a.Family, b.Family))
+			})
+			return addrs, nil
+		}
 	}
 }
 
-func ribAddresses() ([]Address, error) {
-	tab, err := syscall.NetlinkRIB(unix.RTM_GETADDR, unix.AF_UNSPEC)
+func dumpOnce(ctx context.Context) (addrs []Address, interrupted bool, err error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, fmt.Errorf("netlink RTM_GETADDR: %w", err)
+		return nil, false, fmt.Errorf("netlink socket: %w", err)
 	}
-	msgs, err := syscall.ParseNetlinkMessage(tab)
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, false, fmt.Errorf("bind netlink socket: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
 	if err != nil {
-		return nil, fmt.Errorf("parsing netlink messages: %w", err)
+		unix.Close(fd)
+		return nil, false, fmt.Errorf("netlink socket name: %w", err)
 	}
-	var out []Address
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Header.Type != unix.RTM_NEWADDR || len(m.Data) < unix.SizeofIfAddrmsg {
-			continue
+	portID := sa.(*unix.SockaddrNetlink).Pid
+
+	f := os.NewFile(uintptr(fd), "netlink-route")
+	defer f.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		f.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { f.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, false, fmt.Errorf("netlink socket: %w", err)
+	}
+	ctxErr := func(err error) error {
+		if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+			return ctx.Err()
 		}
-		family := int(m.Data[0])
-		index := int(binary.NativeEndian.Uint32(m.Data[4:8]))
-		var want int
-		switch family {
-		case unix.AF_INET:
-			want = 4
-		case unix.AF_INET6:
-			want = 16
-		default:
-			continue
+		return err
+	}
+
+	const seq = 1
+	req := make([]byte, unix.SizeofNlMsghdr+unix.SizeofIfAddrmsg)
+	binary.NativeEndian.PutUint32(req[0:4], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:6], unix.RTM_GETADDR)
+	binary.NativeEndian.PutUint16(req[6:8], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	binary.NativeEndian.PutUint32(req[8:12], seq)
+	req[unix.SizeofNlMsghdr] = unix.AF_UNSPEC // ifaddrmsg.ifa_family: all families
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return nil, false, fmt.Errorf("send RTM_GETADDR: %w", ctxErr(err))
+	}
+	if serr != nil {
+		return nil, false, fmt.Errorf("send RTM_GETADDR: %w", serr)
+	}
+
+	// Dump batches are at most 32 KiB; a bigger buffer never truncates.
+	buf := make([]byte, 64<<10)
+	for {
+		var (
+			n, flags int
+			from     unix.Sockaddr
+			rerr     error
+		)
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, flags, from, rerr = unix.Recvmsg(int(fd), buf, nil, 0)
+			return rerr != unix.EAGAIN && rerr != unix.EINTR
+		}); err != nil {
+			return nil, false, fmt.Errorf("receive RTM_GETADDR dump: %w", ctxErr(err))
 		}
-		attrs, err := syscall.ParseNetlinkRouteAttr(m)
+		if rerr != nil {
+			return nil, false, fmt.Errorf("receive RTM_GETADDR dump: %w", rerr)
+		}
+		if flags&unix.MSG_TRUNC != 0 {
+			return nil, false, fmt.Errorf("receive RTM_GETADDR dump: message truncated: %w", syscall.EMSGSIZE)
+		}
+		if nl, ok := from.(*unix.SockaddrNetlink); !ok || nl.Pid != 0 {
+			continue // not from the kernel
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			continue
+			return nil, false, fmt.Errorf("parse RTM_GETADDR dump: %w", err)
 		}
-		var local, address []byte
-		for _, a := range attrs {
-			switch a.Attr.Type {
-			case unix.IFA_LOCAL:
-				local = a.Value
-			case unix.IFA_ADDRESS:
-				address = a.Value
+		for i := range msgs {
+			m := &msgs[i]
+			if m.Header.Seq != seq || m.Header.Pid != portID {
+				continue
+			}
+			if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				if len(m.Data) >= 4 {
+					if e := int32(binary.NativeEndian.Uint32(m.Data[:4])); e < 0 {
+						return nil, false, fmt.Errorf("RTM_GETADDR dump: %w", syscall.Errno(-e))
+					}
+				}
+				return addrs, interrupted, nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) < 4 {
+					return nil, false, fmt.Errorf("RTM_GETADDR dump: short error message: %w", syscall.EBADMSG)
+				}
+				if e := int32(binary.NativeEndian.Uint32(m.Data[:4])); e < 0 {
+					return nil, false, fmt.Errorf("RTM_GETADDR dump: %w", syscall.Errno(-e))
+				}
+			case unix.RTM_NEWADDR:
+				if a, ok := parseAddrMessage(m); ok {
+					addrs = append(addrs, a)
+				}
 			}
 		}
-		addr := address
-		if family == unix.AF_INET && local != nil {
-			addr = local
-		}
-		if len(addr) != want {
-			continue
-		}
-		out = append(out, Address{IfIndex: index, Family: family, Addr: append([]byte(nil), addr...)})
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].IfIndex != out[j].IfIndex {
-			return out[i].IfIndex < out[j].IfIndex
+}
+
+// parseAddrMessage extracts the address of one RTM_NEWADDR message. IFA_LOCAL
+// is the interface's own address; IFA_ADDRESS is the peer on point-to-point
+// links and the same as IFA_LOCAL (or alone) everywhere else.
+func parseAddrMessage(m *syscall.NetlinkMessage) (Address, bool) {
+	if len(m.Data) < unix.SizeofIfAddrmsg {
+		return Address{}, false
+	}
+	family := int(m.Data[0])
+	var size int
+	switch family {
+	case unix.AF_INET:
+		size = 4
+	case unix.AF_INET6:
+		size = 16
+	default:
+		return Address{}, false
+	}
+	attrs, err := syscall.ParseNetlinkRouteAttr(m)
+	if err != nil {
+		return Address{}, false
+	}
+	var local, address []byte
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case unix.IFA_LOCAL:
+			local = a.Value
+		case unix.IFA_ADDRESS:
+			address = a.Value
 		}
-		return out[i].Family < out[j].Family
-	})
-	return out, nil
+	}
+	addr := cmp.Or(string(local), string(address))
+	if len(addr) != size {
+		return Address{}, false
+	}
+	return Address{
+		IfIndex: int(binary.NativeEndian.Uint32(m.Data[4:8])),
+		Family:  family,
+		Addr:    []byte(addr),
+	}, true
 }

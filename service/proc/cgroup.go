@@ -3,86 +3,146 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// CgroupPath returns the unified-hierarchy ("0::") cgroup path of pid.
+// CgroupPath returns the process' cgroup v2 path: the "0::" line of
+// /proc/PID/cgroup, "/" for the root cgroup. v1 controller lines, present on
+// hybrid hosts, are ignored. A process that is gone yields an error wrapping
+// syscall.ESRCH; one without a v2 line (pure v1 host) syscall.ENODATA.
 func CgroupPath(pid int) (string, error) {
 	if pid <= 0 {
-		return "", fmt.Errorf("invalid pid %d: %w", pid, syscall.EINVAL)
+		return "", fmt.Errorf("cgroup of pid %d: invalid pid: %w", pid, syscall.EINVAL)
 	}
-	data, err := readProcFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	data, err := readProcFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
-		return "", fmt.Errorf("process %d: %w", pid, syscall.ESRCH)
+		return "", fmt.Errorf("cgroup of pid %d: %w", pid, syscall.ESRCH)
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading cgroup of pid %d: %w", pid, err)
+		return "", fmt.Errorf("read cgroup of pid %d: %w", pid, err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			return path, nil
-		}
+	path, ok := parseCgroupFile(string(data))
+	if !ok {
+		return "", fmt.Errorf("pid %d has no cgroup v2 membership: %w", pid, syscall.ENODATA)
 	}
-	return "", fmt.Errorf("pid %d has no unified cgroup: %w", pid, syscall.ENODATA)
+	return path, nil
 }
 
-// unitSuffixes are the unit types that get a cgroup of their own below a slice.
-var unitSuffixes = []string{".service", ".scope", ".socket", ".mount", ".swap"}
+// parseCgroupFile returns the path of the "0::" line of a /proc/PID/cgroup file.
+func parseCgroupFile(data string) (string, bool) {
+	for line := range strings.SplitSeq(data, "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			if path == "" {
+				path = "/"
+			}
+			return path, true
+		}
+	}
+	return "", false
+}
 
-func validUnitName(s string) bool {
-	if len(s) == 0 || len(s) > 255 {
+// unitSuffixes are all unit types.
+var unitSuffixes = []string{
+	".service", ".scope", ".socket", ".mount", ".swap", ".slice",
+	".timer", ".path", ".target", ".device", ".automount",
+}
+
+// cgroupUnitSuffixes are the unit types that get a cgroup of their own below a
+// slice; timers, targets and the like never own processes.
+var cgroupUnitSuffixes = unitSuffixes[:5]
+
+// ValidUnitName reports whether s is a concrete unit name: at most 255 bytes
+// of [A-Za-z0-9:_.\@-], a non-empty prefix, a known type suffix, and at most
+// one '@', which must be followed by a non-empty instance. Templates
+// ("foo@.service") are refused: they are never a loaded unit.
+func ValidUnitName(s string) bool {
+	if len(s) > 255 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	stem := ""
+	for _, suf := range unitSuffixes {
+		if rest, ok := strings.CutSuffix(s, suf); ok {
+			stem = rest
+			break
+		}
+	}
+	if stem == "" {
+		return false
+	}
+	for i := 0; i < len(stem); i++ {
+		c := stem[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == ':' || c == '_' || c == '.' || c == '\\' || c == '@' || c == '-':
+		case c == ':', c == '_', c == '.', c == '\\', c == '@', c == '-':
 		default:
 			return false
 		}
 	}
-	for _, suf := range unitSuffixes {
-		if strings.HasSuffix(s, suf) && len(s) > len(suf) {
+	switch at := strings.IndexByte(stem, '@'); {
+	case at < 0:
+		return true
+	case at == 0, at == len(stem)-1:
+		return false // no prefix, or a template
+	default:
+		return strings.IndexByte(stem[at+1:], '@') < 0
+	}
+}
+
+// UnitFromCgroupPath splits a cgroup path into the system-manager unit that
+// owns it and the remainder below that unit's cgroup. Walking from the root,
+// slices are skipped; the first other component is the unit if it is a valid
+// name of a cgroup-owning unit type, and otherwise there is no unit (a cgroup
+// made outside systemd's scheme, or a malformed path with empty components).
+// Only systemd's cgroup-name escape (a leading '_') is undone; \x escapes stay.
+func UnitFromCgroupPath(path string) (unit, subgroup string) {
+	rest := strings.TrimPrefix(path, "/")
+	if rest == "" {
+		return "", ""
+	}
+	for {
+		comp, tail, _ := strings.Cut(rest, "/")
+		comp = strings.TrimPrefix(comp, "_")
+		switch {
+		case comp == "":
+			return "", ""
+		case strings.HasSuffix(comp, ".slice"):
+			if tail == "" {
+				return "", ""
+			}
+			rest = tail
+			continue
+		case !ValidUnitName(comp) || !hasSuffix(comp, cgroupUnitSuffixes):
+			return "", ""
+		}
+		return comp, tail
+	}
+}
+
+func hasSuffix(s string, suffixes []string) bool {
+	for _, suf := range suffixes {
+		if strings.HasSuffix(s, suf) {
 			return true
 		}
 	}
 	return false
 }
 
-// UnitFromCgroupPath returns the first non-slice unit in a cgroup path and the
-// remainder below it.
-func UnitFromCgroupPath(path string) (unit, subgroup string) {
-	if path == "/" || path == "" {
-		return "", ""
-	}
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	for i, c := range parts {
-		// systemd prefixes cgroup names that could clash with kernel files by "_".
-		c = strings.TrimPrefix(c, "_")
-		switch {
-		case c == "":
-			return "", "" // "//" is no path systemd creates
-		case strings.HasSuffix(c, ".slice"):
-			continue
-		case !validUnitName(c):
-			return "", ""
-		}
-		return c, strings.Join(parts[i+1:], "/")
-	}
-	return "", ""
-}
+// cgroup2Candidates are where the cgroup2 hierarchy is mounted on unified and
+// on hybrid hosts respectively.
+var cgroup2Candidates = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
 
-// Cgroup2Root returns the mount point of the cgroup2 hierarchy.
+// Cgroup2Root returns the mount point of the cgroup2 hierarchy: /sys/fs/cgroup
+// on unified hosts, /sys/fs/cgroup/unified on hybrid ones.
 func Cgroup2Root() (string, error) {
-	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+	for _, p := range cgroup2Candidates {
 		var st unix.Statfs_t
 		if err := unix.Statfs(p, &st); err == nil && int64(st.Type) == unix.CGROUP2_SUPER_MAGIC {
 			return p, nil
 		}
 	}
-	return "", errors.New("no cgroup2 hierarchy mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+	return "", fmt.Errorf("no cgroup2 hierarchy at %s: %w", strings.Join(cgroup2Candidates, " or "), syscall.ENOENT)
 }

@@ -1,88 +1,94 @@
 package proc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// IDMapLine is one line of a uid_map/gid_map file.
+// IDMapLine is one line of a uid_map or gid_map: Count IDs starting at Inner
+// inside the namespace are Count IDs starting at Outer in the parent.
 type IDMapLine struct{ Inner, Outer, Count uint32 }
 
-// IDMap is a parsed uid_map/gid_map.
+// IDMap is a parsed uid_map or gid_map, in file order.
 type IDMap []IDMapLine
 
-// ParseIDMap parses the contents of /proc/PID/{uid,gid}_map.
+// fullRange is the count of the identity map: every ID but (uid_t)-1.
+const fullRange = 4294967295
+
+// identity returns a fresh identity map, so callers never alias each other.
+func identity() IDMap { return IDMap{{Inner: 0, Outer: 0, Count: fullRange}} }
+
+// ParseIDMap parses the contents of /proc/PID/uid_map or gid_map: lines of
+// three whitespace-separated decimal numbers "inner outer count". Lines with a
+// zero count, or whose inner or outer range runs past 2^32, are rejected, as is
+// anything that is not such a line. Blank lines are skipped.
 func ParseIDMap(data []byte) (IDMap, error) {
 	m := IDMap{}
-	for n, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
+	n := 0
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		n++
+		f := bytes.Fields(line)
 		if len(f) == 0 {
 			continue
 		}
 		if len(f) != 3 {
-			return nil, fmt.Errorf("id map line %d: want 3 fields, got %d: %w", n+1, len(f), syscall.EINVAL)
+			return nil, fmt.Errorf("id map line %d: want 3 fields, got %d: %w", n, len(f), syscall.EINVAL)
 		}
 		var v [3]uint64
 		for i := range f {
-			x, err := strconv.ParseUint(f[i], 10, 32)
+			x, err := strconv.ParseUint(string(f[i]), 10, 32)
 			if err != nil {
-				return nil, fmt.Errorf("id map line %d: bad number %q: %w", n+1, f[i], syscall.EINVAL)
+				return nil, fmt.Errorf("id map line %d: bad number %q: %w", n, f[i], syscall.EINVAL)
 			}
 			v[i] = x
 		}
-		if v[2] == 0 || v[0]+v[2] > 1<<32 || v[1]+v[2] > 1<<32 {
-			return nil, fmt.Errorf("id map line %d: bad range: %w", n+1, syscall.EINVAL)
+		if v[2] == 0 {
+			return nil, fmt.Errorf("id map line %d: zero count: %w", n, syscall.EINVAL)
+		}
+		if v[0]+v[2] > 1<<32 || v[1]+v[2] > 1<<32 {
+			return nil, fmt.Errorf("id map line %d: range overflows 32 bits: %w", n, syscall.EINVAL)
 		}
 		m = append(m, IDMapLine{Inner: uint32(v[0]), Outer: uint32(v[1]), Count: uint32(v[2])})
 	}
 	return m, nil
 }
 
-var identityMap = IDMap{{Inner: 0, Outer: 0, Count: 4294967295}}
-
-// ownUserNS is the identity of our own user namespace (dev, inode).
-var ownUserNS = sync.OnceValue(func() [2]uint64 {
-	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/user", &st) != nil {
-		return [2]uint64{}
-	}
-	return [2]uint64{st.Dev, st.Ino}
-})
-
-// ReadIDMaps reads the uid and gid maps of the process' user namespace.
+// ReadIDMaps reads the uid_map and gid_map of the process' user namespace and
+// checks the pidfd afterwards. A kernel without user namespaces has no map
+// files; that reads as the identity.
 func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
-	// A process in our own user namespace maps ids as we do: when that is the
-	// initial namespace, the identity. One stat instead of two file reads.
-	var st unix.Stat_t
-	if own := ownUserNS(); own != [2]uint64{} && unix.Stat(fmt.Sprintf("/proc/%d/ns/user", p.PID), &st) == nil &&
-		st.Dev == own[0] && st.Ino == own[1] && initialUserNS() {
+	// A process in our own user namespace, when that is the initial one, maps
+	// IDs as the identity: one stat instead of two file reads.
+	if inInitialUserNS(p.PID) {
 		if err := p.Verify(); err != nil {
 			return nil, nil, err
 		}
-		return identityMap, identityMap, nil
+		return identity(), identity(), nil
 	}
-	u, uerr := readProcFile(fmt.Sprintf("/proc/%d/uid_map", p.PID))
-	g, gerr := readProcFile(fmt.Sprintf("/proc/%d/gid_map", p.PID))
+	base := "/proc/" + strconv.Itoa(p.PID) + "/"
+	u, uerr := readProcFile(base + "uid_map")
+	g, gerr := readProcFile(base + "gid_map")
 	switch {
 	case errors.Is(uerr, fs.ErrNotExist) && errors.Is(gerr, fs.ErrNotExist):
-		uids, gids = append(IDMap(nil), identityMap...), append(IDMap(nil), identityMap...)
+		// No userns support, or the process is gone: Verify tells which.
+		uids, gids = identity(), identity()
 	case uerr != nil:
-		return nil, nil, fmt.Errorf("reading uid_map of pid %d: %w", p.PID, uerr)
+		return nil, nil, p.gone(fmt.Errorf("read uid_map of pid %d: %w", p.PID, uerr))
 	case gerr != nil:
-		return nil, nil, fmt.Errorf("reading gid_map of pid %d: %w", p.PID, gerr)
+		return nil, nil, p.gone(fmt.Errorf("read gid_map of pid %d: %w", p.PID, gerr))
 	default:
 		if uids, err = ParseIDMap(u); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("uid_map of pid %d: %w", p.PID, err)
 		}
 		if gids, err = ParseIDMap(g); err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("gid_map of pid %d: %w", p.PID, err)
 		}
 	}
 	if err := p.Verify(); err != nil {
@@ -91,7 +97,42 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 	return uids, gids, nil
 }
 
-// ToHost maps an ID inside the namespace to the host.
+// ownUserNS identifies our user namespace (dev, inode), zero when unknown.
+var ownUserNS = sync.OnceValue(func() [2]uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &st) != nil {
+		return [2]uint64{}
+	}
+	return [2]uint64{st.Dev, st.Ino}
+})
+
+// weAreInitialUserNS reports whether our own uid_map is the identity, i.e. we
+// run in the initial user namespace.
+var weAreInitialUserNS = sync.OnceValue(func() bool {
+	data, err := readProcFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	m, err := ParseIDMap(data)
+	return err == nil && len(m) == 1 && m.Identity()
+})
+
+// inInitialUserNS reports whether pid shares our user namespace and that is the
+// initial one. False when unsure.
+func inInitialUserNS(pid int) bool {
+	own := ownUserNS()
+	if own == [2]uint64{} || !weAreInitialUserNS() {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &st) != nil {
+		return false
+	}
+	return st.Dev == own[0] && st.Ino == own[1]
+}
+
+// ToHost translates an ID inside the namespace to the host (spec §5.3): the
+// first line whose inner range contains it wins.
 func (m IDMap) ToHost(inner uint32) (uint32, bool) {
 	for _, l := range m {
 		if inner >= l.Inner && inner-l.Inner < l.Count {
@@ -101,8 +142,9 @@ func (m IDMap) ToHost(inner uint32) (uint32, bool) {
 	return 0, false
 }
 
-// FromHost maps a host ID into the namespace, ignoring lines that map onto
-// host ID 0.
+// FromHost translates a host ID into the namespace (spec §5.2). Lines with
+// Outer 0 are skipped: identity and non-userns ranges never "own" host IDs,
+// which keeps a plain container from claiming every host user.
 func (m IDMap) FromHost(host uint32) (uint32, bool) {
 	for _, l := range m {
 		if l.Outer == 0 {
@@ -115,22 +157,22 @@ func (m IDMap) FromHost(host uint32) (uint32, bool) {
 	return 0, false
 }
 
-// Shift returns the host base of a simple "0 base count>=65534" map; the
-// identity map reports (0, true).
+// Identity reports whether the map translates nothing: the single line
+// "0 0 4294967295" of a process outside any user namespace, or no lines (no
+// map known).
+func (m IDMap) Identity() bool {
+	return len(m) == 0 || len(m) == 1 && m[0] == IDMapLine{Inner: 0, Outer: 0, Count: fullRange}
+}
+
+// Shift implements spec §5.1 for one map: a single line with inner 0 and a
+// count of at least 65534 (so nobody is mapped) yields its outer base; the
+// identity line yields 0. Anything else is a complex mapping: (0, false).
+//
+// An empty map is complex too: a user namespace whose maps were never written
+// reads as empty, and there no ID is mapped at all.
 func (m IDMap) Shift() (uint32, bool) {
 	if len(m) != 1 || m[0].Inner != 0 || m[0].Count < 65534 {
 		return 0, false
 	}
 	return m[0].Outer, true
 }
-
-// initialUserNS reports whether we run in the initial user namespace, where the
-// maps are the identity.
-var initialUserNS = sync.OnceValue(func() bool {
-	data, err := readProcFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	m, err := ParseIDMap(data)
-	return err == nil && len(m) == 1 && m[0] == identityMap[0]
-})

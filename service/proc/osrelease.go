@@ -4,85 +4,273 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
+	"slices"
+	"strconv"
 	"syscall"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
 
+// maxOSRelease bounds what we read of a container-controlled file.
 const maxOSRelease = 64 << 10
 
-// OSRelease reads os-release from inside the process' root directory.
+// osReleasePaths are tried in order, relative to the root directory.
+var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
+
+// OSRelease returns the os-release of the process' root directory as ordered
+// "KEY=VALUE" strings. The files are resolved inside /proc/PID/root with
+// openat2(RESOLVE_IN_ROOT), so the container's absolute symlinks and ".." stay
+// in its tree and no namespace has to be joined. Mounts the process sees but we
+// do not (a private mount namespace) are not followed. Neither file present:
+// an error wrapping syscall.ENOENT.
 func OSRelease(p *PidRef) ([]string, error) {
-	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", p.PID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening root of pid %d: %w", p.PID, err)
+		return nil, p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
 	}
 	defer unix.Close(root)
+	// The fd now pins the right tree even if the PID is reused later; only the
+	// open itself could have raced.
 	if err := p.Verify(); err != nil {
 		return nil, err
 	}
-	return osReleaseAt(root)
-}
-
-// osReleaseAt reads os-release below rootfd, resolving all paths inside it.
-func osReleaseAt(rootfd int) ([]string, error) {
-	for _, name := range []string{"etc/os-release", "usr/lib/os-release"} {
-		fd, err := unix.Openat2(rootfd, name, &unix.OpenHow{
-			Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("opening %s: %w", name, err)
-		}
-		f := os.NewFile(uintptr(fd), name)
-		data, err := io.ReadAll(io.LimitReader(f, maxOSRelease))
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err)
-		}
-		return envToList(data)
+	osr, err := osReleaseAt(root)
+	if err != nil {
+		return nil, fmt.Errorf("os-release of pid %d: %w", p.PID, err)
 	}
-	return nil, fmt.Errorf("no os-release file: %w", syscall.ENOENT)
+	return osr, nil
 }
 
-// HostOSRelease reads the host's os-release.
+// HostOSRelease returns our own os-release: /etc/os-release, else
+// /usr/lib/os-release.
 func HostOSRelease() ([]string, error) {
-	for _, name := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		f, err := os.Open(name)
-		if errors.Is(err, os.ErrNotExist) {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /: %w", err)
+	}
+	defer unix.Close(root)
+	osr, err := osReleaseAt(root)
+	if err != nil {
+		return nil, fmt.Errorf("host os-release: %w", err)
+	}
+	return osr, nil
+}
+
+// osReleaseAt reads and parses the first os-release file found below rootfd.
+func osReleaseAt(rootfd int) ([]string, error) {
+	for _, name := range osReleasePaths {
+		fd, err := openInRoot(rootfd, name)
+		if errors.Is(err, syscall.ENOENT) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		data, err := io.ReadAll(io.LimitReader(f, maxOSRelease))
-		f.Close()
+		data, err := readRegular(fd, name, maxOSRelease)
+		unix.Close(fd)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", name, err)
+			return nil, err
 		}
-		return envToList(data)
+		pairs, err := ParseEnvFile(data)
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		out := make([]string, 0, len(pairs))
+		for _, kv := range pairs {
+			out = append(out, kv[0]+"="+kv[1])
+		}
+		return out, nil
 	}
-	return nil, fmt.Errorf("no os-release file: %w", syscall.ENOENT)
+	return nil, fmt.Errorf("no %s: %w", osReleasePaths[0], syscall.ENOENT)
 }
 
-func envToList(data []byte) ([]string, error) {
-	kv, err := ParseEnvFile(data)
-	if err != nil {
-		return nil, err
+// openInRoot opens path for reading as if rootfd were "/": absolute symlinks
+// and ".." resolve inside it, and magic links (/proc/self/root and friends,
+// which could lead anywhere) are refused. O_NONBLOCK keeps a FIFO planted by
+// the container from blocking the open.
+func openInRoot(rootfd int, path string) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	out := make([]string, 0, len(kv))
-	for _, e := range kv {
-		out = append(out, e[0]+"="+e[1])
+	for range 8 {
+		fd, err := unix.Openat2(rootfd, path, &how)
+		switch err {
+		case nil:
+			return fd, nil
+		case unix.EAGAIN, unix.EINTR:
+			// A concurrent rename or mount in the tree; the kernel asks us to retry.
+			continue
+		default:
+			return -1, fmt.Errorf("open %s in root: %w", path, err)
+		}
+	}
+	return -1, fmt.Errorf("open %s in root: tree keeps changing: %w", path, syscall.EAGAIN)
+}
+
+// readRegular reads at most limit bytes of a regular file; anything else (a
+// device, FIFO or directory in the container's tree) or anything longer is
+// refused rather than read.
+func readRegular(fd int, name string, limit int) ([]byte, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("stat %s: %w", name, err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return nil, fmt.Errorf("read %s: %w", name, syscall.EISDIR)
+	default:
+		return nil, fmt.Errorf("read %s: not a regular file: %w", name, syscall.EINVAL)
+	}
+	// Size is only a hint: the file may grow while we read.
+	buf := make([]byte, 0, max(512, min(st.Size, int64(limit))+1))
+	for len(buf) <= limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+		n, err := unix.Read(fd, buf[len(buf):min(cap(buf), limit+1)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
+	return nil, fmt.Errorf("read %s: larger than %d bytes: %w", name, limit, syscall.EFBIG)
+}
+
+// envState is where ParseEnvFile is within a line.
+type envState int
+
+const (
+	envLineStart    envState = iota // before a key, skipping blanks
+	envComment                      // inside a comment line
+	envKey                          // reading a key
+	envValueStart                   // after '=', skipping blanks
+	envValue                        // unquoted value
+	envValueEscape                  // after '\' in an unquoted value
+	envSingle                       // inside '...'
+	envDouble                       // inside "..."
+	envDoubleEscape                 // after '\' inside "..."
+)
+
+// ParseEnvFile parses an environment file in os-release(5) syntax into ordered
+// key/value pairs. Blank lines and lines starting with '#' or ';' are skipped.
+// A value may mix unquoted, '…' and "…" parts: single quotes are literal;
+// inside double quotes a backslash escapes one of " \ ` $ and joins lines before
+// a newline, and is kept before anything else; outside quotes a backslash
+// escapes any byte. Unquoted trailing blanks are dropped. Lines without '=',
+// keys that are not [A-Za-z_][A-Za-z0-9_]* and values that are not UTF-8 are
+// ignored; duplicate keys are kept in order. Only a NUL byte fails the parse.
+func ParseEnvFile(data []byte) ([][2]string, error) {
+	if bytes.IndexByte(data, 0) >= 0 {
+		return nil, fmt.Errorf("env file contains a NUL byte: %w", syscall.EINVAL)
+	}
+	var (
+		out  [][2]string
+		key  []byte
+		val  []byte
+		keep int // len(val) without trailing unquoted blanks
+		st   = envLineStart
+	)
+	emit := func() {
+		k := string(bytes.TrimRight(key, " \t\r"))
+		if v := val[:keep]; validEnvKey(k) && utf8.Valid(v) {
+			out = append(out, [2]string{k, string(v)})
+		}
+		key, val, keep = key[:0], val[:0], 0
+	}
+	add := func(c ...byte) { val = append(val, c...); keep = len(val) }
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch st {
+		case envLineStart:
+			switch c {
+			case ' ', '\t', '\r', '\n':
+			case '#', ';':
+				st = envComment
+			case '=':
+				key, st = key[:0], envValueStart
+			default:
+				key, st = append(key[:0], c), envKey
+			}
+		case envComment:
+			if c == '\n' {
+				st = envLineStart
+			}
+		case envKey:
+			switch c {
+			case '=':
+				st = envValueStart
+			case '\n': // no assignment on this line
+				key, st = key[:0], envLineStart
+			default:
+				key = append(key, c)
+			}
+		case envValueStart, envValue:
+			switch c {
+			case '\n':
+				emit()
+				st = envLineStart
+			case ' ', '\t', '\r':
+				if st == envValue {
+					val = append(val, c) // kept only if something follows
+				}
+			case '\'':
+				st = envSingle
+			case '"':
+				st = envDouble
+			case '\\':
+				st = envValueEscape
+			default:
+				add(c)
+				st = envValue
+			}
+		case envValueEscape:
+			if c != '\n' { // backslash-newline continues the line
+				add(c)
+			}
+			st = envValue
+		case envSingle:
+			if c == '\'' {
+				st = envValue
+			} else {
+				add(c)
+			}
+		case envDouble:
+			switch c {
+			case '"':
+				st = envValue
+			case '\\':
+				st = envDoubleEscape
+			default:
+				add(c)
+			}
+		case envDoubleEscape:
+			switch c {
+			case '\n':
+			case '"', '\\', '`', '$':
+				add(c)
+			default:
+				add('\\', c)
+			}
+			st = envDouble
+		}
+	}
+	if st >= envValueStart {
+		// Last line without newline, or an unterminated quote: keep what we have.
+		emit()
 	}
 	return out, nil
 }
 
+// validEnvKey reports whether k is a portable environment variable name.
 func validEnvKey(k string) bool {
 	if k == "" {
 		return false
@@ -95,47 +283,4 @@ func validEnvKey(k string) bool {
 		return false
 	}
 	return true
-}
-
-// ParseEnvFile parses a simple KEY=VALUE file (os-release syntax). Lines with
-// invalid keys are skipped.
-func ParseEnvFile(data []byte) ([][2]string, error) {
-	if bytes.IndexByte(data, 0) >= 0 {
-		return nil, fmt.Errorf("env file contains NUL byte: %w", syscall.EINVAL)
-	}
-	var out [][2]string
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' || line[0] == ';' {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		k = strings.TrimSpace(k)
-		if !validEnvKey(k) {
-			continue
-		}
-		out = append(out, [2]string{k, unquote(strings.TrimSpace(v))})
-	}
-	return out, nil
-}
-
-func unquote(v string) string {
-	if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
-		return v[1 : len(v)-1]
-	}
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		in := v[1 : len(v)-1]
-		var b strings.Builder
-		for i := 0; i < len(in); i++ {
-			if in[i] == '\\' && i+1 < len(in) {
-				i++
-			}
-			b.WriteByte(in[i])
-		}
-		return b.String()
-	}
-	return v
 }

@@ -5,84 +5,107 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// PidRef is a reference to a process pinned by a pidfd.
+// PidRef pins a process: its PID plus an open pidfd, so signals and liveness
+// checks can't hit a recycled PID. A PidRef is safe for concurrent use; Close
+// it when done.
 type PidRef struct {
+	// PID is the process ID in our PID namespace. Immutable.
 	PID int
-	// ID is the inode number of the pidfd (unique per process on pidfs,
-	// kernel >= 6.9), 0 if unknown.
+	// ID is the pidfd's inode number: on pidfs (kernel >= 6.9) unique per
+	// process for the whole boot, so it survives PID reuse in persisted state.
+	// 0 when unknown. Immutable.
 	ID uint64
 
-	fd *os.File // pidfd, PIDFD_NONBLOCK, close-on-exec
+	fd *os.File // the pidfd: O_NONBLOCK (PIDFD_NONBLOCK), close-on-exec
 
-	mu       sync.Mutex
-	closed   bool
-	exited   chan struct{}
-	exitOnce sync.Once
+	mu     sync.Mutex    // guards closed and exited
+	closed bool          // Close was called
+	exited chan struct{} // made by the first Exited call
 }
 
-// Open pins the process pid with a pidfd.
+// Open pins the running process pid. A process that is already gone yields an
+// error wrapping syscall.ESRCH.
 func Open(pid int) (*PidRef, error) {
 	if pid <= 0 {
-		return nil, fmt.Errorf("invalid pid %d: %w", pid, syscall.EINVAL)
+		return nil, fmt.Errorf("open pidfd: invalid pid %d: %w", pid, syscall.EINVAL)
 	}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+		return nil, fmt.Errorf("open pidfd of pid %d: %w", pid, err)
 	}
 	return newRef(pid, fd), nil
 }
 
-// FromFD adopts an existing pidfd; ownership of fd passes to the PidRef (it is
-// closed on error too).
+// FromFD adopts a pidfd obtained elsewhere (SO_PEERPIDFD, SCM_PIDFD, D-Bus
+// ProcessFD) and reads its PID from /proc/self/fdinfo. It takes ownership of fd:
+// fd is closed when FromFD fails.
 func FromFD(fd int) (*PidRef, error) {
 	if fd < 0 {
-		return nil, fmt.Errorf("invalid pidfd %d: %w", fd, syscall.EBADF)
+		return nil, fmt.Errorf("adopt pidfd: invalid fd %d: %w", fd, syscall.EBADF)
 	}
 	pid, err := fdinfoPid(fd)
 	if err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
-	unix.CloseOnExec(fd)
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("pidfd %d: %w", fd, err)
-	}
-	return newRef(pid, fd), nil
+	return adopt(fd, pid)
 }
 
-// AdoptFD is FromFD for a pidfd whose PID the caller already knows (from
-// SO_PEERCRED next to SO_PEERPIDFD), saving the fdinfo read.
+// AdoptFD is FromFD for a pidfd whose PID the caller already knows from the
+// same source (SO_PEERCRED next to SO_PEERPIDFD), saving the fdinfo read. The
+// PID is trusted, not checked. It takes ownership of fd.
 func AdoptFD(fd, pid int) (*PidRef, error) {
 	if fd < 0 || pid <= 0 {
-		return nil, fmt.Errorf("invalid pidfd %d for pid %d: %w", fd, pid, syscall.EBADF)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("adopt pidfd %d of pid %d: %w", fd, pid, syscall.EBADF)
 	}
+	return adopt(fd, pid)
+}
+
+// adopt makes a foreign pidfd look like one from Open: close-on-exec, so it
+// does not leak into helpers we spawn, and non-blocking, which the netpoller
+// needs for Exited.
+func adopt(fd, pid int) (*PidRef, error) {
 	unix.CloseOnExec(fd)
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("pidfd %d: %w", fd, err)
+		return nil, fmt.Errorf("adopt pidfd %d of pid %d: %w", fd, pid, err)
 	}
 	return newRef(pid, fd), nil
 }
 
-// PidfdID returns the pidfs inode id of a pidfd we do not own (0 when unknown).
+func newRef(pid, fd int) *PidRef {
+	return &PidRef{
+		PID: pid,
+		ID:  PidfdID(fd),
+		fd:  os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid)),
+	}
+}
+
+// PidfdID returns the pidfs inode number of a pidfd the caller keeps owning,
+// or 0 when pidfds do not live on pidfs or fd is not usable.
 func PidfdID(fd int) uint64 {
 	var st unix.Stat_t
-	if fd < 0 || !onPidfs() || unix.Fstat(fd, &st) != nil {
+	if fd < 0 || !PidfdInodeSupported() || unix.Fstat(fd, &st) != nil {
 		return 0
 	}
 	return st.Ino
 }
 
-// onPidfs says whether pidfds live on pidfs, where the inode number identifies a
-// process for the whole boot. It is a property of the kernel: ask once.
+// PidfdInodeSupported reports whether pidfds live on pidfs (kernel >= 6.9),
+// where fstat gives an inode number unique to the process for the whole boot.
+// Before pidfs every pidfd shared the one anon-inode. The answer is a property
+// of the running kernel and is computed once.
+func PidfdInodeSupported() bool { return onPidfs() }
+
 var onPidfs = sync.OnceValue(func() bool {
 	fd, err := unix.PidfdOpen(os.Getpid(), 0)
 	if err != nil {
@@ -93,40 +116,35 @@ var onPidfs = sync.OnceValue(func() bool {
 	return unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC
 })
 
-func newRef(pid, fd int) *PidRef {
-	p := &PidRef{PID: pid}
-	var st unix.Stat_t
-	if onPidfs() && unix.Fstat(fd, &st) == nil {
-		p.ID = st.Ino
-	}
-	p.fd = os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
-	return p
-}
-
-// fdinfoPid reads the "Pid:" line of /proc/self/fdinfo/<fd>.
+// fdinfoPid returns the PID the kernel reports for a pidfd in
+// /proc/self/fdinfo/<fd>. The kernel shows -1 once the process has been
+// reaped and 0 when it lives in a PID namespace we cannot see; both are ESRCH.
 func fdinfoPid(fd int) (int, error) {
-	data, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
+	data, err := readProcFile("/proc/self/fdinfo/" + strconv.Itoa(fd))
 	if err != nil {
-		return 0, fmt.Errorf("reading fdinfo of fd %d: %w", fd, err)
+		return 0, fmt.Errorf("read fdinfo of fd %d: %w", fd, err)
 	}
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
 		rest, ok := bytes.CutPrefix(line, []byte("Pid:"))
 		if !ok {
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(rest)))
-		if err != nil {
-			return 0, fmt.Errorf("fd %d: bad Pid line %q: %w", fd, line, syscall.EINVAL)
-		}
-		if pid <= 0 {
-			return 0, fmt.Errorf("fd %d: process gone: %w", fd, syscall.ESRCH)
+		pid, err := strconv.Atoi(string(bytes.TrimSpace(rest)))
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("fdinfo of fd %d: bad Pid line %q: %w", fd, line, syscall.EINVAL)
+		case pid == -1:
+			return 0, fmt.Errorf("pidfd %d: process already reaped: %w", fd, syscall.ESRCH)
+		case pid <= 0:
+			return 0, fmt.Errorf("pidfd %d: process not visible in our pid namespace: %w", fd, syscall.ESRCH)
 		}
 		return pid, nil
 	}
 	return 0, fmt.Errorf("fd %d is not a pidfd: %w", fd, syscall.EBADF)
 }
 
-// control runs f with the raw pidfd, failing with EBADF after Close.
+// control runs f on the raw pidfd, holding a reference so a concurrent Close
+// cannot hand the number to another file meanwhile. After Close: EBADF.
 func (p *PidRef) control(f func(fd int) error) error {
 	if p == nil || p.fd == nil {
 		return syscall.EBADF
@@ -142,7 +160,8 @@ func (p *PidRef) control(f func(fd int) error) error {
 	return ferr
 }
 
-// FD returns the raw pidfd, or -1 when closed.
+// FD returns the raw pidfd, or -1 when there is none (closed or nil ref). The
+// PidRef keeps owning it: dup it to keep it beyond Close.
 func (p *PidRef) FD() int {
 	if p == nil {
 		return -1
@@ -152,10 +171,14 @@ func (p *PidRef) FD() int {
 	if p.closed || p.fd == nil {
 		return -1
 	}
+	// The file was made from a non-blocking fd, so Fd leaves O_NONBLOCK alone
+	// (os only resets it for descriptors it switched to non-blocking itself).
 	return int(p.fd.Fd())
 }
 
-func pollReadable(fd int) bool {
+// exitedNow reports whether a pidfd is readable, which the kernel makes it
+// once the whole thread group has exited, zombie or reaped, child or not.
+func exitedNow(fd int) bool {
 	for {
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
 		if err == unix.EINTR {
@@ -165,40 +188,61 @@ func pollReadable(fd int) bool {
 	}
 }
 
-// Alive reports whether the process has not exited yet.
+// Alive reports whether the process is still running: not exited, and so not a
+// zombie either. False after Close.
 func (p *PidRef) Alive() bool {
 	alive := false
 	_ = p.control(func(fd int) error {
-		alive = !pollReadable(fd)
+		alive = !exitedNow(fd)
 		return nil
 	})
 	return alive
 }
 
-// Signal sends sig to the process; ESRCH when it is gone.
+// Signal sends sig to the process with pidfd_send_signal. A process that is
+// gone yields an error wrapping syscall.ESRCH.
 func (p *PidRef) Signal(sig syscall.Signal) error {
 	return p.control(func(fd int) error {
 		if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
-			return fmt.Errorf("signalling pid %d: %w", p.PID, err)
+			return fmt.Errorf("signal %v to pid %d: %w", sig, p.PID, err)
 		}
 		return nil
 	})
 }
 
-// Verify checks that PID still names the pinned process, so that what was just
-// read from /proc/PID belongs to it. A process that has not exited keeps its PID,
-// so one poll of the pidfd answers it; an exited one counts as gone.
+// Verify checks that PID still names the pinned process, so that data just
+// read from /proc/PID belonged to it. It fails with syscall.ESRCH once the
+// process has been reaped (its PID may be reused) or when the PID differs; a
+// zombie still owns its PID and passes.
 func (p *PidRef) Verify() error {
 	return p.control(func(fd int) error {
-		if pollReadable(fd) {
-			return fmt.Errorf("pid %d exited: %w", p.PID, syscall.ESRCH)
+		// A process that has not exited cannot have lost its PID: one poll
+		// answers the common case without reading fdinfo.
+		if !exitedNow(fd) {
+			return nil
+		}
+		pid, err := fdinfoPid(fd)
+		if err != nil {
+			return fmt.Errorf("verify pid %d: %w", p.PID, err)
+		}
+		if pid != p.PID {
+			return fmt.Errorf("verify pid %d: pidfd names pid %d: %w", p.PID, pid, syscall.ESRCH)
 		}
 		return nil
 	})
 }
 
-// Close releases the pidfd. It is idempotent and unblocks the Exited
-// goroutine without closing the channel.
+// gone prefers ESRCH for a failed /proc/PID access: when the process has been
+// reaped, that (not ENOENT from procfs) is the error callers act on.
+func (p *PidRef) gone(err error) error {
+	if verr := p.Verify(); verr != nil {
+		return verr
+	}
+	return err
+}
+
+// Close releases the pidfd. It is idempotent. A pending Exited watcher stops
+// without closing its channel: after Close there is nothing left to observe.
 func (p *PidRef) Close() error {
 	if p == nil {
 		return nil
@@ -210,77 +254,86 @@ func (p *PidRef) Close() error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	if p.fd != nil {
-		return p.fd.Close()
+	if p.fd == nil {
+		return nil
 	}
-	return nil
+	return p.fd.Close()
 }
 
-// Exited returns a channel closed when the process exits. The same channel is
-// returned on every call. The watcher parks on the pidfd itself through the Go
-// netpoller — no thread and no extra fd per process, so 10,000 machines cost
-// 10,000 fds, as upstream — and stops quietly on Close.
+// Exited returns a channel that is closed when the process exits; every call
+// returns the same channel. It works for any process, not just our children.
+//
+// The watcher parks on the pidfd itself through the Go netpoller, so watching
+// costs a parked goroutine, no thread and no extra fd per process. If the
+// PidRef is closed first, the channel is never closed.
 func (p *PidRef) Exited() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.exited != nil {
 		return p.exited
 	}
-	p.exited = make(chan struct{})
+	ch := make(chan struct{})
+	p.exited = ch
 	if p.closed || p.fd == nil {
-		return p.exited
+		return ch
 	}
 	rc, err := p.fd.SyscallConn()
 	if err != nil {
-		return p.exited
+		return ch
 	}
-	ch := p.exited
 	go func() {
-		// Read returns nil once the callback sees the pidfd readable (exit), or
-		// an error when Close shuts the file while we wait.
-		if rc.Read(func(fd uintptr) bool { return pollReadable(int(fd)) }) == nil {
-			p.exitOnce.Do(func() { close(ch) })
+		// The callback reports done once the pidfd polls readable; until then
+		// Read parks on epoll. Close makes Read return an error instead.
+		if rc.Read(func(fd uintptr) bool { return exitedNow(int(fd)) }) == nil {
+			close(ch)
 		}
 	}()
-	return p.exited
+	return ch
 }
 
-// UID returns the real UID of the process.
+// UID returns the real UID of the process (first field of the "Uid:" line of
+// /proc/PID/status), checked against the pidfd after reading.
 func (p *PidRef) UID() (uint32, error) {
-	data, err := readProcFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	data, err := readProcFile("/proc/" + strconv.Itoa(p.PID) + "/status")
 	if err != nil {
-		return 0, fmt.Errorf("reading status of pid %d: %w", p.PID, err)
+		return 0, p.gone(fmt.Errorf("read status of pid %d: %w", p.PID, err))
 	}
-	var uid uint64
-	found := false
-	for _, line := range strings.Split(string(data), "\n") {
-		rest, ok := strings.CutPrefix(line, "Uid:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			break
-		}
-		if uid, err = strconv.ParseUint(f[0], 10, 32); err != nil {
-			return 0, fmt.Errorf("pid %d: bad Uid line: %w", p.PID, syscall.EINVAL)
-		}
-		found = true
-		break
-	}
-	if !found {
-		return 0, fmt.Errorf("pid %d: no Uid line: %w", p.PID, syscall.EINVAL)
+	uid, err := statusUID(data)
+	if err != nil {
+		return 0, fmt.Errorf("status of pid %d: %w", p.PID, err)
 	}
 	if err := p.Verify(); err != nil {
 		return 0, err
 	}
-	return uint32(uid), nil
+	return uid, nil
+}
+
+// statusUID extracts the real UID from the contents of /proc/PID/status.
+func statusUID(data []byte) (uint32, error) {
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		uid, err := strconv.ParseUint(string(f[0]), 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("bad Uid line %q: %w", line, syscall.EINVAL)
+		}
+		return uint32(uid), nil
+	}
+	return 0, fmt.Errorf("no Uid line: %w", syscall.EINVAL)
 }
 
 // readProcFile reads a small /proc file with plain syscalls: no os.File, no
-// poller registration, no finalizer. The hot path (registration) reads several.
+// netpoller registration and no finalizer, because registration reads several
+// of these per machine. It reads until EOF: a short read from a seq_file is not
+// the end when the next record did not fit (long uid_map or cgroup files).
 func readProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -301,10 +354,5 @@ func readProcFile(path string) ([]byte, error) {
 			return buf, nil
 		}
 		buf = buf[:len(buf)+n]
-		if len(buf) < cap(buf) {
-			// procfs hands small files over in one read: a short read is the end,
-			// which saves the extra read(2) per file on the registration path.
-			return buf, nil
-		}
 	}
 }

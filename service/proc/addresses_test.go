@@ -1,0 +1,263 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// netnsChild starts sleep in a fresh network namespace.
+func netnsChild(t *testing.T) *PidRef {
+	t.Helper()
+	needRoot(t)
+	return openChild(t, startChild(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}, "sleep", "60"))
+}
+
+// inNetns runs a command inside the process' network namespace.
+func inNetns(t *testing.T, p *PidRef, args ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		t.Skip("no nsenter")
+	}
+	if _, err := exec.LookPath(args[0]); err != nil {
+		t.Skipf("no %s", args[0])
+	}
+	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(p.PID), "-n"}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nsenter %v: %v\n%s", args, err, out)
+	}
+}
+
+func ctx10s(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// has reports whether addrs lists ip on ifindex with the right family and
+// address length.
+func has(addrs []Address, ifindex int, ip string) bool {
+	want := net.ParseIP(ip)
+	fam, size := unix.AF_INET6, 16
+	if v4 := want.To4(); v4 != nil {
+		fam, size, want = unix.AF_INET, 4, v4
+	}
+	return slices.ContainsFunc(addrs, func(a Address) bool {
+		return a.IfIndex == ifindex && a.Family == fam && len(a.Addr) == size && net.IP(a.Addr).Equal(want)
+	})
+}
+
+func TestSharesHostNetNS(t *testing.T) {
+	self, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	if shared, err := SharesHostNetNS(self); err != nil || !shared {
+		t.Errorf("SharesHostNetNS(self) = %v, %v", shared, err)
+	}
+	p := netnsChild(t)
+	if shared, err := SharesHostNetNS(p); err != nil || shared {
+		t.Errorf("SharesHostNetNS(netns child) = %v, %v", shared, err)
+	}
+}
+
+func TestAddressesFreshNetns(t *testing.T) {
+	p := netnsChild(t)
+	// A new namespace has only lo, and it is down: no addresses at all.
+	addrs, err := Addresses(ctx10s(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 0 {
+		t.Errorf("fresh netns has addresses %v", addrs)
+	}
+}
+
+func TestAddressesConfigured(t *testing.T) {
+	p := netnsChild(t)
+	inNetns(t, p, "ip", "addr", "add", "10.99.0.1/24", "dev", "lo")
+	inNetns(t, p, "ip", "link", "set", "lo", "up")
+	inNetns(t, p, "ip", "link", "add", "veth9", "type", "veth", "peer", "name", "veth9p")
+	inNetns(t, p, "ip", "addr", "add", "10.98.0.2/16", "dev", "veth9")
+	// A point-to-point address: the local side must be reported, not the peer.
+	inNetns(t, p, "ip", "addr", "add", "10.97.0.1", "peer", "10.97.0.2", "dev", "veth9")
+	inNetns(t, p, "ip", "-6", "addr", "add", "fd00:99::1/64", "dev", "veth9", "nodad")
+
+	addrs, err := Addresses(ctx10s(t), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifi := linkIndex(t, p, "veth9")
+	for _, want := range []struct {
+		ifindex int
+		ip      string
+	}{
+		{1, "127.0.0.1"}, {1, "10.99.0.1"}, {1, "::1"},
+		{ifi, "10.98.0.2"}, {ifi, "10.97.0.1"}, {ifi, "fd00:99::1"},
+	} {
+		if !has(addrs, want.ifindex, want.ip) {
+			t.Errorf("%s on ifindex %d missing from %v", want.ip, want.ifindex, addrs)
+		}
+	}
+	if has(addrs, ifi, "10.97.0.2") {
+		t.Error("peer address reported as local")
+	}
+	if !slices.IsSortedFunc(addrs, func(a, b Address) int {
+		if a.IfIndex != b.IfIndex {
+			return a.IfIndex - b.IfIndex
+		}
+		return a.Family - b.Family
+	}) {
+		t.Errorf("not sorted by ifindex, family: %v", addrs)
+	}
+	// None of the namespace's addresses may leak in from the host or back out.
+	host, err := HostAddresses(ctx10s(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range host {
+		if net.IP(a.Addr).Equal(net.ParseIP("10.99.0.1")) {
+			t.Error("container address shows up on the host")
+		}
+	}
+}
+
+// linkIndex reads an interface's index from inside the namespace.
+func linkIndex(t *testing.T, p *PidRef, name string) int {
+	t.Helper()
+	out, err := exec.Command("nsenter", "-t", strconv.Itoa(p.PID), "-n", "ip", "-o", "link", "show", name).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _, _ := strings.Cut(string(out), ":")
+	n, err := strconv.Atoi(idx)
+	if err != nil {
+		t.Fatalf("ifindex in %q: %v", out, err)
+	}
+	return n
+}
+
+// TestHostAddressesMatchStdlib cross-checks the raw dump against net.Interfaces.
+func TestHostAddressesMatchStdlib(t *testing.T) {
+	got, err := HostAddresses(ctx10s(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Skip(err)
+	}
+	n := 0
+	for _, ifc := range ifs {
+		as, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			ipn, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			n++
+			if !has(got, ifc.Index, ipn.IP.String()) {
+				t.Errorf("%s on %s (%d) missing from %v", ipn.IP, ifc.Name, ifc.Index, got)
+			}
+		}
+	}
+	if len(got) != n {
+		t.Errorf("HostAddresses found %d addresses, net.Interfaces %d", len(got), n)
+	}
+}
+
+func TestAddressesCancelled(t *testing.T) {
+	p := netnsChild(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Addresses(ctx, p); !errors.Is(err, context.Canceled) {
+		t.Errorf("Addresses(cancelled) = %v, want context.Canceled", err)
+	}
+	if _, err := HostAddresses(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("HostAddresses(cancelled) = %v, want context.Canceled", err)
+	}
+}
+
+func TestAddressesGone(t *testing.T) {
+	needRoot(t)
+	cmd := startChild(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}, "sleep", "60")
+	p := openChild(t, cmd)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := Addresses(ctx10s(t), p); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("Addresses after reap = %v, want ESRCH", err)
+	}
+	if _, err := SharesHostNetNS(p); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("SharesHostNetNS after reap = %v, want ESRCH", err)
+	}
+}
+
+// TestAddressesLeavesNoThreadBehind checks that the threads which entered the
+// container's namespace die with their goroutines: afterwards every thread,
+// the main thread in particular, must be in our namespace again.
+func TestAddressesLeavesNoThreadBehind(t *testing.T) {
+	p := netnsChild(t)
+	own, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough rounds that some land on the main thread's goroutine slot.
+	for range 50 {
+		if _, err := Addresses(ctx10s(t), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	main := "/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/ns/net"
+	if ns, err := os.Readlink(main); err != nil || ns != own {
+		t.Fatalf("main thread is in %s (%v), want %s", ns, err, own)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stray := strayThreads(t, own)
+		if len(stray) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("threads %v still in another network namespace", stray)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	self, err := Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	if shared, err := SharesHostNetNS(self); err != nil || !shared {
+		t.Errorf("SharesHostNetNS(self) after the dumps = %v, %v", shared, err)
+	}
+}
+
+func strayThreads(t *testing.T, own string) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stray []string
+	for _, e := range ents {
+		ns, err := os.Readlink("/proc/self/task/" + e.Name() + "/ns/net")
+		if err == nil && ns != own {
+			stray = append(stray, e.Name()+":"+ns)
+		}
+	}
+	return stray
+}

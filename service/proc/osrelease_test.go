@@ -1,0 +1,344 @@
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseEnvFile(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     [][2]string
+	}{
+		{"plain", "ID=debian\n", [][2]string{{"ID", "debian"}}},
+		{"no final newline", "ID=debian", [][2]string{{"ID", "debian"}}},
+		{"comments and blanks", "# c\n  ; c2\n\n\t\nA=1\n   # B=2\n", [][2]string{{"A", "1"}}},
+		{"double quotes", `NAME="Debian GNU/Linux"`, [][2]string{{"NAME", "Debian GNU/Linux"}}},
+		{"single quotes", `V='12 (bookworm)'`, [][2]string{{"V", "12 (bookworm)"}}},
+		{"blanks around", "  A  =   x y  \n", [][2]string{{"A", "x y"}}},
+		{"quoted blanks kept", `A="  x  "  `, [][2]string{{"A", "  x  "}}},
+		{"escapes in double quotes", `A="q\"b\\s\$d\` + "`" + `t"`, [][2]string{{"A", "q\"b\\s$d`t"}}},
+		{"other escapes kept", `A="a\nb\x"`, [][2]string{{"A", `a\nb\x`}}},
+		{"single quotes literal", `A='a\"b'`, [][2]string{{"A", `a\"b`}}},
+		{"unquoted escapes", `A=a\ b\\c\"d`, [][2]string{{"A", `a b\c"d`}}},
+		{"escaped trailing blank", "A=a\\ \n", [][2]string{{"A", "a "}}},
+		{"continuation", "A=a\\\nb\nB=2\n", [][2]string{{"A", "ab"}, {"B", "2"}}},
+		{"continuation in quotes", "A=\"a\\\nb\"\n", [][2]string{{"A", "ab"}}},
+		{"multi-line quotes", "A='a\nb'\nB=\"c\nd\"\n", [][2]string{{"A", "a\nb"}, {"B", "c\nd"}}},
+		{"concatenation", `A="a"'b'c`, [][2]string{{"A", "abc"}}},
+		{"hash inside value", "A=b # c\n", [][2]string{{"A", "b # c"}}},
+		{"empty values", "A=\nB=\"\"\nC=''\n", [][2]string{{"A", ""}, {"B", ""}, {"C", ""}}},
+		{"equals in value", "A=b=c\n", [][2]string{{"A", "b=c"}}},
+		{"duplicates kept", "A=1\nA=2\n", [][2]string{{"A", "1"}, {"A", "2"}}},
+		{"crlf", "A=b\r\nB=\"c\"\r\n", [][2]string{{"A", "b"}, {"B", "c"}}},
+		{"unterminated quote", `A="abc`, [][2]string{{"A", "abc"}}},
+		{"invalid keys", "1A=x\nA-B=x\nA.B=x\n=x\nA B=x\nok_1=y\n", [][2]string{{"ok_1", "y"}}},
+		{"line without equals", "garbage\nA=1\n", [][2]string{{"A", "1"}}},
+		{"invalid utf-8 value", "A=\xff\nB=ü\n", [][2]string{{"B", "ü"}}},
+		{"empty", "", nil},
+	} {
+		got, err := ParseEnvFile([]byte(tc.in))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: ParseEnvFile(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
+	}
+	if _, err := ParseEnvFile([]byte("A=a\x00b\n")); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("NUL byte: %v, want EINVAL", err)
+	}
+}
+
+// TestParseEnvFileLikeShell checks our parse of the host's os-release against
+// what a POSIX shell makes of the same file.
+func TestParseEnvFileLikeShell(t *testing.T) {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		t.Skip(err)
+	}
+	pairs, err := ParseEnvFile(data)
+	if err != nil || len(pairs) == 0 {
+		t.Fatalf("ParseEnvFile = %v, %v", pairs, err)
+	}
+	out, err := exec.Command("env", "-i", "sh", "-c", "set -a; . /etc/os-release; env -0").Output()
+	if err != nil {
+		t.Skip(err)
+	}
+	shell := map[string]string{}
+	for kv := range bytes.SplitSeq(out, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			shell[k] = v
+		}
+	}
+	for _, kv := range pairs {
+		if shell[kv[0]] != kv[1] {
+			t.Errorf("%s: we read %q, sh reads %q", kv[0], kv[1], shell[kv[0]])
+		}
+	}
+}
+
+func FuzzParseEnvFile(f *testing.F) {
+	for _, s := range []string{
+		"ID=debian\n", `A="a\"b" B='c'`, "A=a\\\nb", "# x\nA='", "A=\"\\", "=\n", "A=\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pairs, err := ParseEnvFile(data)
+		if err != nil {
+			if bytes.IndexByte(data, 0) < 0 {
+				t.Fatalf("error without NUL: %v", err)
+			}
+			return
+		}
+		var b strings.Builder
+		for _, kv := range pairs {
+			if !validEnvKey(kv[0]) || !utf8.ValidString(kv[1]) {
+				t.Fatalf("bad pair %q", kv)
+			}
+			// Quoting a value the way os-release(5) says must round-trip.
+			b.WriteString(kv[0] + `="`)
+			for _, c := range []byte(kv[1]) {
+				if strings.IndexByte("\"\\`$", c) >= 0 {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(c)
+			}
+			b.WriteString("\"\n")
+		}
+		again, err := ParseEnvFile([]byte(b.String()))
+		if err != nil || len(again) != len(pairs) || (len(pairs) > 0 && !reflect.DeepEqual(again, pairs)) {
+			t.Fatalf("round trip of %q: %q, %v", pairs, again, err)
+		}
+	})
+}
+
+// tree builds files below dir: a value starting with "->" makes a symlink,
+// "fifo" a FIFO, "dir" a directory.
+func tree(t *testing.T, files map[string]string) (dir string, rootfd int) {
+	t.Helper()
+	dir = t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch {
+		case strings.HasPrefix(content, "->"):
+			err = os.Symlink(content[2:], p)
+		case content == "fifo":
+			err = unix.Mkfifo(p, 0o644)
+		case content == "dir":
+			err = os.Mkdir(p, 0o755)
+		default:
+			err = os.WriteFile(p, []byte(content), 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(rootfd) })
+	return dir, rootfd
+}
+
+// hostID is the host's os-release ID: what an escape from the tree would read.
+func hostID(t *testing.T) string {
+	osr, err := HostOSRelease()
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, kv := range osr {
+		if v, ok := strings.CutPrefix(kv, "ID="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func TestOpenInRootResolvesInside(t *testing.T) {
+	host := hostID(t)
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+	}{
+		{"absolute symlink", map[string]string{
+			"etc/os-release":     "->/usr/lib/os-release",
+			"usr/lib/os-release": "ID=inside\n",
+		}},
+		{"dot-dot symlink", map[string]string{
+			"etc/os-release":     "->../../../../../../../usr/lib/os-release",
+			"usr/lib/os-release": "ID=inside\n",
+		}},
+		{"absolute directory symlink", map[string]string{
+			"etc":                "->/usr/etc",
+			"usr/etc/os-release": "ID=inside\n",
+		}},
+	} {
+		_, root := tree(t, tc.files)
+		got, err := osReleaseAt(root)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !slices.Equal(got, []string{"ID=inside"}) {
+			t.Errorf("%s: read %q (host ID %q): resolution escaped the root", tc.name, got, host)
+		}
+	}
+}
+
+func TestOpenInRootRefusesMagicLinks(t *testing.T) {
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(root)
+	if fd, err := openInRoot(root, "proc/self/root/etc/os-release"); !errors.Is(err, syscall.ELOOP) {
+		unix.Close(fd)
+		t.Errorf("magic link: %v, want ELOOP", err)
+	}
+	// A symlink into /proc from inside a tree resolves inside the tree.
+	_, tr := tree(t, map[string]string{"etc/os-release": "->/proc/self/root/etc/os-release"})
+	if _, err := osReleaseAt(tr); !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("symlink to /proc: %v, want ENOENT", err)
+	}
+}
+
+func TestOSReleaseAtFiles(t *testing.T) {
+	big := strings.Repeat("#", maxOSRelease-len("ID=big\n")) + "\nID=big"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  []string
+		err   error
+	}{
+		{"etc wins", map[string]string{"etc/os-release": "ID=etc\n", "usr/lib/os-release": "ID=usr\n"}, []string{"ID=etc"}, nil},
+		{"usr fallback", map[string]string{"usr/lib/os-release": "ID=usr\nNAME='U'\n"}, []string{"ID=usr", "NAME=U"}, nil},
+		{"dangling etc falls back", map[string]string{"etc/os-release": "->/nowhere", "usr/lib/os-release": "ID=usr\n"}, []string{"ID=usr"}, nil},
+		{"none", map[string]string{"etc/hostname": "x\n"}, nil, syscall.ENOENT},
+		{"empty root", map[string]string{}, nil, syscall.ENOENT},
+		{"fifo", map[string]string{"etc/os-release": "fifo"}, nil, syscall.EINVAL},
+		{"directory", map[string]string{"etc/os-release": "dir"}, nil, syscall.EISDIR},
+		{"at the limit", map[string]string{"etc/os-release": big}, []string{"ID=big"}, nil},
+		{"over the limit", map[string]string{"etc/os-release": big + "\n"}, nil, syscall.EFBIG},
+	} {
+		_, root := tree(t, tc.files)
+		done := make(chan struct{})
+		var got []string
+		var err error
+		go func() { got, err = osReleaseAt(root); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: osReleaseAt blocked", tc.name)
+		}
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("%s: err = %v, want %v", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestOSReleaseOfChild(t *testing.T) {
+	p := openChild(t, startChild(t, nil, "sleep", "60"))
+	osr, err := OSRelease(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := HostOSRelease()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(osr) == 0 || !slices.Equal(host, osr) {
+		t.Errorf("child's os-release %q differs from the host's %q", osr, host)
+	}
+}
+
+func TestOSReleaseGone(t *testing.T) {
+	cmd := startChild(t, nil, "sleep", "60")
+	p := openChild(t, cmd)
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := OSRelease(p); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("OSRelease after reap = %v, want ESRCH", err)
+	}
+}
+
+// TestOSReleaseChroot runs sleep chrooted into a tree whose os-release is an
+// absolute symlink: it must resolve inside the process' root, not ours.
+func TestOSReleaseChroot(t *testing.T) {
+	needRoot(t)
+	dir, _ := tree(t, map[string]string{
+		"etc/os-release":     "->/usr/lib/os-release",
+		"usr/lib/os-release": "ID=chrooted\nPRETTY_NAME=\"Chroot Test\"\n",
+	})
+	installSleep(t, dir)
+	p := openChild(t, startChild(t, &syscall.SysProcAttr{Chroot: dir}, "/bin/sleep", "60"))
+	osr, err := OSRelease(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ID=chrooted", "PRETTY_NAME=Chroot Test"}; !slices.Equal(osr, want) {
+		t.Errorf("OSRelease = %q, want %q", osr, want)
+	}
+}
+
+// installSleep copies sleep and the libraries ldd lists into dir.
+func installSleep(t *testing.T, dir string) {
+	t.Helper()
+	bin, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Skipf("ldd %s: %v", bin, err)
+	}
+	files := map[string]string{"/bin/sleep": bin}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		for f := range strings.FieldsSeq(line) {
+			if strings.HasPrefix(f, "/") {
+				files[f] = f
+			}
+		}
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "/") {
+			files[f[0]] = f[0]
+		}
+	}
+	for dst, src := range files {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Skip(err)
+		}
+		p := filepath.Join(dir, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
