@@ -65,6 +65,10 @@ func (c *Conn) NetConn() net.Conn { return c.uc }
 func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	for {
 		if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
+			if c.scanned+i > c.lim.MaxMessageSize {
+				c.closeFDs()
+				return nil, nil, ErrMessageTooLarge
+			}
 			return c.take(c.scanned + i), c.takeFDs(c.scanned + i), nil
 		}
 		c.scanned = len(c.buf)
@@ -110,7 +114,7 @@ func (c *Conn) takeFDs(nul int) []*os.File {
 func (c *Conn) fill() error {
 	if c.chunk == nil {
 		c.chunk = make([]byte, readChunk)
-		c.oob = make([]byte, unix.CmsgSpace(4*(c.lim.MaxFDsPerMessage+1)))
+		c.oob = make([]byte, unix.CmsgSpace(4*max(c.lim.MaxFDsPerMessage, 1)))
 	}
 	if c.lim.IdleTimeout > 0 {
 		// Between messages and mid-message alike: a peer that sends nothing for
