@@ -10,10 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -242,6 +239,44 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// The per-UID cap holds for an unprivileged peer (root is exempt).
+func TestPerUIDLimit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to connect as another user")
+	}
+	lim := DefaultLimits()
+	lim.MaxConnectionsPerUID = 2
+	var served atomic.Int32
+	path, _ := serveOn(t, lim, func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+		served.Add(1)
+		if p := c.Peer(); p.UID != 65534 {
+			t.Errorf("peer uid %d", p.UID)
+		}
+		return echo(ctx, c, msg, fds)
+	})
+	script := `import socket,sys
+ok=0
+ss=[]
+for i in range(4):
+    s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); ss.append(s)
+for s in ss:
+    s.settimeout(3)
+    try:
+        s.sendall(b"hi\0"); d=s.recv(100)
+        if d: ok+=1
+    except Exception: pass
+print(ok)`
+	cmd := exec.Command("/usr/bin/python3", "-c", script, path)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if strings.TrimSpace(string(out)) != "2" {
+		t.Errorf("%s connections of uid 65534 served, want 2", out)
+	}
+}
+
 func TestActivationFilesUnsetsEnv(t *testing.T) {
 	t.Setenv("LISTEN_PID", "1")
 	t.Setenv("LISTEN_FDS", "1")
@@ -269,384 +304,5 @@ func TestNotify(t *testing.T) {
 	n, _, _ := pc.ReadFromUnix(buf)
 	if string(buf[:n]) != "READY=1" {
 		t.Errorf("got %q", buf[:n])
-	}
-}
-
-// Child modes of the test binary, selected by VLT_CHILD.
-func TestMain(m *testing.M) {
-	switch os.Getenv("VLT_CHILD") {
-	case "peruid":
-		childPerUID(os.Getenv("VLT_SOCK"), 4)
-		os.Exit(0)
-	case "activation":
-		os.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-		for _, a := range ActivationFiles() {
-			fmt.Printf("%s %v\n", a.Name, a.Listening)
-		}
-		fmt.Printf("env %q %q %q\n", os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"))
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// childPerUID connects n times, holds every connection and prints how many
-// were closed by the server (EOF) within a second.
-func childPerUID(path string, n int) {
-	var eof atomic.Int32
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	for i := 0; i < n; i++ {
-		c, err := net.Dial("unix", path)
-		if err != nil {
-			fmt.Println("dial:", err)
-			os.Exit(1)
-		}
-		conns = append(conns, c)
-	}
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
-				eof.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	fmt.Println(eof.Load())
-}
-
-func TestPerUIDLimit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to connect as another user")
-	}
-	lim := DefaultLimits()
-	lim.MaxConnectionsPerUID = 2
-	path, s := serveOn(t, lim, echo)
-	// Root is exempt: more than two root connections are fine.
-	for i := 0; i < 3; i++ {
-		c, err := net.Dial("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if r, err := roundTrip(t, c, "root"); err != nil || !strings.Contains(r, "root") {
-			t.Fatalf("root connection %d: %q %v", i, r, err)
-		}
-	}
-	// The go test build dir is private to root: run a copy the child user can reach.
-	bin := filepath.Join(filepath.Dir(path), "child.test")
-	exe, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, exe, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^$")
-	cmd.Dir = "/"
-	cmd.Env = append(os.Environ(), "VLT_CHILD=peruid", "VLT_SOCK="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v: %s", err, out)
-	}
-	if strings.TrimSpace(string(out)) != "2" {
-		t.Errorf("child saw %q connections closed, want 2 of 4", out)
-	}
-	if _, per := s.Stats(); per[65534] > 2 {
-		t.Errorf("uid 65534 holds %d connections", per[65534])
-	}
-}
-
-func TestActivationFilesChild(t *testing.T) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(t.TempDir(), "a"), Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	lf, _ := l.File()
-	defer lf.Close()
-	a, _ := socketpair(t)
-	af, _ := a.File()
-	defer af.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "VLT_CHILD=activation", "LISTEN_FDS=2", "LISTEN_FDNAMES=varlink")
-	cmd.ExtraFiles = []*os.File{lf, af}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child: %v: %s", err, out)
-	}
-	want := "varlink true\nunknown false\nenv \"\" \"\" \"\"\n"
-	if string(out) != want {
-		t.Errorf("child printed %q, want %q", out, want)
-	}
-}
-
-func TestPipelinedAndSplitThroughServer(t *testing.T) {
-	path, _ := serveOn(t, DefaultLimits(), echo)
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var all []byte
-	for i := 0; i < 100; i++ {
-		all = append(all, fmt.Sprintf("m%d\x00", i)...)
-	}
-	c.Write(all)
-	// One message split over many writes.
-	go func() {
-		for _, p := range []string{"sp", "l", "i", "t\x00"} {
-			time.Sleep(2 * time.Millisecond)
-			c.Write([]byte(p))
-		}
-	}()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	r := readN(t, c, 101)
-	for i := 0; i < 100; i++ {
-		if !strings.Contains(r[i], fmt.Sprintf(`"m%d"`, i)) {
-			t.Fatalf("reply %d: %q", i, r[i])
-		}
-	}
-	if !strings.Contains(r[100], `"split"`) {
-		t.Errorf("split reply %q", r[100])
-	}
-}
-
-// readN reads n NUL-terminated messages from c.
-func readN(t *testing.T, c net.Conn, n int) []string {
-	t.Helper()
-	var out []string
-	var buf []byte
-	b := make([]byte, 64<<10)
-	for len(out) < n {
-		k, err := c.Read(b)
-		buf = append(buf, b[:k]...)
-		for {
-			i := bytes.IndexByte(buf, 0)
-			if i < 0 {
-				break
-			}
-			out = append(out, string(buf[:i]))
-			buf = buf[i+1:]
-		}
-		if err != nil && len(out) < n {
-			t.Fatalf("after %d messages: %v", len(out), err)
-		}
-	}
-	return out
-}
-
-func TestFDsReachHandler(t *testing.T) {
-	got := make(chan int, 1)
-	path, _ := serveOn(t, DefaultLimits(), func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
-		got <- len(fds)
-		for _, f := range fds {
-			var st unix.Stat_t
-			if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-				t.Error(err)
-			}
-			f.Close()
-		}
-		return c.WriteRaw(ctx, []byte("{}\x00"))
-	})
-	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	f, _ := os.Open("/dev/null")
-	defer f.Close()
-	if _, _, err := uc.WriteMsgUnix([]byte("{}\x00"), unix.UnixRights(int(f.Fd()), int(f.Fd()), int(f.Fd())), nil); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case n := <-got:
-		if n != 3 {
-			t.Errorf("handler got %d fds, want 3", n)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("handler not called")
-	}
-}
-
-func TestOversizeMessageBoundedHeap(t *testing.T) {
-	path, _ := serveOn(t, DefaultLimits(), echo) // 16 MiB cap
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	writeErr := make(chan error, 1)
-	go func() {
-		chunk := bytes.Repeat([]byte("x"), 1<<20)
-		for i := 0; i < 17; i++ {
-			if _, err := c.Write(chunk); err != nil {
-				writeErr <- err
-				return
-			}
-		}
-		writeErr <- nil
-	}()
-	// A second client is served while the first one streams.
-	c2, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	if r, err := roundTrip(t, c2, "meanwhile"); err != nil || !strings.Contains(r, "meanwhile") {
-		t.Errorf("second client: %q %v", r, err)
-	}
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	r, err := io.ReadAll(c)
-	if !bytes.Equal(r, protocolError) {
-		t.Errorf("got %q (%v), want the protocol error", r, err)
-	}
-	<-writeErr
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	if ms.HeapInuse > 128<<20 {
-		t.Errorf("heap in use %d MiB after a 17 MiB message", ms.HeapInuse>>20)
-	}
-}
-
-func TestFDFloodRejected(t *testing.T) {
-	path, s := serveOn(t, DefaultLimits(), echo)
-	base := openFDs(t)
-	uc, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := os.Open("/dev/null")
-	ten := make([]int, 10)
-	for i := range ten {
-		ten[i] = int(f.Fd())
-	}
-	for i := 0; i < 20; i++ { // 200 fds, no message ever completes
-		if _, _, err := uc.WriteMsgUnix([]byte("{"), unix.UnixRights(ten...), nil); err != nil {
-			break
-		}
-	}
-	uc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	r, _ := io.ReadAll(uc)
-	if !bytes.Equal(r, protocolError) {
-		t.Errorf("got %q, want the protocol error", r)
-	}
-	uc.Close()
-	f.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) > base+1 && time.Now().Before(deadline) { // +1: the reader of /proc/self/fd
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := openFDs(t); n > base {
-		t.Errorf("open fds %d, baseline %d", n, base)
-	}
-	if n, _ := s.Stats(); n != 0 {
-		t.Errorf("%d connections still counted", n)
-	}
-}
-
-func TestContinuesStreamThroughServer(t *testing.T) {
-	const n = 10000
-	path, _ := serveOn(t, DefaultLimits(), func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
-		for i := 0; i < n; i++ {
-			if _, err := c.Write(ctx, []byte(fmt.Sprintf(`{"parameters":{"i":%d},"continues":true}`+"\x00", i))); err != nil {
-				return err
-			}
-		}
-		_, err := c.Write(ctx, []byte(`{"parameters":{"i":-1}}`+"\x00"))
-		return err
-	})
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.Write([]byte(`{"method":"a.b.C","more":true}` + "\x00"))
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	r := readN(t, c, n+1)
-	for i := 0; i < n; i++ {
-		if r[i] != fmt.Sprintf(`{"parameters":{"i":%d},"continues":true}`, i) {
-			t.Fatalf("reply %d: %q", i, r[i])
-		}
-	}
-	if r[n] != `{"parameters":{"i":-1}}` {
-		t.Errorf("last reply %q", r[n])
-	}
-}
-
-func TestServeConnSocketpair(t *testing.T) {
-	a, b := socketpair(t)
-	s := NewServer("pair", func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
-		if p, ok := PeerFromContext(ctx); !ok || p.PID != os.Getpid() {
-			t.Errorf("peer %+v %v", p, ok)
-		}
-		return echo(ctx, c, msg, fds)
-	}, DefaultLimits(), nil)
-	done := make(chan struct{})
-	go func() { s.ServeConn(context.Background(), b); close(done) }()
-	if r, err := roundTrip(t, a, "pair"); err != nil || !strings.Contains(r, "pair") {
-		t.Errorf("%q %v", r, err)
-	}
-	a.Close()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("ServeConn did not return after hang-up")
-	}
-}
-
-func TestShutdownStopsServe(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
-	l, err := Listen(path, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer("sd", echo, DefaultLimits(), nil)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(context.Background(), l) }()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	roundTrip(t, c, "x")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return")
-	}
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Errorf("socket not unlinked: %v", err)
-	}
-}
-
-func TestVarlinkctlInterop(t *testing.T) {
-	const ctl = "/usr/local/bin/varlinkctl"
-	if _, err := os.Stat(ctl); err != nil {
-		t.Skip("no varlinkctl")
-	}
-	path, _ := serveOn(t, DefaultLimits(), func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
-		return c.WriteRaw(ctx, []byte(`{"parameters":{"ok":true}}`+"\x00"))
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, ctl, "call", "unix:"+path, "foo.bar.Baz", "{}").CombinedOutput()
-	if err != nil {
-		t.Fatalf("varlinkctl: %v: %s", err, out)
-	}
-	if !strings.Contains(string(out), `"ok"`) || !strings.Contains(string(out), "true") {
-		t.Errorf("varlinkctl printed %q", out)
 	}
 }
