@@ -23,7 +23,9 @@ func ActivationFiles() []ActivatedFD {
 		os.Unsetenv("LISTEN_FDS")
 		os.Unsetenv("LISTEN_FDNAMES")
 	}()
-	if pid := os.Getenv("LISTEN_PID"); pid != "" && pid != strconv.Itoa(os.Getpid()) {
+	// Like sd_listen_fds: without LISTEN_PID naming us, fds 3… are not ours to
+	// take, whatever LISTEN_FDS says.
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
 		return nil
 	}
 	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))

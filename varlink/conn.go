@@ -33,12 +33,16 @@ type Conn struct {
 	lim  Limits
 	peer Peer
 
-	buf     []byte    // received, not yet returned
-	scanned int       // buf[:scanned] holds no NUL
+	buf     []byte    // buf[head:] is received and not yet returned
+	head    int       // start of the next message in buf
+	scanned int       // buf[head:scanned] holds no NUL
 	batches []fdBatch // fds waiting for the message they belong to
 	pending int       // fds in batches
 	chunk   []byte
 	oob     []byte
+	// msgDeadline bounds how long one message may take to arrive once its first
+	// byte is here; zero while waiting between messages.
+	msgDeadline time.Time
 
 	outMu sync.Mutex
 	out   []byte // buffered replies of a stream
@@ -65,14 +69,21 @@ func (c *Conn) NetConn() net.Conn { return c.uc }
 func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	for {
 		if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
-			if c.scanned+i > c.lim.MaxMessageSize {
+			nul := c.scanned + i
+			if nul-c.head > c.lim.MaxMessageSize {
 				c.closeFDs()
 				return nil, nil, ErrMessageTooLarge
 			}
-			return c.take(c.scanned + i), c.takeFDs(c.scanned + i), nil
+			fds := c.takeFDs(nul)
+			msg := c.take(nul)
+			if len(fds) > c.lim.MaxFDsPerMessage {
+				closeFiles(fds)
+				return nil, nil, ErrTooManyFDs
+			}
+			return msg, fds, nil
 		}
 		c.scanned = len(c.buf)
-		if len(c.buf) > c.lim.MaxMessageSize {
+		if len(c.buf)-c.head > c.lim.MaxMessageSize {
 			c.closeFDs()
 			return nil, nil, ErrMessageTooLarge
 		}
@@ -83,16 +94,34 @@ func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	}
 }
 
-// take returns buf[:nul] and drops it and the NUL from buf.
+// take returns buf[head:nul] and moves head past the NUL. The buffer is
+// compacted only when it is drained or mostly consumed, so pipelined messages
+// cost no copying of what follows them.
 func (c *Conn) take(nul int) []byte {
-	msg := bytes.Clone(c.buf[:nul])
-	n := copy(c.buf, c.buf[nul+1:])
-	c.buf = c.buf[:n]
-	c.scanned = 0
-	if cap(c.buf) > 4*readChunk && n < readChunk {
-		c.buf = bytes.Clone(c.buf) // give back what a large message grew
+	msg := bytes.Clone(c.buf[c.head:nul])
+	c.head = nul + 1
+	c.scanned = c.head
+	c.msgDeadline = time.Time{}
+	if c.head == len(c.buf) {
+		c.buf, c.head, c.scanned = c.buf[:0], 0, 0
+		if cap(c.buf) > 4*readChunk {
+			c.buf = nil // give back what a large message grew
+		}
 	}
 	return msg
+}
+
+// compact moves the unread rest to the front before the buffer grows.
+func (c *Conn) compact() {
+	if c.head == 0 {
+		return
+	}
+	n := copy(c.buf, c.buf[c.head:])
+	for i := range c.batches {
+		c.batches[i].end -= c.head
+	}
+	c.scanned -= c.head
+	c.buf, c.head = c.buf[:n], 0
 }
 
 func (c *Conn) takeFDs(nul int) []*os.File {
@@ -104,7 +133,6 @@ func (c *Conn) takeFDs(nul int) []*os.File {
 			c.pending -= len(b.fds)
 			continue
 		}
-		b.end -= nul + 1
 		keep = append(keep, b)
 	}
 	c.batches = keep
@@ -114,22 +142,21 @@ func (c *Conn) takeFDs(nul int) []*os.File {
 func (c *Conn) fill() error {
 	if c.chunk == nil {
 		c.chunk = make([]byte, readChunk)
-		c.oob = make([]byte, unix.CmsgSpace(4*max(c.lim.MaxFDsPerMessage, 1)))
+		// One slot more than allowed, so that an oversized batch is seen whole
+		// and refused rather than silently truncated.
+		c.oob = make([]byte, unix.CmsgSpace(4*(max(c.lim.MaxFDsPerMessage, 1)+1)))
 	}
-	if c.lim.IdleTimeout > 0 {
-		// Between messages and mid-message alike: a peer that sends nothing for
-		// this long is gone or stalling, and holds a slot.
-		c.uc.SetReadDeadline(time.Now().Add(c.lim.IdleTimeout))
+	if cap(c.buf)-len(c.buf) < readChunk {
+		c.compact()
 	}
+	c.armDeadline()
 	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.chunk, c.oob)
 	n, oobn = max(n, 0), max(oobn, 0) // both are -1 on some errors
 	c.buf = append(c.buf, c.chunk[:n]...)
-	if oobn > 0 {
+	if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
 		fds, perr := parseRights(c.oob[:oobn])
 		if perr != nil || flags&unix.MSG_CTRUNC != 0 || len(fds) > c.lim.MaxFDsPerMessage || c.pending+len(fds) > c.lim.MaxPendingFDs {
-			for _, f := range fds {
-				f.Close()
-			}
+			closeFiles(fds)
 			return ErrTooManyFDs
 		}
 		if len(fds) > 0 {
@@ -141,6 +168,30 @@ func (c *Conn) fill() error {
 		return io.EOF
 	}
 	return err
+}
+
+// armDeadline: between messages a peer may stay silent for IdleTimeout; once a
+// message has begun, all of it must arrive within IdleTimeout of its first
+// byte. Re-arming on every read would let a peer that trickles a byte a minute
+// hold its connection slot forever.
+func (c *Conn) armDeadline() {
+	if c.lim.IdleTimeout <= 0 {
+		return
+	}
+	if len(c.buf) > c.head {
+		if c.msgDeadline.IsZero() {
+			c.msgDeadline = time.Now().Add(c.lim.IdleTimeout)
+			c.uc.SetReadDeadline(c.msgDeadline)
+		}
+		return
+	}
+	c.uc.SetReadDeadline(time.Now().Add(c.lim.IdleTimeout))
+}
+
+func closeFiles(fds []*os.File) {
+	for _, f := range fds {
+		f.Close()
+	}
 }
 
 func parseRights(oob []byte) ([]*os.File, error) {
@@ -166,9 +217,7 @@ func parseRights(oob []byte) ([]*os.File, error) {
 
 func (c *Conn) closeFDs() {
 	for _, b := range c.batches {
-		for _, f := range b.fds {
-			f.Close()
-		}
+		closeFiles(b.fds)
 	}
 	c.batches, c.pending = nil, 0
 }
@@ -218,6 +267,14 @@ func (c *Conn) WriteWithFDs(ctx context.Context, b []byte, fds []*os.File) (int,
 		return 0, err
 	}
 	return len(b), nil
+}
+
+// Flush sends buffered stream replies now; the server calls it after every
+// handler, so a handler that ends a stream without a final reply loses nothing.
+func (c *Conn) Flush() error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return c.flushLocked()
 }
 
 func (c *Conn) flushLocked() error {

@@ -88,6 +88,9 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
+			if !transientAcceptError(err) {
+				return fmt.Errorf("%s: accept: %w", s.name, err)
+			}
 			// EMFILE and friends: wait and retry rather than spin or die.
 			s.log.Warn("accept failed", "err", err)
 			time.Sleep(backoff)
@@ -97,6 +100,17 @@ func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
 		backoff = 5 * time.Millisecond
 		s.accept(ctx, uc)
 	}
+}
+
+// transientAcceptError: resource exhaustion and aborted handshakes pass; a
+// socket that is not listening (EINVAL) or was yanked away (EBADF) never will.
+func transientAcceptError(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.ECONNABORTED, unix.EINTR, unix.EAGAIN, unix.EPROTO, unix.EPERM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
@@ -144,7 +158,12 @@ func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
 		uc.Close()
 		return
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.cancels = append(s.cancels, cancel)
 	s.wg.Add(1)
+	s.mu.Unlock()
 	defer s.wg.Done()
 	s.serve(ctx, uc, peer)
 }
@@ -152,17 +171,19 @@ func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
 func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	c := newConn(uc, s.lim, peer)
 	defer func() {
-		if r := recover(); r != nil {
+		if r := recover(); r != nil { // a framing bug costs one connection, not the daemon
 			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 		c.closeFDs()
 		closePeer(peer)
 		uc.Close()
 	}()
-	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
+	// Shutting the read side wakes a blocked read without racing the deadlines
+	// the reader sets, and still lets a handler in flight write its reply.
+	stop := context.AfterFunc(ctx, func() { uc.CloseRead() })
 	defer stop()
 	ctx = context.WithValue(ctx, peerKey{}, peer)
-	for {
+	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {
 			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) {
@@ -171,11 +192,30 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 			}
 			return
 		}
-		if err := s.h(ctx, c, msg, fds); err != nil {
+		err = s.call(ctx, c, msg, fds)
+		if ferr := c.Flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
 			s.log.Debug("closing connection", "err", err)
 			return
 		}
 	}
+}
+
+var errHandlerPanic = errors.New("handler panicked")
+
+// call runs the handler; a panic costs the client its connection and the fds it
+// sent, never the daemon.
+func (s *Server) call(ctx context.Context, c *Conn, msg []byte, fds []*os.File) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			closeFiles(fds)
+			err = errHandlerPanic
+		}
+	}()
+	return s.h(ctx, c, msg, fds)
 }
 
 func closePeer(p Peer) {
