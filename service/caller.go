@@ -13,6 +13,9 @@ type Caller struct {
 	GID   uint32
 	PID   int // 0 when unknown
 	PIDFD int // borrowed pidfd of the caller, -1 when unknown; the core dups it to keep it
+	// PIDFDID returns the pidfs inode of PIDFD when the transport caches it per
+	// connection; nil means the core reads it itself.
+	PIDFDID func() uint64
 	// Interactive says the client allows interactive authentication (polkit).
 	Interactive bool
 }
@@ -28,7 +31,12 @@ var ownUID = uint32(os.Geteuid())
 
 // processID identifies the caller without pinning it.
 func (c Caller) processID() ProcessID {
-	p := ProcessID{PID: c.PID, PIDFDID: proc.PidfdID(c.PIDFD)}
+	p := ProcessID{PID: c.PID}
+	if c.PIDFDID != nil {
+		p.PIDFDID = c.PIDFDID()
+	} else {
+		p.PIDFDID = proc.PidfdID(c.PIDFD)
+	}
 	if p.PIDFDID != 0 {
 		p.BootID = bootID()
 	}

@@ -3,6 +3,9 @@ package varlink
 import (
 	"context"
 	"net"
+	"sync"
+
+	"github.com/machined-go/machined/service/proc"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,6 +17,24 @@ type Peer struct {
 	// PIDFD is the peer's pidfd (SO_PEERPIDFD), -1 when the kernel has none. The
 	// connection owns it and closes it when it ends; keep a dup, not this fd.
 	PIDFD int
+
+	pidfdID *pidfdIDCache // shared by the copies of one connection's Peer
+}
+
+type pidfdIDCache struct {
+	once sync.Once
+	id   uint64
+}
+
+// PIDFDID is the pidfs inode of PIDFD, 0 when unknown. It is read once per
+// connection, on first use: a client registering many machines pays one
+// fstat, and one that never asks pays none.
+func (p Peer) PIDFDID() uint64 {
+	if p.pidfdID == nil || p.PIDFD < 0 {
+		return 0
+	}
+	p.pidfdID.once.Do(func() { p.pidfdID.id = proc.PidfdID(p.PIDFD) })
+	return p.pidfdID.id
 }
 
 type peerKey struct{}
@@ -25,7 +46,7 @@ func PeerFromContext(ctx context.Context) (Peer, bool) {
 }
 
 func readPeer(c *net.UnixConn) (Peer, error) {
-	p := Peer{PIDFD: -1}
+	p := Peer{PIDFD: -1, pidfdID: &pidfdIDCache{}}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return p, err

@@ -22,11 +22,15 @@ type PidRef struct {
 	// 0 when unknown. Immutable.
 	ID uint64
 
-	fd *os.File // the pidfd: O_NONBLOCK (PIDFD_NONBLOCK), close-on-exec
+	// fd is the pidfd (O_NONBLOCK, close-on-exec), a plain descriptor: an
+	// os.File would register every leader with the runtime's netpoller, three
+	// extra syscalls per registration for a watch only Exited needs.
+	fd int
 
-	mu     sync.Mutex    // guards closed and exited
-	closed bool          // Close was called
-	exited chan struct{} // made by the first Exited call
+	mu       sync.RWMutex  // read-held while fd is in use, so Close cannot recycle it
+	closed   bool          // Close was called
+	exited   chan struct{} // made by the first Exited call
+	exitFile *os.File      // Exited's netpoller registration, a dup of fd
 }
 
 // Open pins the running process pid. A process that is already gone yields an
@@ -83,11 +87,7 @@ func adopt(fd, pid int) (*PidRef, error) {
 }
 
 func newRef(pid, fd int) *PidRef {
-	return &PidRef{
-		PID: pid,
-		ID:  PidfdID(fd),
-		fd:  os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid)),
-	}
+	return &PidRef{PID: pid, ID: PidfdID(fd), fd: fd}
 }
 
 // PidfdID returns the pidfs inode number of a pidfd the caller keeps owning,
@@ -143,21 +143,18 @@ func fdinfoPid(fd int) (int, error) {
 	return 0, fmt.Errorf("fd %d is not a pidfd: %w", fd, syscall.EBADF)
 }
 
-// control runs f on the raw pidfd, holding a reference so a concurrent Close
+// control runs f on the raw pidfd, holding the read lock so a concurrent Close
 // cannot hand the number to another file meanwhile. After Close: EBADF.
 func (p *PidRef) control(f func(fd int) error) error {
-	if p == nil || p.fd == nil {
+	if p == nil {
 		return syscall.EBADF
 	}
-	rc, err := p.fd.SyscallConn()
-	if err != nil {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
 		return syscall.EBADF
 	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return syscall.EBADF
-	}
-	return ferr
+	return f(p.fd)
 }
 
 // FD returns the raw pidfd, or -1 when there is none (closed or nil ref). The
@@ -166,14 +163,12 @@ func (p *PidRef) FD() int {
 	if p == nil {
 		return -1
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed || p.fd == nil {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
 		return -1
 	}
-	// The file was made from a non-blocking fd, so Fd leaves O_NONBLOCK alone
-	// (os only resets it for descriptors it switched to non-blocking itself).
-	return int(p.fd.Fd())
+	return p.fd
 }
 
 // exitedNow reports whether a pidfd is readable, which the kernel makes it
@@ -248,24 +243,23 @@ func (p *PidRef) Close() error {
 		return nil
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.closed {
-		p.mu.Unlock()
 		return nil
 	}
 	p.closed = true
-	p.mu.Unlock()
-	if p.fd == nil {
-		return nil
+	if p.exitFile != nil {
+		p.exitFile.Close()
 	}
-	return p.fd.Close()
+	return unix.Close(p.fd)
 }
 
 // Exited returns a channel that is closed when the process exits; every call
 // returns the same channel. It works for any process, not just our children.
 //
-// The watcher parks on the pidfd itself through the Go netpoller, so watching
-// costs a parked goroutine, no thread and no extra fd per process. If the
-// PidRef is closed first, the channel is never closed.
+// The first call registers a dup of the pidfd with the Go netpoller and parks
+// one goroutine on it: no thread. If the PidRef is closed first, the channel
+// is never closed.
 func (p *PidRef) Exited() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -274,10 +268,17 @@ func (p *PidRef) Exited() <-chan struct{} {
 	}
 	ch := make(chan struct{})
 	p.exited = ch
-	if p.closed || p.fd == nil {
+	if p.closed {
 		return ch
 	}
-	rc, err := p.fd.SyscallConn()
+	dup, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return ch
+	}
+	// The dup shares the file description, and with it O_NONBLOCK, so NewFile
+	// hands it to the netpoller.
+	p.exitFile = os.NewFile(uintptr(dup), "pidfd:"+strconv.Itoa(p.PID))
+	rc, err := p.exitFile.SyscallConn()
 	if err != nil {
 		return ch
 	}
@@ -328,6 +329,12 @@ func statusUID(data []byte) (uint32, error) {
 	return 0, fmt.Errorf("no Uid line: %w", syscall.EINVAL)
 }
 
+// seqRecordRoom is more than the longest seq_file record of the files we read
+// with readProcFile (a uid_map line is 33 bytes; single_open files such as
+// cgroup and status are one record that read copies in part when it does not
+// fit, filling the buffer).
+const seqRecordRoom = 512
+
 // readProcFile reads a small /proc file with plain syscalls: no os.File, no
 // netpoller registration and no finalizer, because registration reads several
 // of these per machine. It reads until EOF: a short read from a seq_file is not
@@ -354,5 +361,12 @@ func readProcFile(path string) ([]byte, error) {
 			return buf, nil
 		}
 		buf = buf[:len(buf)+n]
+		// seq_file stops short of the buffer only when its next record does
+		// not fit, and no record of the files we read comes near this much
+		// room: a read that leaves it free is the last, which saves the
+		// EOF read on every registration.
+		if cap(buf)-len(buf) >= seqRecordRoom {
+			return buf, nil
+		}
 	}
 }
