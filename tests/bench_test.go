@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -15,6 +13,7 @@ import (
 	"testing"
 
 	vl "github.com/varlink/go/varlink"
+	"golang.org/x/sys/unix"
 )
 
 // Benchmarks against the built daemon. `make bench` runs them; the figures go
@@ -198,51 +197,95 @@ func BenchmarkIdleRSS(b *testing.B) {
 	b.ReportMetric(float64(rssKiB(d.pid()))/1024, "daemon-RSS-MiB")
 }
 
-// benchListRaw measures List with a lean client: one request, replies read in
-// bulk and each decoded for its name only. It shows the daemon's side of the
-// latency; the varlink/go client adds its own per-message cost on top.
+// leanConn is a minimal Varlink client on a blocking socket: plain read and write
+// syscalls, no netpoller, no JSON decoding of replies. It measures the daemon's
+// side of a call; the varlink/go client adds its own cost on top, and the
+// side-by-side harness gives every daemon this same client.
+type leanConn struct {
+	fd    int
+	buf   []byte // buf[start:] is received and not yet returned
+	start int
+}
+
+func dialRaw(b *testing.B, path string) *leanConn {
+	b.Helper()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fd) })
+	return &leanConn{fd: fd, buf: make([]byte, 0, 1<<20)}
+}
+
+func (c *leanConn) send(b *testing.B, msg []byte) {
+	for len(msg) > 0 {
+		n, err := unix.Write(c.fd, msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msg = msg[n:]
+	}
+}
+
+// next returns the next message without its NUL, valid until the next call.
+func (c *leanConn) next(b *testing.B) []byte {
+	scanned := c.start
+	for {
+		if i := bytes.IndexByte(c.buf[scanned:], 0); i >= 0 {
+			msg := c.buf[c.start : scanned+i]
+			c.start = scanned + i + 1
+			return msg
+		}
+		scanned = len(c.buf)
+		if c.start > 0 { // keep the partial message, drop what was returned
+			n := copy(c.buf, c.buf[c.start:])
+			scanned -= c.start
+			c.buf, c.start = c.buf[:n], 0
+		}
+		if len(c.buf) == cap(c.buf) {
+			c.buf = append(c.buf, 0)[:len(c.buf)]
+		}
+		n, err := unix.Read(c.fd, c.buf[len(c.buf):cap(c.buf)])
+		if err != nil || n == 0 {
+			b.Fatalf("read: %v (%d bytes)", err, n)
+		}
+		c.buf = c.buf[:len(c.buf)+n]
+	}
+}
+
+// call sends one request and fails the benchmark on an error reply.
+func (c *leanConn) call(b *testing.B, req []byte) []byte {
+	c.send(b, req)
+	r := c.next(b)
+	if bytes.Contains(r, []byte(`"error":`)) {
+		b.Fatalf("error reply: %s", r)
+	}
+	return r
+}
+
+// benchListRaw measures List with the lean client: one request, then replies
+// up to the one without "continues", each checked for a name.
 func benchListRaw(b *testing.B, n int) {
 	d := benchDaemon(b)
 	f := startFarm(b, n)
 	registerFarm(b, d, f)
-	c, err := net.Dial("unix", d.sock())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaw(b, d.sock())
 	req := []byte(`{"method":"io.systemd.Machine.List","parameters":{},"more":true}` + "\x00")
-	buf := make([]byte, 0, 1<<20)
-	chunk := make([]byte, 256<<10)
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		got, done := 0, false
-		buf = buf[:0]
-		for !done {
-			k, err := c.Read(chunk)
-			if err != nil {
-				b.Fatal(err)
+		c.send(b, req)
+		got := 0
+		for {
+			m := c.next(b)
+			if !bytes.HasPrefix(m, []byte(`{"parameters":{"name":"`)) {
+				b.Fatalf("unexpected reply %.200s", m)
 			}
-			buf = append(buf, chunk[:k]...)
-			for {
-				i := bytes.IndexByte(buf, 0)
-				if i < 0 {
-					break
-				}
-				var m struct {
-					Parameters struct {
-						Name string `json:"name"`
-					} `json:"parameters"`
-					Continues bool `json:"continues"`
-				}
-				if err := json.Unmarshal(buf[:i], &m); err != nil {
-					b.Fatal(err)
-				}
-				got++
-				done = !m.Continues
-				buf = buf[i+1:]
+			got++
+			if !bytes.HasSuffix(m, []byte(`"continues":true}`)) {
+				break
 			}
 		}
 		if got != n+1 {
@@ -261,36 +304,13 @@ func BenchmarkVarlinkList10000Raw(b *testing.B) { benchListRaw(b, 10000) }
 func BenchmarkVarlinkRegisterUnregisterRaw(b *testing.B) {
 	d := benchDaemon(b)
 	f := startFarm(b, 1)
-	c, err := net.Dial("unix", d.sock())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaw(b, d.sock())
 	reg := []byte(fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"bench","class":"container","leader":%d}}`+"\x00", f.pids[0]))
 	unreg := []byte(`{"method":"io.systemd.Machine.Unregister","parameters":{"name":"bench"}}` + "\x00")
-	buf := make([]byte, 4096)
-	readReply := func() {
-		got := 0
-		for {
-			n, err := c.Read(buf[got:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			got += n
-			if i := bytes.IndexByte(buf[:got], 0); i >= 0 {
-				if bytes.Contains(buf[:i], []byte(`"error"`)) {
-					b.Fatalf("error reply: %s", buf[:i])
-				}
-				return
-			}
-		}
-	}
 	b.ResetTimer()
 	for b.Loop() {
-		c.Write(reg)
-		readReply()
-		c.Write(unreg)
-		readReply()
+		c.call(b, reg)
+		c.call(b, unreg)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 }
