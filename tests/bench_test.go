@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -207,7 +208,7 @@ type leanConn struct {
 	start int
 }
 
-func dialRaw(b *testing.B, path string) *leanConn {
+func dialLean(b *testing.B, path string) *leanConn {
 	b.Helper()
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -272,7 +273,7 @@ func benchListRaw(b *testing.B, n int) {
 	d := benchDaemon(b)
 	f := startFarm(b, n)
 	registerFarm(b, d, f)
-	c := dialRaw(b, d.sock())
+	c := dialLean(b, d.sock())
 	req := []byte(`{"method":"io.systemd.Machine.List","parameters":{},"more":true}` + "\x00")
 	b.ResetTimer()
 	for b.Loop() {
@@ -304,7 +305,7 @@ func BenchmarkVarlinkList10000Raw(b *testing.B) { benchListRaw(b, 10000) }
 func BenchmarkVarlinkRegisterUnregisterRaw(b *testing.B) {
 	d := benchDaemon(b)
 	f := startFarm(b, 1)
-	c := dialRaw(b, d.sock())
+	c := dialLean(b, d.sock())
 	reg := []byte(fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"bench","class":"container","leader":%d}}`+"\x00", f.pids[0]))
 	unreg := []byte(`{"method":"io.systemd.Machine.Unregister","parameters":{"name":"bench"}}` + "\x00")
 	b.ResetTimer()
@@ -314,3 +315,51 @@ func BenchmarkVarlinkRegisterUnregisterRaw(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
 }
+
+// userNSFarm starts n leaders, leader i in its own user namespace mapping
+// 0..65535 to (i+16)*65536.., and registers them as machine u<i>.
+func userNSFarm(b *testing.B, d *daemon, n int) {
+	b.Helper()
+	c := dialLean(b, d.sock())
+	for i := 0; i < n; i++ {
+		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: (i + 16) << 16, Size: 65536}}
+		cmd := exec.Command("sleep", "100000")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		c.call(b, []byte(fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"u%d","class":"container","leader":%d}}`+"\x00", i, cmd.Process.Pid)))
+	}
+}
+
+// benchUserRecord: GetUserRecord on one persistent connection, cycling through
+// the machines' users, by uid or by name.
+func benchUserRecord(b *testing.B, n int, byName bool) {
+	d := benchDaemon(b)
+	userNSFarm(b, d, n)
+	c := dialLean(b, filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine"))
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		key := fmt.Sprintf(`"uid":%d`, (i+16)<<16+1000)
+		if byName {
+			key = fmt.Sprintf(`"userName":"vu-u%d-1000"`, i)
+		}
+		reqs[i] = []byte(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{` + key + `,"service":"io.systemd.Machine"}}` + "\x00")
+	}
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		r := c.call(b, reqs[i])
+		if !bytes.Contains(r, []byte(`"record":{"userName":"vu-u`)) {
+			b.Fatalf("unexpected reply %s", r)
+		}
+		i = (i + 1) % n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+func BenchmarkUserRecordByUID2(b *testing.B)    { benchUserRecord(b, 2, false) }
+func BenchmarkUserRecordByUID500(b *testing.B)  { benchUserRecord(b, 500, false) }
+func BenchmarkUserRecordByName2(b *testing.B)   { benchUserRecord(b, 2, true) }
+func BenchmarkUserRecordByName500(b *testing.B) { benchUserRecord(b, 500, true) }
