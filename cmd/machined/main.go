@@ -241,6 +241,7 @@ func run(o options) error {
 		log.Info("listening", "socket", path)
 	}
 
+	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": machineSrv, "userdb": userdbSrv})
 	varlink.Notify("READY=1\nSTATUS=Processing requests...")
 	select {
 	case <-ctx.Done():
