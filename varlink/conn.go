@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,8 +39,8 @@ type Conn struct {
 	scanned int       // buf[head:scanned] holds no NUL
 	batches []fdBatch // fds waiting for the message they belong to
 	pending int       // fds in batches
-	chunk   []byte
 	oob     []byte
+	rc      syscall.RawConn
 	// msgDeadline bounds how long one message may take to arrive once its first
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
@@ -104,9 +105,7 @@ func (c *Conn) take(nul int) []byte {
 	c.msgDeadline = time.Time{}
 	if c.head == len(c.buf) {
 		c.buf, c.head, c.scanned = c.buf[:0], 0, 0
-		if cap(c.buf) > 4*readChunk {
-			c.buf = nil // give back what a large message grew
-		}
+		c.release()
 	}
 	return msg
 }
@@ -139,20 +138,48 @@ func (c *Conn) takeFDs(nul int) []*os.File {
 	return fds
 }
 
+// readBufs lends read buffers to connections with a message in flight. An idle
+// connection waits for readability without one, so a thousand idle clients
+// cost their goroutine stacks and nothing more.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
+
 func (c *Conn) fill() error {
-	if c.chunk == nil {
-		c.chunk = make([]byte, readChunk)
+	if c.rc == nil {
+		rc, err := c.uc.SyscallConn()
+		if err != nil {
+			return err
+		}
+		c.rc = rc
 		// One slot more than allowed, so that an oversized batch is seen whole
 		// and refused rather than silently truncated.
 		c.oob = make([]byte, unix.CmsgSpace(4*(max(c.lim.MaxFDsPerMessage, 1)+1)))
 	}
-	if cap(c.buf)-len(c.buf) < readChunk {
-		c.compact()
-	}
 	c.armDeadline()
-	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.chunk, c.oob)
-	n, oobn = max(n, 0), max(oobn, 0) // both are -1 on some errors
-	c.buf = append(c.buf, c.chunk[:n]...)
+	var n, oobn, flags int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		if c.buf == nil {
+			c.buf = (*readBufs.Get().(*[]byte))[:0]
+		}
+		if cap(c.buf)-len(c.buf) < readChunk/2 {
+			c.compact()
+			if cap(c.buf)-len(c.buf) < readChunk/2 {
+				c.buf = append(c.buf, make([]byte, readChunk)...)[:len(c.buf)]
+			}
+		}
+		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), c.buf[len(c.buf):cap(c.buf)], c.oob, unix.MSG_CMSG_CLOEXEC)
+		if rerr == unix.EAGAIN {
+			return false // not readable after all: park until it is
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		n, oobn, flags = 0, 0, 0
+	}
+	c.buf = c.buf[:len(c.buf)+n]
 	if oobn > 0 || flags&unix.MSG_CTRUNC != 0 {
 		fds, perr := parseRights(c.oob[:oobn])
 		if perr != nil || flags&unix.MSG_CTRUNC != 0 || len(fds) > c.lim.MaxFDsPerMessage || c.pending+len(fds) > c.lim.MaxPendingFDs {
@@ -164,10 +191,24 @@ func (c *Conn) fill() error {
 			c.pending += len(fds)
 		}
 	}
-	if n == 0 && err == nil {
+	if err != nil {
+		return err
+	}
+	if n == 0 {
 		return io.EOF
 	}
-	return err
+	return nil
+}
+
+// release hands an empty buffer back to the pool.
+func (c *Conn) release() {
+	if c.buf != nil && len(c.buf) == 0 {
+		if cap(c.buf) == readChunk {
+			b := c.buf
+			readBufs.Put(&b)
+		}
+		c.buf, c.head, c.scanned = nil, 0, 0
+	}
 }
 
 // armDeadline: between messages a peer may stay silent for IdleTimeout; once a
