@@ -15,6 +15,9 @@ type Caller struct {
 	PIDFD int // borrowed pidfd of the caller, -1 when unknown; the core dups it to keep it
 	// Interactive says the client allows interactive authentication (polkit).
 	Interactive bool
+	// BusName is the D-Bus unique name of the sender ("" for Varlink callers).
+	// The core does not use it; an Authorizer may (polkit's system-bus-name subject).
+	BusName string
 }
 
 // privileged mirrors upstream's short-cut: our own uid, or root while we run
