@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -107,20 +108,47 @@ func TestNspawn(t *testing.T) {
 	c := dbusConn(t, bus)
 	w := watchSignals(t, bus)
 
+	// Names unique to this run: machine.slice is shared with anything else
+	// on the host that makes machine scopes.
+	sfx := fmt.Sprintf("-%d", os.Getpid())
+	keepScope := fmt.Sprintf("test-nspawn-%d.scope", os.Getpid())
 	for _, tc := range []struct {
-		name string
-		opts []string
-		unit string
-		end  []string // how the test ends it
+		name  string
+		opts  []string
+		scope string // a scope nspawn runs in (--keep-unit), made by the test
+		unit  string // the machine's unit
+		end   []string
 	}{
-		{"nsp-scope", nil, `machine-nsp\x2dscope.scope`, []string{"terminate"}},
-		{"nsp-keep", []string{"--keep-unit"}, "", []string{"kill", "--signal=SIGKILL"}},
-		{"nsp-userns", []string{"--private-users=pick"}, `machine-nsp\x2duserns.scope`, []string{"terminate"}},
+		{name: "nsp-scope" + sfx, unit: `machine-nsp\x2dscope\x2d` + sfx[1:] + ".scope", end: []string{"terminate"}},
+		// --keep-unit: nspawn runs in a scope of its own, as under
+		// systemd-nspawn@.service, and the machine adopts that unit.
+		{name: "nsp-keep" + sfx, opts: []string{"--keep-unit"}, scope: keepScope, unit: keepScope, end: []string{"kill", "--signal=SIGKILL"}},
+		{name: "nsp-userns" + sfx, opts: []string{"--private-users=pick"}, unit: `machine-nsp\x2duserns\x2d` + sfx[1:] + ".scope", end: []string{"terminate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// nspawn makes cgroups in the name=systemd hierarchy of a hybrid
+			// host too, which systemd would remove with the unit.
+			t.Cleanup(func() { removeCgroupTree("/sys/fs/cgroup/systemd/machine.slice/" + tc.unit) })
+			name := "systemd-nspawn"
 			args := append([]string{"--register=yes", "-M", tc.name, "-D", root, "--console=pipe", "-q"}, tc.opts...)
 			args = append(args, "/bin/sleep", "100000")
-			_, _, done := startInSystemdNS(t, d, bus, "systemd-nspawn", args...)
+			if tc.scope != "" {
+				var join []string
+				for _, h := range []string{cgroupRoot(t), "/sys/fs/cgroup/systemd"} {
+					dir := h + "/machine.slice/" + tc.scope
+					if err := os.MkdirAll(dir, 0o755); err != nil {
+						if h == cgroupRoot(t) {
+							t.Fatal(err)
+						}
+						continue
+					}
+					t.Cleanup(func() { removeCgroupTree(dir) })
+					join = append(join, "echo $$ > '"+dir+"/cgroup.procs'")
+				}
+				args = append([]string{"-c", strings.Join(join, "; ") + `; exec systemd-nspawn "$@"`, "sh"}, args...)
+				name = "sh"
+			}
+			_, _, done := startInSystemdNS(t, d, bus, name, args...)
 			w.wait("MachineNew", tc.name)
 
 			// Varlink sees it.
@@ -131,7 +159,7 @@ func TestNspawn(t *testing.T) {
 			if m["service"] != "systemd-nspawn" || m["class"] != "container" || m["rootDirectory"] != root {
 				t.Errorf("Varlink fields: %v", m)
 			}
-			if tc.unit != "" && m["unit"] != tc.unit {
+			if m["unit"] != tc.unit {
 				t.Errorf("unit %v, want %s", m["unit"], tc.unit)
 			}
 			// D-Bus sees it.
@@ -153,18 +181,16 @@ func TestNspawn(t *testing.T) {
 			if err := managerCall(t, c, "GetMachineUIDShift", tc.name).Store(&shift); err != nil {
 				t.Fatalf("GetMachineUIDShift: %v", err)
 			}
-			if want := tc.name == "nsp-userns"; (shift != 0) != want {
+			if want := strings.HasPrefix(tc.name, "nsp-userns"); (shift != 0) != want {
 				t.Errorf("uid shift %d", shift)
 			}
 			if want, ok := m["UIDShift"]; ok && want != float64(shift) {
 				t.Errorf("Varlink UIDShift %v, D-Bus %d", want, shift)
 			}
-			if tc.unit != "" {
-				leader := int(m["leader"].(map[string]any)["pid"].(float64))
-				cg, _ := os.ReadFile("/proc/" + strconv.Itoa(leader) + "/cgroup")
-				if !strings.Contains(string(cg), "/machine.slice/machine-"+strings.TrimPrefix(tc.unit, "machine-")) {
-					t.Errorf("leader not in its scope: %s", cg)
-				}
+			leader := int(m["leader"].(map[string]any)["pid"].(float64))
+			cg, _ := os.ReadFile("/proc/" + strconv.Itoa(leader) + "/cgroup")
+			if !strings.Contains(string(cg), "0::/machine.slice/"+tc.unit) {
+				t.Errorf("leader not in its scope %s: %s", tc.unit, cg)
 			}
 
 			if _, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", append(tc.end, tc.name)...); code != 0 {
@@ -181,6 +207,14 @@ func TestNspawn(t *testing.T) {
 			}
 			if name := dbusErrorName(managerCall(t, c, "GetMachine", tc.name).Err); name != "org.freedesktop.machine1.NoSuchMachine" {
 				t.Errorf("GetMachine after exit: %s", name)
+			}
+			if tc.scope == "" {
+				// The daemon removes the scope it made, nspawn's payload cgroup in it included.
+				dir := cgroupRoot(t) + "/machine.slice/" + tc.unit
+				eventually(t, "scope cgroup removed", func() bool {
+					_, err := os.Stat(dir)
+					return os.IsNotExist(err)
+				})
 			}
 		})
 	}
@@ -238,4 +272,30 @@ func nssHasMymachines() bool {
 		}
 	}
 	return false
+}
+
+// cgroupRoot is the cgroup2 mount: the unified one of a hybrid host, or /sys/fs/cgroup.
+func cgroupRoot(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(p + "/cgroup.controllers"); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no cgroup2 hierarchy")
+	return ""
+}
+
+// removeCgroupTree removes an empty cgroup directory tree, deepest first.
+func removeCgroupTree(dir string) {
+	var dirs []string
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		syscall.Rmdir(dirs[i])
+	}
 }

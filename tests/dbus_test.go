@@ -333,22 +333,23 @@ func TestDBusCreateMachineScope(t *testing.T) {
 		Value dbus.Variant
 	}{{"Description", dbus.MakeVariant("ignored by the cgroup backend")}}
 	var path dbus.ObjectPath
-	if err := managerCall(t, c, "CreateMachine", "scoped", []byte{}, "test", "container", uint32(l.pid), "", props).Store(&path); err != nil {
+	name := fmt.Sprintf("dbscope%d", os.Getpid()) // machine.slice is shared with the host
+	if err := managerCall(t, c, "CreateMachine", name, []byte{}, "test", "container", uint32(l.pid), "", props).Store(&path); err != nil {
 		t.Fatal(err)
 	}
 	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", l.pid))
-	if !strings.Contains(string(cg), "/machine.slice/machine-scoped.scope") {
+	if !strings.Contains(string(cg), "/machine.slice/machine-"+name+".scope") {
 		t.Fatalf("reply before the scope: %s", cg)
 	}
 	var unit dbus.Variant
-	if err := c.Object(m1Dest, path).Call("org.freedesktop.DBus.Properties.Get", 0, m1Machine, "Unit").Store(&unit); err != nil || unit.Value() != "machine-scoped.scope" {
+	if err := c.Object(m1Dest, path).Call("org.freedesktop.DBus.Properties.Get", 0, m1Machine, "Unit").Store(&unit); err != nil || unit.Value() != "machine-"+name+".scope" {
 		t.Errorf("Unit %v %v", unit, err)
 	}
-	if err := managerCall(t, c, "TerminateMachine", "scoped").Store(); err != nil {
+	if err := managerCall(t, c, "TerminateMachine", name).Store(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "terminated", func() bool {
-		return dbusErrorName(managerCall(t, c, "GetMachine", "scoped").Err) == "org.freedesktop.machine1.NoSuchMachine"
+		return dbusErrorName(managerCall(t, c, "GetMachine", name).Err) == "org.freedesktop.machine1.NoSuchMachine"
 	})
 }
 
