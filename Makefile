@@ -47,6 +47,8 @@ bench: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./service/persist/
 	$(GO) test -run '^$$' -fuzz FuzzReadMessage -fuzztime 30s ./varlink/
+	$(GO) test -run '^$$' -fuzz FuzzLabel -fuzztime 30s ./dbusshim/machine1/
+	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s ./dbusshim/busconn/
 
 # The daemon, its systemd units (under systemd-machined's names, so everything
 # that starts systemd-machined starts it), D-Bus activation and bus policy, and
