@@ -138,7 +138,12 @@ func message(err, kind error) string {
 	return upperFirst(s)
 }
 
+// upperFirst capitalises a message, unless it starts with a dotted name
+// ("org.freedesktop.machine1.manage-machines requires ...").
 func upperFirst(s string) string {
+	if first, _, _ := strings.Cut(s, " "); strings.Contains(first, ".") {
+		return s
+	}
 	r, n := utf8.DecodeRuneInString(s)
 	if n == 0 {
 		return s

@@ -60,6 +60,7 @@ func TestErrorTranslation(t *testing.T) {
 		{fmt.Errorf("open: %w", syscall.EACCES), ErrAccessDenied, "Permission denied"},
 		{fmt.Errorf("x: %w", syscall.EEXIST), "org.freedesktop.DBus.Error.FileExists", "File exists"},
 		{context.DeadlineExceeded, ErrTimeout, "Operation timed out"},
+		{fmt.Errorf("org.freedesktop.machine1.manage-machines requires privileges: %w", service.ErrPermissionDenied), ErrAccessDenied, "org.freedesktop.machine1.manage-machines requires privileges"},
 		{errors.New("secret internal detail /etc/shadow"), ErrFailed, "Internal error"},
 		{errorf(ErrUnknownObject, "Unknown object '/x'."), ErrUnknownObject, "Unknown object '/x'."},
 		{fmt.Errorf("wrapped: %w", &dbus.Error{Name: ErrNoSuchImage, Body: []any{"No image"}}), ErrNoSuchImage, "No image"},
