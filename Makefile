@@ -7,7 +7,21 @@ DESTDIR  ?=
 BIN      := bin/machined
 RUN_ARGS ?=
 
-.PHONY: all build run test test-unit test-integration deps vet bench fuzz chaos clean
+# Install locations; every one can be overridden. dbus-daemon reads bus
+# policies only from /usr/share/dbus-1/system.d and /etc/dbus-1/system.d, and
+# polkitd actions only from /usr/share/polkit-1/actions: see README.md.
+LIBEXECDIR       ?= $(PREFIX)/lib/machined
+DATADIR          ?= $(PREFIX)/share
+SYSTEMDUNITDIR   ?= $(PREFIX)/lib/systemd/system
+DBUSSERVICEDIR   ?= $(DATADIR)/dbus-1/system-services
+POLKITACTIONSDIR ?= $(DATADIR)/polkit-1/actions
+ifeq ($(PREFIX),/usr)
+DBUSPOLICYDIR    ?= $(DATADIR)/dbus-1/system.d
+else
+DBUSPOLICYDIR    ?= /etc/dbus-1/system.d
+endif
+
+.PHONY: all build run test test-unit test-integration deps vet bench fuzz chaos clean install uninstall
 
 all: build
 
@@ -40,6 +54,34 @@ chaos: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./service/persist/
 	$(GO) test -run '^$$' -fuzz FuzzReadMessage -fuzztime 30s ./varlink/
+	$(GO) test -run '^$$' -fuzz FuzzLabel -fuzztime 30s ./dbusshim/machine1/
+	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s ./dbusshim/busconn/
+
+# The daemon, its systemd units (under systemd-machined's names, so everything
+# that starts systemd-machined starts it), D-Bus activation and bus policy, and
+# the polkit actions. Honours DESTDIR and PREFIX.
+install: build
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DBUSSERVICEDIR) \
+		$(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(POLKITACTIONSDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(LIBEXECDIR)/machined
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' packaging/systemd-machined.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.service
+	install -m 0644 packaging/systemd-machined.socket $(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.socket
+	ln -sfn systemd-machined.service $(DESTDIR)$(SYSTEMDUNITDIR)/dbus-org.freedesktop.machine1.service
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' packaging/org.freedesktop.machine1.service.in > $(DESTDIR)$(DBUSSERVICEDIR)/org.freedesktop.machine1.service
+	chmod 0644 $(DESTDIR)$(DBUSSERVICEDIR)/org.freedesktop.machine1.service
+	install -m 0644 packaging/org.freedesktop.machine1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.freedesktop.machine1.conf
+	install -m 0644 packaging/org.freedesktop.machine1.policy $(DESTDIR)$(POLKITACTIONSDIR)/org.freedesktop.machine1.policy
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/machined \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.socket \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/dbus-org.freedesktop.machine1.service \
+		$(DESTDIR)$(DBUSSERVICEDIR)/org.freedesktop.machine1.service \
+		$(DESTDIR)$(DBUSPOLICYDIR)/org.freedesktop.machine1.conf \
+		$(DESTDIR)$(POLKITACTIONSDIR)/org.freedesktop.machine1.policy
+	-rmdir $(DESTDIR)$(LIBEXECDIR)
 
 clean:
 	rm -rf bin

@@ -13,11 +13,14 @@ type Caller struct {
 	GID   uint32
 	PID   int // 0 when unknown
 	PIDFD int // borrowed pidfd of the caller, -1 when unknown; the core dups it to keep it
-	// PIDFDID returns the pidfs inode of PIDFD when the transport caches it per
-	// connection; nil means the core reads it itself.
-	PIDFDID func() uint64
+	// PIDFDID is the pidfs inode of PIDFD when the transport already knows it
+	// (read once per connection); 0 means the core reads it itself.
+	PIDFDID uint64
 	// Interactive says the client allows interactive authentication (polkit).
 	Interactive bool
+	// BusName is the D-Bus unique name of the sender ("" for Varlink callers).
+	// The core does not use it; an Authorizer may (polkit's system-bus-name subject).
+	BusName string
 }
 
 // privileged mirrors upstream's short-cut: our own uid, or root while we run
@@ -32,8 +35,8 @@ var ownUID = uint32(os.Geteuid())
 // processID identifies the caller without pinning it.
 func (c Caller) processID() ProcessID {
 	p := ProcessID{PID: c.PID}
-	if c.PIDFDID != nil {
-		p.PIDFDID = c.PIDFDID()
+	if c.PIDFDID != 0 {
+		p.PIDFDID = c.PIDFDID
 	} else {
 		p.PIDFDID = proc.PidfdID(c.PIDFD)
 	}

@@ -143,6 +143,39 @@ func TestUnprivilegedAuthorization(t *testing.T) {
 	}
 }
 
+// recordingAuthorizer answers like an authority and remembers what it was asked.
+type recordingAuthorizer struct {
+	calls []Caller
+	err   error
+}
+
+func (a *recordingAuthorizer) Check(_ context.Context, c Caller, _ string, _ map[string]string) error {
+	a.calls = append(a.calls, c)
+	return a.err
+}
+
+// The Authorizer sees the caller exactly as the transport built it, bus name
+// and interactivity included.
+func TestAuthorizerSeesCaller(t *testing.T) {
+	authz := &recordingAuthorizer{err: ErrInteractiveAuth}
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Authorizer: authz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	ctx := context.Background()
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "r", Class: "container", Leader: startSleep(t).Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	user := Caller{UID: 4242, PIDFD: -1, Interactive: true, BusName: ":1.42"}
+	if err := m.Terminate(ctx, user, Selector{Name: "r"}); !errors.Is(err, ErrInteractiveAuth) {
+		t.Fatalf("terminate: %v", err)
+	}
+	if len(authz.calls) != 1 || authz.calls[0] != user {
+		t.Fatalf("authorizer asked with %+v", authz.calls)
+	}
+}
+
 func TestRestoreDropsDeadLeaders(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "machines")
 	m1, err := New(Config{StateDir: dir})

@@ -69,7 +69,7 @@ func callerOf(ctx context.Context, interactive bool) service.Caller {
 	c := service.Caller{PID: 0, PIDFD: -1, Interactive: interactive}
 	if p, ok := PeerFromContext(ctx); ok {
 		c.UID, c.GID, c.PID, c.PIDFD = p.UID, p.GID, p.PID, p.PIDFD
-		c.PIDFDID = p.PIDFDID
+		c.PIDFDID = p.PIDFDID()
 	} else {
 		c.UID = math.MaxUint32 // unknown peers are nobody
 	}

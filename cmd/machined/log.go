@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/machined-go/machined/varlink"
@@ -21,14 +22,38 @@ type lineHandler struct {
 	w       io.Writer
 	level   slog.Leveler
 	journal bool
+	target  *atomic.Value // string: the LogControl1 target last set; "null" mutes
 	attrs   []slog.Attr
 }
 
 func newLineHandler(w io.Writer, level slog.Leveler) *lineHandler {
-	return &lineHandler{mu: &sync.Mutex{}, w: w, level: level, journal: os.Getenv("JOURNAL_STREAM") != ""}
+	h := &lineHandler{mu: &sync.Mutex{}, w: w, level: level, journal: os.Getenv("JOURNAL_STREAM") != "", target: new(atomic.Value)}
+	h.target.Store("auto")
+	return h
 }
 
-func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level() && h.target.Load() != "null"
+}
+
+// Target is LogControl1.LogTarget: what was set, "auto" at first.
+func (h *lineHandler) Target() string { return h.target.Load().(string) }
+
+// SetTarget accepts the targets we can honour: stderr ("auto", "console", and
+// "journal" when stderr is the journal) or nothing ("null").
+func (h *lineHandler) SetTarget(t string) error {
+	switch t {
+	case "auto", "console", "null":
+	case "journal":
+		if !h.journal {
+			return fmt.Errorf("log target %q: stderr is not connected to the journal", t)
+		}
+	default:
+		return fmt.Errorf("log target %q not supported", t)
+	}
+	h.target.Store(t)
+	return nil
+}
 
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder

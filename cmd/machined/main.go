@@ -17,6 +17,9 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/machined-go/machined/dbusshim/busconn"
+	"github.com/machined-go/machined/dbusshim/machine1"
+	"github.com/machined-go/machined/dbusshim/polkit"
 	"github.com/machined-go/machined/dbusshim/systemd1"
 	"github.com/machined-go/machined/service"
 	"github.com/machined-go/machined/service/cgroup"
@@ -48,7 +51,7 @@ func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("machined", flag.ContinueOnError)
 	fs.StringVar(&o.runtimeDir, "runtime-dir", "", "runtime directory holding systemd/machine/ and systemd/machines/ (default /run, or $XDG_RUNTIME_DIR with --user)")
 	fs.BoolVar(&o.user, "user", false, "run as a per-user instance (no .host machine)")
-	fs.StringVar(&o.bus, "bus", "auto", "D-Bus side: auto (system bus when reachable), none, system, or a bus ADDRESS")
+	fs.StringVar(&o.bus, "bus", "auto", "D-Bus side: auto (system bus when reachable, the user bus with --user), none, system ($DBUS_SYSTEM_BUS_ADDRESS or the standard socket), or a bus ADDRESS")
 	fs.StringVar(&o.userdbDir, "userdb-dir", "", "directory of the userdb socket io.systemd.Machine (default RUNTIME-DIR/systemd/userdb; none with --user); \"none\" disables it")
 	fs.StringVar(&o.units, "units", "auto", "unit backend: auto, systemd, cgroup or none")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
@@ -140,26 +143,52 @@ func run(o options) error {
 		return err
 	}
 	level.Set(lvl)
-	log := slog.New(newLineHandler(os.Stderr, level))
+	logh := newLineHandler(os.Stderr, level)
+	log := slog.New(logh)
 	slog.SetDefault(log)
 	syscall.Umask(0o022)
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 
-	bus := connectBus(ctx, o.bus, log)
+	// The D-Bus side: the shim's handler goes on the connection from the
+	// start, and answers "starting up" until the core is ready.
+	var shim *machine1.Server
+	if o.bus != "none" {
+		shim = machine1.New(machine1.Config{
+			Logger:           log,
+			LogLevel:         level,
+			LogTarget:        logh.Target,
+			SetLogTarget:     logh.SetTarget,
+			SyslogIdentifier: filepath.Base(os.Args[0]),
+		})
+	}
+	bus, err := connectBus(o, shim, log)
+	if err != nil {
+		return err
+	}
 	if bus != nil {
 		defer bus.Close()
-		log.Info("org.freedesktop.machine1 is not served by this build yet; serving Varlink only")
 	}
 	units, err := pickUnits(ctx, o, bus, log)
 	if err != nil {
 		return err
 	}
+	var authz service.Authorizer
+	switch {
+	case o.user:
+		// Polkit is not consulted by a per-user instance.
+	case bus != nil && polkit.Available(ctx, bus):
+		authz = polkit.New(bus, log)
+		log.Info("asking polkit about unprivileged callers")
+	default:
+		log.Info("polkit not available: only root and a machine's owner may manage it")
+	}
 
 	mgr, err := service.New(service.Config{
 		StateDir:    filepath.Join(o.runtimeDir, "systemd", "machines"),
 		Units:       units,
+		Authorizer:  authz,
 		HostMachine: !o.user,
 		StopTimeout: o.stopTimeout,
 		Logger:      log,
@@ -242,6 +271,20 @@ func run(o options) error {
 	}
 
 	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": machineSrv, "userdb": userdbSrv})
+	if bus != nil {
+		if err := shim.Start(ctx, bus, mgr); err != nil {
+			return fmt.Errorf("D-Bus: %w", err)
+		}
+		defer shim.Close()
+		log.Info("serving " + machine1.BusName + " on D-Bus")
+		go func() {
+			<-bus.Context().Done()
+			if ctx.Err() == nil {
+				log.Warn("lost the D-Bus connection; serving Varlink only")
+			}
+		}()
+	}
+
 	varlink.Notify("READY=1\nSTATUS=Processing requests...")
 	select {
 	case <-ctx.Done():
@@ -259,25 +302,43 @@ func run(o options) error {
 	return err
 }
 
-// connectBus returns a bus connection, or nil when the D-Bus side is off or,
-// with "auto", unreachable (logged once).
-func connectBus(ctx context.Context, mode string, log *slog.Logger) *dbus.Conn {
-	if mode == "none" {
-		return nil
-	}
-	var conn *dbus.Conn
-	var err error
-	switch mode {
-	case "auto", "system":
-		conn, err = dbus.ConnectSystemBus(dbus.WithContext(ctx))
+// connectBus returns the daemon's one bus connection, guarded by busconn and
+// answering with the shim's handler, or nil with --bus none. With auto an
+// unreachable bus is logged once and the daemon runs Varlink-only; with an
+// explicit bus it is an error.
+func connectBus(o options, shim *machine1.Server, log *slog.Logger) (*dbus.Conn, error) {
+	var addr string
+	switch o.bus {
+	case "none":
+		return nil, nil
+	case "auto":
+		addr = busconn.SystemBusAddress()
+		if o.user {
+			addr = userBusAddress()
+		}
+	case "system":
+		addr = busconn.SystemBusAddress()
 	default:
-		conn, err = dbus.Connect(mode, dbus.WithContext(ctx))
+		addr = o.bus
 	}
+	conn, err := busconn.Dial(addr, busconn.Config{AcceptFDs: machine1.AcceptFDs, Logger: log}, dbus.WithHandler(shim.Handler()))
 	if err != nil {
-		log.Warn("D-Bus not reachable, running Varlink-only", "bus", mode, "err", err)
-		return nil
+		if o.bus == "auto" {
+			log.Warn("D-Bus not reachable, running Varlink-only", "bus", addr, "err", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("connect to D-Bus %s: %w", addr, err)
 	}
-	return conn
+	return conn, nil
+}
+
+// userBusAddress is $DBUS_SESSION_BUS_ADDRESS, or the bus socket in
+// $XDG_RUNTIME_DIR.
+func userBusAddress() string {
+	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" {
+		return a
+	}
+	return "unix:path=" + filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "bus")
 }
 
 // pickUnits chooses the unit backend: systemd when it owns

@@ -320,7 +320,24 @@ func TestSliceProperty(t *testing.T) {
 	if want := "/" + slice + "/" + sub + "/machine-prop.scope"; path != want {
 		t.Fatalf("cgroup = %q, want %q", path, want)
 	}
+
+	// The same, wrapped the way D-Bus CreateMachine hands scope properties on.
+	cmd2 := start(t, "sleep", "100")
+	req = request("machine-prop2.scope", "machine.slice", cmd2.Process.Pid, -1)
+	req.Properties = []service.UnitProperty{{Name: "Slice", Value: wrapped{sub}}}
+	if err := b.CreateScope(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	path, _ = readCgroupPath(cmd2.Process.Pid)
+	if want := "/" + slice + "/" + sub + "/machine-prop2.scope"; path != want {
+		t.Fatalf("cgroup = %q, want %q", path, want)
+	}
 }
+
+// wrapped stands for a godbus variant (this package may not import godbus).
+type wrapped struct{ v any }
+
+func (w wrapped) Value() any { return w.v }
 
 func TestStopEscalatesToSIGKILL(t *testing.T) {
 	b, slice := newTestBackend(t)

@@ -24,7 +24,9 @@ var delegatedFiles = []string{"cgroup.procs", "cgroup.threads", "cgroup.subtree_
 // case it is replaced. On failure everything created here is removed again.
 //
 // Description is ignored. Of req.Properties only a string "Slice" is honoured
-// (it overrides req.Slice, as it would with systemd); the rest are ignored. With
+// (it overrides req.Slice, as it would with systemd); the rest are ignored. The
+// string may come wrapped in a value with a Value() method, such as the godbus
+// variants D-Bus CreateMachine passes through. With
 // a non-zero UID the unit directory and its delegation files are chowned to that
 // UID, which is what Delegate=true plus User= gives under systemd.
 func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) error {
@@ -36,7 +38,7 @@ func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) err
 	}
 	slice := req.Slice
 	for _, p := range req.Properties {
-		if s, ok := p.Value.(string); ok && p.Name == "Slice" {
+		if s, ok := stringValue(p.Value); ok && p.Name == "Slice" {
 			slice = s
 		}
 	}
@@ -171,4 +173,14 @@ func hasChildren(dir string) bool {
 		}
 	}
 	return false
+}
+
+// stringValue unwraps a property value: a string, or a wrapper (a D-Bus
+// variant) whose Value() is one.
+func stringValue(v any) (string, bool) {
+	if w, ok := v.(interface{ Value() any }); ok {
+		v = w.Value()
+	}
+	s, ok := v.(string)
+	return s, ok
 }

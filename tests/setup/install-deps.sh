@@ -1,8 +1,8 @@
 #!/bin/bash
 # Installs everything the test suite needs, idempotently, on Debian 12 as root:
 #   * Debian packages: the real clients (busctl, machinectl, systemd-nspawn, userdbctl,
-#     getent through nss-systemd), dbus-daemon, busybox for test root file systems,
-#     debootstrap;
+#     getent through nss-systemd and nss-mymachines), dbus-daemon, polkitd (run on
+#     private buses only), busybox for test root file systems, debootstrap;
 #   * varlinkctl from systemd 257 (Debian 13), which Debian 12 does not ship: a minimal
 #     trixie tree is debootstrapped into $TRIXIE_ROOT and /usr/local/bin/varlinkctl runs
 #     its binary through trixie's own dynamic loader, on the host's file system.
@@ -12,7 +12,7 @@ set -euo pipefail
 TRIXIE_ROOT="${TRIXIE_ROOT:-/var/tmp/trixie-root}"
 TRIXIE_ROOT="${TRIXIE_ROOT%/}"
 VARLINKCTL_WRAPPER="${VARLINKCTL_WRAPPER:-/usr/local/bin/varlinkctl}"
-DEB_PKGS="systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus busybox-static debootstrap iproute2 util-linux procps"
+DEB_PKGS="systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps"
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: must run as root (it installs Debian packages)" >&2

@@ -1,0 +1,541 @@
+package machine1
+
+import (
+	"math"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// managerInterface is org.freedesktop.machine1.Manager, members and argument
+// names as upstream v262 introspects them (KillMachine's second argument is
+// "whom"; 252 called it "who", which no client can observe).
+func managerInterface() *iface {
+	return &iface{
+		name: managerIface,
+		methods: []method{
+			{name: "GetMachine", in: args("s", "name"), out: args("o", "machine"), fn: getMachine},
+			{name: "GetImage", in: args("s", "name"), out: args("o", "image"), fn: imageMethod},
+			{name: "GetMachineByPID", in: args("u", "pid"), out: args("o", "machine"), fn: getMachineByPID},
+			{name: "ListMachines", out: args("a(ssso)", "machines"), fn: listMachines},
+			{name: "ListImages", out: args("a(ssbttto)", "images"), fn: imageMethod},
+			{name: "CreateMachine", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachine},
+			{name: "CreateMachineWithNetwork", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory", "ai", "ifindices", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachineWithNetwork},
+			{name: "CreateMachineEx", in: args("s", "name", "a(sv)", "properties", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachineEx},
+			{name: "RegisterMachine", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory"), out: args("o", "path"), fn: registerMachine},
+			{name: "RegisterMachineWithNetwork", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory", "ai", "ifindices"), out: args("o", "path"), fn: registerMachineWithNetwork},
+			{name: "RegisterMachineEx", in: args("s", "name", "a(sv)", "properties"), out: args("o", "path"), fn: registerMachineEx},
+			{name: "UnregisterMachine", in: args("s", "name"), fn: byName(unregister)},
+			{name: "TerminateMachine", in: args("s", "id"), fn: byName(terminate)},
+			{name: "KillMachine", in: args("s", "name", "s", "whom", "i", "signal"), fn: byName(kill)},
+			{name: "GetMachineAddresses", in: args("s", "name"), out: args("a(iay)", "addresses"), fn: byName(getAddresses)},
+			{name: "GetMachineSSHInfo", in: args("s", "name"), out: args("s", "ssh_address", "s", "ssh_private_key_path"), fn: byName(getSSHInfo)},
+			{name: "GetMachineOSRelease", in: args("s", "name"), out: args("a{ss}", "fields"), fn: byName(getOSRelease)},
+			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a PTY"))},
+			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Logging into a machine"))},
+			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a shell"))},
+			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(containerOp("Bind mounting"))},
+			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
+			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
+			{name: "CopyFromMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyWithFlags)},
+			{name: "CopyToMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyWithFlags)},
+			{name: "OpenMachineRootDirectory", in: args("s", "name"), out: args("h", "fd"), fn: byName(containerOp("Opening the root directory"))},
+			{name: "GetMachineUIDShift", in: args("s", "name"), out: args("u", "shift"), fn: byName(getUIDShift)},
+			{name: "RemoveImage", in: args("s", "name"), fn: imageMethod},
+			{name: "RenameImage", in: args("s", "name", "s", "new_name"), fn: imageMethod},
+			{name: "CloneImage", in: args("s", "name", "s", "new_name", "b", "read_only"), fn: imageMethod},
+			{name: "MarkImageReadOnly", in: args("s", "name", "b", "read_only"), fn: imageMethod},
+			{name: "GetImageHostname", in: args("s", "name"), out: args("s", "hostname"), fn: imageMethod},
+			{name: "GetImageMachineID", in: args("s", "name"), out: args("ay", "id"), fn: imageMethod},
+			{name: "GetImageMachineInfo", in: args("s", "name"), out: args("a{ss}", "machine_info"), fn: imageMethod},
+			{name: "GetImageOSRelease", in: args("s", "name"), out: args("a{ss}", "os_release"), fn: imageMethod},
+			{name: "SetPoolLimit", in: args("t", "size"), fn: imageMethod},
+			{name: "SetImageLimit", in: args("s", "name", "t", "size"), fn: imageMethod},
+			{name: "CleanPool", in: args("s", "mode"), out: args("a(st)", "images"), fn: imageMethod},
+			{name: "MapFromMachineUser", in: args("s", "name", "u", "uid_inner"), out: args("u", "uid_outer"), fn: mapFrom(false)},
+			{name: "MapToMachineUser", in: args("u", "uid_outer"), out: args("s", "machine_name", "o", "machine_path", "u", "uid_inner"), fn: mapTo(false)},
+			{name: "MapFromMachineGroup", in: args("s", "name", "u", "gid_inner"), out: args("u", "gid_outer"), fn: mapFrom(true)},
+			{name: "MapToMachineGroup", in: args("u", "gid_outer"), out: args("s", "machine_name", "o", "machine_path", "u", "gid_inner"), fn: mapTo(true)},
+		},
+		signals: []signal{
+			{name: "MachineNew", args: args("s", "machine", "o", "path")},
+			{name: "MachineRemoved", args: args("s", "machine", "o", "path")},
+		},
+		props: []property{
+			{name: "PoolPath", sig: "s", emits: emitsFalse, get: func(c *call) (any, error) { return c.s.cfg.PoolPath, nil }},
+			// Pool usage and limit need btrfs quotas, which machined never
+			// enables; unknown is UINT64_MAX, as upstream reports on other file systems.
+			{name: "PoolUsage", sig: "t", emits: emitsFalse, get: func(*call) (any, error) { return uint64(math.MaxUint64), nil }},
+			{name: "PoolLimit", sig: "t", emits: emitsFalse, get: func(*call) (any, error) { return uint64(math.MaxUint64), nil }},
+		},
+	}
+}
+
+// nobody is the caller for lookups that never consult the caller (by name).
+var nobody = service.Caller{UID: math.MaxUint32, GID: math.MaxUint32, PIDFD: -1}
+
+func getMachine(c *call) ([]any, error) {
+	mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+	if err != nil {
+		return nil, err
+	}
+	return []any{MachinePath(mi.Name)}, nil
+}
+
+func getMachineByPID(c *call) ([]any, error) {
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	mi, err := c.mgr().GetByPID(caller, int(c.body[0].(uint32)))
+	if err != nil {
+		return nil, err
+	}
+	return []any{MachinePath(mi.Name)}, nil
+}
+
+// machineEntry is one (ssso) of ListMachines.
+type machineEntry struct {
+	Name, Class, Service string
+	Path                 dbus.ObjectPath
+}
+
+func listMachines(c *call) ([]any, error) {
+	list := c.mgr().List()
+	out := make([]machineEntry, 0, len(list))
+	for _, mi := range list {
+		out = append(out, machineEntry{mi.Name, string(mi.Class), mi.Service, MachinePath(mi.Name)})
+	}
+	return []any{out}, nil
+}
+
+// byName turns a Machine-object method into its Manager redirect: the first
+// argument names the machine, the rest are the method's own.
+func byName(fn func(c *call, mi service.MachineInfo, rest []any) ([]any, error)) func(*call) ([]any, error) {
+	return func(c *call) ([]any, error) {
+		mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+		if err != nil {
+			return nil, err
+		}
+		return fn(c, mi, c.body[1:])
+	}
+}
+
+// imageMethod answers every image method: images are not implemented yet.
+func imageMethod(*call) ([]any, error) {
+	return nil, notImplemented("Image management")
+}
+
+func mapFrom(group bool) func(*call) ([]any, error) {
+	return func(c *call) ([]any, error) {
+		id := c.body[1].(uint32)
+		sel := service.Selector{Name: c.body[0].(string)}
+		var m service.IDMapping
+		var err error
+		if group {
+			m, err = c.mgr().MapFrom(nobody, sel, nil, &id)
+		} else {
+			m, err = c.mgr().MapFrom(nobody, sel, &id, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if group {
+			return []any{*m.GID}, nil
+		}
+		return []any{*m.UID}, nil
+	}
+}
+
+func mapTo(group bool) func(*call) ([]any, error) {
+	return func(c *call) ([]any, error) {
+		id := c.body[0].(uint32)
+		var m service.IDMapping
+		var err error
+		if group {
+			m, err = c.mgr().MapTo(nil, &id)
+		} else {
+			m, err = c.mgr().MapTo(&id, nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		inner := m.UID
+		if group {
+			inner = m.GID
+		}
+		return []any{m.MachineName, MachinePath(m.MachineName), *inner}, nil
+	}
+}
+
+// registration arguments ----------------------------------------------------
+
+// keyValue is one (sv) of a property array.
+type keyValue struct {
+	Name  string
+	Value dbus.Variant
+}
+
+func propertyArray(v any) ([]keyValue, error) {
+	var kv []keyValue
+	if err := dbus.Store([]any{v}, &kv); err != nil {
+		return nil, errorf(ErrInvalidArgs, "Invalid property array")
+	}
+	return kv, nil
+}
+
+func machineID(b []byte) ([16]byte, error) {
+	var id [16]byte
+	switch len(b) {
+	case 0:
+	case 16:
+		copy(id[:], b)
+	default:
+		return id, errorf(ErrInvalidArgs, "Invalid machine ID parameter")
+	}
+	return id, nil
+}
+
+func leaderPID(u uint32) (int, error) {
+	if u > math.MaxInt32 {
+		return 0, errorf(ErrInvalidArgs, "Invalid leader PID")
+	}
+	return int(u), nil
+}
+
+func ifindices(in []int32) []int {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]int, len(in))
+	for i, v := range in {
+		out[i] = int(v)
+	}
+	return out
+}
+
+// classic decodes the shared head of (Create|Register)Machine[WithNetwork]:
+// name, id, service, class, leader, root_directory.
+func classic(body []any) (service.RegisterRequest, error) {
+	req := service.RegisterRequest{
+		Name:          body[0].(string),
+		Service:       body[2].(string),
+		Class:         body[3].(string),
+		RootDirectory: body[5].(string),
+	}
+	var err error
+	if req.ID, err = machineID(body[1].([]byte)); err != nil {
+		return req, err
+	}
+	if req.Leader, err = leaderPID(body[4].(uint32)); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+func scopeProperties(v any) ([]service.UnitProperty, error) {
+	kv, err := propertyArray(v)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]service.UnitProperty, 0, len(kv))
+	for _, p := range kv {
+		// The variant goes on as it came: the systemd backend sends it
+		// unchanged, the cgroup backend unwraps what it understands.
+		out = append(out, service.UnitProperty{Name: p.Name, Value: p.Value})
+	}
+	return out, nil
+}
+
+// register hands a request to the core and answers the new machine's path.
+// With AllocateUnit the core returns only once the scope exists (the
+// systemd backend waits for the start job), so the reply is the signal that
+// the scope is there, as upstream's deferred CreateMachine reply is.
+func register(c *call, req service.RegisterRequest) ([]any, error) {
+	caller, err := c.callerOf()
+	if err != nil {
+		if req.LeaderRef != nil {
+			req.LeaderRef.Close()
+		}
+		return nil, err
+	}
+	mi, err := c.mgr().Register(c.ctx, caller, req)
+	if err != nil {
+		return nil, err
+	}
+	return []any{MachinePath(mi.Name)}, nil
+}
+
+func registerMachine(c *call) ([]any, error) {
+	req, err := classic(c.body)
+	if err != nil {
+		return nil, err
+	}
+	return register(c, req)
+}
+
+func registerMachineWithNetwork(c *call) ([]any, error) {
+	req, err := classic(c.body)
+	if err != nil {
+		return nil, err
+	}
+	req.NetIf = ifindices(c.body[6].([]int32))
+	return register(c, req)
+}
+
+func createMachine(c *call) ([]any, error) {
+	req, err := classic(c.body)
+	if err != nil {
+		return nil, err
+	}
+	if req.ScopeProperties, err = scopeProperties(c.body[6]); err != nil {
+		return nil, err
+	}
+	req.AllocateUnit = true
+	return register(c, req)
+}
+
+func createMachineWithNetwork(c *call) ([]any, error) {
+	req, err := classic(c.body)
+	if err != nil {
+		return nil, err
+	}
+	req.NetIf = ifindices(c.body[6].([]int32))
+	if req.ScopeProperties, err = scopeProperties(c.body[7]); err != nil {
+		return nil, err
+	}
+	req.AllocateUnit = true
+	return register(c, req)
+}
+
+func registerMachineEx(c *call) ([]any, error) {
+	req, err := exRequest(c.body[0].(string), c.body[1])
+	if err != nil {
+		return nil, err
+	}
+	return register(c, req)
+}
+
+func createMachineEx(c *call) ([]any, error) {
+	req, err := exRequest(c.body[0].(string), c.body[1])
+	if err != nil {
+		return nil, err
+	}
+	if req.ScopeProperties, err = scopeProperties(c.body[2]); err != nil {
+		if req.LeaderRef != nil {
+			req.LeaderRef.Close()
+		}
+		return nil, err
+	}
+	req.AllocateUnit = true
+	return register(c, req)
+}
+
+// exRequest decodes the keyed properties of the …Ex methods (259+). Without
+// a leader the caller leads; LeaderPIDFD is preferred and pinned at once.
+func exRequest(name string, v any) (req service.RegisterRequest, err error) {
+	req.Name = name
+	var (
+		pidfd         = -1
+		pid           uint32
+		hasPID, hasID bool
+	)
+	defer func() {
+		if err != nil && pidfd >= 0 {
+			closeFD(pidfd)
+		}
+	}()
+	kv, err := propertyArray(v)
+	if err != nil {
+		return req, err
+	}
+	wrong := func(p keyValue, want string) error {
+		return errorf(ErrInvalidArgs, "Property %s has signature '%s', expected '%s'", p.Name, p.Value.Signature().String(), want)
+	}
+	for _, p := range kv {
+		val := p.Value.Value()
+		switch p.Name {
+		case "Id":
+			b, ok := val.([]byte)
+			if !ok {
+				return req, wrong(p, "ay")
+			}
+			if req.ID, err = machineID(b); err != nil {
+				return req, err
+			}
+		case "Service", "Class", "RootDirectory", "SSHAddress", "SSHPrivateKeyPath":
+			s, ok := val.(string)
+			if !ok {
+				return req, wrong(p, "s")
+			}
+			switch p.Name {
+			case "Service":
+				req.Service = s
+			case "Class":
+				req.Class = s
+			case "RootDirectory":
+				req.RootDirectory = s
+			case "SSHAddress":
+				req.SSHAddress = s
+			case "SSHPrivateKeyPath":
+				req.SSHPrivateKeyPath = s
+			}
+		case "LeaderPIDFD":
+			fd, ok := val.(dbus.UnixFD)
+			if !ok {
+				return req, wrong(p, "h")
+			}
+			if pidfd >= 0 {
+				closeFD(pidfd)
+			}
+			pidfd = int(fd)
+		case "LeaderPID":
+			u, ok := val.(uint32)
+			if !ok {
+				return req, wrong(p, "u")
+			}
+			pid, hasPID = u, true
+		case "LeaderPIDFDID":
+			t, ok := val.(uint64)
+			if !ok {
+				return req, wrong(p, "t")
+			}
+			req.LeaderPIDFDID, hasID = t, true
+		case "NetworkInterfaces":
+			ai, ok := val.([]int32)
+			if !ok {
+				return req, wrong(p, "ai")
+			}
+			req.NetIf = ifindices(ai)
+		case "VSockCID":
+			u, ok := val.(uint32)
+			if !ok {
+				return req, wrong(p, "u")
+			}
+			req.VSockCID = &u
+		default:
+			return req, errorf(ErrInvalidArgs, "Unknown property '%s'", p.Name)
+		}
+	}
+	if hasPID {
+		if req.Leader, err = leaderPID(pid); err != nil {
+			return req, err
+		}
+		if req.Leader == 0 {
+			return req, errorf(ErrInvalidArgs, "Invalid leader PID")
+		}
+	}
+	if hasID && !hasPID && pidfd < 0 {
+		return req, errorf(ErrInvalidArgs, "Both LeaderPID and LeaderPIDFDID must be specified to identify the leader")
+	}
+	if pidfd >= 0 {
+		ref, ferr := proc.FromFD(pidfd) // takes the fd, also on failure
+		pidfd = -1
+		if ferr != nil {
+			return req, errorf(ErrInvalidArgs, "LeaderPIDFD is not a valid pidfd")
+		}
+		if hasPID && ref.PID != req.Leader {
+			ref.Close()
+			return req, errorf(ErrInvalidArgs, "LeaderPID and LeaderPIDFD refer to different processes")
+		}
+		req.LeaderRef = ref
+	}
+	return req, nil
+}
+
+// lifecycle -----------------------------------------------------------------
+
+func unregister(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.mgr().Unregister(c.ctx, caller, service.Selector{Name: mi.Name})
+}
+
+func terminate(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.mgr().Terminate(c.ctx, caller, service.Selector{Name: mi.Name})
+}
+
+// kill takes (whom, signal); "" means all, as upstream.
+func kill(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+	whom, sig := rest[0].(string), rest[1].(int32)
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.mgr().Kill(c.ctx, caller, service.Selector{Name: mi.Name}, whom, int(sig))
+}
+
+// metadata ------------------------------------------------------------------
+
+// address is one (iay) of GetMachineAddresses.
+type address struct {
+	Family  int32
+	Address []byte
+}
+
+func getAddresses(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	addrs, err := c.mgr().Addresses(c.ctx, mi)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]address, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, address{int32(a.Family), a.Addr})
+	}
+	return []any{out}, nil
+}
+
+// getSSHInfo answers the stored values; upstream refuses with ENOENT unless
+// both are known.
+func getSSHInfo(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	if mi.SSHAddress == "" || mi.SSHPrivateKeyPath == "" {
+		return nil, errorf(ErrFileNotFound, "Machine %s has no SSH information", mi.Name)
+	}
+	return []any{mi.SSHAddress, mi.SSHPrivateKeyPath}, nil
+}
+
+func getOSRelease(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	osr, err := c.mgr().OSRelease(mi)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(osr))
+	for _, kv := range osr {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return []any{out}, nil
+}
+
+func getUIDShift(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	shift, err := c.mgr().UIDShift(mi)
+	if err != nil {
+		return nil, err
+	}
+	return []any{shift}, nil
+}
+
+// containerOp answers the container operations, after the machine lookup,
+// until the core implements them (as the Varlink front end does).
+func containerOp(what string) func(*call, service.MachineInfo, []any) ([]any, error) {
+	return func(*call, service.MachineInfo, []any) ([]any, error) {
+		return nil, notImplemented(what)
+	}
+}
+
+func copyWithFlags(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+	if flags := rest[len(rest)-1].(uint64); flags&^1 != 0 {
+		return nil, errorf(ErrInvalidArgs, "Invalid copy flags %#x", flags)
+	}
+	return containerOp("Copying files")(c, mi, rest)
+}

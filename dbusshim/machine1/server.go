@@ -1,0 +1,413 @@
+package machine1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/dbusshim/busconn"
+	"github.com/machined-go/machined/service"
+)
+
+// BusName is the well-known name the server requests.
+const BusName = "org.freedesktop.machine1"
+
+// Interface names.
+const (
+	managerIface    = "org.freedesktop.machine1.Manager"
+	machineIface    = "org.freedesktop.machine1.Machine"
+	logControlIface = "org.freedesktop.LogControl1"
+	propertiesIface = "org.freedesktop.DBus.Properties"
+	introspectIface = "org.freedesktop.DBus.Introspectable"
+	peerIface       = "org.freedesktop.DBus.Peer"
+)
+
+// DefaultCallTimeout bounds the work of one call (bus credentials, polkit, the
+// unit backend). Interactive polkit authentication needs minutes, not seconds.
+const DefaultCallTimeout = 5 * time.Minute
+
+// Config is what the server needs besides the core.
+type Config struct {
+	Logger *slog.Logger
+	// LogLevel is the daemon's log level, read and written by LogControl1.
+	LogLevel *slog.LevelVar
+	// LogTarget and SetLogTarget back LogControl1.LogTarget; nil reports
+	// "console" and refuses changes.
+	LogTarget    func() string
+	SetLogTarget func(string) error
+	// SyslogIdentifier is LogControl1.SyslogIdentifier; default "machined".
+	SyslogIdentifier string
+	// PoolPath is the Manager's PoolPath property; default /var/lib/machines.
+	PoolPath string
+	// CallTimeout bounds each call; zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+}
+
+// Server answers org.freedesktop.machine1 on one bus connection.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mgr  atomic.Pointer[service.Manager]
+	conn atomic.Pointer[dbus.Conn]
+	cred *credCache
+
+	manager, machine, logControl *iface
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New returns a server that answers nothing but "not ready" until Start.
+// Give Handler to the bus connection (dbus.WithHandler) when dialling.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LogLevel == nil {
+		cfg.LogLevel = new(slog.LevelVar)
+	}
+	if cfg.SyslogIdentifier == "" {
+		cfg.SyslogIdentifier = "machined"
+	}
+	if cfg.PoolPath == "" {
+		cfg.PoolPath = "/var/lib/machines"
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s.cred = newCredCache(s.log)
+	s.manager = managerInterface()
+	s.machine = machineInterface()
+	s.logControl = logControlInterface()
+	return s
+}
+
+// AcceptFDs is the fd policy for busconn: fds may come with the replies to
+// our own calls (ProcessFD of GetConnectionCredentials) and with the two
+// methods that take one (LeaderPIDFD of RegisterMachineEx/CreateMachineEx).
+// Every other fd is closed before godbus sees it.
+func AcceptFDs(h busconn.Header) bool {
+	switch h.Type {
+	case busconn.TypeMethodReturn:
+		return true
+	case busconn.TypeMethodCall:
+		return h.Path == string(managerPath) && (h.Interface == managerIface || h.Interface == "") &&
+			(h.Member == "RegisterMachineEx" || h.Member == "CreateMachineEx")
+	}
+	return false
+}
+
+// Handler is the godbus handler to install on the connection.
+func (s *Server) Handler() dbus.Handler { return handler{s} }
+
+// Start binds the server to the core and the connection conn (dialled with
+// Handler), forwards registry events as signals and requests BusName. It
+// fails if the name is taken.
+func (s *Server) Start(ctx context.Context, conn *dbus.Conn, mgr *service.Manager) error {
+	if mgr == nil || conn == nil {
+		return errors.New("machine1: Start needs a manager and a connection")
+	}
+	s.mgr.Store(mgr)
+	s.conn.Store(conn)
+	if err := s.cred.start(ctx, conn); err != nil {
+		return err
+	}
+	// Subscribe before the name is ours, so no registration made through
+	// D-Bus can miss its signal.
+	events, cancel := mgr.Subscribe(eventBuffer)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.forwardEvents(conn, mgr, events, cancel)
+	}()
+
+	rctx, rcancel := context.WithTimeout(ctx, 25*time.Second)
+	defer rcancel()
+	var reply uint32
+	err := conn.BusObject().CallWithContext(rctx, "org.freedesktop.DBus.RequestName", 0, BusName, uint32(dbus.NameFlagDoNotQueue)).Store(&reply)
+	if err != nil {
+		return fmt.Errorf("request bus name %s: %w", BusName, err)
+	}
+	switch dbus.RequestNameReply(reply) {
+	case dbus.RequestNameReplyPrimaryOwner, dbus.RequestNameReplyAlreadyOwner:
+		return nil
+	}
+	owner := ""
+	conn.BusObject().CallWithContext(rctx, "org.freedesktop.DBus.GetNameOwner", 0, BusName).Store(&owner)
+	if owner != "" {
+		return fmt.Errorf("bus name %s is already owned by %s (another machined?)", BusName, owner)
+	}
+	return fmt.Errorf("bus name %s not acquired (reply %d)", BusName, reply)
+}
+
+// Close stops forwarding events. The connection belongs to the caller.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.wg.Wait()
+	s.cred.close()
+}
+
+// call is one method call being answered.
+type call struct {
+	s      *Server
+	ctx    context.Context
+	msg    *dbus.Message
+	path   dbus.ObjectPath
+	iface  string
+	member string
+	sender string
+	body   []any
+	obj    *object
+
+	callerOnce sync.Once
+	caller     service.Caller
+	callerErr  error
+	cleanup    []func()
+}
+
+func (c *call) mgr() *service.Manager { return c.s.mgr.Load() }
+
+// callerOf returns who is calling, from the bus's credentials of the sender
+// (cached per unique name) and the message's interactive-authorization flag.
+func (c *call) callerOf() (service.Caller, error) {
+	c.callerOnce.Do(func() {
+		cr, err := c.s.cred.get(c.ctx, c.sender)
+		if err != nil {
+			c.callerErr = err
+			return
+		}
+		c.caller = service.Caller{
+			UID:         cr.uid,
+			GID:         ^uint32(0), // the bus does not say; the core does not use it
+			PID:         cr.pid,
+			PIDFD:       -1,
+			Interactive: c.msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0,
+			BusName:     c.sender,
+		}
+		if fd := c.s.cred.dupPIDFD(c.sender); fd >= 0 {
+			c.caller.PIDFD = fd
+			c.cleanup = append(c.cleanup, func() { closeFD(fd) })
+		}
+	})
+	return c.caller, c.callerErr
+}
+
+// handler routes every call through dispatch; godbus's own object map stays
+// empty. Peer is answered by godbus before any lookup.
+type handler struct{ s *Server }
+
+func (h handler) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
+	return route{s: h.s, path: path}, true
+}
+
+type route struct {
+	s     *Server
+	path  dbus.ObjectPath
+	iface string
+}
+
+func (r route) LookupInterface(name string) (dbus.Interface, bool) {
+	r.iface = name
+	return r, true
+}
+
+func (r route) LookupMethod(name string) (dbus.Method, bool) {
+	return entry{r: r, member: name}, true
+}
+
+// entry is a godbus Method that takes the whole message and dispatches it.
+type entry struct {
+	r      route
+	member string
+}
+
+var _ dbus.ArgumentDecoder = entry{}
+
+func (e entry) DecodeArguments(_ *dbus.Conn, sender string, msg *dbus.Message, body []any) ([]any, error) {
+	return []any{&call{s: e.r.s, msg: msg, path: e.r.path, iface: e.r.iface, member: e.member, sender: sender, body: body}}, nil
+}
+
+func (e entry) Call(args ...any) (_ []any, err error) {
+	c := args[0].(*call)
+	s := c.s
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic answering D-Bus call", "path", c.path, "interface", c.iface, "member", c.member, "panic", r, "stack", string(debug.Stack()))
+			err = newError(ErrFailed, "Internal error")
+		}
+	}()
+	if s.mgr.Load() == nil {
+		return nil, newError(ErrFailed, "machined is starting up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
+	defer cancel()
+	c.ctx = ctx
+	defer func() {
+		for _, f := range c.cleanup {
+			f()
+		}
+	}()
+	out, err := s.dispatch(c)
+	if err != nil {
+		de := toDBus(err)
+		if de.Name == ErrFailed || de.Name == ErrJobFailed {
+			s.log.Warn("D-Bus call failed", "interface", c.iface, "member", c.member, "path", c.path, "err", err)
+		} else {
+			s.log.Debug("D-Bus call refused", "interface", c.iface, "member", c.member, "path", c.path, "err", err)
+		}
+		return nil, de
+	}
+	return out, nil
+}
+
+func (entry) NumArguments() int     { return 1 }
+func (entry) NumReturns() int       { return 0 }
+func (entry) ArgumentValue(int) any { return nil }
+func (entry) ReturnValue(int) any   { return nil }
+
+// dispatch resolves the object, then the member, checks the signature and calls it.
+func (s *Server) dispatch(c *call) ([]any, error) {
+	obj, err := s.resolve(c)
+	if err != nil {
+		return nil, err
+	}
+	c.obj = obj
+	switch c.iface {
+	case propertiesIface:
+		return s.properties(c)
+	case introspectIface:
+		if c.member != "Introspect" {
+			break
+		}
+		if err := checkSig(c, ""); err != nil {
+			return nil, err
+		}
+		return []any{introspect(obj.ifaces, obj.children(c))}, nil
+	case "":
+		// No interface: the first of the object's interfaces that has the member.
+		for _, i := range obj.ifaces {
+			if m := i.method(c.member); m != nil {
+				c.iface = i.name
+				return s.invoke(c, m)
+			}
+		}
+		switch c.member {
+		case "Introspect":
+			c.iface = introspectIface
+			return s.dispatch(c)
+		case "Get", "GetAll", "Set":
+			c.iface = propertiesIface
+			return s.dispatch(c)
+		}
+	default:
+		for _, i := range obj.ifaces {
+			if i.name != c.iface {
+				continue
+			}
+			if m := i.method(c.member); m != nil {
+				return s.invoke(c, m)
+			}
+		}
+	}
+	return nil, errorf(ErrUnknownMethod, "Unknown method %s or interface %s.", c.member, c.iface)
+}
+
+func (s *Server) invoke(c *call, m *method) ([]any, error) {
+	if err := checkSig(c, m.inSig()); err != nil {
+		return nil, err
+	}
+	return m.fn(c)
+}
+
+func checkSig(c *call, want string) error {
+	got := ""
+	if v, ok := c.msg.Headers[dbus.FieldSignature]; ok {
+		if sig, ok := v.Value().(dbus.Signature); ok {
+			got = sig.String()
+		}
+	}
+	if got != want {
+		return errorf(ErrInvalidArgs, "Invalid arguments '%s' to call %s.%s(), expecting '%s'.", got, c.iface, c.member, want)
+	}
+	return nil
+}
+
+// object is what a path resolved to.
+type object struct {
+	path     dbus.ObjectPath
+	ifaces   []*iface
+	machine  service.MachineInfo // for machine objects
+	children func(c *call) []string
+}
+
+func noChildren(*call) []string { return nil }
+
+func staticChildren(names ...string) func(*call) []string {
+	return func(*call) []string { return names }
+}
+
+// resolve maps a path to an object, or UnknownObject.
+func (s *Server) resolve(c *call) (*object, error) {
+	unknown := errorf(ErrUnknownObject, "Unknown object '%s'.", c.path)
+	switch c.path {
+	case "/":
+		return &object{path: c.path, children: staticChildren("org")}, nil
+	case "/org":
+		return &object{path: c.path, children: staticChildren("freedesktop")}, nil
+	case "/org/freedesktop":
+		return &object{path: c.path, children: staticChildren("LogControl1", "machine1")}, nil
+	case managerPath:
+		return &object{path: c.path, ifaces: []*iface{s.manager}, children: staticChildren("machine")}, nil
+	case machineNode:
+		return &object{path: c.path, children: s.machineChildren}, nil
+	case logControlPath:
+		return &object{path: c.path, ifaces: []*iface{s.logControl}, children: noChildren}, nil
+	}
+	label, ok := strings.CutPrefix(string(c.path), machinePrefix)
+	if !ok || label == "" || strings.Contains(label, "/") {
+		return nil, unknown
+	}
+	var sel service.Selector
+	var caller service.Caller
+	if label == selfLabel {
+		var err error
+		if caller, err = c.callerOf(); err != nil {
+			return nil, err
+		}
+		sel = service.Selector{HasPID: true, PID: 0}
+	} else {
+		sel = service.Selector{Name: UnescapeLabel(label)}
+	}
+	mi, err := c.mgr().Get(caller, sel)
+	if err != nil {
+		if errors.Is(err, service.ErrNoSuchMachine) || errors.Is(err, service.ErrNoMachineForPID) {
+			return nil, unknown
+		}
+		if _, ok := service.AsInvalidArg(err); ok {
+			return nil, unknown
+		}
+		return nil, err
+	}
+	return &object{path: c.path, ifaces: []*iface{s.machine}, machine: mi, children: noChildren}, nil
+}
+
+// machineChildren lists the escaped names of all machines (not "self").
+func (s *Server) machineChildren(c *call) []string {
+	list := c.mgr().List()
+	out := make([]string, 0, len(list))
+	for _, mi := range list {
+		out = append(out, EscapeLabel(mi.Name))
+	}
+	return out
+}
