@@ -13,12 +13,28 @@ import (
 
 // The userdb socket must sit where nss-systemd looks: /run/systemd/userdb. These
 // tests therefore run one at a time and refuse to start while another machined
-// serves that path.
+// serves that path. They hold an exclusive flock on /tmp/stock-paths.lock while
+// they use it, as the side-by-side harness does while upstream runs there.
 const nssUserdbDir = "/run/systemd/userdb"
+
+// lockStockPaths waits for, and holds until the test ends, the lock that every
+// user of the host's stock machined paths takes.
+func lockStockPaths(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/tmp/stock-paths.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+}
 
 func startUserdbDaemon(t *testing.T) *daemon {
 	t.Helper()
 	needRoot(t)
+	lockStockPaths(t)
 	sock := filepath.Join(nssUserdbDir, "io.systemd.Machine")
 	if c, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		c.Close()
