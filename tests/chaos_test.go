@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	vl "github.com/varlink/go/varlink"
 	"golang.org/x/sys/unix"
 
@@ -38,11 +39,11 @@ func chaosRounds() int {
 // TestChaosCrashRounds SIGKILLs the daemon at a random moment of a
 // registration storm in which leaders also die, restarts it, and checks after
 // each round that every acknowledged machine with a live leader is back, none
-// with a dead leader is, no state file is torn, and the state directory and
-// List agree.
+// with a dead leader is, no state file is torn, and the state directory,
+// Varlink List and D-Bus ListMachines agree.
 func TestChaosCrashRounds(t *testing.T) {
 	needRoot(t)
-	d := startDaemon(t, "--units", "none", "--log-level", "info")
+	d, bus := startBusDaemon(t, "--units", "none", "--log-level", "info")
 	const workers, perWorker = 8, 6
 	pool := make([][]*leader, workers)
 	for w := range pool {
@@ -123,9 +124,21 @@ func TestChaosCrashRounds(t *testing.T) {
 			pool[w][i] = spawnLeader(t)
 		}
 		d.start()
+		waitBusName(t, bus)
 
 		files := stateFiles(t, d)
 		listed := listAll(t, d)
+		onBus := listMachinesDBus(t, bus)
+		for name := range listed {
+			if !onBus[name] {
+				t.Errorf("round %d: %s listed on Varlink but not by ListMachines", round, name)
+			}
+		}
+		for name := range onBus {
+			if _, ok := listed[name]; !ok {
+				t.Errorf("round %d: %s listed by ListMachines but not on Varlink", round, name)
+			}
+		}
 		for name, pid := range acked {
 			got, ok := listed[name]
 			switch {
@@ -161,6 +174,25 @@ func TestChaosCrashRounds(t *testing.T) {
 		}
 	}
 	t.Logf("chaos: %d crash rounds, %d acknowledged registrations, %d machines restored over all restarts", rounds, totalAcked, totalRestored)
+}
+
+// listMachinesDBus returns the names ListMachines reports.
+func listMachinesDBus(t *testing.T, bus *privateBus) map[string]bool {
+	t.Helper()
+	c := dbusConn(t, bus)
+	defer c.Close()
+	var ms []struct {
+		Name, Class, Service string
+		Path                 dbus.ObjectPath
+	}
+	if err := managerCall(t, c, "ListMachines").Store(&ms); err != nil {
+		t.Fatalf("ListMachines: %v", err)
+	}
+	out := map[string]bool{}
+	for _, m := range ms {
+		out[m.Name] = true
+	}
+	return out
 }
 
 // stateFiles parses every state file; a torn or unparsable one fails the test.
