@@ -257,7 +257,8 @@ func TestCreateScopeReplacesStaleDir(t *testing.T) {
 	b, slice := newTestBackend(t)
 	const unit = "machine-stale.scope"
 	stale := filepath.Join(b.Root(), slice, unit)
-	if err := os.MkdirAll(stale, 0o755); err != nil {
+	// With an empty child, as a daemon stopped halfway through a removal leaves it.
+	if err := os.MkdirAll(filepath.Join(stale, "payload"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cmd := start(t, "sleep", "100")

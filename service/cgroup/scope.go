@@ -104,8 +104,10 @@ func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) err
 	return nil
 }
 
-// mkdirUnit creates the unit directory. An existing empty one is stale (no
-// processes, no children) and is replaced; anything else is EEXIST.
+// mkdirUnit creates the unit directory. An existing unpopulated one (no
+// process in it or below; empty child cgroups, such as a daemon stopped halfway
+// through removing a scope leaves, do not count) is stale and is replaced;
+// anything else is EEXIST.
 // b.fsMu must be held.
 func (b *Backend) mkdirUnit(dir, unit string) error {
 	err := unix.Mkdir(dir, 0o755)
@@ -115,7 +117,7 @@ func (b *Backend) mkdirUnit(dir, unit string) error {
 	if !errors.Is(err, syscall.EEXIST) {
 		return fmt.Errorf("create scope cgroup %s: %w", dir, err)
 	}
-	if pop, perr := populated(dir); perr != nil || pop || hasChildren(dir) {
+	if pop, perr := populated(dir); perr != nil || pop {
 		return fmt.Errorf("unit %s already exists: %w", unit, syscall.EEXIST)
 	}
 	// Unlink it from our table first, so nobody mistakes the new directory for
@@ -123,7 +125,7 @@ func (b *Backend) mkdirUnit(dir, unit string) error {
 	b.mu.Lock()
 	delete(b.owned, unit)
 	b.mu.Unlock()
-	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := removeTree(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("unit %s already exists (stale cgroup not removable: %v): %w", unit, err, syscall.EEXIST)
 	}
 	b.log.Info("replaced stale empty scope cgroup", "unit", unit, "cgroup", b.relPath(dir))
@@ -159,20 +161,6 @@ func delegate(dir string, uid int) error {
 		}
 	}
 	return nil
-}
-
-// hasChildren reports whether dir has child cgroups (or cannot be read).
-func hasChildren(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return true
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			return true
-		}
-	}
-	return false
 }
 
 // stringValue unwraps a property value: a string, or a wrapper (a D-Bus
