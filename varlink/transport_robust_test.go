@@ -45,12 +45,16 @@ func TestPipelinedMessagesKeepTheirFDs(t *testing.T) {
 	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
+	nullFD := int(f.Fd())
 	const n = 3000
+	written := make(chan struct{})
+	defer func() { <-written }() // before f closes
 	go func() {
+		defer close(written)
 		for i := 0; i < n; i++ {
 			msg := []byte(fmt.Sprintf("message-%04d\x00", i))
 			if i%500 == 250 {
-				a.WriteMsgUnix(msg, unix.UnixRights(int(f.Fd())), nil)
+				a.WriteMsgUnix(msg, unix.UnixRights(nullFD), nil)
 			} else {
 				a.Write(msg)
 			}
