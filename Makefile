@@ -4,8 +4,9 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BIN      := bin/machined
 RUN_ARGS ?=
+BENCH_COMPARE_ARGS ?=
 
-.PHONY: all build run test test-unit test-integration deps vet bench fuzz clean
+.PHONY: all build run test test-unit test-integration deps vet bench bench-compare bench-compare-quick fuzz clean
 
 all: build
 
@@ -29,6 +30,17 @@ vet:
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./service/... ./varlink/... ./tests/...
+
+# Side by side with upstream machined 252 and 257 on this machine (root, slow:
+# under 20 minutes); rewrites the generated section of docs/BENCHMARKS.md and
+# docs/bench-compare-userdb.svg. Not part of `make test`.
+bench-compare: deps build
+	$(GO) build -o bin/bench-compare ./cmd/bench-compare
+	./bin/bench-compare -ours $(BIN) $(BENCH_COMPARE_ARGS)
+
+# The same with small sizes (a few minutes); prints the table, writes no docs.
+bench-compare-quick:
+	$(MAKE) bench-compare BENCH_COMPARE_ARGS="-quick $(BENCH_COMPARE_ARGS)"
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./service/persist/

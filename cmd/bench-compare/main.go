@@ -74,7 +74,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: skip)")
 	fs.BoolVar(&c.startup, "startup", true, "measure start-up time with the largest machine count persisted")
 	fs.IntVar(&c.conns, "conns", 8, "connections of the parallel Register+Unregister workload")
-	fs.IntVar(&c.pairLeaders, "pair-leaders", 16, "leaders each connection rotates through in the pair workloads")
+	fs.IntVar(&c.pairLeaders, "pair-leaders", 4096, "leaders the Register+Unregister workloads take in turn (all connections together)")
 	fs.IntVar(&c.keys, "keys", 64, "machines sampled at random for the userdb lookups")
 	fs.DurationVar(&c.exitWait, "exit-wait", 5*time.Second, "how long to wait for a machine to go after its leader exits")
 	ds := fs.String("daemons", "252,257,ours", "daemons to run, in this order")
@@ -252,19 +252,14 @@ func run(cfg config) error {
 	load0 := loadAvg()
 	started := time.Now()
 
-	logf("starting %d leaders in user namespaces and %d×%d pair leaders", cfg.maxLevel(), cfg.conns, cfg.pairLeaders)
+	logf("starting %d leaders in user namespaces and %d for the pair workloads", cfg.maxLevel(), cfg.pairLeaders)
 	t := time.Now()
 	if b.userLeaders, err = f.spawnMany("u", cfg.maxLevel(), uidBase); err != nil {
 		return err
 	}
-	for c := range cfg.conns {
-		ls, err := f.spawnMany("p"+strconv.Itoa(c)+"x", cfg.pairLeaders, nil)
-		if err != nil {
-			return err
-		}
-		b.pairLeaders = append(b.pairLeaders, ls)
+	if b.pairPool, err = f.spawnMany("p", cfg.pairLeaders, nil); err != nil {
+		return err
 	}
-	b.pairNext = make([]int, cfg.conns)
 	logf("leaders up in %s", time.Since(t).Round(time.Millisecond))
 
 	var versions []string
@@ -505,7 +500,8 @@ func methodNotes(c config) []string {
 			"Each has its own bus (252 finds it through `DBUS_SYSTEM_BUS_ADDRESS`).",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
-			"process; Register+Unregister pairs rotate through " + strconv.Itoa(c.pairLeaders) + " leaders per connection. " +
+			"process; Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn, so that a leader comes back " +
+			"only after that many pairs (upstream refuses to reuse a leader until a deferred clean-up has run). " +
 			"userdb lookups ask for uid 1000 (`vu-benchN-1000`) of machines picked at random; NSS lookups run " +
 			"`csrc/nsslookup.c`, a getpwuid()/getpwnam() loop through glibc and nss-systemd, which asks " +
 			"`/run/systemd/userdb/io.systemd.Machine` (a symlink to the daemon's socket for 257 and ours), so one daemon at a time. " +

@@ -144,7 +144,7 @@ func (r *report) markdown() string {
 			case !ok:
 				b.WriteString(" – |")
 			case c.Has:
-				fmt.Fprintf(&b, " %s |", formatNum(c.Value))
+				fmt.Fprintf(&b, " %s%s |", formatNum(c.Value), ref(c.Note))
 			default:
 				fmt.Fprintf(&b, " %s%s |", c.Text, ref(c.Note))
 			}
