@@ -303,11 +303,13 @@ func (d *daemon) connectBus() error {
 }
 
 // new252 prepares Debian 12's machined 252. It has no Varlink machine API and
-// fixed paths: its userdb socket is the stock /run/systemd/userdb/io.systemd.Machine
-// and its state directory the stock /run/systemd/machines, so the caller must
-// hold the stock-paths lock and have checked that nobody else uses them. Its bus
-// is found through $DBUS_SYSTEM_BUS_ADDRESS (sd-bus honours it), so the stock
-// /run/dbus/system_bus_socket is left alone.
+// fixed paths. Its userdb socket is the stock /run/systemd/userdb/io.systemd.Machine,
+// so the caller must hold the stock-paths lock and have checked that nobody else
+// uses it. Its state directory /run/systemd/machines would be the host's (on this
+// kind of host not even a tmpfs): it runs in a mount namespace of its own where a
+// tmpfs directory of ours is bound there, as ours and 257 get tmpfs state
+// directories too. Its bus is found through $DBUS_SYSTEM_BUS_ADDRESS (sd-bus
+// honours it), so the stock /run/dbus/system_bus_socket is left alone.
 func new252(scratch string) (*daemon, error) {
 	d := &daemon{key: "252", exitNote: "never (no systemd)",
 		noVarlink: "252 has no io.systemd.Machine Varlink interface (D-Bus only)"}
@@ -318,20 +320,36 @@ func new252(scratch string) (*daemon, error) {
 	d.label = d.version + " (" + machined252 + ")"
 	d.userdbSock = stockUserdbSock
 	d.logf = filepath.Join(scratch, "machined-252.log")
-	b, err := startBus(filepath.Join(scratch, "bus-252.sock"), scratch)
+	if _, err := os.Stat(stockStateDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(stockStateDir, 0o755); err != nil {
+			return nil, err
+		}
+		d.onStop = append(d.onStop, func() { os.Remove(stockStateDir) })
+	}
+	state, undo, err := tmpfsDir("bench-compare-252-")
 	if err != nil {
 		return nil, err
 	}
+	d.onStop = append(d.onStop, undo)
+	b, err := startBus(filepath.Join(state, "bus.sock"), state)
+	if err != nil {
+		d.shutdown()
+		return nil, err
+	}
 	d.bus = b
+	os.Mkdir(filepath.Join(state, "machines"), 0o755)
 	d.onStop = append(d.onStop, b.stop, func() {
-		// machined 252 leaves its userdb socket and state files behind.
+		// machined 252 leaves its userdb socket behind.
 		if !socketAlive(stockUserdbSock) {
 			os.Remove(stockUserdbSock)
 		}
-		removeBenchState(stockStateDir)
 	})
+	script := `set -e
+mount --bind "$1" ` + stockStateDir + `
+exec ` + machined252
 	d.start = func() error {
-		cmd := exec.Command(machined252)
+		cmd := exec.Command("/bin/sh", "-c", script, "sh", filepath.Join(state, "machines"))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // Go makes / rprivate first
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_LOG_LEVEL=" + upstreamLogLevel, "SYSTEMD_LOG_TARGET=console",
 			"DBUS_SYSTEM_BUS_ADDRESS=" + b.address()}
 		if err := d.launch(cmd); err != nil {
@@ -362,21 +380,6 @@ func new252(scratch string) (*daemon, error) {
 		return nil, err
 	}
 	return d, nil
-}
-
-// removeBenchState deletes the state files of the benchmark's machines (names
-// starting with "bench") and their unit:bench-*.scope symlinks, nothing else.
-func removeBenchState(dir string) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, machinePrefix) || strings.HasPrefix(n, "unit:"+scopePrefix) {
-			os.Remove(filepath.Join(dir, n))
-		}
-	}
 }
 
 func dpkgVersion(admindir, pkg string) string {

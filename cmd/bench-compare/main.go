@@ -218,14 +218,13 @@ func run(cfg config) error {
 		if err := takeLock(cfg.lockPath, cfg.lockWait); err != nil {
 			return err
 		}
-		if err := checkStockPaths(uses252); err != nil {
+		if err := checkStockPaths(); err != nil {
 			return err
 		}
 	}
 	if n := sweepStaleScopes(cgRoot); n > 0 {
 		logf("removed %d bench-*.scope cgroups left by an earlier run", n)
 	}
-	removeBenchState(stockStateDir)
 
 	scratch, err := os.MkdirTemp("", "bench-compare-")
 	if err != nil {
@@ -374,9 +373,9 @@ func takeLock(path string, wait time.Duration) error {
 	}
 }
 
-// checkStockPaths refuses to run when somebody else uses the paths machined 252
-// (and the NSS workload) need.
-func checkStockPaths(uses252 bool) error {
+// checkStockPaths refuses to run when somebody else serves the stock userdb
+// socket, which machined 252 binds and glibc's nss-systemd asks.
+func checkStockPaths() error {
 	if socketAlive(stockUserdbSock) {
 		return fmt.Errorf("%s answers: a machined (or a test) is using the stock paths; stop it first", stockUserdbSock)
 	}
@@ -387,40 +386,7 @@ func checkStockPaths(uses252 bool) error {
 		logf("removing stale %s (nobody listens on it)", stockUserdbSock)
 		os.Remove(stockUserdbSock)
 	}
-	if !uses252 {
-		return nil
-	}
-	if pids := processesOf(machined252); len(pids) > 0 {
-		return fmt.Errorf("systemd-machined is already running (pid %v); not starting another on the stock paths", pids)
-	}
-	ents, _ := os.ReadDir(stockStateDir)
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), machinePrefix) && !strings.HasPrefix(e.Name(), "unit:"+scopePrefix) {
-			return fmt.Errorf("%s holds state files not written by this harness (%s): machined 252 would load them", stockStateDir, e.Name())
-		}
-	}
 	return nil
-}
-
-// processesOf lists the PIDs whose executable is exe.
-func processesOf(exe string) []int {
-	want, err := filepath.EvalSymlinks(exe)
-	if err != nil {
-		want = exe
-	}
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		got, err := os.Readlink("/proc/" + e.Name() + "/exe")
-		if err == nil && strings.TrimSuffix(got, " (deleted)") == want {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 func loadAvg() string {
@@ -494,9 +460,11 @@ func methodNotes(c config) []string {
 			fmt.Sprintf("The leaders of the machines counted in the table run in user namespaces: machine i maps 0…65535 to host ids "+
 				"65536·(10+i) onwards, so %s machines end at host id %s, far below 2³²−1 (the scheme fits %s machines). ",
 				count(c.maxLevel()), count(int(uidBase(c.maxLevel()-1))+uidRange-1), count(maxUserNSLeaders)) +
-			"The same leaders serve all daemons, which run one after the other: upstream 252 on its stock paths " +
-			"(`/run/systemd/userdb`, `/run/systemd/machines`, under the `/tmp/stock-paths.lock` lock), upstream 257 chrooted " +
-			"into the Debian 13 tree in a mount namespace of its own with a tmpfs `/run`, ours with `--runtime-dir` on a tmpfs. " +
+			"The same leaders serve all daemons, which run one after the other, each with its state directory on a tmpfs: " +
+			"upstream 252 in a mount namespace of its own with a tmpfs bound over `/run/systemd/machines` (its userdb socket is " +
+			"the stock `/run/systemd/userdb/io.systemd.Machine`, used under the `/tmp/stock-paths.lock` lock), upstream 257 " +
+			"chrooted into the Debian 13 tree in a mount namespace of its own with a tmpfs `/run`, ours with `--runtime-dir` on a tmpfs " +
+			"and default flags. " +
 			"Each has its own bus (252 finds it through `DBUS_SYSTEM_BUS_ADDRESS`).",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
