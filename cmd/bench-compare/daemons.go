@@ -57,6 +57,25 @@ func (d *daemon) stop() {
 	d.cmd = nil
 }
 
+// restart stops the daemon and starts it again on its state, then waits for it
+// to own its bus name again if it had it.
+func (d *daemon) restart() error {
+	d.stop()
+	if err := d.start(); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	if d.busConn != nil {
+		deadline := time.Now().Add(10 * time.Second)
+		for !nameOwned(d.busConn) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: %s not owned again after a restart", d.key, m1Name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
 // shutdown stops the daemon and its bus and removes what they left behind;
 // with -logs the daemon's log is kept there.
 func (d *daemon) shutdown() {
@@ -97,6 +116,7 @@ func (d *daemon) launch(cmd *exec.Cmd) error {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGTERM // dies with the harness, whatever happens to it
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -158,6 +178,7 @@ func tmpfsDir(prefix string) (dir string, undo func(), err error) {
 // bus address passed to --bus.
 func newOurs(bin, busMode string) (*daemon, error) {
 	d := &daemon{key: "ours", exitNote: "never"}
+	atExit(d.shutdown)
 	d.version = firstLine(bin, "--version")
 	if d.version == "" {
 		return nil, fmt.Errorf("%s --version failed: build it first (make build)", bin)
@@ -235,6 +256,7 @@ func dbusAddr(mode string) string {
 // system bus, run by the host's dbus-daemon like the other daemons' buses.
 func new257(root string) (*daemon, error) {
 	d := &daemon{key: "257", exitNote: "never (no systemd)"}
+	atExit(d.shutdown)
 	if _, err := os.Stat(filepath.Join(root, machined257)); err != nil {
 		return nil, fmt.Errorf("machined 257 not installed in %s (run make deps): %w", root, err)
 	}
@@ -313,6 +335,7 @@ func (d *daemon) connectBus() error {
 func new252(scratch string) (*daemon, error) {
 	d := &daemon{key: "252", exitNote: "never (no systemd)",
 		noVarlink: "252 has no io.systemd.Machine Varlink interface (D-Bus only)"}
+	atExit(d.shutdown)
 	if _, err := os.Stat(machined252); err != nil {
 		return nil, fmt.Errorf("machined 252 not installed (systemd-container; run make deps): %w", err)
 	}

@@ -76,7 +76,7 @@ func startBus(socket, scratch string) (*busDaemon, error) {
 	defer log.Close()
 	b.cmd = exec.Command("dbus-daemon", "--config-file="+b.conf, "--nofork", "--nopidfile", "--nosyslog")
 	b.cmd.Stdout, b.cmd.Stderr = log, log
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
 	if err := b.cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func newFarm(bin, cgRoot string) (*farm, error) {
 		f.madeSlice = true
 	}
 	f.cmd = exec.Command(bin)
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
 	f.cmd.Stderr = os.Stderr
 	var err error
 	if f.in, err = f.cmd.StdinPipe(); err != nil {

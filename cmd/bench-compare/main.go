@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -153,13 +154,21 @@ func envOr(k, def string) string {
 
 // cleanups run once, in reverse order, at the end or on a signal.
 var (
-	cleanupMu sync.Mutex
-	cleanups  []func()
-	cleaned   bool
+	cleanupMu   sync.Mutex
+	cleanups    []func()
+	cleaned     bool
+	interrupted atomic.Bool
 )
 
+// atExit registers f to run at the end; after the clean-up has begun (a
+// signal), it runs f at once.
 func atExit(f func()) {
 	cleanupMu.Lock()
+	if cleaned {
+		cleanupMu.Unlock()
+		f()
+		return
+	}
 	cleanups = append(cleanups, f)
 	cleanupMu.Unlock()
 }
@@ -193,6 +202,7 @@ func main() {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		s := <-sig
+		interrupted.Store(true)
 		logf("%v: cleaning up", s)
 		runCleanups()
 		os.Exit(130)
@@ -263,6 +273,9 @@ func run(cfg config) error {
 
 	var versions []string
 	for _, key := range cfg.daemons {
+		if interrupted.Load() {
+			break
+		}
 		logf("=== %s ===", key)
 		var d *daemon
 		switch key {
@@ -279,7 +292,6 @@ func run(cfg config) error {
 			versions = append(versions, key+": could not start: "+firstLineOf(err.Error()))
 			continue
 		}
-		atExit(d.shutdown)
 		versions = append(versions, versionLine(d))
 		logf("%s: %s, pid %d", key, d.label, d.pid())
 		if err := b.run(d); err != nil {
