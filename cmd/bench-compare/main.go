@@ -258,7 +258,7 @@ func run(cfg config) error {
 	rep := &report{Daemons: cfg.daemons}
 	b := &bench{cfg: cfg, rep: rep, farm: f, nssBin: nssBin, logf: logf}
 	b.plan()
-	load0 := loadAvg()
+	loads := []string{"start " + loadAvg()}
 	started := time.Now()
 
 	logf("starting %d leaders in user namespaces and %d for the pair workloads", cfg.maxLevel(), cfg.pairLeaders)
@@ -276,7 +276,8 @@ func run(cfg config) error {
 		if interrupted.Load() {
 			break
 		}
-		logf("=== %s ===", key)
+		logf("=== %s === (load average %s)", key, loadAvg())
+		loads = append(loads, key+" "+loadAvg())
 		var d *daemon
 		switch key {
 		case "252":
@@ -300,6 +301,7 @@ func run(cfg config) error {
 		}
 		d.shutdown()
 	}
+	loads = append(loads, "end "+loadAvg())
 	f.close()
 
 	rep.Date = started.UTC().Format("2006-01-02 15:04 UTC") + fmt.Sprintf(" (%s)", time.Since(started).Round(time.Second))
@@ -307,7 +309,7 @@ func run(cfg config) error {
 	rep.Versions = append(versions,
 		"bus: "+firstLine("dbus-daemon", "--version")+" (host binary, one bus per daemon, same minimal config)",
 		"harness: "+runtime.Version()+", gcc "+firstLine("gcc", "-dumpfullversion"))
-	rep.Config = configLine(cfg, load0, loadAvg())
+	rep.Config = configLine(cfg, loads)
 	rep.Notes = methodNotes(cfg)
 	if cfg.svg != "" {
 		if err := os.WriteFile(cfg.svg, userdbChart(rep, cfg.userdbSizes).svg(), 0o644); err != nil {
@@ -452,14 +454,15 @@ func utsString(b []int8) string {
 	return string(s)
 }
 
-func configLine(c config, load0, load1 string) string {
+func configLine(c config, loads []string) string {
 	mode := "full"
 	if c.quick {
 		mode = "quick (-quick)"
 	}
 	return fmt.Sprintf("Mode: %s. Each figure is the median of %d repetitions of %s (latencies: the median of every call in them). "+
-		"Load average (1, 5, 15 min) at the start %s, at the end %s: the 2 vCPUs are shared with whatever else runs, so expect noise.",
-		mode, c.reps, c.dur, load0, load1)
+		"Load average (1, 5, 15 min) at the start, when each daemon's turn began and at the end: %s. "+
+		"The 2 vCPUs are shared with whatever else runs on the machine, so expect noise.",
+		mode, c.reps, c.dur, strings.Join(loads, "; "))
 }
 
 func methodNotes(c config) []string {

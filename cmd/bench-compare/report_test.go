@@ -157,6 +157,13 @@ func TestChartSVG(t *testing.T) {
 			t.Fatalf("SVG is not well-formed XML: %v\n%s", err, out)
 		}
 		if se, ok := tok.(xml.StartElement); ok {
+			seen := map[string]bool{}
+			for _, a := range se.Attr {
+				if seen[a.Name.Local] {
+					t.Errorf("<%s> repeats attribute %s", se.Name.Local, a.Name.Local)
+				}
+				seen[a.Name.Local] = true
+			}
 			switch se.Name.Local {
 			case "polyline":
 				polylines++

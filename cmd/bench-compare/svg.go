@@ -93,7 +93,7 @@ func (c chart) svg() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">`+"\n", svgW, svgH, svgW, svgH)
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#fff"/>`+"\n", svgW, svgH)
-	fmt.Fprintf(&b, `<text x="%d" y="22" %s font-size="14" font-weight="bold" fill="%s">%s</text>`+"\n", padL, fontStyle, textColor, html.EscapeString(c.Title))
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-family="sans-serif" font-size="14" font-weight="bold" fill="%s">%s</text>`+"\n", padL, textColor, html.EscapeString(c.Title))
 
 	// Grid and ticks: every decade on both axes, plus the measured machine counts.
 	for e := ylo; e <= yhi; e++ {

@@ -589,7 +589,12 @@ func (b *bench) exitLatency(d *daemon) {
 		}
 		t0 := time.Now()
 		killed := make(chan error, 1)
-		go func() { killed <- b.farm.kill(l) }()
+		var reaped time.Duration
+		go func() {
+			err := b.farm.kill(l)
+			reaped = time.Since(t0)
+			killed <- err
+		}()
 		gone := false
 		for time.Since(t0) < b.cfg.exitWait {
 			ok, err := d.gone(v, c, name)
@@ -614,6 +619,8 @@ func (b *bench) exitLatency(d *daemon) {
 					b.cfg.exitWait)})
 			return
 		}
+		b.logf("  %-7s leader %d killed and reaped by the farm after %s, machine gone after %s", d.key, l.pid,
+			reaped.Round(time.Microsecond), el.Round(time.Microsecond))
 		s = append(s, float64(el.Nanoseconds())/1e6)
 	}
 	b.set(gLife, rowExit, "ms", false, d, figure(median(s), s))
