@@ -8,8 +8,8 @@
  *                       with SHIFT > 0 the child gets a new user namespace whose uid
  *                       and gid maps are "0 SHIFT 65536".  Reply: the child's PID, or
  *                       "e ERRNO".
- *   k PID CGROUPDIR     SIGKILL the child, reap it, remove its (now empty) cgroup
- *                       directory.  Reply: "ok", or "e ERRNO".
+ *   k PID CGROUPDIR     SIGKILL the child and reap it; reply "ok" (or "e ERRNO"), then
+ *                       remove its (now empty) cgroup directory.
  *
  * On end of input (the harness exited or closed the pipe) every child still alive is
  * killed and reaped and their cgroup directories are removed.  Children also get
@@ -91,17 +91,20 @@ static void rmdir_retry(const char *dir) {
     }
 }
 
-static int end(pid_t pid, const char *dir) {
+/* end kills and reaps one child, replies, and only then removes its cgroup, so
+ * that the reply times the kill and the reaping alone. */
+static void end(pid_t pid, const char *dir) {
     for (size_t i = 0; i < nkids; i++) {
         if (kids[i].pid != pid) continue;
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-        rmdir_retry(dir ? dir : kids[i].dir);
+        printf("ok\n");
+        rmdir_retry(dir);
         free(kids[i].dir);
         kids[i] = kids[--nkids];
-        return 0;
+        return;
     }
-    return -ESRCH;
+    printf("e %d\n", ESRCH);
 }
 
 int main(void) {
@@ -114,8 +117,7 @@ int main(void) {
             int r = spawn(dir, shift);
             if (r < 0) printf("e %d\n", -r); else printf("%d\n", r);
         } else if (sscanf(line, "k %ld %4095s", &pid, dir) == 2) {
-            int r = end((pid_t)pid, dir);
-            if (r < 0) printf("e %d\n", -r); else printf("ok\n");
+            end((pid_t)pid, dir);
         } else {
             printf("e %d\n", EINVAL);
         }
