@@ -277,8 +277,7 @@ func run(cfg config) error {
 			break
 		}
 		// Let the previous daemon's teardown (thousands of pidfds, a mount
-		// namespace, a tmpfs) finish before timing anything: right after it, a
-		// leader took 40-80 ms from SIGKILL to being reaped instead of 1-2 ms.
+		// namespace, a tmpfs) finish before timing anything.
 		time.Sleep(settle)
 		logf("=== %s === (load average %s)", key, loadAvg())
 		loads = append(loads, key+" "+loadAvg())
