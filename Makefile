@@ -6,6 +6,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BIN      := bin/machined
 RUN_ARGS ?=
+BENCH_COMPARE_ARGS ?=
 
 # Install locations; every one can be overridden. dbus-daemon reads bus
 # policies only from /usr/share/dbus-1/system.d and /etc/dbus-1/system.d, and
@@ -21,7 +22,7 @@ else
 DBUSPOLICYDIR    ?= /etc/dbus-1/system.d
 endif
 
-.PHONY: all build run test test-unit test-integration deps vet bench fuzz chaos clean install uninstall
+.PHONY: all build run test test-unit test-integration deps vet bench bench-compare bench-compare-quick fuzz chaos clean install uninstall
 
 all: build
 
@@ -50,6 +51,17 @@ bench: build
 # their figures printed (`make test` runs 3 rounds).
 chaos: build
 	MACHINED_CHAOS_ROUNDS=$${MACHINED_CHAOS_ROUNDS:-20} $(GO) test -count=1 -v -run 'Chaos' -timeout 30m ./tests/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|chaos'
+
+# Side by side with upstream machined 252 and 257 on this machine (root, slow:
+# under 20 minutes); rewrites the generated section of docs/BENCHMARKS.md and
+# docs/bench-compare-userdb.svg. Not part of `make test`.
+bench-compare: deps build
+	$(GO) build -o bin/bench-compare ./cmd/bench-compare
+	./bin/bench-compare -ours $(BIN) $(BENCH_COMPARE_ARGS)
+
+# The same with small sizes (a few minutes); prints the table, writes no docs.
+bench-compare-quick:
+	$(MAKE) bench-compare BENCH_COMPARE_ARGS="-quick $(BENCH_COMPARE_ARGS)"
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./service/persist/

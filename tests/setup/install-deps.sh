@@ -5,14 +5,16 @@
 #     private buses only), busybox for test root file systems, debootstrap;
 #   * varlinkctl from systemd 257 (Debian 13), which Debian 12 does not ship: a minimal
 #     trixie tree is debootstrapped into $TRIXIE_ROOT and /usr/local/bin/varlinkctl runs
-#     its binary through trixie's own dynamic loader, on the host's file system.
+#     its binary through trixie's own dynamic loader, on the host's file system;
+#   * for `make bench-compare`: systemd-machined 257 in that tree (systemd-container) and
+#     gcc on the host (the NSS lookup helper is compiled at bench time).
 # Re-running it only checks what is there.
 set -euo pipefail
 
 TRIXIE_ROOT="${TRIXIE_ROOT:-/var/tmp/trixie-root}"
 TRIXIE_ROOT="${TRIXIE_ROOT%/}"
 VARLINKCTL_WRAPPER="${VARLINKCTL_WRAPPER:-/usr/local/bin/varlinkctl}"
-DEB_PKGS="systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps"
+DEB_PKGS="systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev"
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: must run as root (it installs Debian packages)" >&2
@@ -53,7 +55,7 @@ host_mirror() {
     echo "http://deb.debian.org/debian"
 }
 
-if [ ! -x "$TRIXIE_ROOT/usr/bin/varlinkctl" ]; then
+if [ ! -x "$TRIXIE_ROOT/usr/bin/varlinkctl" ] || [ ! -x "$TRIXIE_ROOT/usr/lib/systemd/systemd-machined" ]; then
     if [ ! -x "$TRIXIE_ROOT/usr/bin/apt-get" ] || [ ! -f "$TRIXIE_ROOT/etc/debian_version" ]; then
         echo "debootstrap trixie into $TRIXIE_ROOT"
         debootstrap --variant=minbase trixie "$TRIXIE_ROOT" "$(host_mirror)"
@@ -67,7 +69,7 @@ if [ ! -x "$TRIXIE_ROOT/usr/bin/varlinkctl" ]; then
     trap '[ -n "$mounted" ] && umount "$TRIXIE_ROOT/proc"' EXIT
     chroot "$TRIXIE_ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     chroot "$TRIXIE_ROOT" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends systemd
+        apt-get install -y -qq --no-install-recommends systemd systemd-container
     chroot "$TRIXIE_ROOT" apt-get clean
 fi
 

@@ -1,0 +1,631 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// machinePrefix starts every machine name the benchmark registers, so that its
+// state files can be told apart.
+const machinePrefix = "bench"
+
+func machineName(i int) string { return machinePrefix + strconv.Itoa(i) }
+
+// sampleUser is the user looked up in machine i: uid 1000 inside its namespace.
+func sampleUser(i int) (uid uint32, name string) {
+	return uidBase(i) + 1000, "vu-" + machineName(i) + "-1000"
+}
+
+// Row groups, names and units of the table.
+const (
+	gVarlink = "Varlink io.systemd.Machine"
+	gUserdb  = "userdb GetUserRecord, leaders in user namespaces"
+	gDBus    = "D-Bus org.freedesktop.machine1"
+	gMemory  = "Memory (VmRSS of the daemon process)"
+	gLife    = "Lifecycle"
+)
+
+func rowPairs(conns int) string {
+	if conns == 1 {
+		return "Register+Unregister pairs, 1 connection"
+	}
+	return fmt.Sprintf("Register+Unregister pairs, %d connections", conns)
+}
+func rowList(n int) string     { return fmt.Sprintf("List (more), %s machines", count(n)) }
+func rowRSS(n int) string      { return fmt.Sprintf("with %s machines", count(n)) }
+func rowDBusList(n int) string { return fmt.Sprintf("ListMachines, %s machines", count(n)) }
+func rowStartup(n int) string {
+	return fmt.Sprintf("start-up with %s persisted machines, until all are listed", count(n))
+}
+func count(n int) string { return groupThousands(strconv.Itoa(n)) }
+func rowPerMachine(lo, hi int) string {
+	return fmt.Sprintf("per machine (RSS at %s − RSS at %s) / %s", count(hi), count(lo), count(hi-lo))
+}
+
+const (
+	rowDBusPairs = "RegisterMachine+UnregisterMachine pairs, 1 connection"
+	rowIdle      = "idle (.host only), fresh start"
+	rowExit      = "leader exit → machine removed"
+)
+
+// userdb variants, in table order.
+var userdbVariants = []struct{ name, mode string }{
+	{"by uid, persistent connection", "uid-persistent"},
+	{"by name, persistent connection", "name-persistent"},
+	{"by uid, new connection per call", "uid-new"},
+	{"by name, new connection per call", "name-new"},
+	{"getpwuid() through glibc NSS (nss-systemd)", "uid-nss"},
+	{"getpwnam() through glibc NSS (nss-systemd)", "name-nss"},
+}
+
+func rowUserdb(variant string, n int) string {
+	return fmt.Sprintf("%s, %s machines", variant, count(n))
+}
+
+// bench is one run.
+type bench struct {
+	cfg         config
+	rep         *report
+	farm        *farm
+	nssBin      string
+	pairPool    []*leader    // leaders of the pair workloads, taken in turn
+	pairNext    atomic.Int64 // next one, kept across workloads
+	userLeaders []*leader    // leader of machine bench<i>
+	logf        func(format string, args ...any)
+	stockLinked bool
+	exitSeq     int
+}
+
+// levels are the machine counts the run goes through, ascending.
+func (c config) levels() []int {
+	var l []int
+	l = append(l, c.listSizes...)
+	l = append(l, c.userdbSizes...)
+	if c.dbusListSize > 0 {
+		l = append(l, c.dbusListSize)
+	}
+	slices.Sort(l)
+	return slices.Compact(l)
+}
+
+func (c config) maxLevel() int {
+	l := c.levels()
+	if len(l) == 0 {
+		return 0
+	}
+	return l[len(l)-1]
+}
+
+// plan creates every row in table order, so that no workload is dropped: a cell
+// that stays empty is reported as not run.
+func (b *bench) plan() {
+	r, c := b.rep, b.cfg
+	r.add(gVarlink, rowPairs(1), "pairs/s", true)
+	r.add(gVarlink, rowPairs(c.conns), "pairs/s", true)
+	for _, n := range c.listSizes {
+		r.add(gVarlink, rowList(n), "ms", false)
+	}
+	for _, v := range userdbVariants {
+		for _, n := range c.userdbSizes {
+			r.add(gUserdb, rowUserdb(v.name, n), "lookups/s", true)
+		}
+	}
+	if c.dbusListSize > 0 {
+		r.add(gDBus, rowDBusList(c.dbusListSize), "ms", false)
+	}
+	r.add(gDBus, rowDBusPairs, "pairs/s", true)
+	r.add(gMemory, rowIdle, "MiB", false)
+	for _, n := range c.levels() {
+		r.add(gMemory, rowRSS(n), "MiB", false)
+	}
+	if l := c.levels(); len(l) > 1 {
+		r.add(gMemory, rowPerMachine(l[0], l[len(l)-1]), "KiB", false)
+	}
+	if c.startup && c.maxLevel() > 0 {
+		r.add(gLife, rowStartup(c.maxLevel()), "ms", false)
+	}
+	r.add(gLife, rowExit, "ms", false)
+}
+
+// fillNotRun marks every empty cell of a daemon with why it was not measured.
+func (b *bench) fillNotRun(key, why string) {
+	for _, x := range b.rep.Rows {
+		if _, ok := x.Cells[key]; !ok {
+			x.Cells[key] = cell{Text: "not run", Note: why}
+		}
+	}
+}
+
+func (b *bench) set(group, name, unit string, higher bool, d *daemon, c cell) {
+	b.rep.set(group, name, unit, higher, d.key, c)
+	note := ""
+	if c.Note != "" {
+		note = " — " + c.Note
+	}
+	switch {
+	case c.Has && len(c.Samples) > 1:
+		b.logf("  %-7s %s: %s %s (samples %s)%s", d.key, name, formatNum(c.Value), unit, formatSamples(c.Samples), note)
+	case c.Has:
+		b.logf("  %-7s %s: %s %s%s", d.key, name, formatNum(c.Value), unit, note)
+	default:
+		b.logf("  %-7s %s: %s%s", d.key, name, c.Text, note)
+	}
+}
+
+func formatSamples(s []float64) string {
+	var buf bytes.Buffer
+	for i, v := range s {
+		if i > 0 {
+			buf.WriteString(" ")
+		}
+		buf.WriteString(formatNum(v))
+	}
+	return buf.String()
+}
+
+// run goes through every workload for one daemon, which is running.
+func (b *bench) run(d *daemon) error {
+	// Churn first: it leaves no machine behind, but it grows the daemons' heaps
+	// and tables, so the memory figures come from a fresh start afterwards.
+	b.exitLatency(d)
+	b.varlinkPairs(d, 1)
+	b.varlinkPairs(d, b.cfg.conns)
+	b.dbusPairs(d)
+	if err := d.restart(); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	b.rss(d, rowIdle)
+
+	registered := 0
+	rssAt := map[int]int{}
+	for _, n := range b.cfg.levels() {
+		b.logf("%s: registering machines %d…%d", d.key, registered, n-1)
+		t := time.Now()
+		names := make([]string, 0, n-registered)
+		for i := registered; i < n; i++ {
+			names = append(names, machineName(i))
+		}
+		if err := d.registerAll(names, b.userLeaders[registered:n]); err != nil {
+			return fmt.Errorf("registering %d machines: %w", n, err)
+		}
+		b.logf("%s: %d machines registered in %s", d.key, n-registered, time.Since(t).Round(time.Millisecond))
+		registered = n
+		time.Sleep(200 * time.Millisecond)
+		b.rss(d, rowRSS(n))
+		rssAt[n], _ = rssKiB(d.pid())
+		if slices.Contains(b.cfg.listSizes, n) {
+			b.varlinkList(d, n)
+		}
+		if slices.Contains(b.cfg.userdbSizes, n) {
+			b.userdb(d, n)
+		}
+		if n == b.cfg.dbusListSize {
+			b.dbusList(d, n)
+		}
+	}
+	if l := b.cfg.levels(); len(l) > 1 {
+		lo, hi := l[0], l[len(l)-1]
+		if rssAt[lo] > 0 && rssAt[hi] > 0 {
+			b.set(gMemory, rowPerMachine(lo, hi), "KiB", false, d, figure(float64(rssAt[hi]-rssAt[lo])/float64(hi-lo), nil))
+		}
+	}
+	if b.cfg.startup && registered > 0 {
+		if err := b.startupTime(d, registered); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) rss(d *daemon, name string) {
+	kib, err := rssKiB(d.pid())
+	if err != nil {
+		b.set(gMemory, name, "MiB", false, d, failed(err))
+		return
+	}
+	b.set(gMemory, name, "MiB", false, d, figure(float64(kib)/1024, nil))
+}
+
+// varlinkPairs: Register+Unregister pairs on conns connections at once, each
+// connection rotating through its own leaders (reusing a leader at once can hit
+// upstream's deferred clean-up of the previous machine).
+func (b *bench) varlinkPairs(d *daemon, conns int) {
+	name := rowPairs(conns)
+	if d.machineSock == "" {
+		b.set(gVarlink, name, "pairs/s", true, d, na(d.noVarlink))
+		return
+	}
+	vs := make([]*vconn, conns)
+	for i := range vs {
+		v, err := vdial(d.machineSock)
+		if err != nil {
+			b.set(gVarlink, name, "pairs/s", true, d, failed(err))
+			return
+		}
+		defer v.Close()
+		vs[i] = v
+	}
+	type req struct{ reg, unreg []byte }
+	reqs := make([]req, len(b.pairPool))
+	for i, l := range b.pairPool {
+		n := machinePrefix + l.tag
+		reqs[i] = req{registerReq(n, l.pid), unregisterReq(n)}
+	}
+	var samples []float64
+	refused, tried := 0, 0
+	for range b.cfg.reps {
+		var wg sync.WaitGroup
+		counts := make([]int, conns)
+		refusals := make([]int, conns)
+		errs := make([]error, conns)
+		start := time.Now()
+		deadline := start.Add(b.cfg.dur)
+		for c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(deadline) {
+					r := reqs[(b.pairNext.Add(1)-1)%int64(len(reqs))]
+					if _, err := vs[c].call(r.reg); err != nil {
+						// Upstream refuses a leader whose previous machine it has not
+						// cleaned up yet; count it and go on with the next leader.
+						var ve *varlinkError
+						if errors.As(err, &ve) && strings.HasPrefix(ve.name, "io.systemd.Machine.MachineExists") {
+							refusals[c]++
+							continue
+						}
+						errs[c] = fmt.Errorf("Register: %w", err)
+						return
+					}
+					if _, err := vs[c].call(r.unreg); err != nil {
+						errs[c] = fmt.Errorf("Unregister: %w", err)
+						return
+					}
+					counts[c]++
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		if err := errors.Join(errs...); err != nil {
+			b.set(gVarlink, name, "pairs/s", true, d, failed(err))
+			return
+		}
+		total := 0
+		for c := range conns {
+			total += counts[c]
+			refused += refusals[c]
+			tried += counts[c] + refusals[c]
+		}
+		samples = append(samples, float64(total)/el.Seconds())
+		time.Sleep(100 * time.Millisecond) // let the daemon go idle between repetitions
+	}
+	c := figure(median(samples), samples)
+	if refused > 0 {
+		c.Note = fmt.Sprintf("%s refused %s of %s Register calls (%.1f%%) with MachineExists: a leader whose machine was just "+
+			"unregistered stays indexed until the daemon's deferred clean-up runs; a leader is reused after %s pairs. "+
+			"The figure counts completed pairs only", d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), count(len(reqs)))
+	}
+	b.set(gVarlink, name, "pairs/s", true, d, c)
+}
+
+func (b *bench) dbusPairs(d *daemon) {
+	if d.busConn == nil {
+		b.set(gDBus, rowDBusPairs, "pairs/s", true, d, na(d.noBus))
+		return
+	}
+	ls := b.pairPool
+	v, s, err := medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
+		l := ls[(b.pairNext.Add(1)-1)%int64(len(ls))]
+		n := machinePrefix + l.tag
+		if err := dbusRegister(d.busConn, n, l.pid); err != nil {
+			return fmt.Errorf("RegisterMachine: %w", err)
+		}
+		if err := dbusUnregister(d.busConn, n); err != nil {
+			return fmt.Errorf("UnregisterMachine: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		b.set(gDBus, rowDBusPairs, "pairs/s", true, d, failed(err))
+		return
+	}
+	b.set(gDBus, rowDBusPairs, "pairs/s", true, d, figure(v, s))
+}
+
+func (b *bench) varlinkList(d *daemon, n int) {
+	name := rowList(n)
+	if d.machineSock == "" {
+		b.set(gVarlink, name, "ms", false, d, na(d.noVarlink))
+		return
+	}
+	v, err := vdial(d.machineSock)
+	if err != nil {
+		b.set(gVarlink, name, "ms", false, d, failed(err))
+		return
+	}
+	defer v.Close()
+	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
+		got, err := v.callMore(listAllReq)
+		if err != nil {
+			return err
+		}
+		if got != n+1 {
+			return fmt.Errorf("List returned %d machines, want %d", got, n+1)
+		}
+		return nil
+	})
+	if err != nil {
+		b.set(gVarlink, name, "ms", false, d, failed(err))
+		return
+	}
+	b.set(gVarlink, name, "ms", false, d, figure(med, s))
+}
+
+func (b *bench) dbusList(d *daemon, n int) {
+	name := rowDBusList(n)
+	if d.busConn == nil {
+		b.set(gDBus, name, "ms", false, d, na(d.noBus))
+		return
+	}
+	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
+		got, err := dbusListCount(d.busConn)
+		if err != nil {
+			return err
+		}
+		if got != n+1 {
+			return fmt.Errorf("ListMachines returned %d machines, want %d", got, n+1)
+		}
+		return nil
+	})
+	if err != nil {
+		b.set(gDBus, name, "ms", false, d, failed(err))
+		return
+	}
+	b.set(gDBus, name, "ms", false, d, figure(med, s))
+}
+
+// userdb measures lookups of users of machines picked at random among n.
+func (b *bench) userdb(d *daemon, n int) {
+	rng := rand.New(rand.NewPCG(uint64(n), 0x6265_6e63))
+	idx := rng.Perm(n)
+	if len(idx) > b.cfg.keys {
+		idx = idx[:b.cfg.keys]
+	}
+	var uidReqs, nameReqs [][]byte
+	var wantName, wantUID [][]byte
+	var uidKeys, nameKeys []string
+	for _, i := range idx {
+		uid, name := sampleUser(i)
+		uidReqs = append(uidReqs, userByUIDReq(uid))
+		nameReqs = append(nameReqs, userByNameReq(name))
+		wantName = append(wantName, []byte(`"userName":"`+name+`"`))
+		wantUID = append(wantUID, []byte(`"uid":`+strconv.FormatUint(uint64(uid), 10)+`,`))
+		uidKeys = append(uidKeys, strconv.FormatUint(uint64(uid), 10))
+		nameKeys = append(nameKeys, name)
+	}
+	// check verifies a reply names the user that was asked for.
+	check := func(reply []byte, want []byte) error {
+		if !bytes.Contains(reply, want) {
+			return fmt.Errorf("unexpected reply %.200s (want %s)", reply, want)
+		}
+		return nil
+	}
+	for _, variant := range userdbVariants {
+		name := rowUserdb(variant.name, n)
+		var v float64
+		var s []float64
+		var err error
+		k := 0
+		switch variant.mode {
+		case "uid-persistent", "name-persistent":
+			var c *vconn
+			if c, err = vdial(d.userdbSock); err != nil {
+				break
+			}
+			reqs, want := uidReqs, wantName
+			if variant.mode == "name-persistent" {
+				reqs, want = nameReqs, wantUID
+			}
+			v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
+				i := k % len(reqs)
+				k++
+				reply, err := c.call(reqs[i])
+				if err != nil {
+					return err
+				}
+				return check(reply, want[i])
+			})
+			c.Close()
+		case "uid-new", "name-new":
+			reqs, want := uidReqs, wantName
+			if variant.mode == "name-new" {
+				reqs, want = nameReqs, wantUID
+			}
+			v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
+				i := k % len(reqs)
+				k++
+				reply, err := callOnce(d.userdbSock, reqs[i])
+				if err != nil {
+					return err
+				}
+				return check(reply, want[i])
+			})
+		case "uid-nss", "name-nss":
+			if !b.cfg.nss {
+				b.set(gUserdb, name, "lookups/s", true, d, na("NSS workloads disabled (-nss=false)"))
+				continue
+			}
+			mode, keys := "uid", uidKeys
+			if variant.mode == "name-nss" {
+				mode, keys = "name", nameKeys
+			}
+			err = b.withStockUserdb(d, func() error {
+				for range b.cfg.reps {
+					r, err := nssRate(b.nssBin, mode, b.cfg.dur, keys)
+					if err != nil {
+						return err
+					}
+					s = append(s, r)
+				}
+				v = median(s)
+				return nil
+			})
+		}
+		if err != nil {
+			b.set(gUserdb, name, "lookups/s", true, d, failed(err))
+			continue
+		}
+		b.set(gUserdb, name, "lookups/s", true, d, figure(v, s))
+	}
+}
+
+// withStockUserdb makes the daemon's userdb socket the one glibc's nss-systemd
+// asks, /run/systemd/userdb/io.systemd.Machine, for the duration of f: a symlink
+// (nss-systemd connects through it) unless the daemon binds that path itself.
+func (b *bench) withStockUserdb(d *daemon, f func() error) error {
+	if d.userdbSock == stockUserdbSock {
+		return f()
+	}
+	if _, err := os.Lstat(stockUserdbSock); err == nil {
+		return fmt.Errorf("%s exists: cannot point NSS at %s", stockUserdbSock, d.key)
+	}
+	made := false
+	if _, err := os.Stat(stockUserdbDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(stockUserdbDir, 0o755); err != nil {
+			return err
+		}
+		made = true
+	}
+	if err := os.Symlink(d.userdbSock, stockUserdbSock); err != nil {
+		return err
+	}
+	b.stockLinked = true
+	defer func() {
+		os.Remove(stockUserdbSock)
+		b.stockLinked = false
+		if made {
+			os.Remove(stockUserdbDir)
+		}
+	}()
+	return f()
+}
+
+// startupTime restarts the daemon on its state (n machines with live leaders,
+// persisted by the daemon itself) and times from exec until it lists them all.
+func (b *bench) startupTime(d *daemon, n int) error {
+	name := rowStartup(n)
+	var s []float64
+	for rep := range b.cfg.reps {
+		b.logf("%s: restart %d with %d persisted machines", d.key, rep+1, n)
+		d.stop()
+		t0 := time.Now()
+		if err := d.start(); err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+		var got int
+		for {
+			var v *vconn
+			var err error
+			if d.machineSock != "" {
+				if v, err = vdial(d.machineSock); err == nil {
+					got, err = v.callMore(listAllReq)
+					v.Close()
+				}
+			} else {
+				got, err = dbusListCount(d.busConn)
+			}
+			if err == nil && got == n+1 {
+				break
+			}
+			if time.Since(t0) > 5*time.Minute {
+				b.set(gLife, name, "ms", false, d, failed(fmt.Errorf("after 5 min: %d listed, want %d (last error %v)", got, n+1, err)))
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+		el := time.Since(t0)
+		s = append(s, float64(el.Nanoseconds())/1e6)
+		if el > 20*time.Second {
+			break
+		}
+	}
+	b.set(gLife, name, "ms", false, d, figure(median(s), s))
+	return nil
+}
+
+// exitLatency kills a registered machine's leader and times until the daemon
+// no longer lists the machine, giving up after cfg.exitWait.
+func (b *bench) exitLatency(d *daemon) {
+	v, c, closeCtl, err := d.control()
+	if err != nil {
+		b.set(gLife, rowExit, "ms", false, d, failed(err))
+		return
+	}
+	defer closeCtl()
+	var s, reapedMs []float64
+	for range b.cfg.reps {
+		b.exitSeq++
+		l, err := b.farm.spawn("exit"+strconv.Itoa(b.exitSeq), 0)
+		if err != nil {
+			b.set(gLife, rowExit, "ms", false, d, failed(err))
+			return
+		}
+		name := machinePrefix + "exit" + strconv.Itoa(b.exitSeq)
+		if err := d.registerOn(v, c, name, l.pid); err != nil {
+			b.farm.kill(l)
+			b.set(gLife, rowExit, "ms", false, d, failed(err))
+			return
+		}
+		t0 := time.Now()
+		killed := make(chan error, 1)
+		var reaped time.Duration
+		go func() {
+			err := b.farm.kill(l)
+			reaped = time.Since(t0)
+			killed <- err
+		}()
+		gone := false
+		for time.Since(t0) < b.cfg.exitWait {
+			ok, err := d.gone(v, c, name)
+			if err != nil {
+				<-killed
+				b.set(gLife, rowExit, "ms", false, d, failed(err))
+				return
+			}
+			if ok {
+				gone = true
+				break
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		el := time.Since(t0)
+		<-killed
+		if !gone {
+			d.unregister(v, c, name)
+			b.set(gLife, rowExit, "ms", false, d, cell{Text: d.exitNote,
+				Note: fmt.Sprintf("the machine was still registered %s after its leader was killed and reaped: "+
+					"without systemd as PID 1, upstream machined learns of a leader's death only from systemd's unit signals",
+					b.cfg.exitWait)})
+			return
+		}
+		b.logf("  %-7s leader %d killed and reaped by its parent after %s, machine gone after %s", d.key, l.pid,
+			reaped.Round(time.Microsecond), el.Round(time.Microsecond))
+		s = append(s, float64(el.Nanoseconds())/1e6)
+		reapedMs = append(reapedMs, float64(reaped.Nanoseconds())/1e6)
+	}
+	res := figure(median(s), s)
+	res.Note = fmt.Sprintf("for scale: the leader's parent had killed and reaped it %s ms after the harness asked for the SIGKILL "+
+		"(median); the daemon cannot notice the exit before the kernel has carried it out", formatNum(median(reapedMs)))
+	b.set(gLife, rowExit, "ms", false, d, res)
+}
