@@ -16,7 +16,7 @@ func FuzzReadMessage(f *testing.F) {
 		lim := DefaultLimits()
 		lim.MaxMessageSize = 4096
 		a, b := socketpair(t)
-		c := newConn(b, lim, Peer{PIDFD: -1})
+		c := newConn(b, lim, Peer{})
 		go func() {
 			step := int(split%64) + 1
 			for i := 0; i < len(data); i += step {

@@ -65,11 +65,23 @@ func (l *lookup) selector() service.Selector {
 	return service.Selector{Name: l.name, HasPID: l.pid.set, PID: int(l.pid.pid), PIDFDID: uint64(l.pid.pidfdID)}
 }
 
+// callerOf describes the peer to the core. Only Register uses the caller's
+// pidfd (the caller as leader, or as supervisor), so only it asks for one.
 func callerOf(ctx context.Context, interactive bool) service.Caller {
+	return peerCaller(ctx, interactive, false)
+}
+
+func registrarOf(ctx context.Context, interactive bool) service.Caller {
+	return peerCaller(ctx, interactive, true)
+}
+
+func peerCaller(ctx context.Context, interactive, withPidfd bool) service.Caller {
 	c := service.Caller{PID: 0, PIDFD: -1, Interactive: interactive}
 	if p, ok := PeerFromContext(ctx); ok {
-		c.UID, c.GID, c.PID, c.PIDFD = p.UID, p.GID, p.PID, p.PIDFD
-		c.PIDFDID = p.PIDFDID()
+		c.UID, c.GID, c.PID = p.UID, p.GID, p.PID
+		if withPidfd {
+			c.PIDFD, c.PIDFDID = p.PIDFD(), p.PIDFDID()
+		}
 	} else {
 		c.UID = math.MaxUint32 // unknown peers are nobody
 	}
@@ -133,7 +145,7 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 		req.VSockCID = &v
 	}
 	req.NetIf, req.AllocateUnit = netif, allocate
-	if _, err := f.mgr.Register(ctx, callerOf(ctx, interactive), req); err != nil {
+	if _, err := f.mgr.Register(ctx, registrarOf(ctx, interactive), req); err != nil {
 		return replyError(ctx, c, err)
 	}
 	return replyEmpty(ctx, c)

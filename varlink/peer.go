@@ -4,37 +4,74 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/machined-go/machined/service/proc"
 
 	"golang.org/x/sys/unix"
 )
 
-// Peer is the process at the other end of a connection, read once at accept.
+// Peer is the process at the other end of a connection: its credentials are
+// read once at accept, its pidfd on first use.
 type Peer struct {
 	UID, GID uint32
 	PID      int
-	// PIDFD is the peer's pidfd (SO_PEERPIDFD), -1 when the kernel has none. The
-	// connection owns it and closes it when it ends; keep a dup, not this fd.
-	PIDFD int
 
-	pidfdID *pidfdIDCache // shared by the copies of one connection's Peer
+	pidfd *peerPidfd // shared by the copies of one connection's Peer; nil: none
 }
 
-type pidfdIDCache struct {
+// peerPidfd asks the kernel for the peer's pidfd (SO_PEERPIDFD) only when a
+// call needs it, such as Register taking its caller as leader. Most clients
+// never do (every userdb lookup through NSS is a connection of its own), and
+// the fd would cost two syscalls per connection.
+type peerPidfd struct {
+	rc   syscall.RawConn
 	once sync.Once
+	fd   int
 	id   uint64
+	idOn sync.Once
 }
 
-// PIDFDID is the pidfs inode of PIDFD, 0 when unknown. It is read once per
-// connection, on first use: a client registering many machines pays one
-// fstat, and one that never asks pays none.
+// PIDFD returns the peer's pidfd, -1 when the kernel has none. The connection
+// owns it and closes it when it ends; keep a dup, not this fd. It must be
+// called while the connection is being served.
+func (p Peer) PIDFD() int {
+	if p.pidfd == nil {
+		return -1
+	}
+	l := p.pidfd
+	l.once.Do(func() {
+		l.fd = -1
+		l.rc.Control(func(fd uintptr) {
+			if pfd, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD); err == nil {
+				l.fd = pfd
+			}
+		})
+	})
+	return l.fd
+}
+
+// PIDFDID is the pidfs inode of the peer's pidfd, 0 when unknown, read once
+// per connection.
 func (p Peer) PIDFDID() uint64 {
-	if p.pidfdID == nil || p.PIDFD < 0 {
+	fd := p.PIDFD()
+	if fd < 0 {
 		return 0
 	}
-	p.pidfdID.once.Do(func() { p.pidfdID.id = proc.PidfdID(p.PIDFD) })
-	return p.pidfdID.id
+	p.pidfd.idOn.Do(func() { p.pidfd.id = proc.PidfdID(fd) })
+	return p.pidfd.id
+}
+
+// close releases the pidfd if one was taken. The connection's last act.
+func (p Peer) close() {
+	if p.pidfd == nil {
+		return
+	}
+	p.pidfd.once.Do(func() { p.pidfd.fd = -1 }) // none taken: none to take later
+	if p.pidfd.fd >= 0 {
+		unix.Close(p.pidfd.fd)
+		p.pidfd.fd = -1
+	}
 }
 
 type peerKey struct{}
@@ -46,7 +83,7 @@ func PeerFromContext(ctx context.Context) (Peer, bool) {
 }
 
 func readPeer(c *net.UnixConn) (Peer, error) {
-	p := Peer{PIDFD: -1, pidfdID: &pidfdIDCache{}}
+	var p Peer
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return p, err
@@ -59,12 +96,10 @@ func readPeer(c *net.UnixConn) (Peer, error) {
 			return
 		}
 		p.UID, p.GID, p.PID = cred.Uid, cred.Gid, int(cred.Pid)
-		if pfd, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PEERPIDFD); err == nil {
-			p.PIDFD = pfd
-		}
 	})
 	if err == nil {
 		err = serr
 	}
+	p.pidfd = &peerPidfd{rc: rc}
 	return p, err
 }

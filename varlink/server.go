@@ -218,11 +218,7 @@ func (s *Server) call(ctx context.Context, c *Conn, msg []byte, fds []*os.File) 
 	return s.h(ctx, c, msg, fds)
 }
 
-func closePeer(p Peer) {
-	if p.PIDFD >= 0 {
-		unix.Close(p.PIDFD)
-	}
-}
+func closePeer(p Peer) { p.close() }
 
 // Shutdown stops accepting, cancels every connection and waits for them, at
 // most until ctx ends.

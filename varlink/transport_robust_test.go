@@ -42,7 +42,7 @@ func TestTricklingPeerIsClosed(t *testing.T) {
 // sent with it, also across buffer compaction.
 func TestPipelinedMessagesKeepTheirFDs(t *testing.T) {
 	a, b := socketpair(t)
-	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
+	c := newConn(b, DefaultLimits(), Peer{})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
 	nullFD := int(f.Fd())
@@ -79,7 +79,7 @@ func TestPipelinedMessagesKeepTheirFDs(t *testing.T) {
 // the rest; we refuse the connection instead of running on with a partial set.
 func TestTruncatedFDsAreRefused(t *testing.T) {
 	a, b := socketpair(t)
-	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
+	c := newConn(b, DefaultLimits(), Peer{})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
 	raw := make([]int, 200)
@@ -103,7 +103,7 @@ func TestFDsPerMessageAcrossReads(t *testing.T) {
 	a, b := socketpair(t)
 	lim := DefaultLimits()
 	lim.MaxFDsPerMessage, lim.MaxPendingFDs = 2, 8
-	c := newConn(b, lim, Peer{PIDFD: -1})
+	c := newConn(b, lim, Peer{})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
 	for _, part := range []string{"a", "b", "c\x00"} {

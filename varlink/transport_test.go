@@ -41,7 +41,7 @@ func socketpair(t testing.TB) (*net.UnixConn, *net.UnixConn) {
 
 func TestReadMessageFraming(t *testing.T) {
 	a, b := socketpair(t)
-	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
+	c := newConn(b, DefaultLimits(), Peer{})
 	// Pipelined in one write, then one split over many writes.
 	go func() {
 		a.Write([]byte("one\x00two\x00three\x00"))
@@ -60,7 +60,7 @@ func TestReadMessageFraming(t *testing.T) {
 
 func TestReadMessageFDs(t *testing.T) {
 	a, b := socketpair(t)
-	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
+	c := newConn(b, DefaultLimits(), Peer{})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
 	a.WriteMsgUnix([]byte("first\x00sec"), unix.UnixRights(int(f.Fd()), int(f.Fd())), nil)
@@ -83,7 +83,7 @@ func TestReadMessageLimits(t *testing.T) {
 	lim := DefaultLimits()
 	lim.MaxMessageSize = 1 << 20
 	a, b := socketpair(t)
-	c := newConn(b, lim, Peer{PIDFD: -1})
+	c := newConn(b, lim, Peer{})
 	go func() {
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for i := 0; i < 32; i++ {
@@ -100,7 +100,7 @@ func TestReadMessageLimits(t *testing.T) {
 	}
 
 	a2, b2 := socketpair(t)
-	c2 := newConn(b2, DefaultLimits(), Peer{PIDFD: -1})
+	c2 := newConn(b2, DefaultLimits(), Peer{})
 	f, _ := os.Open("/dev/null")
 	defer f.Close()
 	base := openFDs(t)
@@ -127,7 +127,7 @@ func openFDs(t *testing.T) int {
 
 func TestStreamWritesCoalesce(t *testing.T) {
 	a, b := socketpair(t)
-	c := newConn(b, DefaultLimits(), Peer{PIDFD: -1})
+	c := newConn(b, DefaultLimits(), Peer{})
 	part := []byte(`{"parameters":{"name":"m"},"continues":true}` + "\x00")
 	last := []byte(`{"parameters":{"name":"z"}}` + "\x00")
 	done := make(chan []byte)

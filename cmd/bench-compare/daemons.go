@@ -195,7 +195,7 @@ func newOurs(bin, busMode string) (*daemon, error) {
 	busArg := "none"
 	switch busMode {
 	case "", "none":
-		d.noBus = "D-Bus shim not yet available (run with -ours-bus private once it is)"
+		d.noBus = "run without D-Bus (-ours-bus none)"
 	case "private":
 		b, err := startBus(filepath.Join(dir, "bus.sock"), dir)
 		if err != nil {

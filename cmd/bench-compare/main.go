@@ -80,7 +80,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.exitWait, "exit-wait", 5*time.Second, "how long to wait for a machine to go after its leader exits")
 	ds := fs.String("daemons", "252,257,ours", "daemons to run, in this order")
 	fs.StringVar(&c.ours, "ours", "bin/machined", "our daemon's binary")
-	fs.StringVar(&c.oursBus, "ours-bus", "none", "our daemon's D-Bus side: none, private (a bus of its own, like the upstreams'), or a bus address")
+	fs.StringVar(&c.oursBus, "ours-bus", "private", "our daemon's D-Bus side: none, private (a bus of its own, like the upstreams'), or a bus address")
 	fs.StringVar(&c.trixieRoot, "trixie-root", envOr("TRIXIE_ROOT", "/var/tmp/trixie-root"), "Debian 13 tree with machined 257 (tests/setup/install-deps.sh)")
 	doc := fs.String("doc", "docs/BENCHMARKS.md", "markdown file whose generated section gets the table (\"\": none)")
 	svg := fs.String("svg", "docs/bench-compare-userdb.svg", "chart file (\"\": none)")
