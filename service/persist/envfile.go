@@ -36,7 +36,7 @@ func quote(v string) string {
 }
 
 // parseEnv reads KEY=VALUE lines. Bare values take backslash escapes, including
-// the C escapes 252's cescape wrote (\xHH, \n, \t); double-quoted values take
+// the C escapes 252's cescape wrote (\NNN octal, \xHH, \n, \t); double-quoted values take
 // \X as X; single-quoted values are literal. Comments and blank lines are skipped.
 func parseEnv(data []byte) (map[string]string, error) {
 	out := map[string]string{}
@@ -106,6 +106,14 @@ func unquote(v string) (string, error) {
 				}
 				b.WriteByte(byte(x))
 				i += 2
+			case '0', '1', '2', '3':
+				// cescape writes bytes outside printable ASCII as three octal
+				// digits: 252 stores "é" as \303\251.
+				if i+2 >= len(v) || !isOctal(v[i+1]) || !isOctal(v[i+2]) {
+					return "", fmt.Errorf("bad octal escape")
+				}
+				b.WriteByte((v[i]-'0')<<6 | (v[i+1]-'0')<<3 | (v[i+2] - '0'))
+				i += 2
 			default:
 				b.WriteByte(v[i])
 			}
@@ -121,3 +129,5 @@ func unquote(v string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+func isOctal(c byte) bool { return c >= '0' && c <= '7' }

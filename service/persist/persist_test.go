@@ -41,12 +41,12 @@ func TestEncodeFormat(t *testing.T) {
 
 // A file as Debian 12's machined 252 writes it.
 func TestDecode252(t *testing.T) {
-	file := "# This is private data. Do not parse.\nNAME=ns1\nSCOPE=peer-ns1.scope\nSERVICE=svc-ns\nROOT=/var/lib/machines/a\\x20b\nID=112233445566778899aabbccddeeff01\nLEADER=12842\nCLASS=container\nREALTIME=1795528692123854\nMONOTONIC=353894680\nNETIF=7 9\n"
+	file := "# This is private data. Do not parse.\nNAME=ns1\nSCOPE=peer-ns1.scope\nSERVICE=svc-ns\nROOT=/var/lib/machines/a\\x20b\\303\\251\nID=112233445566778899aabbccddeeff01\nLEADER=12842\nCLASS=container\nREALTIME=1795528692123854\nMONOTONIC=353894680\nNETIF=7 9\n"
 	r, err := Decode("ns1", []byte(file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Unit != "peer-ns1.scope" || r.RootDirectory != "/var/lib/machines/a b" || r.Leader != 12842 ||
+	if r.Unit != "peer-ns1.scope" || r.RootDirectory != "/var/lib/machines/a bé" || r.Leader != 12842 ||
 		!reflect.DeepEqual(r.NetIf, []int{7, 9}) || r.HasUID || r.VSockCID != vsockAny || r.ID[0] != 0x11 {
 		t.Errorf("decoded %+v", r)
 	}
@@ -78,6 +78,8 @@ func TestDecodeErrors(t *testing.T) {
 		"bad quote":     {"NAME=x\nCLASS=vm\nLEADER=2\nSERVICE=\"open\n", "SERVICE"},
 		"no assignment": {"NAME=x\ngarbage\n", "line 2"},
 		"control char":  {"NAME=x\nCLASS=vm\nLEADER=2\nROOT=/a\\nb\n", "ROOT"},
+		"octal control": {"NAME=x\nCLASS=vm\nLEADER=2\nROOT=/a\\001b\n", "ROOT"},
+		"short octal":   {"NAME=x\nCLASS=vm\nLEADER=2\nROOT=/a\\30\n", "ROOT"},
 		"huge uid":      {"NAME=x\nCLASS=vm\nLEADER=2\nUID=99999999999\n", "UID"},
 	} {
 		fileName := "x"
