@@ -471,22 +471,14 @@ func (d *daemon) stats(t *testing.T) daemonStats {
 	return s
 }
 
+// roundTripRaw sends one request and returns its reply, without a *testing.T:
+// the attackers call it from their own goroutines.
 func roundTripRaw(c net.Conn, msg string) (string, error) {
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	defer c.SetDeadline(time.Time{})
 	if _, err := c.Write([]byte(msg + "\x00")); err != nil {
 		return "", err
 	}
-	var buf []byte
-	b := make([]byte, 4096)
-	for {
-		n, err := c.Read(b)
-		buf = append(buf, b[:n]...)
-		if i := bytes.IndexByte(buf, 0); i >= 0 {
-			return string(buf[:i]), nil
-		}
-		if err != nil {
-			return "", err
-		}
-	}
+	r, err := readMessage(c)
+	return string(r), err
 }

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -245,18 +246,13 @@ func paramsOf(e *vl.Error) string {
 	return "{}"
 }
 
-// varlinkctl runs the real client and returns stdout, stderr and the exit code.
-func varlinkctl(t *testing.T, args ...string) (string, string, int) {
+// run runs a command and returns stdout, stderr and its exit code.
+func run(t *testing.T, env []string, cred *syscall.Credential, name string, args ...string) (string, string, int) {
 	t.Helper()
-	return varlinkctlAs(t, nil, args...)
-}
-
-func varlinkctlAs(t *testing.T, cred *syscall.Credential, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(varlinkctlPath(t), args...)
+	cmd := exec.Command(name, args...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=err")
+	cmd.Env = append(append(os.Environ(), "SYSTEMD_LOG_LEVEL=err", "SYSTEMD_PAGER=cat", "SYSTEMD_COLORS=0"), env...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -266,9 +262,20 @@ func varlinkctlAs(t *testing.T, cred *syscall.Credential, args ...string) (strin
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("varlinkctl: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// varlinkctl runs the real client and returns stdout, stderr and the exit code.
+func varlinkctl(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	return varlinkctlAs(t, nil, args...)
+}
+
+func varlinkctlAs(t *testing.T, cred *syscall.Credential, args ...string) (string, string, int) {
+	t.Helper()
+	return run(t, nil, cred, varlinkctlPath(t), args...)
 }
 
 // leader is a process that stands in for a container's PID 1.
@@ -355,21 +362,31 @@ func rawConn(t *testing.T, d *daemon) *net.UnixConn {
 	return c
 }
 
-// readReply reads one NUL-terminated message.
+// readReply reads one NUL-terminated message and decodes it.
 func readReply(t *testing.T, c net.Conn) (map[string]any, error) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := readMessage(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(msg, &m); err != nil {
+		t.Fatalf("bad reply %q: %v", msg, err)
+	}
+	return m, nil
+}
+
+// readMessage reads up to the next NUL and returns what came before it. Bytes
+// after the NUL are dropped: callers send one request at a time.
+func readMessage(c net.Conn) ([]byte, error) {
 	var buf []byte
 	b := make([]byte, 4096)
 	for {
 		n, err := c.Read(b)
 		buf = append(buf, b[:n]...)
-		if i := strings.IndexByte(string(buf), 0); i >= 0 {
-			var m map[string]any
-			if err := json.Unmarshal(buf[:i], &m); err != nil {
-				t.Fatalf("bad reply %q: %v", buf[:i], err)
-			}
-			return m, nil
+		if i := bytes.IndexByte(buf, 0); i >= 0 {
+			return buf[:i], nil
 		}
 		if err != nil {
 			return nil, err

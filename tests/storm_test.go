@@ -3,9 +3,6 @@ package tests
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -81,19 +78,7 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 	}
 	d.start()
 
-	ents, _ := os.ReadDir(d.stateDir())
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".#") {
-			t.Errorf("temp file left behind: %s", e.Name())
-		}
-		if strings.HasPrefix(e.Name(), "unit:") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(d.stateDir(), e.Name()))
-		if err != nil || !strings.Contains(string(b), "\nNAME="+e.Name()+"\n") || !strings.HasSuffix(string(b), "\n") {
-			t.Errorf("torn state file %s: %q", e.Name(), b)
-		}
-	}
+	stateFiles(t, d) // every file whole and parsable, no temp file left
 	mu.Lock()
 	defer mu.Unlock()
 	if len(acked) == 0 {
@@ -110,27 +95,9 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 		}
 	}
 	// Everything listed has a live leader.
-	c := d.conn(t)
-	recv, err := c.Send(context.Background(), "io.systemd.Machine.List", struct{}{}, vl.More)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		var m struct {
-			Name   string `json:"name"`
-			Leader struct {
-				PID int `json:"pid"`
-			} `json:"leader"`
-		}
-		flags, err := recv(context.Background(), &m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if dead[m.Leader.PID] {
-			t.Errorf("%s listed with dead leader %d", m.Name, m.Leader.PID)
-		}
-		if flags&vl.Continues == 0 {
-			break
+	for name, pid := range listAll(t, d) {
+		if dead[pid] {
+			t.Errorf("%s listed with dead leader %d", name, pid)
 		}
 	}
 }
