@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/dbusshim/bustest"
 )
 
 // privateBus is a dbus-daemon of our own: a system-type bus on a socket in a
@@ -22,82 +23,22 @@ import (
 // org.freedesktop.machine1.conf, so non-root callers meet the same broker
 // rules as on a real system bus. Nothing touches /run/dbus.
 type privateBus struct {
-	addr, sock, dir string
-	cmd             *exec.Cmd
-	stderr          bytes.Buffer
+	*bustest.Bus
+	addr string
 }
 
 func startPrivateBus(t testing.TB) *privateBus {
 	t.Helper()
-	daemon, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Fatal("dbus-daemon not installed: run `make deps` (tests/setup/install-deps.sh)")
-	}
 	policy, err := filepath.Abs("../packaging/org.freedesktop.machine1.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("/tmp", "machined-bus-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	b := &privateBus{dir: dir, sock: filepath.Join(dir, "bus.sock")}
-	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/> <allow own="*"/> <allow send_type="method_call"/>
-    <allow send_destination="*" eavesdrop="true"/> <allow eavesdrop="true"/>
-  </policy>
-  <include>%s</include>
-</busconfig>
-`, b.sock, policy)
-	confPath := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b.cmd = exec.Command(daemon, "--config-file="+confPath, "--nofork", "--print-address")
-	out, err := b.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.cmd.Stderr = &b.stderr
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.stop()
-		os.RemoveAll(dir)
-	})
-	addr := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		addr <- strings.TrimSpace(line)
-	}()
-	select {
-	case a := <-addr:
-		if a == "" {
-			t.Fatalf("dbus-daemon printed no address: %s", b.stderr.String())
-		}
-		b.addr = a
-	case <-time.After(20 * time.Second):
-		t.Fatal("dbus-daemon did not start")
-	}
-	return b
+	b := bustest.Start(t, "<include>"+policy+"</include>")
+	return &privateBus{Bus: b, addr: b.Address}
 }
 
 // stop kills the bus daemon (the D-Bus-goes-away test uses it directly).
-func (b *privateBus) stop() {
-	if b.cmd != nil && b.cmd.Process != nil {
-		b.cmd.Process.Kill()
-		b.cmd.Wait()
-		b.cmd = nil
-	}
-}
+func (b *privateBus) stop() { b.Stop() }
 
 // startBusDaemon starts machined on a new private bus.
 func startBusDaemon(t *testing.T, extra ...string) (*daemon, *privateBus) {
@@ -151,27 +92,6 @@ func dbusErrorName(err error) string {
 		return de.Name
 	}
 	return ""
-}
-
-// run runs a command and returns stdout, stderr and its exit code.
-func run(t *testing.T, env []string, cred *syscall.Credential, name string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(append(os.Environ(), "SYSTEMD_LOG_LEVEL=err", "SYSTEMD_PAGER=cat", "SYSTEMD_COLORS=0"), env...)
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return out.String(), errb.String(), code
 }
 
 // busctl runs the real busctl against the private bus.

@@ -2,75 +2,19 @@ package tests
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/machined-go/machined/dbusshim/bustest"
 )
 
-const polkitdBin = "/usr/lib/polkit-1/polkitd"
-
-// startPolkitd runs the real polkitd on the private bus, in a private mount
-// namespace whose /etc/polkit-1/rules.d holds rules and whose machine1 action
-// file is our packaged one. It must run before the daemon, which looks for
-// polkit when it starts.
+// startPolkitd runs the real polkitd on the private bus with rules and our
+// packaged action file. It must run before the daemon, which looks for polkit
+// when it starts.
 func startPolkitd(t *testing.T, bus *privateBus, rules string) {
 	t.Helper()
-	if _, err := os.Stat(polkitdBin); err != nil {
-		t.Fatal("polkitd not installed: run `make deps` (polkitd)")
-	}
-	dir, err := os.MkdirTemp("/tmp", "machined-polkit-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	rulesDir := filepath.Join(dir, "rules.d")
-	os.Mkdir(rulesDir, 0o755)
-	if err := os.WriteFile(filepath.Join(rulesDir, "10-test.rules"), []byte(rules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	policy, err := os.ReadFile("../packaging/org.freedesktop.machine1.policy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyFile := filepath.Join(dir, "machine1.policy")
-	if err := os.WriteFile(policyFile, policy, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script := `set -e; mount --bind "$1" /etc/polkit-1/rules.d
-a=/usr/share/polkit-1/actions/org.freedesktop.machine1.policy
-if [ -e "$a" ]; then mount --bind "$2" "$a"; else mount -t tmpfs tmpfs "$(dirname "$a")"; cp "$2" "$a"; fi
-exec "$3" --no-debug`
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", rulesDir, policyFile, polkitdBin)
-	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.addr)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("polkitd:\n%s", out.String())
-		}
-	})
-	c := dbusConn(t, bus)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var has bool
-		c.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.PolicyKit1").Store(&has)
-		if has {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("polkitd did not come up")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	bustest.StartPolkitd(t, bus.Bus, rules, "../packaging/org.freedesktop.machine1.policy")
 }
 
 // For nobody: terminating is granted, unregistering refused, killing left to

@@ -1,5 +1,5 @@
-// Package bustest starts private dbus-daemons for the tests of the dbusshim
-// packages. It is imported by tests only.
+// Package bustest starts private dbus-daemons for tests: those of the dbusshim
+// packages and the integration tests in tests/. It is imported by tests only.
 package bustest
 
 import (
@@ -26,6 +26,18 @@ type Bus struct {
 	Address string // unix:path=...,guid=...
 	Socket  string // the socket path
 	Dir     string
+
+	cmd *exec.Cmd
+}
+
+// Stop kills the bus daemon before the test ends (tests of a bus that goes
+// away); it is idempotent.
+func (b *Bus) Stop() {
+	if b.cmd != nil && b.cmd.Process != nil {
+		b.cmd.Process.Kill()
+		b.cmd.Wait()
+		b.cmd = nil
+	}
 }
 
 // Start runs a system-type dbus-daemon with OpenPolicy plus extra config
@@ -59,19 +71,18 @@ func Start(t testing.TB, extra string) *Bus {
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork", "--print-address")
-	out, err := cmd.StdoutPipe()
+	b.cmd = exec.Command(daemon, "--config-file="+conf, "--nofork", "--print-address")
+	out, err := b.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	b.cmd.Stderr = &stderr
+	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		b.Stop()
 		if t.Failed() && stderr.Len() > 0 {
 			t.Logf("dbus-daemon: %s", stderr.String())
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,11 +13,9 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/machined-go/machined/dbusshim/busconn"
-	"github.com/machined-go/machined/dbusshim/internal/bustest"
+	"github.com/machined-go/machined/dbusshim/bustest"
 	"github.com/machined-go/machined/service"
 )
-
-const polkitd = "/usr/lib/polkit-1/polkitd"
 
 // testRules grant nobody manage-machines and deny it login; everything else
 // falls to the actions' defaults (auth_admin outside a session).
@@ -28,71 +25,14 @@ const testRules = `polkit.addRule(function(action, subject) {
 });
 `
 
-// StartPolkitd runs the real polkitd on bus in a private mount namespace
-// where /etc/polkit-1/rules.d holds rules and our packaged policy stands in
-// for the installed org.freedesktop.machine1.policy. Needs root.
+// startPolkitd runs the real polkitd on bus with rules and our packaged
+// policy. Needs root.
 func startPolkitd(t *testing.T, bus *bustest.Bus, rules string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: polkitd runs as root and drops to its own user (CI runs as root)")
 	}
-	if _, err := os.Stat(polkitd); err != nil {
-		t.Fatal("polkitd not installed: run tests/setup/install-deps.sh")
-	}
-	dir, err := os.MkdirTemp("", "polkit-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	rulesDir := filepath.Join(dir, "rules.d")
-	os.Mkdir(rulesDir, 0o755)
-	if err := os.WriteFile(filepath.Join(rulesDir, "10-test.rules"), []byte(rules), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	policy, err := os.ReadFile("../../packaging/org.freedesktop.machine1.policy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	policyFile := filepath.Join(dir, "org.freedesktop.machine1.policy")
-	if err := os.WriteFile(policyFile, policy, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	actions := "/usr/share/polkit-1/actions/org.freedesktop.machine1.policy"
-	script := `set -e; mount --bind "$1" /etc/polkit-1/rules.d
-if [ -e "$3" ]; then mount --bind "$2" "$3"; else mount -t tmpfs tmpfs "$(dirname "$3")"; cp "$2" "$3"; fi
-exec "$4" --no-debug`
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", rulesDir, policyFile, actions, polkitd)
-	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+bus.Address)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("polkitd: %s", out.String())
-		}
-	})
-	conn, err := dbus.Connect(bus.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var has bool
-		conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, busName).Store(&has)
-		if has {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("polkitd did not come up: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	bustest.StartPolkitd(t, bus, rules, "../../packaging/org.freedesktop.machine1.policy")
 }
 
 func asNobody(t *testing.T, name string, args ...string) *exec.Cmd {
