@@ -30,10 +30,11 @@ type daemon struct {
 	label   string // for the version line
 	version string
 
-	machineSock string // io.systemd.Machine Varlink socket; "" when there is none
-	noVarlink   string // why there is no Varlink machine API
-	userdbSock  string // io.systemd.UserDatabase socket (host path)
-	bus         *busDaemon
+	machineSock string     // io.systemd.Machine Varlink socket; "" when there is none
+	noVarlink   string     // why there is no Varlink machine API
+	userdbSock  string     // io.systemd.UserDatabase socket (host path)
+	bus         *busDaemon // the bus the harness started for it, if any
+	busAddr     string     // a bus given on the command line, when bus is nil
 	busConn     *dbus.Conn // set while the D-Bus side can be benchmarked
 	noBus       string     // why it cannot
 	exitNote    string     // what to report when a leader's exit goes unnoticed
@@ -207,6 +208,7 @@ func newOurs(bin, busMode string) (*daemon, error) {
 		busArg = b.address()
 	default:
 		busArg = busMode
+		d.busAddr = dbusAddr(busMode)
 	}
 	d.start = func() error {
 		cmd := exec.Command(bin, "--runtime-dir", dir, "--bus", busArg, "--log-level", "info")
@@ -216,28 +218,7 @@ func newOurs(bin, busMode string) (*daemon, error) {
 		}
 		return d.waitFor("Varlink socket", func() bool { return varlinkUp(d.machineSock) })
 	}
-	if err := d.start(); err != nil {
-		d.shutdown()
-		return nil, err
-	}
-	if busArg != "none" {
-		c, err := dbusConnect(dbusAddr(busArg))
-		if err == nil {
-			deadline := time.Now().Add(3 * time.Second)
-			for !nameOwned(c) && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if nameOwned(c) {
-				d.busConn = c
-			} else {
-				c.Close()
-				d.noBus = "D-Bus shim not yet available (" + m1Name + " not owned on the bus)"
-			}
-		} else {
-			d.noBus = "D-Bus shim: cannot connect to " + busArg + ": " + err.Error()
-		}
-	}
-	return d, nil
+	return d.begin()
 }
 
 func dbusAddr(mode string) string {
@@ -296,19 +277,35 @@ exec chroot "$R" ` + machined257
 		}
 		return d.waitFor("Varlink sockets", func() bool { return varlinkUp(d.machineSock) && socketAlive(d.userdbSock) })
 	}
+	return d.begin()
+}
+
+// begin starts the daemon and, when it has a bus, waits until it owns its
+// name there; on failure everything started is undone.
+func (d *daemon) begin() (*daemon, error) {
 	if err := d.start(); err != nil {
 		d.shutdown()
 		return nil, err
 	}
-	if err := d.connectBus(); err != nil {
-		d.shutdown()
-		return nil, err
+	if d.busAddress() != "" {
+		if err := d.connectBus(); err != nil {
+			d.shutdown()
+			return nil, err
+		}
 	}
 	return d, nil
 }
 
+// busAddress is the daemon's bus, "" when it runs without one.
+func (d *daemon) busAddress() string {
+	if d.bus != nil {
+		return d.bus.address()
+	}
+	return d.busAddr
+}
+
 func (d *daemon) connectBus() error {
-	c, err := dbusConnect(d.bus.address())
+	c, err := dbusConnect(d.busAddress())
 	if err != nil {
 		return err
 	}
@@ -394,15 +391,7 @@ exec ` + machined252
 			return nameOwned(c) && socketAlive(stockUserdbSock)
 		})
 	}
-	if err := d.start(); err != nil {
-		d.shutdown()
-		return nil, err
-	}
-	if err := d.connectBus(); err != nil {
-		d.shutdown()
-		return nil, err
-	}
-	return d, nil
+	return d.begin()
 }
 
 func dpkgVersion(admindir, pkg string) string {
@@ -447,7 +436,7 @@ func (d *daemon) registerAll(names []string, ls []*leader) error {
 				}
 				defer v.Close()
 			} else {
-				if c, err = dbusConnect(d.bus.address()); err != nil {
+				if c, err = dbusConnect(d.busAddress()); err != nil {
 					errs[w] = err
 					return
 				}
@@ -504,7 +493,7 @@ func (d *daemon) control() (*vconn, *dbus.Conn, func(), error) {
 		}
 		return v, nil, func() { v.Close() }, nil
 	}
-	c, err := dbusConnect(d.bus.address())
+	c, err := dbusConnect(d.busAddress())
 	if err != nil {
 		return nil, nil, nil, err
 	}
