@@ -321,7 +321,7 @@ func connectBus(o options, shim *machine1.Server, log *slog.Logger) (*dbus.Conn,
 	default:
 		addr = o.bus
 	}
-	conn, err := busconn.Dial(addr, busconn.Config{AcceptFDs: machine1.AcceptFDs, Logger: log}, dbus.WithHandler(shim.Handler()))
+	conn, err := busconn.Dial(addr, busconn.Config{AcceptFDs: machine1.AcceptFDs, Calls: shim, Logger: log})
 	if err != nil {
 		if o.bus == "auto" {
 			log.Warn("D-Bus not reachable, running Varlink-only", "bus", addr, "err", err)

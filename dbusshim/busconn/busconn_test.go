@@ -25,10 +25,21 @@ const (
 	testIface = "org.example.Guard"
 )
 
-func startServer(t *testing.T, addr string, accept func(Header) bool) *server {
+// serverModes are the two ways a connection answers calls: through godbus's
+// handler, or through a CallHandler served by the relay itself.
+var serverModes = []string{"godbus", "calls"}
+
+func startServer(t *testing.T, addr, mode string, accept func(Header) bool) *server {
 	t.Helper()
 	s := &server{got: make(chan []any, 16)}
-	conn, err := Dial(addr, Config{AcceptFDs: accept}, dbus.WithHandler(recorder{s.got}))
+	cfg := Config{AcceptFDs: accept}
+	var opts []dbus.ConnOption
+	if mode == "calls" {
+		cfg.Calls = callRecorder{s.got}
+	} else {
+		opts = append(opts, dbus.WithHandler(recorder{s.got}))
+	}
+	conn, err := Dial(addr, cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +76,17 @@ func (recMethod) NumArguments() int     { return 1 }
 func (recMethod) NumReturns() int       { return 0 }
 func (recMethod) ArgumentValue(int) any { return nil }
 func (recMethod) ReturnValue(int) any   { return nil }
+
+// callRecorder is recorder as a CallHandler.
+type callRecorder struct{ got chan []any }
+
+func (r callRecorder) ServeCall(msg *dbus.Message) ([]any, error) {
+	if msg.Headers[dbus.FieldMember].Value() != "Ping" {
+		r.got <- msg.Body
+	}
+	closeBodyFDs(msg.Body)
+	return nil, nil
+}
 
 func closeBodyFDs(body []any) {
 	for _, v := range body {
@@ -104,8 +126,14 @@ func pipeFD(t *testing.T) (dbus.UnixFD, func()) {
 // The messages that panic an unguarded godbus v5.2.4 reader reach the handler
 // as indices, the server survives, and no received fd stays open.
 func TestFDArraysDoNotReachGodbus(t *testing.T) {
+	for _, mode := range serverModes {
+		t.Run(mode, func(t *testing.T) { testFDArrays(t, mode) })
+	}
+}
+
+func testFDArrays(t *testing.T, mode string) {
 	bus := bustest.Start(t, "")
-	srv := startServer(t, bus.Address, func(h Header) bool { return h.Type == TypeMethodCall })
+	srv := startServer(t, bus.Address, mode, func(h Header) bool { return h.Type == TypeMethodCall })
 	client, err := dbus.Connect(bus.Address)
 	if err != nil {
 		t.Fatal(err)
@@ -192,8 +220,14 @@ func hasRealFD(vs []any) bool {
 // A single fd, where the policy accepts it, arrives as a live fd; where it
 // does not, the handler sees an index and the fd is closed by the relay.
 func TestSingleFDPolicy(t *testing.T) {
+	for _, mode := range serverModes {
+		t.Run(mode, func(t *testing.T) { testSingleFDPolicy(t, mode) })
+	}
+}
+
+func testSingleFDPolicy(t *testing.T, mode string) {
 	bus := bustest.Start(t, "")
-	srv := startServer(t, bus.Address, func(h Header) bool {
+	srv := startServer(t, bus.Address, mode, func(h Header) bool {
 		return h.Type == TypeMethodCall && h.Member == "One" && h.Interface == testIface
 	})
 	client, err := dbus.Connect(bus.Address)

@@ -22,6 +22,9 @@ type Config struct {
 	// may be handed to godbus (messages holding fd arrays never are). Nil
 	// accepts fds on method returns only: replies to our own calls.
 	AcceptFDs func(Header) bool
+	// Calls, when set, answers every incoming method call in place of
+	// godbus (see CallHandler); AcceptFDs applies to the calls' fds too.
+	Calls CallHandler
 	// Logger receives relay diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -116,7 +119,8 @@ func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*dbus.Conn, er
 		bus.Close()
 		return nil, err
 	}
-	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, log: cfg.Logger, done: make(chan struct{})}
+	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{})}
+	r.serial.Store(firstReplySerial)
 	go r.run()
 	conn, err := dbus.ConnectUnix(godbusSide, opts...)
 	if err != nil {

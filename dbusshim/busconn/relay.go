@@ -23,7 +23,11 @@ const maxFDsPerRead = 1024
 type relay struct {
 	bus, local *net.UnixConn
 	accept     func(Header) bool // incoming messages whose fds godbus may have
+	calls      CallHandler       // nil: method calls go to godbus
 	log        *slog.Logger
+
+	busMu  sync.Mutex    // one message at a time on the bus socket
+	serial atomic.Uint32 // of the replies the relay sends
 
 	begun     atomic.Bool // the client sent BEGIN: the bus now speaks messages
 	closeOnce sync.Once
@@ -44,6 +48,22 @@ func (r *relay) run() {
 	go func() { defer wg.Done(); r.pump(r.local, r.bus, true) }()
 	go func() { defer wg.Done(); r.pump(r.bus, r.local, false) }()
 	wg.Wait()
+}
+
+// writeBus writes whole messages (or SASL lines) to the bus socket, which
+// godbus's traffic and the relay's own replies share.
+func (r *relay) writeBus(b []byte, fds []int) error {
+	r.busMu.Lock()
+	defer r.busMu.Unlock()
+	return writeAll(r.bus, b, fds)
+}
+
+// write writes to dst, through writeBus when dst is the bus.
+func (r *relay) write(dst *net.UnixConn, b []byte, fds []int) error {
+	if dst == r.bus {
+		return r.writeBus(b, fds)
+	}
+	return writeAll(dst, b, fds)
 }
 
 // pump moves data from src to dst until either side fails, then closes both.
@@ -83,11 +103,11 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 					line, rest, framing = scanBegin(line, data)
 					if framing {
 						r.begun.Store(true)
-						if err := writeAll(dst, data[:len(data)-len(rest)], nil); err != nil {
+						if err := r.write(dst, data[:len(data)-len(rest)], nil); err != nil {
 							return
 						}
 						data = rest
-					} else if err := writeAll(dst, data, nil); err != nil {
+					} else if err := r.write(dst, data, nil); err != nil {
 						return
 					} else {
 						data = nil
@@ -95,7 +115,7 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 				} else if r.begun.Load() {
 					framing = true
 				} else {
-					if err := writeAll(dst, data, nil); err != nil {
+					if err := r.write(dst, data, nil); err != nil {
 						return
 					}
 					data = nil
@@ -141,7 +161,7 @@ func (r *relay) forward(dst *net.UnixConn, buf []byte, fds []int, up bool) ([]by
 	pos := 0
 	flush := func(end int) error {
 		if end > start {
-			if err := writeAll(dst, buf[start:end], nil); err != nil {
+			if err := r.write(dst, buf[start:end], nil); err != nil {
 				return err
 			}
 		}
@@ -157,33 +177,50 @@ func (r *relay) forward(dst *net.UnixConn, buf []byte, fds []int, up bool) ([]by
 			break
 		}
 		msg := buf[pos : pos+n]
-		if len(fds) == 0 {
+		ours := !up && r.calls != nil && msg[1] == TypeMethodCall
+		if len(fds) == 0 && !ours {
 			// Without fds in hand no message can carry any (the bus sends
 			// them with the message's first byte), so skip the header.
 			pos += n
 			continue
 		}
-		h, err := parseHeader(msg)
-		if err != nil {
-			return buf, fds, err
+		var h Header
+		if len(fds) > 0 {
+			if h, err = parseHeader(msg); err != nil {
+				return buf, fds, err
+			}
+			if int(h.UnixFDs) > len(fds) {
+				return buf, fds, fmt.Errorf("message announces %d fds, %d arrived: %w", h.UnixFDs, len(fds), errProtocol)
+			}
+		}
+		if ours {
+			if err := flush(pos); err != nil {
+				return buf, fds, err
+			}
+			var mine []int
+			if h.UnixFDs > 0 {
+				mine = append(mine, fds[:h.UnixFDs]...)
+			}
+			r.takeCall(msg, h, mine)
+			fds = append(fds[:0], fds[h.UnixFDs:]...)
+			pos += n
+			start = pos
+			continue
 		}
 		if h.UnixFDs == 0 {
 			pos += n
 			continue
-		}
-		if int(h.UnixFDs) > len(fds) {
-			return buf, fds, fmt.Errorf("message announces %d fds, %d arrived: %w", h.UnixFDs, len(fds), errProtocol)
 		}
 		if err := flush(pos); err != nil {
 			return buf, fds, err
 		}
 		mine := fds[:h.UnixFDs]
 		if up || (r.accept(h) && safeForGodbus(h, msg)) {
-			err = writeAll(dst, msg, mine)
+			err = r.write(dst, msg, mine)
 		} else {
 			r.log.Debug("dropping unix fds from incoming message", "type", h.Type, "interface", h.Interface, "member", h.Member, "signature", h.Signature, "fds", h.UnixFDs)
 			if clean := withoutFDs(msg); clean != nil {
-				err = writeAll(dst, clean, nil)
+				err = r.write(dst, clean, nil)
 			}
 		}
 		closeFDs(mine)

@@ -2,6 +2,7 @@ package machine1
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,9 +109,6 @@ func AcceptFDs(h busconn.Header) bool {
 	return false
 }
 
-// Handler is the godbus handler to install on the connection.
-func (s *Server) Handler() dbus.Handler { return handler{s} }
-
 // Start binds the server to the core and the connection conn (dialled with
 // Handler), forwards registry events as signals and requests BusName. It
 // fails if the name is taken.
@@ -203,44 +201,14 @@ func (c *call) callerOf() (service.Caller, error) {
 	return c.caller, c.callerErr
 }
 
-// handler routes every call through dispatch; godbus's own object map stays
-// empty. Peer is answered by godbus before any lookup.
-type handler struct{ s *Server }
-
-func (h handler) LookupObject(path dbus.ObjectPath) (dbus.ServerObject, bool) {
-	return route{s: h.s, path: path}, true
-}
-
-type route struct {
-	s     *Server
-	path  dbus.ObjectPath
-	iface string
-}
-
-func (r route) LookupInterface(name string) (dbus.Interface, bool) {
-	r.iface = name
-	return r, true
-}
-
-func (r route) LookupMethod(name string) (dbus.Method, bool) {
-	return entry{r: r, member: name}, true
-}
-
-// entry is a godbus Method that takes the whole message and dispatches it.
-type entry struct {
-	r      route
-	member string
-}
-
-var _ dbus.ArgumentDecoder = entry{}
-
-func (e entry) DecodeArguments(_ *dbus.Conn, sender string, msg *dbus.Message, body []any) ([]any, error) {
-	return []any{&call{s: e.r.s, msg: msg, path: e.r.path, iface: e.r.iface, member: e.member, sender: sender, body: body}}, nil
-}
-
-func (e entry) Call(args ...any) (_ []any, err error) {
-	c := args[0].(*call)
-	s := c.s
+// ServeCall answers one method call; busconn runs it on a goroutine of its
+// own (the server is the connection's busconn.CallHandler).
+func (s *Server) ServeCall(msg *dbus.Message) (_ []any, err error) {
+	c := &call{s: s, msg: msg, body: msg.Body}
+	c.path, _ = msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+	c.iface, _ = msg.Headers[dbus.FieldInterface].Value().(string)
+	c.member, _ = msg.Headers[dbus.FieldMember].Value().(string)
+	c.sender, _ = msg.Headers[dbus.FieldSender].Value().(string)
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("panic answering D-Bus call", "path", c.path, "interface", c.iface, "member", c.member, "panic", r, "stack", string(debug.Stack()))
@@ -271,13 +239,11 @@ func (e entry) Call(args ...any) (_ []any, err error) {
 	return out, nil
 }
 
-func (entry) NumArguments() int     { return 1 }
-func (entry) NumReturns() int       { return 0 }
-func (entry) ArgumentValue(int) any { return nil }
-func (entry) ReturnValue(int) any   { return nil }
-
 // dispatch resolves the object, then the member, checks the signature and calls it.
 func (s *Server) dispatch(c *call) ([]any, error) {
+	if c.iface == peerIface {
+		return s.peer(c)
+	}
 	obj, err := s.resolve(c)
 	if err != nil {
 		return nil, err
@@ -319,6 +285,24 @@ func (s *Server) dispatch(c *call) ([]any, error) {
 				return s.invoke(c, m)
 			}
 		}
+	}
+	return nil, errorf(ErrUnknownMethod, "Unknown method %s or interface %s.", c.member, c.iface)
+}
+
+// peer answers org.freedesktop.DBus.Peer on every path, as sd-bus does.
+func (s *Server) peer(c *call) ([]any, error) {
+	switch c.member {
+	case "Ping":
+		return nil, checkSig(c, "")
+	case "GetMachineId":
+		if err := checkSig(c, ""); err != nil {
+			return nil, err
+		}
+		host, err := c.mgr().Get(nobody, service.Selector{Name: ".host"})
+		if err != nil || host.ID == ([16]byte{}) {
+			return nil, errorf(ErrFailed, "No machine ID known.")
+		}
+		return []any{hex.EncodeToString(host.ID[:])}, nil
 	}
 	return nil, errorf(ErrUnknownMethod, "Unknown method %s or interface %s.", c.member, c.iface)
 }

@@ -2,6 +2,7 @@ package machine1
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"os"
@@ -38,7 +39,7 @@ func newEnv(t *testing.T) *env {
 	}
 	level := new(slog.LevelVar)
 	srv := New(Config{LogLevel: level, SyslogIdentifier: "machined-test"})
-	conn, err := busconn.Dial(bus.Address, busconn.Config{AcceptFDs: AcceptFDs}, dbus.WithHandler(srv.Handler()))
+	conn, err := busconn.Dial(bus.Address, busconn.Config{AcceptFDs: AcceptFDs, Calls: srv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,9 +295,21 @@ func TestErrorsAndObjects(t *testing.T) {
 	if err := e.call(MachinePath(".host"), introspectIface+".Introspect").Store(&hostXML); err != nil || !strings.Contains(hostXML, machineIface) {
 		t.Errorf(".host introspection: %v", err)
 	}
-	if err := e.call(managerPath, peerIface+".Ping").Store(); err != nil {
-		t.Errorf("Ping: %v", err)
+	// Peer is answered on every path, known or not, as sd-bus does.
+	for _, p := range []dbus.ObjectPath{managerPath, "/no/such/object"} {
+		if err := e.call(p, peerIface+".Ping").Store(); err != nil {
+			t.Errorf("Ping %s: %v", p, err)
+		}
 	}
+	host, err := e.mgr.Get(service.Caller{PIDFD: -1}, service.Selector{Name: ".host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	if err := e.call("/", peerIface+".GetMachineId").Store(&id); err != nil || id != hex.EncodeToString(host.ID[:]) || len(id) != 32 {
+		t.Errorf("GetMachineId: %q, %v; want the host's %x", id, err, host.ID)
+	}
+	wantErr(t, e.call(managerPath, peerIface+".Pong"), ErrUnknownMethod, "")
 }
 
 // The caller itself as leader (leader 0), then /machine/self and

@@ -1,0 +1,151 @@
+package busconn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// CallHandler answers the method calls that reach a connection dialled with
+// it. With one, no method call goes through godbus: the relay decodes the call,
+// runs ServeCall on a goroutine of its own and writes the reply to the bus
+// itself, encoded once (godbus's unix transport encodes every outgoing message
+// twice, the first time only to count its fds). godbus keeps the connection's
+// outgoing calls, their replies and signals.
+type CallHandler interface {
+	// ServeCall returns the reply body, or the error to answer with: a
+	// dbus.Error or *dbus.Error is sent as it is, anything else as
+	// org.freedesktop.DBus.Error.Failed. The fds in msg are the handler's;
+	// unix fds in the reply body are sent, then closed.
+	ServeCall(msg *dbus.Message) (body []any, err error)
+}
+
+// firstReplySerial starts the serials of the replies the relay sends. godbus
+// numbers its own messages upwards from 1 on the same connection; a reply's
+// serial is never answered, so the bus and the callers only need it non-zero,
+// and starting half-way keeps the two counters apart anyway.
+const firstReplySerial = 1 << 31
+
+// takeCall decodes one method call from the bus and starts serving it. fds
+// arrived with it and are consumed here: handed to the handler, or closed.
+func (r *relay) takeCall(msg []byte, h Header, fds []int) {
+	if len(fds) > 0 && !(r.accept(h) && safeForGodbus(h, msg)) {
+		r.log.Debug("dropping unix fds from incoming call", "interface", h.Interface, "member", h.Member, "signature", h.Signature, "fds", len(fds))
+		closeFDs(fds)
+		fds = nil
+		if msg = withoutFDs(msg); msg == nil {
+			return
+		}
+	}
+	m, err := decodeCall(msg, fds)
+	if err != nil {
+		closeFDs(fds)
+		r.log.Debug("dropping undecodable method call", "err", err)
+		return
+	}
+	go r.serve(m)
+}
+
+// decodeCall is godbus's decoder, kept from taking the relay down with it.
+func decodeCall(msg []byte, fds []int) (m *dbus.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decoder panic: %v", p)
+		}
+	}()
+	return dbus.DecodeMessageWithFDs(bytes.NewReader(msg), fds)
+}
+
+func (r *relay) serve(m *dbus.Message) {
+	body, err := r.callHandler(m)
+	if m.Flags&dbus.FlagNoReplyExpected != 0 {
+		return
+	}
+	out := outMessage{Type: TypeMethodReturn, Serial: r.serial.Add(1), ReplySerial: m.Serial(), Body: body}
+	if sender, ok := m.Headers[dbus.FieldSender].Value().(string); ok {
+		out.Destination = sender
+	}
+	if err != nil {
+		out.Type, out.ErrorName, out.Body = TypeError, failedName, []any{err.Error()}
+		var de *dbus.Error
+		if errors.As(err, &de) {
+			out.ErrorName, out.Body = de.Name, de.Body
+		} else if e, ok := err.(dbus.Error); ok {
+			out.ErrorName, out.Body = e.Name, e.Body
+		}
+	}
+	b, fds, err := encodeOut(&out)
+	if err != nil {
+		r.log.Warn("cannot encode D-Bus reply", "member", m.Headers[dbus.FieldMember].Value(), "err", err)
+		closeFDs(fds)
+		out.Type, out.ErrorName, out.Body = TypeError, failedName, []any{"Internal error: reply cannot be encoded"}
+		if b, fds, err = encodeOut(&out); err != nil {
+			return
+		}
+	}
+	if err := r.writeBus(b, fds); err != nil {
+		r.log.Debug("writing D-Bus reply", "err", err)
+	}
+	closeFDs(fds)
+}
+
+const failedName = "org.freedesktop.DBus.Error.Failed"
+
+// callHandler runs the handler; a panic becomes Failed, as in godbus.
+func (r *relay) callHandler(m *dbus.Message) (body []any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("panic answering D-Bus call", "panic", p, "stack", string(debug.Stack()))
+			body, err = nil, dbus.NewError(failedName, []any{"Internal error"})
+		}
+	}()
+	return r.calls.ServeCall(m)
+}
+
+// encodeOut encodes m, with our encoder when it can and godbus's otherwise
+// (replies carrying unix fds). fds are to be sent with the bytes.
+func encodeOut(m *outMessage) ([]byte, []int, error) {
+	b, err := appendMessage(nil, m)
+	if err == nil {
+		return b, nil, nil
+	}
+	if !errors.Is(err, errUnencodable) {
+		return nil, nil, err
+	}
+	return encodeWithGodbus(m)
+}
+
+func encodeWithGodbus(m *outMessage) ([]byte, []int, error) {
+	msg := &dbus.Message{Type: dbus.Type(m.Type), Flags: dbus.Flags(m.Flags), Headers: map[dbus.HeaderField]dbus.Variant{
+		dbus.FieldReplySerial: dbus.MakeVariant(m.ReplySerial),
+	}, Body: m.Body}
+	if m.Destination != "" {
+		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(m.Destination)
+	}
+	if m.Type == TypeError {
+		msg.Headers[dbus.FieldErrorName] = dbus.MakeVariant(m.ErrorName)
+	}
+	if len(m.Body) > 0 {
+		msg.Headers[dbus.FieldSignature] = dbus.MakeVariant(dbus.SignatureOf(m.Body...))
+	}
+	var buf bytes.Buffer
+	fds, err := msg.EncodeToWithFDs(&buf, binary.LittleEndian)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(fds) > 0 {
+		msg.Headers[dbus.FieldUnixFDs] = dbus.MakeVariant(uint32(len(fds)))
+		buf.Reset()
+		if fds, err = msg.EncodeToWithFDs(&buf, binary.LittleEndian); err != nil {
+			return nil, nil, err
+		}
+	}
+	b := buf.Bytes()
+	// godbus has no way to set a serial but its connection's own.
+	binary.LittleEndian.PutUint32(b[8:12], m.Serial)
+	return b, fds, nil
+}
