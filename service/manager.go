@@ -2,7 +2,8 @@ package service
 
 import (
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,7 +114,7 @@ func (m *Manager) List() []MachineInfo {
 		out = append(out, mc.snapshot())
 	}
 	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(a, b MachineInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/dbusshim/polkit"
@@ -178,8 +176,8 @@ func run(o options) error {
 	switch {
 	case o.user:
 		// Polkit is not consulted by a per-user instance.
-	case bus != nil && polkit.Available(ctx, bus):
-		authz = polkit.New(bus, log)
+	case bus != nil && polkit.Available(ctx, bus.Conn):
+		authz = polkit.New(bus.Conn, log)
 		log.Info("asking polkit about unprivileged callers")
 	default:
 		log.Info("polkit not available: only root and a machine's owner may manage it")
@@ -306,7 +304,7 @@ func run(o options) error {
 // answering with the shim's handler, or nil with --bus none. With auto an
 // unreachable bus is logged once and the daemon runs Varlink-only; with an
 // explicit bus it is an error.
-func connectBus(o options, shim *machine1.Server, log *slog.Logger) (*dbus.Conn, error) {
+func connectBus(o options, shim *machine1.Server, log *slog.Logger) (*busconn.Conn, error) {
 	var addr string
 	switch o.bus {
 	case "none":
@@ -343,14 +341,14 @@ func userBusAddress() string {
 
 // pickUnits chooses the unit backend: systemd when it owns
 // org.freedesktop.systemd1 on the bus, else the built-in cgroup v2 backend.
-func pickUnits(ctx context.Context, o options, bus *dbus.Conn, log *slog.Logger) (service.Units, error) {
+func pickUnits(ctx context.Context, o options, bus *busconn.Conn, log *slog.Logger) (service.Units, error) {
 	useSystemd := func() bool {
 		if bus == nil {
 			return false
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return systemd1.Available(actx, bus)
+		return systemd1.Available(actx, bus.Conn)
 	}
 	useCgroup := func() (service.Units, error) {
 		root := o.cgroupRoot
@@ -374,12 +372,12 @@ func pickUnits(ctx context.Context, o options, bus *dbus.Conn, log *slog.Logger)
 		if !useSystemd() {
 			return nil, errors.New("--units=systemd: org.freedesktop.systemd1 is not on the bus")
 		}
-		return systemd1.New(bus, log), nil
+		return systemd1.New(bus.Conn, log), nil
 	case "cgroup":
 		return useCgroup()
 	case "auto":
 		if useSystemd() {
-			return systemd1.New(bus, log), nil
+			return systemd1.New(bus.Conn, log), nil
 		}
 		u, err := useCgroup()
 		if err != nil {

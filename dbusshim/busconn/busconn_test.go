@@ -44,7 +44,7 @@ func startServer(t *testing.T, addr, mode string, accept func(Header) bool) *ser
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	s.conn = conn
+	s.conn = conn.Conn
 	return s
 }
 

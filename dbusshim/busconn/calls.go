@@ -107,7 +107,7 @@ func (r *relay) callHandler(m *dbus.Message) (body []any, err error) {
 }
 
 // encodeOut encodes m, with our encoder when it can and godbus's otherwise
-// (replies carrying unix fds). fds are to be sent with the bytes.
+// (messages carrying unix fds). fds are to be sent with the bytes.
 func encodeOut(m *outMessage) ([]byte, []int, error) {
 	b, err := appendMessage(nil, m)
 	if err == nil {
@@ -120,9 +120,14 @@ func encodeOut(m *outMessage) ([]byte, []int, error) {
 }
 
 func encodeWithGodbus(m *outMessage) ([]byte, []int, error) {
-	msg := &dbus.Message{Type: dbus.Type(m.Type), Flags: dbus.Flags(m.Flags), Headers: map[dbus.HeaderField]dbus.Variant{
-		dbus.FieldReplySerial: dbus.MakeVariant(m.ReplySerial),
-	}, Body: m.Body}
+	msg := &dbus.Message{Type: dbus.Type(m.Type), Flags: dbus.Flags(m.Flags), Headers: map[dbus.HeaderField]dbus.Variant{}, Body: m.Body}
+	if m.Type == TypeSignal {
+		msg.Headers[dbus.FieldPath] = dbus.MakeVariant(m.Path)
+		msg.Headers[dbus.FieldInterface] = dbus.MakeVariant(m.Interface)
+		msg.Headers[dbus.FieldMember] = dbus.MakeVariant(m.Member)
+	} else {
+		msg.Headers[dbus.FieldReplySerial] = dbus.MakeVariant(m.ReplySerial)
+	}
 	if m.Destination != "" {
 		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(m.Destination)
 	}

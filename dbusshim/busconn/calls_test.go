@@ -23,7 +23,7 @@ func (f funcHandler) ServeCall(m *dbus.Message) ([]any, error) { return f(m) }
 func member(m *dbus.Message) string { s, _ := m.Headers[dbus.FieldMember].Value().(string); return s }
 
 // callsPair is a connection answering with h and a plain godbus client.
-func callsPair(t *testing.T, h CallHandler) (server, client *dbus.Conn) {
+func callsPair(t *testing.T, h CallHandler) (server *Conn, client *dbus.Conn) {
 	t.Helper()
 	bus := bustest.Start(t, "")
 	server, err := Dial(bus.Address, Config{Calls: h})
@@ -49,7 +49,7 @@ func callCtx(t *testing.T, c *dbus.Conn, dest, method string, args ...any) *dbus
 // Replies of every size reach the caller whole, pipelined or not, and the
 // relay's replies interleave with godbus's own traffic on the same socket.
 func TestCallsReplies(t *testing.T) {
-	var server *dbus.Conn
+	var server *Conn
 	var ready sync.WaitGroup
 	ready.Add(1)
 	h := funcHandler(func(m *dbus.Message) ([]any, error) {
@@ -190,5 +190,38 @@ func TestCallsReplyWithFD(t *testing.T) {
 	}
 	if after := openFDs(t); after > before+2 {
 		t.Errorf("fds: %d before, %d after ten replies with an fd", before, after)
+	}
+}
+
+// Emit's signals reach a subscriber with their path, name and body, in order.
+func TestEmit(t *testing.T) {
+	server, client := callsPair(t, funcHandler(func(*dbus.Message) ([]any, error) { return nil, nil }))
+	if err := client.AddMatchSignal(dbus.WithMatchSender(server.Names()[0])); err != nil {
+		t.Fatal(err)
+	}
+	sigs := make(chan *dbus.Signal, 16)
+	client.Signal(sigs)
+	for i := uint32(0); i < 5; i++ {
+		if err := server.Emit("/org/example/obj", "org.example.Iface.Changed", "name", i, dbus.ObjectPath("/org/example/obj/x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := uint32(0); i < 5; i++ {
+		select {
+		case s := <-sigs:
+			if s.Path != "/org/example/obj" || s.Name != "org.example.Iface.Changed" || len(s.Body) != 3 || s.Body[1] != i || s.Body[2] != dbus.ObjectPath("/org/example/obj/x") {
+				t.Fatalf("signal %d: %+v", i, s)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("signal %d not received", i)
+		}
+	}
+	for _, bad := range []string{"nodot", ".Member", "org.example.", ""} {
+		if err := server.Emit("/org/example/obj", bad); err == nil {
+			t.Errorf("Emit %q: no error", bad)
+		}
+	}
+	if err := server.Emit("not/a/path", "org.example.Iface.Changed"); err == nil {
+		t.Error("Emit from an invalid path: no error")
 	}
 }

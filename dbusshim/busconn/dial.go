@@ -40,7 +40,7 @@ func SystemBusAddress() string {
 // Dial connects to the bus at address (the first of its ';'-separated entries
 // that works), authenticates, says Hello and returns the connection. opts are
 // passed to godbus (a handler, interceptors, a context).
-func Dial(address string, cfg Config, opts ...dbus.ConnOption) (*dbus.Conn, error) {
+func Dial(address string, cfg Config, opts ...dbus.ConnOption) (*Conn, error) {
 	if cfg.AcceptFDs == nil {
 		cfg.AcceptFDs = func(h Header) bool { return h.Type == TypeMethodReturn }
 	}
@@ -101,7 +101,7 @@ func dialUnix(entry string) (*net.UnixConn, error) {
 }
 
 // wrap puts the relay between bus and a new godbus connection.
-func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*dbus.Conn, error) {
+func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*Conn, error) {
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		bus.Close()
@@ -127,7 +127,7 @@ func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*dbus.Conn, er
 		r.close()
 		return nil, err
 	}
-	return conn, nil
+	return &Conn{Conn: conn, r: r}, nil
 }
 
 func fileConn(fd int, name string) (*net.UnixConn, error) {

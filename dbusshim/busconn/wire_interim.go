@@ -1,6 +1,10 @@
 package busconn
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/godbus/dbus/v5"
+)
 
 // Interim until the fast encoder lands.
 type outMessage struct {
@@ -8,6 +12,9 @@ type outMessage struct {
 	Flags       byte
 	Serial      uint32
 	ReplySerial uint32
+	Path        dbus.ObjectPath
+	Interface   string
+	Member      string
 	Destination string
 	ErrorName   string
 	Body        []any

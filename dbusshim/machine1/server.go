@@ -58,7 +58,7 @@ type Server struct {
 	log *slog.Logger
 
 	mgr  atomic.Pointer[service.Manager]
-	conn atomic.Pointer[dbus.Conn]
+	conn atomic.Pointer[busconn.Conn]
 	cred *credCache
 
 	manager, machine, logControl *iface
@@ -69,7 +69,7 @@ type Server struct {
 }
 
 // New returns a server that answers nothing but "not ready" until Start.
-// Give Handler to the bus connection (dbus.WithHandler) when dialling.
+// Dial the bus connection with it as busconn.Config.Calls.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -112,13 +112,13 @@ func AcceptFDs(h busconn.Header) bool {
 // Start binds the server to the core and the connection conn (dialled with
 // Handler), forwards registry events as signals and requests BusName. It
 // fails if the name is taken.
-func (s *Server) Start(ctx context.Context, conn *dbus.Conn, mgr *service.Manager) error {
+func (s *Server) Start(ctx context.Context, conn *busconn.Conn, mgr *service.Manager) error {
 	if mgr == nil || conn == nil {
 		return errors.New("machine1: Start needs a manager and a connection")
 	}
 	s.mgr.Store(mgr)
 	s.conn.Store(conn)
-	if err := s.cred.start(ctx, conn); err != nil {
+	if err := s.cred.start(ctx, conn.Conn); err != nil {
 		return err
 	}
 	// Subscribe before the name is ours, so no registration made through

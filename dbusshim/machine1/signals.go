@@ -3,7 +3,7 @@ package machine1
 import (
 	"time"
 
-	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/dbusshim/busconn"
 
 	"github.com/machined-go/machined/service"
 )
@@ -16,7 +16,7 @@ const eventBuffer = 4096
 // MachineNew/MachineRemoved on the Manager object, in order. When the core
 // drops the subscription because we fell behind, it resubscribes and emits
 // what changed meanwhile, by comparing the registry with the names it knows.
-func (s *Server) forwardEvents(conn *dbus.Conn, mgr *service.Manager, events <-chan service.Event, cancel func()) {
+func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, events <-chan service.Event, cancel func()) {
 	known := map[string]bool{}
 	for _, mi := range mgr.List() {
 		known[mi.Name] = true
@@ -82,7 +82,7 @@ func (s *Server) forwardEvents(conn *dbus.Conn, mgr *service.Manager, events <-c
 	}
 }
 
-func (s *Server) emit(conn *dbus.Conn, member, name string) {
+func (s *Server) emit(conn *busconn.Conn, member, name string) {
 	if err := conn.Emit(managerPath, managerIface+"."+member, name, MachinePath(name)); err != nil {
 		s.log.Debug("emit signal", "member", member, "machine", name, "err", err)
 	}

@@ -54,10 +54,10 @@ func TestCheckAgainstPolkitd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if !Available(context.Background(), conn) {
+	if !Available(context.Background(), conn.Conn) {
 		t.Fatal("polkit not available on the bus")
 	}
-	a := New(conn, nil)
+	a := New(conn.Conn, nil)
 	ctx := context.Background()
 
 	// A Varlink caller: unix-process subject.
@@ -82,7 +82,7 @@ func TestCheckAgainstPolkitd(t *testing.T) {
 
 	// A D-Bus caller: system-bus-name subject, resolved by polkitd on the bus.
 	mon := asNobody(t, "dbus-monitor", "--address", bus.Address)
-	name := nameOfPID(t, conn, mon.Process.Pid)
+	name := nameOfPID(t, conn.Conn, mon.Process.Pid)
 	check(service.Caller{UID: 65534, PIDFD: -1, BusName: name}, "manage-machines", nil)
 	check(service.Caller{UID: 65534, PIDFD: -1, BusName: name}, "login", service.ErrPermissionDenied)
 	check(service.Caller{UID: 65534, PIDFD: -1, BusName: ":1.99999"}, "manage-machines", service.ErrPermissionDenied)
@@ -117,10 +117,10 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if Available(context.Background(), conn) {
+	if Available(context.Background(), conn.Conn) {
 		t.Fatal("polkit reported on a bus without it")
 	}
-	a := New(conn, nil)
+	a := New(conn.Conn, nil)
 	err = a.Check(context.Background(), service.Caller{UID: 1, PID: os.Getpid(), PIDFD: -1}, "org.freedesktop.machine1.manage-machines", nil)
 	if !errors.Is(err, service.ErrPermissionDenied) {
 		t.Fatalf("without polkitd: %v", err)
