@@ -18,6 +18,12 @@
 // rather than silence). The relay frames both directions, so outgoing fds stay
 // attached to their own message as well.
 //
+// A daemon also answers calls through the relay: with Config.Calls set, method
+// calls never reach godbus; the relay decodes them, runs the CallHandler and
+// writes the reply to the bus, encoded once by this package's encoder, and
+// Conn.Emit sends signals the same way. godbus keeps the connection's own
+// calls, their replies and the signals it receives.
+//
 // Only unix: addresses are supported (path= and abstract=), which is what the
 // system bus and dbus-daemon --print-address use.
 //
