@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"runtime/debug"
 
 	"github.com/godbus/dbus/v5"
@@ -41,31 +40,21 @@ func (r *relay) takeCall(msg []byte, h Header, fds []int) {
 			return
 		}
 	}
-	m, err := decodeCall(msg, fds)
+	m, serial, err := decodeCall(msg, fds)
 	if err != nil {
 		closeFDs(fds)
 		r.log.Debug("dropping undecodable method call", "err", err)
 		return
 	}
-	go r.serve(m)
+	go r.serve(m, serial)
 }
 
-// decodeCall is godbus's decoder, kept from taking the relay down with it.
-func decodeCall(msg []byte, fds []int) (m *dbus.Message, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("decoder panic: %v", p)
-		}
-	}()
-	return dbus.DecodeMessageWithFDs(bytes.NewReader(msg), fds)
-}
-
-func (r *relay) serve(m *dbus.Message) {
+func (r *relay) serve(m *dbus.Message, serial uint32) {
 	body, err := r.callHandler(m)
 	if m.Flags&dbus.FlagNoReplyExpected != 0 {
 		return
 	}
-	out := outMessage{Type: TypeMethodReturn, Serial: r.serial.Add(1), ReplySerial: m.Serial(), Body: body}
+	out := outMessage{Type: TypeMethodReturn, Serial: r.serial.Add(1), ReplySerial: serial, Body: body}
 	if sender, ok := m.Headers[dbus.FieldSender].Value().(string); ok {
 		out.Destination = sender
 	}
