@@ -129,13 +129,15 @@ func TestDecodeCallRejects(t *testing.T) {
 	good := encodeCall(t, binary.LittleEndian, 0, "bench", []byte{1}, uint32(5))
 	mutate := func(f func(b []byte) []byte) []byte { return f(append([]byte(nil), good...)) }
 	cases := map[string][]byte{
-		"short":         good[:10],
-		"truncated":     good[:len(good)-1],
-		"trailing":      append(append([]byte(nil), good...), 0),
-		"serial 0":      mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:12], 0); return b }),
-		"version":       mutate(func(b []byte) []byte { b[3] = 2; return b }),
-		"byte order":    mutate(func(b []byte) []byte { b[0] = 'x'; return b }),
-		"huge string":   mutate(func(b []byte) []byte { return bytes.Replace(b, []byte{5, 0, 0, 0, 'b'}, []byte{0xff, 0xff, 0xff, 0x7f, 'b'}, 1) }),
+		"short":      good[:10],
+		"truncated":  good[:len(good)-1],
+		"trailing":   append(append([]byte(nil), good...), 0),
+		"serial 0":   mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[8:12], 0); return b }),
+		"version":    mutate(func(b []byte) []byte { b[3] = 2; return b }),
+		"byte order": mutate(func(b []byte) []byte { b[0] = 'x'; return b }),
+		"huge string": mutate(func(b []byte) []byte {
+			return bytes.Replace(b, []byte{5, 0, 0, 0, 'b'}, []byte{0xff, 0xff, 0xff, 0x7f, 'b'}, 1)
+		}),
 		"no NUL":        mutate(func(b []byte) []byte { return bytes.Replace(b, []byte("bench\x00"), []byte("benchX"), 1) }),
 		"bad signature": mutate(func(b []byte) []byte { return bytes.Replace(b, []byte("sayu\x00"), []byte("sa(u\x00"), 1) }),
 	}
