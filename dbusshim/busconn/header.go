@@ -13,11 +13,14 @@ const (
 	TypeError        = 3
 	TypeSignal       = 4
 
-	fieldPath      = 1
-	fieldInterface = 2
-	fieldMember    = 3
-	fieldSignature = 8
-	fieldUnixFDs   = 9
+	fieldPath        = 1
+	fieldInterface   = 2
+	fieldMember      = 3
+	fieldErrorName   = 4
+	fieldReplySerial = 5
+	fieldDestination = 6
+	fieldSignature   = 8
+	fieldUnixFDs     = 9
 )
 
 // maxMessage is the largest message the D-Bus specification allows (2^27).
