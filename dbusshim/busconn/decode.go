@@ -17,9 +17,6 @@ import (
 // errOtherShape sends a message to godbus's decoder.
 var errOtherShape = errors.New("busconn: shape left to godbus")
 
-// maxDepth bounds nesting as godbus does (64 containers).
-const maxDepth = 64
-
 // decodeCall decodes one complete method call and returns it with its serial
 // (a dbus.Message built outside godbus cannot carry one). fds arrived with it.
 func decodeCall(msg []byte, fds []int) (*dbus.Message, uint32, error) {
@@ -312,9 +309,6 @@ func (r *callReader) value(sig string, depth int) any {
 	}
 	return nil
 }
-
-// maxArray is the D-Bus limit on an array's length in bytes.
-const maxArray = 1 << 26
 
 func (r *callReader) array(sig string, depth int) any {
 	n := int(r.u32())

@@ -22,15 +22,19 @@ import (
 // laid out exactly as godbus would lay them out (same signature, same bytes),
 // except that map entries are sorted so the output is deterministic.
 
-// outMessage is a reply or error message we encode ourselves.
+// outMessage is a reply, error or signal we encode ourselves.
 type outMessage struct {
-	Type        byte   // TypeMethodReturn or TypeError (constants in header.go)
+	Type        byte   // TypeMethodReturn, TypeError or TypeSignal (constants in header.go)
 	Flags       byte   // usually 0
 	Serial      uint32 // must be non-zero
-	ReplySerial uint32 // non-zero
+	ReplySerial uint32 // non-zero; replies and errors only
 	Destination string // header field 6, omitted when ""
 	ErrorName   string // header field 4, TypeError only (required there)
-	Body        []any
+	// Path, Interface and Member name a signal (header fields 1-3); signals only.
+	Path      dbus.ObjectPath
+	Interface string
+	Member    string
+	Body      []any
 }
 
 // errUnencodable reports a body value appendMessage does not encode (unix fds,
@@ -88,8 +92,19 @@ func (e *encoder) message(m *outMessage) error {
 	e.b = append(e.b, 0, 0, 0, 0) // header fields length set below
 	fields := len(e.b)
 
-	e.b = append(e.b, fieldReplySerial, 1, 'u', 0)
-	e.b = binary.LittleEndian.AppendUint32(e.b, m.ReplySerial)
+	if m.Type == TypeSignal {
+		e.b = append(e.b, fieldPath, 1, 'o', 0)
+		e.counted(string(m.Path)) // checkHeader validated the three
+		e.pad(8)
+		e.b = append(e.b, fieldInterface, 1, 's', 0)
+		e.counted(m.Interface)
+		e.pad(8)
+		e.b = append(e.b, fieldMember, 1, 's', 0)
+		e.counted(m.Member)
+	} else {
+		e.b = append(e.b, fieldReplySerial, 1, 'u', 0)
+		e.b = binary.LittleEndian.AppendUint32(e.b, m.ReplySerial)
+	}
 	if m.Destination != "" {
 		e.pad(8)
 		e.b = append(e.b, fieldDestination, 1, 's', 0)
@@ -136,12 +151,26 @@ func (e *encoder) message(m *outMessage) error {
 
 // checkHeader refuses what would make dbus-daemon disconnect us.
 func checkHeader(m *outMessage) error {
+	if m.Type == TypeSignal {
+		switch {
+		case !validPath(string(m.Path)):
+			return dbus.InvalidMessageError("invalid path name")
+		case !validDotted(m.Interface, false, false):
+			return dbus.InvalidMessageError("invalid interface name")
+		case !validMember(m.Member):
+			return dbus.InvalidMessageError("invalid member name")
+		case m.ReplySerial != 0:
+			return dbus.InvalidMessageError("reply serial on a signal")
+		}
+	} else if m.Path != "" || m.Interface != "" || m.Member != "" {
+		return dbus.InvalidMessageError("path, interface or member on a reply")
+	}
 	switch {
-	case m.Type != TypeMethodReturn && m.Type != TypeError:
-		return dbus.InvalidMessageError("not a reply or error type")
+	case m.Type != TypeMethodReturn && m.Type != TypeError && m.Type != TypeSignal:
+		return dbus.InvalidMessageError("not a reply, error or signal type")
 	case m.Flags&^flagsKnown != 0:
 		return dbus.InvalidMessageError("invalid flags")
-	case m.Serial == 0 || m.ReplySerial == 0:
+	case m.Serial == 0 || (m.ReplySerial == 0 && m.Type != TypeSignal):
 		return dbus.InvalidMessageError("zero serial")
 	case m.Destination != "" && !validBusName(m.Destination):
 		return dbus.InvalidMessageError("invalid destination")
@@ -846,6 +875,20 @@ var memberChars, pathChars = func() (m [256]bool, p [256]byte) {
 }()
 
 // validBusName checks a destination as dbus-daemon does; godbus does not.
+// validMember is the rule for member names: one element of [A-Za-z0-9_], not
+// starting with a digit, at most 255 bytes.
+func validMember(s string) bool {
+	if s == "" || len(s) > 255 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !memberChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 func validBusName(s string) bool {
 	if len(s) > 255 {
 		return false

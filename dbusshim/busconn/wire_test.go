@@ -35,8 +35,15 @@ func godbusMessage(m *outMessage) *dbus.Message {
 	msg := &dbus.Message{
 		Type:    dbus.Type(m.Type),
 		Flags:   dbus.Flags(m.Flags),
-		Headers: map[dbus.HeaderField]dbus.Variant{dbus.FieldReplySerial: dbus.MakeVariant(m.ReplySerial)},
+		Headers: map[dbus.HeaderField]dbus.Variant{},
 		Body:    m.Body,
+	}
+	if m.Type == TypeSignal {
+		msg.Headers[dbus.FieldPath] = dbus.MakeVariant(m.Path)
+		msg.Headers[dbus.FieldInterface] = dbus.MakeVariant(m.Interface)
+		msg.Headers[dbus.FieldMember] = dbus.MakeVariant(m.Member)
+	} else {
+		msg.Headers[dbus.FieldReplySerial] = dbus.MakeVariant(m.ReplySerial)
 	}
 	if m.Destination != "" {
 		msg.Headers[dbus.FieldDestination] = dbus.MakeVariant(m.Destination)
@@ -327,6 +334,33 @@ func TestAppendMessageError(t *testing.T) {
 }
 
 // The message aligns relative to its own start, not to b's.
+// Signals: path, interface and member in the header, no reply serial.
+func TestAppendMessageSignal(t *testing.T) {
+	signal := func(body ...any) *outMessage {
+		return &outMessage{Type: TypeSignal, Serial: 9, Path: "/org/freedesktop/machine1", Interface: "org.freedesktop.machine1.Manager", Member: "MachineNew", Body: body}
+	}
+	sameAsGodbus(t, signal("bench-1", dbus.ObjectPath("/org/freedesktop/machine1/machine/bench_2d1")))
+	sameAsGodbus(t, signal())
+	withDest := signal("x")
+	withDest.Destination = ":1.7"
+	sameAsGodbus(t, withDest)
+	for name, m := range map[string]*outMessage{
+		"bad path":         {Type: TypeSignal, Serial: 1, Path: "/a/", Interface: "a.b", Member: "C"},
+		"no path":          {Type: TypeSignal, Serial: 1, Interface: "a.b", Member: "C"},
+		"bad interface":    {Type: TypeSignal, Serial: 1, Path: "/a", Interface: "ab", Member: "C"},
+		"bad member":       {Type: TypeSignal, Serial: 1, Path: "/a", Interface: "a.b", Member: "C.D"},
+		"digit member":     {Type: TypeSignal, Serial: 1, Path: "/a", Interface: "a.b", Member: "1C"},
+		"reply serial":     {Type: TypeSignal, Serial: 1, ReplySerial: 3, Path: "/a", Interface: "a.b", Member: "C"},
+		"path on a reply":  {Type: TypeMethodReturn, Serial: 1, ReplySerial: 3, Path: "/a"},
+		"zero serial":      {Type: TypeSignal, Path: "/a", Interface: "a.b", Member: "C"},
+		"method call type": {Type: TypeMethodCall, Serial: 1, ReplySerial: 3},
+	} {
+		if _, err := appendMessage(nil, m); err == nil || errors.Is(err, errUnencodable) {
+			t.Errorf("%s: %v, want an invalid-message error", name, err)
+		}
+	}
+}
+
 func TestAppendMessageAfterBytes(t *testing.T) {
 	m := reply(byte(1), uint64(2), byte(3), machineList(3), byte(4), map[string]dbus.Variant{"a": dbus.MakeVariant(uint64(1))})
 	alone, err := appendMessage(nil, m)
