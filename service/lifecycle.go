@@ -41,6 +41,7 @@ func (m *Manager) finalizeLocked(mc *machine, why string) {
 	mc.finalized = true
 	name := mc.info.Name
 	delete(m.machines, name)
+	m.sorted = nil
 	if m.byLeader[mc.leader.PID] == mc {
 		delete(m.byLeader, mc.leader.PID)
 	}

@@ -42,6 +42,7 @@ type Manager struct {
 
 	mu             sync.Mutex
 	machines       map[string]*machine // by name, incl. .host
+	sorted         []*machine          // machines in name order; nil when stale (see sortedLocked)
 	byLeader       map[int]*machine    // by leader PID (started machines only)
 	byUnit         map[string]*machine // machines that own their whole unit
 	pendingNames   map[string]bool     // registrations in flight, between the two locked phases
@@ -83,6 +84,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.HostMachine {
 		m.machines[HostName] = hostMachine(m.log)
+		m.sorted = nil
 	}
 	return m, nil
 }
@@ -109,13 +111,27 @@ func (m *Manager) Close() {
 // List returns every machine, .host included, sorted by name.
 func (m *Manager) List() []MachineInfo {
 	m.mu.Lock()
-	out := make([]MachineInfo, 0, len(m.machines))
-	for _, mc := range m.machines {
+	defer m.mu.Unlock()
+	sorted := m.sortedLocked()
+	out := make([]MachineInfo, 0, len(sorted))
+	for _, mc := range sorted {
 		out = append(out, mc.snapshot())
 	}
-	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b MachineInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// sortedLocked returns the machines in name order. The order is kept until the
+// registry changes, so repeated listings do not sort again. m.mu must be held.
+func (m *Manager) sortedLocked() []*machine {
+	if m.sorted == nil {
+		s := make([]*machine, 0, len(m.machines))
+		for _, mc := range m.machines {
+			s = append(s, mc)
+		}
+		slices.SortFunc(s, func(a, b *machine) int { return strings.Compare(a.info.Name, b.info.Name) })
+		m.sorted = s
+	}
+	return m.sorted
 }
 
 // Count returns how many machines are registered, .host included.

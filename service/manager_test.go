@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -228,4 +229,40 @@ func BenchmarkRegisterUnregister(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// List is in name order however the registry changed since the last listing.
+func TestListOrder(t *testing.T) {
+	m := newTestManager(t)
+	names := func() []string {
+		var out []string
+		for _, mi := range m.List() {
+			out = append(out, mi.Name)
+		}
+		return out
+	}
+	want := func(exp ...string) {
+		t.Helper()
+		if got := names(); !slices.Equal(got, exp) {
+			t.Fatalf("List: %v, want %v", got, exp)
+		}
+	}
+	register := func(name string) {
+		t.Helper()
+		if _, err := m.Register(context.Background(), root, RegisterRequest{Name: name, Class: "container", Leader: startSleep(t).Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(HostName)
+	for _, n := range []string{"m", "b", "z", "a"} {
+		register(n)
+	}
+	want(HostName, "a", "b", "m", "z")
+	want(HostName, "a", "b", "m", "z") // from the kept order
+	if err := m.Unregister(context.Background(), root, Selector{Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	want(HostName, "a", "m", "z")
+	register("c")
+	want(HostName, "a", "c", "m", "z")
 }

@@ -283,6 +283,7 @@ func (m *Manager) startLocked(mc *machine) {
 	m.nextGen++
 	mc.gen = m.nextGen
 	m.machines[mc.info.Name] = mc
+	m.sorted = nil
 	m.byLeader[mc.leader.PID] = mc
 	if mc.info.OwnsUnit() {
 		m.byUnit[mc.info.Unit] = mc

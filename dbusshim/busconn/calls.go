@@ -29,6 +29,9 @@ type CallHandler interface {
 // and starting half-way keeps the two counters apart anyway.
 const firstReplySerial = 1 << 31
 
+// DefaultMaxCalls bounds the calls a connection serves at once (Config.MaxCalls).
+const DefaultMaxCalls = 4096
+
 // takeCall decodes one method call from the bus and starts serving it. fds
 // arrived with it and are consumed here: handed to the handler, or closed.
 func (r *relay) takeCall(msg []byte, h Header, fds []int) {
@@ -46,11 +49,27 @@ func (r *relay) takeCall(msg []byte, h Header, fds []int) {
 		r.log.Debug("dropping undecodable method call", "err", err)
 		return
 	}
-	go r.serve(m, serial)
+	if r.inflight.Add(1) > int64(r.maxCalls) {
+		// The bus bounds a client's calls awaiting replies, not those sent
+		// with NO_REPLY_EXPECTED; without this a flood of them would start
+		// goroutines without end.
+		r.inflight.Add(-1)
+		closeFDs(fds)
+		r.log.Debug("refusing method call: too many in progress", "limit", r.maxCalls)
+		r.reply(m, serial, nil, dbus.NewError(limitsExceededName, []any{"Too many calls in progress"}))
+		return
+	}
+	go func() {
+		defer r.inflight.Add(-1)
+		body, err := r.callHandler(m)
+		r.reply(m, serial, body, err)
+	}()
 }
 
-func (r *relay) serve(m *dbus.Message, serial uint32) {
-	body, err := r.callHandler(m)
+const limitsExceededName = "org.freedesktop.DBus.Error.LimitsExceeded"
+
+// reply answers the call m (with serial) with body, or with err when set.
+func (r *relay) reply(m *dbus.Message, serial uint32, body []any, err error) {
 	if m.Flags&dbus.FlagNoReplyExpected != 0 {
 		return
 	}

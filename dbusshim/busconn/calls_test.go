@@ -225,3 +225,65 @@ func TestEmit(t *testing.T) {
 		t.Error("Emit from an invalid path: no error")
 	}
 }
+
+// Past MaxCalls in progress a call is refused at once with LimitsExceeded,
+// with or without a reply expected, and the connection serves on once the
+// calls in progress end.
+func TestCallsLimit(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running, most := 0, 0
+	entered := make(chan struct{}, 100)
+	h := funcHandler(func(m *dbus.Message) ([]any, error) {
+		if member(m) != "Block" {
+			return nil, nil
+		}
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		entered <- struct{}{}
+		<-release
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil, nil
+	})
+	bus := bustest.Start(t, "")
+	server, err := Dial(bus.Address, Config{Calls: h, MaxCalls: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	client, err := dbus.Connect(bus.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	obj := client.Object(server.Names()[0], testPath)
+	blocked := []*dbus.Call{obj.Go(testIface+".Block", 0, nil), obj.Go(testIface+".Block", 0, nil)}
+	<-entered
+	<-entered
+	for i := 0; i < 50; i++ {
+		obj.Go(testIface+".Block", dbus.FlagNoReplyExpected, nil)
+	}
+	err = callCtx(t, client, server.Names()[0], "Other").Err
+	var de dbus.Error
+	if !errors.As(err, &de) || de.Name != limitsExceededName {
+		t.Fatalf("third call: %v, want %s", err, limitsExceededName)
+	}
+	close(release)
+	for _, c := range blocked {
+		if err := (<-c.Done).Err; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := callCtx(t, client, server.Names()[0], "Other").Err; err != nil {
+		t.Fatalf("after the blocked calls ended: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 2 {
+		t.Errorf("%d calls ran at once, limit 2", most)
+	}
+}

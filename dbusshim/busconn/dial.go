@@ -25,6 +25,9 @@ type Config struct {
 	// Calls, when set, answers every incoming method call in place of
 	// godbus (see CallHandler); AcceptFDs applies to the calls' fds too.
 	Calls CallHandler
+	// MaxCalls bounds the calls served at once; beyond it a call is answered
+	// org.freedesktop.DBus.Error.LimitsExceeded. 0 means DefaultMaxCalls.
+	MaxCalls int
 	// Logger receives relay diagnostics; nil discards them.
 	Logger *slog.Logger
 }
@@ -121,6 +124,9 @@ func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*Conn, error) 
 	}
 	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{})}
 	r.serial.Store(firstReplySerial)
+	if r.maxCalls = cfg.MaxCalls; r.maxCalls <= 0 {
+		r.maxCalls = DefaultMaxCalls
+	}
 	go r.run()
 	conn, err := dbus.ConnectUnix(godbusSide, opts...)
 	if err != nil {

@@ -26,8 +26,10 @@ type relay struct {
 	calls      CallHandler       // nil: method calls go to godbus
 	log        *slog.Logger
 
-	busMu  sync.Mutex    // one message at a time on the bus socket
-	serial atomic.Uint32 // of the replies the relay sends
+	busMu    sync.Mutex    // one message at a time on the bus socket
+	serial   atomic.Uint32 // of the replies and signals the relay sends
+	inflight atomic.Int64  // calls being served
+	maxCalls int
 
 	begun     atomic.Bool // the client sent BEGIN: the bus now speaks messages
 	closeOnce sync.Once

@@ -18,12 +18,12 @@
 // answer org.freedesktop.DBus.Error.NotSupported until the core implements
 // them; the introspection data already lists them with upstream's signatures.
 //
-// The shim dispatches every call itself through one dbus.Handler
-// (Server.Handler), so nothing is exported or unexported while calls arrive
-// (godbus's object map is not safe for that) and unknown objects get
-// upstream's UnknownObject. The connection must come from dbusshim/busconn,
-// which keeps the fd arrays that crash godbus v5.2.4 away from it; AcceptFDs
-// is the fd policy to give it.
+// The shim dispatches every call itself (Server.ServeCall, the connection's
+// busconn.CallHandler), so no object is ever exported or unexported while
+// calls arrive, unknown objects get upstream's UnknownObject, and replies are
+// encoded once by busconn. The connection must come from busconn.Dial, which
+// also keeps the fd arrays that crash godbus v5.2.4 away from it; AcceptFDs is
+// the fd policy to give it.
 //
 // This package must not import the varlink or userdb front ends; cmd/machined
 // wires it to the bus and to the core.

@@ -110,7 +110,7 @@ func AcceptFDs(h busconn.Header) bool {
 }
 
 // Start binds the server to the core and the connection conn (dialled with
-// Handler), forwards registry events as signals and requests BusName. It
+// the server as its Calls), forwards registry events as signals and requests BusName. It
 // fails if the name is taken.
 func (s *Server) Start(ctx context.Context, conn *busconn.Conn, mgr *service.Manager) error {
 	if mgr == nil || conn == nil {
