@@ -120,6 +120,26 @@ func (m *Manager) List() []MachineInfo {
 	return out
 }
 
+// Brief is what a listing of many machines shows of each.
+type Brief struct {
+	Name    string
+	Class   Class
+	Service string
+}
+
+// ListBrief is List reduced to Brief: without copying whole snapshots, for
+// listings (D-Bus ListMachines) that show no more.
+func (m *Manager) ListBrief() []Brief {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sorted := m.sortedLocked()
+	out := make([]Brief, len(sorted))
+	for i, mc := range sorted {
+		out[i] = Brief{Name: mc.info.Name, Class: mc.info.Class, Service: mc.info.Service}
+	}
+	return out
+}
+
 // sortedLocked returns the machines in name order. The order is kept until the
 // registry changes, so repeated listings do not sort again. m.mu must be held.
 func (m *Manager) sortedLocked() []*machine {

@@ -254,6 +254,13 @@ func TestListOrder(t *testing.T) {
 		}
 	}
 	want(HostName)
+	brief := func() []string {
+		var out []string
+		for _, b := range m.ListBrief() {
+			out = append(out, b.Name)
+		}
+		return out
+	}
 	for _, n := range []string{"m", "b", "z", "a"} {
 		register(n)
 	}
@@ -265,4 +272,10 @@ func TestListOrder(t *testing.T) {
 	want(HostName, "a", "m", "z")
 	register("c")
 	want(HostName, "a", "c", "m", "z")
+	if got := brief(); !slices.Equal(got, names()) {
+		t.Errorf("ListBrief %v, List %v", got, names())
+	}
+	if b := m.ListBrief()[1]; b.Class != "container" || b.Name != "a" {
+		t.Errorf("ListBrief entry %+v", b)
+	}
 }

@@ -25,10 +25,5 @@ func (c *Conn) Emit(path dbus.ObjectPath, name string, values ...any) error {
 		return fmt.Errorf("busconn: signal name %q is not interface.member", name)
 	}
 	out := outMessage{Type: TypeSignal, Serial: c.r.serial.Add(1), Path: path, Interface: name[:i], Member: name[i+1:], Body: values}
-	b, fds, err := encodeOut(&out)
-	if err != nil {
-		return err
-	}
-	defer closeFDs(fds)
-	return c.r.writeBus(b, fds)
+	return c.r.send(&out)
 }

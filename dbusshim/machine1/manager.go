@@ -104,10 +104,10 @@ type machineEntry struct {
 }
 
 func listMachines(c *call) ([]any, error) {
-	list := c.mgr().List()
+	list := c.mgr().ListBrief()
 	out := make([]machineEntry, 0, len(list))
-	for _, mi := range list {
-		out = append(out, machineEntry{mi.Name, string(mi.Class), mi.Service, MachinePath(mi.Name)})
+	for _, b := range list {
+		out = append(out, machineEntry{b.Name, string(b.Class), b.Service, MachinePath(b.Name)})
 	}
 	return []any{out}, nil
 }

@@ -388,10 +388,10 @@ func (s *Server) resolve(c *call) (*object, error) {
 
 // machineChildren lists the escaped names of all machines (not "self").
 func (s *Server) machineChildren(c *call) []string {
-	list := c.mgr().List()
+	list := c.mgr().ListBrief()
 	out := make([]string, 0, len(list))
-	for _, mi := range list {
-		out = append(out, EscapeLabel(mi.Name))
+	for _, b := range list {
+		out = append(out, EscapeLabel(b.Name))
 	}
 	return out
 }
