@@ -50,6 +50,14 @@ type busDaemon struct {
 
 func (b *busDaemon) address() string { return "unix:path=" + b.socket }
 
+// busPID is the PID of the daemon's own bus, 0 when it has none of its own.
+func (d *daemon) busPID() int {
+	if d.bus == nil || d.bus.cmd == nil || d.bus.cmd.Process == nil {
+		return 0
+	}
+	return d.bus.cmd.Process.Pid
+}
+
 // startBus runs dbus-daemon listening on socket; scratch is where its config and
 // log go. It refuses a socket path somebody answers on.
 func startBus(socket, scratch string) (*busDaemon, error) {

@@ -41,6 +41,7 @@ type config struct {
 	nss          bool
 	lockPath     string
 	lockWait     time.Duration
+	duel         bool
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -67,6 +68,7 @@ func parseFlags(args []string) (config, error) {
 		fmt.Fprintf(fs.Output(), "usage: bench-compare [flags]\n\n%s\nflags:\n", usageText)
 		fs.PrintDefaults()
 	}
+	fs.BoolVar(&c.duel, "duel", false, "only the D-Bus workloads, with all daemons running at once and their repetitions interleaved; prints the figures, writes no docs")
 	quick := fs.Bool("quick", false, "small sizes and short repetitions (a few minutes); does not write the docs unless -doc/-svg are given")
 	reps := fs.Int("reps", 3, "repetitions per figure (the table shows the median)")
 	dur := fs.Duration("duration", time.Second, "length of one repetition of a rate or latency workload")
@@ -113,6 +115,12 @@ func parseFlags(args []string) (config, error) {
 		}
 		if !set["svg"] {
 			c.svg = ""
+		}
+	}
+	if c.duel {
+		*list, *udb, c.nss, c.startup, c.doc, c.svg = "", "", false, false, "", ""
+		if !set["reps"] {
+			c.reps = 7
 		}
 	}
 	var err error
@@ -271,6 +279,9 @@ func run(cfg config) error {
 	}
 	logf("leaders up in %s", time.Since(t).Round(time.Millisecond))
 
+	if cfg.duel {
+		return b.runDuel(scratch)
+	}
 	var versions []string
 	for _, key := range cfg.daemons {
 		if interrupted.Load() {

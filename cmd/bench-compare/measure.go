@@ -43,19 +43,28 @@ func medianRate(reps int, dur time.Duration, minOps int, op func() error) (float
 func latencies(reps int, dur time.Duration, minOps, maxOps int, op func() error) (float64, []float64, error) {
 	var all, perRep []float64
 	for range reps {
-		var s []float64
-		start := time.Now()
-		for len(s) < maxOps && (len(s) < minOps || time.Since(start) < dur) {
-			t := time.Now()
-			if err := op(); err != nil {
-				return 0, perRep, err
-			}
-			s = append(s, float64(time.Since(t).Nanoseconds())/1e6)
+		med, s, err := latencyRun(dur, minOps, maxOps, op)
+		if err != nil {
+			return 0, perRep, err
 		}
 		all = append(all, s...)
-		perRep = append(perRep, median(s))
+		perRep = append(perRep, med)
 	}
 	return median(all), perRep, nil
+}
+
+// latencyRun is one repetition of latencies: the median and every call, in ms.
+func latencyRun(dur time.Duration, minOps, maxOps int, op func() error) (float64, []float64, error) {
+	var s []float64
+	start := time.Now()
+	for len(s) < maxOps && (len(s) < minOps || time.Since(start) < dur) {
+		t := time.Now()
+		if err := op(); err != nil {
+			return 0, s, err
+		}
+		s = append(s, float64(time.Since(t).Nanoseconds())/1e6)
+	}
+	return median(s), s, nil
 }
 
 func median(s []float64) float64 {
