@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/sockio"
 )
 
 var (
@@ -57,7 +59,9 @@ type fdBatch struct {
 }
 
 func newConn(uc *net.UnixConn, lim Limits, peer Peer) *Conn {
-	return &Conn{uc: uc, lim: lim, peer: peer}
+	c := &Conn{uc: uc, lim: lim, peer: peer}
+	c.rc, _ = uc.SyscallConn() // fails only for a closed socket; see fill and write
+	return c
 }
 
 // Peer returns who is at the other end.
@@ -145,11 +149,9 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); retu
 
 func (c *Conn) fill() error {
 	if c.rc == nil {
-		rc, err := c.uc.SyscallConn()
-		if err != nil {
-			return err
-		}
-		c.rc = rc
+		return net.ErrClosed
+	}
+	if c.oob == nil {
 		// One slot more than allowed, so that an oversized batch is seen whole
 		// and refused rather than silently truncated.
 		c.oob = make([]byte, unix.CmsgSpace(4*(max(c.lim.MaxFDsPerMessage, 1)+1)))
@@ -167,7 +169,7 @@ func (c *Conn) fill() error {
 				c.buf = append(c.buf, make([]byte, readChunk)...)[:len(c.buf)]
 			}
 		}
-		n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), c.buf[len(c.buf):cap(c.buf)], c.oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, rerr = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
 		if rerr == unix.EAGAIN {
 			return false // not readable after all: park until it is
 		}
@@ -302,7 +304,7 @@ func (c *Conn) WriteWithFDs(ctx context.Context, b []byte, fds []*os.File) (int,
 	c.setWriteDeadline()
 	n, _, err := c.uc.WriteMsgUnix(b, unix.UnixRights(raw...), nil)
 	if err == nil && n < len(b) {
-		_, err = c.uc.Write(b[n:])
+		err = c.write(b[n:])
 	}
 	if err != nil {
 		return 0, err
@@ -323,13 +325,21 @@ func (c *Conn) flushLocked() error {
 		return nil
 	}
 	c.setWriteDeadline()
-	_, err := c.uc.Write(c.out)
+	err := c.write(c.out)
 	if cap(c.out) > 4*flushThreshold {
 		c.out = nil
 	} else {
 		c.out = c.out[:0]
 	}
 	return err
+}
+
+// write writes all of b (see internal/sockio for why not c.uc.Write).
+func (c *Conn) write(b []byte) error {
+	if c.rc == nil {
+		return net.ErrClosed
+	}
+	return sockio.Write(c.rc, b)
 }
 
 func (c *Conn) setWriteDeadline() {

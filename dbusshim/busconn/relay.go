@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/sockio"
 )
 
 // maxFDsPerRead sizes the control buffer: more fds than any bus forwards in one
@@ -81,8 +83,12 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 		framing bool
 	)
 	defer func() { closeFDs(fds) }()
+	srcRaw, err := src.SyscallConn()
+	if err != nil {
+		return
+	}
 	for {
-		n, oobn, flags, _, err := src.ReadMsgUnix(chunk, oob)
+		n, oobn, flags, err := sockio.ReadMsg(srcRaw, chunk, oob)
 		if oobn > 0 {
 			got, perr := rights(oob[:oobn])
 			fds = append(fds, got...)
@@ -252,14 +258,11 @@ func writeAll(c *net.UnixConn, b []byte, fds []int) error {
 		}
 		b = b[n:]
 	}
-	for len(b) > 0 {
-		n, err := c.Write(b)
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
 	}
-	return nil
+	return sockio.Write(rc, b)
 }
 
 // rights returns the fds of every SCM_RIGHTS message in oob.
