@@ -12,6 +12,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/proc"
 )
 
 // maxCachedCreds bounds the credential cache; past it an arbitrary entry goes.
@@ -22,9 +24,10 @@ const credTimeout = 10 * time.Second
 
 // creds is what the bus told us about a sender.
 type creds struct {
-	uid   uint32
-	pid   int
-	pidfd int // ours; -1 when none could be had
+	uid     uint32
+	pid     int
+	pidfd   int    // ours; -1 when none could be had
+	pidfdID uint64 // its pidfs inode, read once; 0 when unknown
 }
 
 // credCache keeps the bus's credentials per unique name. Unique names are
@@ -188,6 +191,7 @@ func parseCreds(m map[string]dbus.Variant) (creds, error) {
 			c.pidfd = fd
 		}
 	}
+	c.pidfdID = proc.PidfdID(c.pidfd)
 	return c, nil
 }
 

@@ -86,7 +86,7 @@ func getMachine(c *call) ([]any, error) {
 }
 
 func getMachineByPID(c *call) ([]any, error) {
-	caller, err := c.callerOf()
+	caller, err := c.pinnedCallerOf()
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func scopeProperties(v any) ([]service.UnitProperty, error) {
 // systemd backend waits for the start job), so the reply is the signal that
 // the scope is there, as upstream's deferred CreateMachine reply is.
 func register(c *call, req service.RegisterRequest) ([]any, error) {
-	caller, err := c.callerOf()
+	caller, err := c.pinnedCallerOf()
 	if err != nil {
 		if req.LeaderRef != nil {
 			req.LeaderRef.Close()

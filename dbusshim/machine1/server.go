@@ -178,6 +178,7 @@ func (c *call) mgr() *service.Manager { return c.s.mgr.Load() }
 
 // callerOf returns who is calling, from the bus's credentials of the sender
 // (cached per unique name) and the message's interactive-authorization flag.
+// It carries no pidfd: only pinnedCallerOf's callers pin the caller's process.
 func (c *call) callerOf() (service.Caller, error) {
 	c.callerOnce.Do(func() {
 		cr, err := c.s.cred.get(c.ctx, c.sender)
@@ -190,15 +191,28 @@ func (c *call) callerOf() (service.Caller, error) {
 			GID:         ^uint32(0), // the bus does not say; the core does not use it
 			PID:         cr.pid,
 			PIDFD:       -1,
+			PIDFDID:     cr.pidfdID,
 			Interactive: c.msg.Flags&dbus.FlagAllowInteractiveAuthorization != 0,
 			BusName:     c.sender,
 		}
-		if fd := c.s.cred.dupPIDFD(c.sender); fd >= 0 {
-			c.caller.PIDFD = fd
-			c.cleanup = append(c.cleanup, func() { closeFD(fd) })
-		}
 	})
 	return c.caller, c.callerErr
+}
+
+// pinnedCallerOf is callerOf with a dup of the caller's cached pidfd, for the
+// calls that pin the caller's process: registrations (the caller supervises,
+// or leads) and lookups of the caller's own machine. The cache may close its
+// pidfd as soon as the caller leaves the bus, hence the dup.
+func (c *call) pinnedCallerOf() (service.Caller, error) {
+	caller, err := c.callerOf()
+	if err != nil || caller.PIDFD >= 0 {
+		return caller, err
+	}
+	if fd := c.s.cred.dupPIDFD(c.sender); fd >= 0 {
+		c.caller.PIDFD = fd
+		c.cleanup = append(c.cleanup, func() { closeFD(fd) })
+	}
+	return c.caller, nil
 }
 
 // ServeCall answers one method call; busconn runs it on a goroutine of its
@@ -366,7 +380,7 @@ func (s *Server) resolve(c *call) (*object, error) {
 	var caller service.Caller
 	if label == selfLabel {
 		var err error
-		if caller, err = c.callerOf(); err != nil {
+		if caller, err = c.pinnedCallerOf(); err != nil {
 			return nil, err
 		}
 		sel = service.Selector{HasPID: true, PID: 0}
