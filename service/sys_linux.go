@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/quicksys"
 )
 
 func dupCloexec(fd int) (int, error) {
-	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	return quicksys.DupCloexec(fd)
 }
 
 // monotonicMicros is CLOCK_MONOTONIC in µs. It is read by syscall once; after

@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/quicksys"
 	"github.com/machined-go/machined/service/proc"
 )
 
@@ -203,7 +204,7 @@ func (cc *credCache) dupPIDFD(sender string) int {
 	if !ok || c.pidfd < 0 {
 		return -1
 	}
-	fd, err := unix.FcntlInt(uintptr(c.pidfd), unix.F_DUPFD_CLOEXEC, 3)
+	fd, err := quicksys.DupCloexec(c.pidfd)
 	if err != nil {
 		return -1
 	}
@@ -212,7 +213,7 @@ func (cc *credCache) dupPIDFD(sender string) int {
 
 func closeFD(fd int) {
 	if fd >= 0 {
-		unix.Close(fd)
+		quicksys.Close(fd)
 	}
 }
 

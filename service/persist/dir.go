@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/quicksys"
 )
 
 // Dir is the state directory.
@@ -30,26 +32,26 @@ func (d Dir) Save(r Record) error {
 	// Saves of one name never overlap (the registry serializes them), so a fixed
 	// temp name is enough; Load removes one a crash left behind.
 	tmp := filepath.Join(d.Path, ".#"+r.Name)
-	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+	fd, err := quicksys.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: tmp, Err: err}
 	}
 	data := Encode(r)
-	n, err := unix.Write(fd, data)
+	n, err := quicksys.Write(fd, data)
 	if err == nil && n != len(data) {
 		err = io.ErrShortWrite
 	}
 	if err == nil && umask()&0o644 != 0 {
 		err = unix.Fchmod(fd, 0o644) // the file is ABI: 0644 whatever the umask
 	}
-	if cerr := unix.Close(fd); err == nil {
+	if cerr := quicksys.Close(fd); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = unix.Rename(tmp, filepath.Join(d.Path, r.Name))
+		err = quicksys.Rename(tmp, filepath.Join(d.Path, r.Name))
 	}
 	if err != nil {
-		unix.Unlink(tmp)
+		quicksys.Unlink(tmp)
 		return fmt.Errorf("save %s: %w", r.Name, err)
 	}
 	if r.Unit != "" && r.Subgroup == "" {
@@ -73,7 +75,7 @@ func (d Dir) link(unit, name string) error {
 
 // Remove deletes a record and its unit link, if the link still points at it.
 func (d Dir) Remove(name, unit string) error {
-	err := os.Remove(filepath.Join(d.Path, name))
+	err := quicksys.Unlink(filepath.Join(d.Path, name))
 	if errors.Is(err, os.ErrNotExist) {
 		err = nil
 	}

@@ -3,5 +3,6 @@
 // The format is a de-facto ABI read by sd-login, nss-mymachines, "-M" users and
 // upstream machined, so keys, order and quoting follow upstream.
 //
-// It must not import varlink, godbus or any other project package.
+// It must not import varlink, godbus or any other project package but
+// internal/quicksys, through which the hot path's file system calls go.
 package persist

@@ -13,6 +13,7 @@
 // The package is called by the service core (registration, lookup by PID, exit
 // tracking, metadata queries) and by cmd/machined (cgroup root discovery). It
 // must not import the Varlink or D-Bus libraries or any other package of this
-// project: its only dependencies are the standard library and
+// project but internal/quicksys (the raw file system calls of the registration
+// hot path): its other dependencies are the standard library and
 // golang.org/x/sys/unix.
 package proc

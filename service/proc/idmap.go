@@ -9,7 +9,7 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/machined-go/machined/internal/quicksys"
 )
 
 // IDMapLine is one line of a uid_map or gid_map: Count IDs starting at Inner
@@ -97,14 +97,18 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 	return uids, gids, nil
 }
 
-// ownUserNS identifies our user namespace (dev, inode), zero when unknown.
-var ownUserNS = sync.OnceValue(func() [2]uint64 {
-	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/user", &st) != nil {
-		return [2]uint64{}
+// ownUserNS names our user namespace ("user:[inode]"), "" when unknown.
+var ownUserNS = sync.OnceValue(func() string { return userNSLink("self") })
+
+// userNSLink reads /proc/<pid>/ns/user; the link's text names the namespace.
+func userNSLink(pid string) string {
+	var buf [64]byte
+	n, err := quicksys.Readlink("/proc/"+pid+"/ns/user", buf[:])
+	if err != nil || n == len(buf) {
+		return ""
 	}
-	return [2]uint64{st.Dev, st.Ino}
-})
+	return string(buf[:n])
+}
 
 // weAreInitialUserNS reports whether our own uid_map is the identity, i.e. we
 // run in the initial user namespace.
@@ -121,14 +125,10 @@ var weAreInitialUserNS = sync.OnceValue(func() bool {
 // initial one. False when unsure.
 func inInitialUserNS(pid int) bool {
 	own := ownUserNS()
-	if own == [2]uint64{} || !weAreInitialUserNS() {
+	if own == "" || !weAreInitialUserNS() {
 		return false
 	}
-	var st unix.Stat_t
-	if unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &st) != nil {
-		return false
-	}
-	return st.Dev == own[0] && st.Ino == own[1]
+	return userNSLink(strconv.Itoa(pid)) == own
 }
 
 // ToHost translates an ID inside the namespace to the host (spec §5.3): the

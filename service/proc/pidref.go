@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/quicksys"
 )
 
 // PidRef pins a process: its PID plus an open pidfd, so signals and liveness
@@ -39,7 +41,7 @@ func Open(pid int) (*PidRef, error) {
 	if pid <= 0 {
 		return nil, fmt.Errorf("open pidfd: invalid pid %d: %w", pid, syscall.EINVAL)
 	}
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	fd, err := quicksys.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("open pidfd of pid %d: %w", pid, err)
 	}
@@ -94,7 +96,7 @@ func newRef(pid, fd int) *PidRef {
 // or 0 when pidfds do not live on pidfs or fd is not usable.
 func PidfdID(fd int) uint64 {
 	var st unix.Stat_t
-	if fd < 0 || !PidfdInodeSupported() || unix.Fstat(fd, &st) != nil {
+	if fd < 0 || !PidfdInodeSupported() || quicksys.Fstat(fd, &st) != nil {
 		return 0
 	}
 	return st.Ino
@@ -251,7 +253,7 @@ func (p *PidRef) Close() error {
 	if p.exitFile != nil {
 		p.exitFile.Close()
 	}
-	return unix.Close(p.fd)
+	return quicksys.Close(p.fd)
 }
 
 // Exited returns a channel that is closed when the process exits; every call
@@ -271,7 +273,7 @@ func (p *PidRef) Exited() <-chan struct{} {
 	if p.closed {
 		return ch
 	}
-	dup, err := unix.FcntlInt(uintptr(p.fd), unix.F_DUPFD_CLOEXEC, 3)
+	dup, err := quicksys.DupCloexec(p.fd)
 	if err != nil {
 		return ch
 	}
@@ -335,25 +337,22 @@ func statusUID(data []byte) (uint32, error) {
 // fit, filling the buffer).
 const seqRecordRoom = 512
 
-// readProcFile reads a small /proc file with plain syscalls: no os.File, no
+// readProcFile reads a small /proc file with raw syscalls: no os.File, no
 // netpoller registration and no finalizer, because registration reads several
 // of these per machine. It reads until EOF: a short read from a seq_file is not
 // the end when the next record did not fit (long uid_map or cgroup files).
 func readProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	fd, err := quicksys.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer quicksys.Close(fd)
 	buf := make([]byte, 0, 4096)
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := quicksys.Read(fd, buf[len(buf):cap(buf)])
 		if err != nil {
 			return nil, &os.PathError{Op: "read", Path: path, Err: err}
 		}

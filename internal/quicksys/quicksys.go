@@ -1,0 +1,143 @@
+package quicksys
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// atFDCWD is AT_FDCWD as the system call takes it (a constant -100 cannot be
+// converted to uintptr).
+var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
+
+// Open is openat(AT_FDCWD, path, flags, mode); flags should include O_CLOEXEC.
+func Open(path string, flags int, mode uint32) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return -1, err
+	}
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(flags|unix.O_LARGEFILE), uintptr(mode), 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return -1, e
+	}
+}
+
+// Read is one read(2), retried on EINTR.
+func Read(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// Write is one write(2), retried on EINTR; it may write less than b.
+func Write(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
+// Close is close(2). EINTR is not retried: on Linux the fd is gone either way.
+func Close(fd int) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Rename is renameat2(AT_FDCWD, from, AT_FDCWD, to, 0): replaces to atomically.
+func Rename(from, to string) error {
+	f, err := unix.BytePtrFromString(from)
+	if err != nil {
+		return err
+	}
+	t, err := unix.BytePtrFromString(to)
+	if err != nil {
+		return err
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_RENAMEAT2, atFDCWD, uintptr(unsafe.Pointer(f)), atFDCWD, uintptr(unsafe.Pointer(t)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Unlink is unlinkat(AT_FDCWD, path, 0).
+func Unlink(path string) error {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_UNLINKAT, atFDCWD, uintptr(unsafe.Pointer(p)), 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// Readlink is readlinkat(AT_FDCWD, path) into buf; it returns the bytes read,
+// which fill buf when the target may be longer.
+func Readlink(path string, buf []byte) (int, error) {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return 0, err
+	}
+	if len(buf) == 0 {
+		return 0, unix.EINVAL
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_READLINKAT, atFDCWD, uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// DupCloexec is fcntl(fd, F_DUPFD_CLOEXEC, 3): a new descriptor above stdio.
+func DupCloexec(fd int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// PidfdOpen is pidfd_open(pid, flags).
+func PidfdOpen(pid int, flags int) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_PIDFD_OPEN, uintptr(pid), uintptr(flags), 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// Fstat is fstat(2).
+func Fstat(fd int, st *unix.Stat_t) error {
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(fd), uintptr(unsafe.Pointer(st)), 0); e != 0 {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package quicksys
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestWriteRenameReadUnlink(t *testing.T) {
+	dir := t.TempDir()
+	tmp, final := filepath.Join(dir, ".#m"), filepath.Join(dir, "m")
+	fd, err := Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Write(fd, []byte("NAME=m\n")); err != nil || n != 7 {
+		t.Fatalf("write: %d %v", n, err)
+	}
+	if err := Close(fd); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(final, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(tmp, final); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp file still there after rename: %v", err)
+	}
+	fd, err = Open(final, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := Read(fd, buf)
+	Close(fd)
+	if err != nil || string(buf[:n]) != "NAME=m\n" {
+		t.Fatalf("read back %q, %v; want the renamed file's content", buf[:n], err)
+	}
+	if err := Unlink(final); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unlink(final); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("second unlink: %v, want ENOENT", err)
+	}
+}
+
+func TestErrorsAreErrnos(t *testing.T) {
+	if _, err := Open("/nonexistent/x", unix.O_RDONLY|unix.O_CLOEXEC, 0); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("open of a missing file: %v, want ENOENT", err)
+	}
+	if _, err := Open("a\x00b", unix.O_RDONLY, 0); err == nil {
+		t.Error("open of a path with NUL succeeded")
+	}
+	if err := Close(-1); !errors.Is(err, unix.EBADF) {
+		t.Errorf("close(-1): %v, want EBADF", err)
+	}
+	if err := Rename("/nonexistent/a", "/nonexistent/b"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rename of a missing file: %v, want ENOENT", err)
+	}
+}
+
+func TestReadlinkMatchesOS(t *testing.T) {
+	want, err := os.Readlink("/proc/self/ns/user")
+	if err != nil {
+		t.Skip("no user namespace links:", err)
+	}
+	buf := make([]byte, 64)
+	n, err := Readlink("/proc/self/ns/user", buf)
+	if err != nil || string(buf[:n]) != want || !strings.HasPrefix(want, "user:[") {
+		t.Fatalf("Readlink = %q, %v; os.Readlink = %q", buf[:n], err, want)
+	}
+	if n, err := Readlink("/proc/self/ns/user", buf[:3]); err != nil || n != 3 {
+		t.Fatalf("short buffer: %d, %v; want it filled", n, err)
+	}
+}
+
+func TestPidfdDupFstat(t *testing.T) {
+	fd, err := PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Skip("no pidfd_open:", err)
+	}
+	defer Close(fd)
+	dup, err := DupCloexec(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Close(dup)
+	if dup <= 2 || dup == fd {
+		t.Fatalf("dup = %d of %d; want a new descriptor above stdio", dup, fd)
+	}
+	flags, err := unix.FcntlInt(uintptr(dup), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Fatalf("dup flags %#x, %v: want FD_CLOEXEC", flags, err)
+	}
+	var a, b unix.Stat_t
+	if err := Fstat(fd, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := Fstat(dup, &b); err != nil || a.Ino != b.Ino || a.Dev != b.Dev {
+		t.Fatalf("fstat of the dup: %+v, %v; want the same file as the original", b, err)
+	}
+	if _, err := PidfdOpen(-5, 0); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("pidfd_open(-5): %v, want EINVAL", err)
+	}
+	if err := Fstat(-1, &a); !errors.Is(err, unix.EBADF) {
+		t.Errorf("fstat(-1): %v, want EBADF", err)
+	}
+}
