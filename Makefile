@@ -22,7 +22,7 @@ else
 DBUSPOLICYDIR    ?= /etc/dbus-1/system.d
 endif
 
-.PHONY: all build run test test-unit test-integration deps vet bench bench-compare bench-compare-quick fuzz chaos clean install uninstall
+.PHONY: all build run test test-unit test-integration deps vet bench bench-compare bench-compare-quick bench-compare-duel fuzz chaos clean install uninstall
 
 all: build
 
@@ -62,6 +62,12 @@ bench-compare: deps build
 # The same with small sizes (a few minutes); prints the table, writes no docs.
 bench-compare-quick:
 	$(MAKE) bench-compare BENCH_COMPARE_ARGS="-quick $(BENCH_COMPARE_ARGS)"
+
+# Only the D-Bus workloads (ListMachines of 500, register/unregister pairs),
+# with all daemons running at once and their repetitions interleaved, so that
+# the VM's noise hits each alike (under a minute); prints, writes no docs.
+bench-compare-duel:
+	$(MAKE) bench-compare BENCH_COMPARE_ARGS="-duel $(BENCH_COMPARE_ARGS)"
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./service/persist/
