@@ -141,3 +141,20 @@ func Fstat(fd int, st *unix.Stat_t) error {
 	}
 	return nil
 }
+
+// Readable is ppoll of fd for POLLIN with a zero timeout, so it never waits:
+// whether any event is pending (for a pidfd, that the process has exited).
+func Readable(fd int) (bool, error) {
+	pfd := unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	var zero unix.Timespec
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&zero)), 0, 0, 0)
+		switch e {
+		case 0:
+			return r > 0, nil
+		case unix.EINTR:
+			continue
+		}
+		return false, e
+	}
+}

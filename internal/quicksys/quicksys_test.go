@@ -3,6 +3,7 @@ package quicksys
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,5 +111,26 @@ func TestPidfdDupFstat(t *testing.T) {
 	}
 	if err := Fstat(-1, &a); !errors.Is(err, unix.EBADF) {
 		t.Errorf("fstat(-1): %v, want EBADF", err)
+	}
+}
+
+func TestReadableTellsAnExitedChild(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		cmd.Process.Kill()
+		t.Skip("no pidfd_open:", err)
+	}
+	defer Close(fd)
+	if r, err := Readable(fd); err != nil || r {
+		t.Fatalf("running child: readable %v, %v; want false", r, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if r, err := Readable(fd); err != nil || !r {
+		t.Fatalf("reaped child: readable %v, %v; want true", r, err)
 	}
 }

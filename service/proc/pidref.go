@@ -176,13 +176,8 @@ func (p *PidRef) FD() int {
 // exitedNow reports whether a pidfd is readable, which the kernel makes it
 // once the whole thread group has exited, zombie or reaped, child or not.
 func exitedNow(fd int) bool {
-	for {
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return n > 0
-	}
+	exited, _ := quicksys.Readable(fd)
+	return exited
 }
 
 // Alive reports whether the process is still running: not exited, and so not a
