@@ -403,15 +403,20 @@ func (r *callReader) array(sig string, depth int) any {
 	return nil
 }
 
+// badSignature is built only on failure: firstType runs for every argument of
+// every call.
+func badSignature(sig string) error {
+	return fmt.Errorf("signature %q: %w", sig, errProtocol)
+}
+
 // firstType splits the first complete type off sig.
 func firstType(sig string) (one, rest string, err error) {
-	bad := fmt.Errorf("signature %q: %w", sig, errProtocol)
 	i := 0
 	for i < len(sig) && sig[i] == 'a' {
 		i++
 	}
 	if i == len(sig) {
-		return "", "", bad
+		return "", "", badSignature(sig)
 	}
 	switch sig[i] {
 	case '(', '{':
@@ -428,15 +433,15 @@ func firstType(sig string) (one, rest string, err error) {
 				level--
 				if level == 0 {
 					if sig[j] != close {
-						return "", "", bad
+						return "", "", badSignature(sig)
 					}
 					return sig[:j+1], sig[j+1:], nil
 				}
 			}
 		}
-		return "", "", bad
+		return "", "", badSignature(sig)
 	case ')', '}':
-		return "", "", bad
+		return "", "", badSignature(sig)
 	}
 	return sig[:i+1], sig[i+1:], nil
 }
