@@ -99,6 +99,22 @@ func Unlink(path string) error {
 	return nil
 }
 
+// Symlink is symlinkat(target, AT_FDCWD, path).
+func Symlink(target, path string) error {
+	t, err := unix.BytePtrFromString(target)
+	if err != nil {
+		return err
+	}
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	if _, _, e := unix.RawSyscall(unix.SYS_SYMLINKAT, uintptr(unsafe.Pointer(t)), atFDCWD, uintptr(unsafe.Pointer(p))); e != 0 {
+		return e
+	}
+	return nil
+}
+
 // Readlink is readlinkat(AT_FDCWD, path) into buf; it returns the bytes read,
 // which fill buf when the target may be longer.
 func Readlink(path string, buf []byte) (int, error) {

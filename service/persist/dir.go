@@ -60,30 +60,51 @@ func (d Dir) Save(r Record) error {
 	return nil
 }
 
+// link points "unit:<unit>" at name. A new link is made in place; one that
+// exists is replaced through a temp link and a rename, so readers never see it
+// missing.
 func (d Dir) link(unit, name string) error {
-	tmp := filepath.Join(d.Path, ".#link:"+name) // ":" never occurs in machine names
-	os.Remove(tmp)
-	if err := os.Symlink(name, tmp); err != nil {
-		return err
+	final := filepath.Join(d.Path, "unit:"+unit)
+	err := quicksys.Symlink(name, final)
+	if err != unix.EEXIST {
+		return pathError("symlink", final, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(d.Path, "unit:"+unit)); err != nil {
-		os.Remove(tmp)
-		return err
+	tmp := filepath.Join(d.Path, ".#link:"+name) // ":" never occurs in machine names
+	if err = quicksys.Symlink(name, tmp); err == unix.EEXIST {
+		quicksys.Unlink(tmp) // a crash left it behind
+		err = quicksys.Symlink(name, tmp)
+	}
+	if err != nil {
+		return pathError("symlink", tmp, err)
+	}
+	if err := quicksys.Rename(tmp, final); err != nil {
+		quicksys.Unlink(tmp)
+		return pathError("rename", tmp, err)
 	}
 	return nil
+}
+
+// pathError wraps a raw errno as the os package would; nil stays nil.
+func pathError(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &os.PathError{Op: op, Path: path, Err: err}
 }
 
 // Remove deletes a record and its unit link, if the link still points at it.
 func (d Dir) Remove(name, unit string) error {
 	err := quicksys.Unlink(filepath.Join(d.Path, name))
-	if errors.Is(err, os.ErrNotExist) {
+	if err == unix.ENOENT {
 		err = nil
 	}
+	err = pathError("remove", filepath.Join(d.Path, name), err)
 	if unit != "" {
 		link := filepath.Join(d.Path, "unit:"+unit)
-		if target, lerr := os.Readlink(link); lerr == nil && target == name {
-			if rerr := os.Remove(link); rerr != nil && err == nil {
-				err = rerr
+		var buf [256]byte // machine names are at most 64 bytes
+		if n, lerr := quicksys.Readlink(link, buf[:]); lerr == nil && string(buf[:n]) == name {
+			if rerr := quicksys.Unlink(link); rerr != nil && err == nil {
+				err = pathError("remove", link, rerr)
 			}
 		}
 	}

@@ -137,6 +137,35 @@ func TestDir(t *testing.T) {
 	}
 }
 
+// A unit link that exists (a re-registration under the same unit, a crash's
+// leftovers) is replaced, never left pointing at the old machine.
+func TestDirUnitLinkReplacedAndRemoved(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(d.Path, "unit:machine-a.scope")
+	os.Symlink("old", link)
+	os.Symlink("stale", filepath.Join(d.Path, ".#link:new"))
+	r := full()
+	r.Name, r.Unit = "new", "machine-a.scope"
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(link); err != nil || target != "new" {
+		t.Fatalf("unit link -> %q, %v; want it replaced to point at new", target, err)
+	}
+	if _, err := os.Lstat(filepath.Join(d.Path, ".#link:new")); !os.IsNotExist(err) {
+		t.Errorf("temp link left behind: %v", err)
+	}
+	if err := d.Remove("new", "machine-a.scope"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Errorf("own unit link kept after Remove: %v", err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(Encode(full())))
 	f.Add([]byte("NAME=x\nCLASS=vm\nLEADER=2\nSERVICE=\"a\\\"b\"\nROOT=a\\x41\n"))
