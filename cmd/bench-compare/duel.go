@@ -78,7 +78,7 @@ func (b *bench) duel(ds []*daemon) error {
 	calls := make([][]float64, len(ds))       // every ListMachines, ms
 	listMedians := make([][]float64, len(ds)) // the median of each repetition
 	failed := make([]error, len(ds))
-	for rep := 0; rep < b.cfg.reps; rep++ {
+	for rep := 0; rep < b.cfg.duelReps; rep++ {
 		for k := range ds {
 			i := (k + rep) % len(ds)
 			if failed[i] != nil {
@@ -119,10 +119,10 @@ func (b *bench) duel(ds []*daemon) error {
 		}
 		b.set(gDBus, rowDBusPairs, "pairs/s", true, d, figure(median(rates[i]), rates[i]))
 		b.set(gDBus, rowDBusList(n), "ms", false, d, figure(median(calls[i]), listMedians[i]))
-		b.set(gDBus, "daemon CPU per pair", "µs", false, d, cpuPairs[i].perOp(false))
-		b.set(gDBus, "dbus-daemon CPU per pair", "µs", false, d, cpuPairs[i].perOp(true))
-		b.set(gDBus, fmt.Sprintf("daemon CPU per ListMachines, %s machines", count(n)), "µs", false, d, cpuList[i].perOp(false))
-		b.set(gDBus, fmt.Sprintf("dbus-daemon CPU per ListMachines, %s machines", count(n)), "µs", false, d, cpuList[i].perOp(true))
+		b.set(gDBus, rowCPUPair(false), "µs", false, d, cpuPairs[i].perOp(false))
+		b.set(gDBus, rowCPUPair(true), "µs", false, d, cpuPairs[i].perOp(true))
+		b.set(gDBus, rowCPUList(false, n), "µs", false, d, cpuList[i].perOp(false))
+		b.set(gDBus, rowCPUList(true, n), "µs", false, d, cpuList[i].perOp(true))
 	}
 	return nil
 }
@@ -175,15 +175,10 @@ func cpuNS(pid int) int64 {
 	return sum
 }
 
-// runDuel starts every daemon, runs duel and prints the figures.
-func (b *bench) runDuel(scratch string) error {
-	var ds []*daemon
-	defer func() {
-		for _, d := range ds {
-			d.shutdown()
-		}
-	}()
-	var versions []string
+// startAll starts every daemon of the run at once, each on its own bus. A
+// daemon that cannot start, or has no bus, gets its D-Bus rows filled with the
+// reason and is left out.
+func (b *bench) startAll(scratch string) (ds []*daemon, versions []string) {
 	for _, key := range b.cfg.daemons {
 		var d *daemon
 		var err error
@@ -196,11 +191,56 @@ func (b *bench) runDuel(scratch string) error {
 			d, err = newOurs(b.cfg.ours, b.cfg.oursBus)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: cannot start: %w", key, err)
+			b.logf("%s: cannot start: %v", key, err)
+			b.fillDBus(key, cell{Text: "n/a", Note: "could not start: " + firstLineOf(err.Error())})
+			versions = append(versions, key+": could not start: "+firstLineOf(err.Error()))
+			continue
+		}
+		versions = append(versions, versionLine(d))
+		if d.busConn == nil {
+			b.fillDBus(key, na(d.noBus))
+			d.shutdown()
+			continue
 		}
 		ds = append(ds, d)
-		versions = append(versions, versionLine(d))
 		b.logf("%s: %s, pid %d", key, d.label, d.pid())
+	}
+	return ds, versions
+}
+
+// fillDBus gives every D-Bus row of one daemon the same cell.
+func (b *bench) fillDBus(key string, c cell) {
+	for _, r := range b.rep.Rows {
+		if r.Group == gDBus {
+			r.Cells[key] = c
+		}
+	}
+}
+
+// dbusPhase is the full run's last phase: the D-Bus rows, measured by duel.
+func (b *bench) dbusPhase(scratch string) error {
+	ds, _ := b.startAll(scratch)
+	defer func() {
+		for _, d := range ds {
+			d.shutdown()
+		}
+	}()
+	if len(ds) == 0 {
+		return nil
+	}
+	return b.duel(ds)
+}
+
+// runDuel (-duel) starts every daemon, runs duel and prints the figures.
+func (b *bench) runDuel(scratch string) error {
+	ds, versions := b.startAll(scratch)
+	defer func() {
+		for _, d := range ds {
+			d.shutdown()
+		}
+	}()
+	if len(ds) == 0 {
+		return errors.New("no daemon with a bus is running")
 	}
 	started := time.Now()
 	if err := b.duel(ds); err != nil {
@@ -209,8 +249,15 @@ func (b *bench) runDuel(scratch string) error {
 	b.rep.Date = started.UTC().Format("2006-01-02 15:04 UTC") + fmt.Sprintf(" (%s)", time.Since(started).Round(time.Second))
 	b.rep.Machine = machineInfo()
 	b.rep.Versions = append(versions, "bus: "+firstLine("dbus-daemon", "--version")+" (host binary, one bus per daemon, same minimal config)")
-	b.rep.Config = fmt.Sprintf("-duel: all daemons running at once; %d repetitions of %s per daemon and workload, interleaved in rotating order; "+
-		"ListMachines with %d machines registered (plus .host); pairs take %d leaders per daemon in turn", b.cfg.reps, b.cfg.dur, b.cfg.dbusListSize, len(b.pairPool)/len(ds))
+	b.rep.Config = "-duel: " + duelMethod(b.cfg, len(ds))
 	fmt.Println(b.rep.markdown())
 	return nil
+}
+
+// duelMethod describes the D-Bus phase for the report.
+func duelMethod(c config, daemons int) string {
+	return fmt.Sprintf("all daemons running at once, each on its own bus; %d repetitions of %s per daemon and workload, interleaved in rotating order; "+
+		"ListMachines with %s machines registered (plus .host); pairs take %s leaders per daemon in turn; "+
+		"CPU per operation is the CPU time of the daemon's (or its dbus-daemon's) threads, from schedstat, over its own windows, divided by the operations done in them",
+		c.duelReps, c.dur, count(c.dbusListSize), count(c.pairLeaders/max(daemons, 1)))
 }

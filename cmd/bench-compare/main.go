@@ -42,6 +42,7 @@ type config struct {
 	lockPath     string
 	lockWait     time.Duration
 	duel         bool
+	duelReps     int
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -74,7 +75,8 @@ func parseFlags(args []string) (config, error) {
 	dur := fs.Duration("duration", time.Second, "length of one repetition of a rate or latency workload")
 	list := fs.String("list-sizes", "100,500,10000", "machine counts for Varlink List latency")
 	udb := fs.String("userdb-sizes", "2,500,10000", "machine counts for the userdb lookups")
-	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: skip)")
+	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: no D-Bus workloads)")
+	fs.IntVar(&c.duelReps, "duel-reps", 7, "repetitions per daemon of the D-Bus workloads, which run interleaved with all daemons up at once")
 	fs.BoolVar(&c.startup, "startup", true, "measure start-up time with the largest machine count persisted")
 	fs.IntVar(&c.conns, "conns", 8, "connections of the parallel Register+Unregister workload")
 	fs.IntVar(&c.pairLeaders, "pair-leaders", 4096, "leaders the Register+Unregister workloads take in turn (all connections together)")
@@ -110,6 +112,9 @@ func parseFlags(args []string) (config, error) {
 		if !set["duration"] {
 			c.dur = 300 * time.Millisecond
 		}
+		if !set["duel-reps"] {
+			c.duelReps = 3
+		}
 		if !set["doc"] {
 			c.doc = ""
 		}
@@ -119,8 +124,8 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.duel {
 		*list, *udb, c.nss, c.startup, c.doc, c.svg = "", "", false, false, "", ""
-		if !set["reps"] {
-			c.reps = 7
+		if set["reps"] && !set["duel-reps"] {
+			c.duelReps = c.reps
 		}
 	}
 	var err error
@@ -315,6 +320,14 @@ func run(cfg config) error {
 		}
 		d.shutdown()
 	}
+	if cfg.dbusListSize > 0 && !interrupted.Load() {
+		time.Sleep(settle)
+		logf("=== D-Bus, all daemons at once === (load average %s)", loadAvg())
+		loads = append(loads, "D-Bus phase "+loadAvg())
+		if err := b.dbusPhase(scratch); err != nil {
+			logf("D-Bus phase: %v", err)
+		}
+	}
 	loads = append(loads, "end "+loadAvg())
 	f.close()
 
@@ -477,9 +490,10 @@ func configLine(c config, loads []string) string {
 		mode = "quick (-quick)"
 	}
 	return fmt.Sprintf("Mode: %s. Each figure is the median of %d repetitions of %s (latencies: the median of every call in them). "+
-		"Load average (1, 5, 15 min) at the start, when each daemon's turn began and at the end: %s. "+
+		"D-Bus rows: %s. "+
+		"Load average (1, 5, 15 min) at the start, when each daemon's turn began, at the D-Bus phase and at the end: %s. "+
 		"The 2 vCPUs are shared with whatever else runs on the machine, so expect noise.",
-		mode, c.reps, c.dur, strings.Join(loads, "; "))
+		mode, c.reps, c.dur, duelMethod(c, len(c.daemons)), strings.Join(loads, "; "))
 }
 
 func methodNotes(c config) []string {
@@ -497,7 +511,11 @@ func methodNotes(c config) []string {
 			"the stock `/run/systemd/userdb/io.systemd.Machine`, used under the `/tmp/stock-paths.lock` lock), upstream 257 " +
 			"chrooted into the Debian 13 tree in a mount namespace of its own with a tmpfs `/run`, ours with `--runtime-dir` on a tmpfs " +
 			"and default flags. " +
-			"Each has its own bus (252 finds it through `DBUS_SYSTEM_BUS_ADDRESS`).",
+			"Each has its own bus (252 finds it through `DBUS_SYSTEM_BUS_ADDRESS`). " +
+			"The D-Bus rows come from a last phase with all daemons running at once, their repetitions interleaved: run one " +
+			"after the other, a drift in the VM's speed over minutes lands on one daemon and can turn a verdict around; " +
+			"interleaved, it lands on all alike. The dbus-daemon rows are the bus's own CPU for the same operations, which " +
+			"grows with the messages a daemon exchanges with the bus (replies, signals, its own queries to the bus).",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
 			"process; Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn, so that a leader comes back " +

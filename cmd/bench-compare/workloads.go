@@ -40,9 +40,19 @@ func rowPairs(conns int) string {
 	}
 	return fmt.Sprintf("Register+Unregister pairs, %d connections", conns)
 }
-func rowList(n int) string     { return fmt.Sprintf("List (more), %s machines", count(n)) }
-func rowRSS(n int) string      { return fmt.Sprintf("with %s machines", count(n)) }
-func rowDBusList(n int) string { return fmt.Sprintf("ListMachines, %s machines", count(n)) }
+func rowList(n int) string       { return fmt.Sprintf("List (more), %s machines", count(n)) }
+func rowRSS(n int) string        { return fmt.Sprintf("with %s machines", count(n)) }
+func rowDBusList(n int) string   { return fmt.Sprintf("ListMachines, %s machines", count(n)) }
+func rowCPUPair(bus bool) string { return cpuWho(bus) + " CPU per pair" }
+func rowCPUList(bus bool, n int) string {
+	return fmt.Sprintf("%s CPU per ListMachines, %s machines", cpuWho(bus), count(n))
+}
+func cpuWho(bus bool) string {
+	if bus {
+		return "dbus-daemon"
+	}
+	return "daemon"
+}
 func rowStartup(n int) string {
 	return fmt.Sprintf("start-up with %s persisted machines, until all are listed", count(n))
 }
@@ -121,8 +131,12 @@ func (b *bench) plan() {
 	}
 	if c.dbusListSize > 0 {
 		r.add(gDBus, rowDBusList(c.dbusListSize), "ms", false)
+		r.add(gDBus, rowDBusPairs, "pairs/s", true)
+		r.add(gDBus, rowCPUPair(false), "µs", false)
+		r.add(gDBus, rowCPUPair(true), "µs", false)
+		r.add(gDBus, rowCPUList(false, c.dbusListSize), "µs", false)
+		r.add(gDBus, rowCPUList(true, c.dbusListSize), "µs", false)
 	}
-	r.add(gDBus, rowDBusPairs, "pairs/s", true)
 	r.add(gMemory, rowIdle, "MiB", false)
 	for _, n := range c.levels() {
 		r.add(gMemory, rowRSS(n), "MiB", false)
@@ -179,7 +193,6 @@ func (b *bench) run(d *daemon) error {
 	b.exitLatency(d)
 	b.varlinkPairs(d, 1)
 	b.varlinkPairs(d, b.cfg.conns)
-	b.dbusPairs(d)
 	if err := d.restart(); err != nil {
 		return err
 	}
@@ -208,9 +221,6 @@ func (b *bench) run(d *daemon) error {
 		}
 		if slices.Contains(b.cfg.userdbSizes, n) {
 			b.userdb(d, n)
-		}
-		if n == b.cfg.dbusListSize {
-			b.dbusList(d, n)
 		}
 	}
 	if l := b.cfg.levels(); len(l) > 1 {
@@ -319,30 +329,6 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 	b.set(gVarlink, name, "pairs/s", true, d, c)
 }
 
-func (b *bench) dbusPairs(d *daemon) {
-	if d.busConn == nil {
-		b.set(gDBus, rowDBusPairs, "pairs/s", true, d, na(d.noBus))
-		return
-	}
-	ls := b.pairPool
-	v, s, err := medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
-		l := ls[(b.pairNext.Add(1)-1)%int64(len(ls))]
-		n := machinePrefix + l.tag
-		if err := dbusRegister(d.busConn, n, l.pid); err != nil {
-			return fmt.Errorf("RegisterMachine: %w", err)
-		}
-		if err := dbusUnregister(d.busConn, n); err != nil {
-			return fmt.Errorf("UnregisterMachine: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		b.set(gDBus, rowDBusPairs, "pairs/s", true, d, failed(err))
-		return
-	}
-	b.set(gDBus, rowDBusPairs, "pairs/s", true, d, figure(v, s))
-}
-
 func (b *bench) varlinkList(d *daemon, n int) {
 	name := rowList(n)
 	if d.machineSock == "" {
@@ -370,29 +356,6 @@ func (b *bench) varlinkList(d *daemon, n int) {
 		return
 	}
 	b.set(gVarlink, name, "ms", false, d, figure(med, s))
-}
-
-func (b *bench) dbusList(d *daemon, n int) {
-	name := rowDBusList(n)
-	if d.busConn == nil {
-		b.set(gDBus, name, "ms", false, d, na(d.noBus))
-		return
-	}
-	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
-		got, err := dbusListCount(d.busConn)
-		if err != nil {
-			return err
-		}
-		if got != n+1 {
-			return fmt.Errorf("ListMachines returned %d machines, want %d", got, n+1)
-		}
-		return nil
-	})
-	if err != nil {
-		b.set(gDBus, name, "ms", false, d, failed(err))
-		return
-	}
-	b.set(gDBus, name, "ms", false, d, figure(med, s))
 }
 
 // userdb measures lookups of users of machines picked at random among n.
