@@ -333,12 +333,9 @@ func userNSFarm(b *testing.B, d *daemon, n int) {
 	}
 }
 
-// benchUserRecord: GetUserRecord on one persistent connection, cycling through
-// the machines' users, by uid or by name.
-func benchUserRecord(b *testing.B, n int, byName bool) {
-	d := benchDaemon(b)
-	userNSFarm(b, d, n)
-	c := dialLean(b, filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine"))
+// userRecordRequests asks for uid 1000 of each of userNSFarm's n machines, by
+// uid or by name.
+func userRecordRequests(n int, byName bool) [][]byte {
 	reqs := make([][]byte, n)
 	for i := range reqs {
 		key := fmt.Sprintf(`"uid":%d`, (i+16)<<16+1000)
@@ -347,6 +344,16 @@ func benchUserRecord(b *testing.B, n int, byName bool) {
 		}
 		reqs[i] = []byte(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{` + key + `,"service":"io.systemd.Machine"}}` + "\x00")
 	}
+	return reqs
+}
+
+// benchUserRecord: GetUserRecord on one persistent connection, cycling through
+// the machines' users, by uid or by name.
+func benchUserRecord(b *testing.B, n int, byName bool) {
+	d := benchDaemon(b)
+	userNSFarm(b, d, n)
+	c := dialLean(b, filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine"))
+	reqs := userRecordRequests(n, byName)
 	i := 0
 	b.ResetTimer()
 	for b.Loop() {
@@ -363,3 +370,44 @@ func BenchmarkUserRecordByUID2(b *testing.B)    { benchUserRecord(b, 2, false) }
 func BenchmarkUserRecordByUID500(b *testing.B)  { benchUserRecord(b, 500, false) }
 func BenchmarkUserRecordByName2(b *testing.B)   { benchUserRecord(b, 2, true) }
 func BenchmarkUserRecordByName500(b *testing.B) { benchUserRecord(b, 500, true) }
+
+// benchUserRecordNewConn: one connection per lookup, as glibc's nss-systemd
+// makes them (connect, one GetUserRecord, close).
+func benchUserRecordNewConn(b *testing.B, n int, byName bool) {
+	d := benchDaemon(b)
+	userNSFarm(b, d, n)
+	addr := &unix.SockaddrUnix{Name: filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")}
+	reqs := userRecordRequests(n, byName)
+	buf := make([]byte, 64<<10)
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := unix.Connect(fd, addr); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := unix.Write(fd, reqs[i]); err != nil {
+			b.Fatal(err)
+		}
+		got := 0
+		for got == 0 || buf[got-1] != 0 {
+			k, err := unix.Read(fd, buf[got:])
+			if err != nil || k == 0 {
+				b.Fatalf("read after %d bytes: %v", got, err)
+			}
+			got += k
+		}
+		unix.Close(fd)
+		if !bytes.Contains(buf[:got], []byte(`"record":{"userName":"vu-u`)) {
+			b.Fatalf("unexpected reply %s", buf[:got])
+		}
+		i = (i + 1) % n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lookups/s")
+}
+
+func BenchmarkUserRecordNewConnByUID2(b *testing.B)  { benchUserRecordNewConn(b, 2, false) }
+func BenchmarkUserRecordNewConnByName2(b *testing.B) { benchUserRecordNewConn(b, 2, true) }
