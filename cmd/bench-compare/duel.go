@@ -217,14 +217,16 @@ func (b *bench) fillDBus(key string, c cell) {
 	}
 }
 
+func shutdownAll(ds []*daemon) {
+	for _, d := range ds {
+		d.shutdown()
+	}
+}
+
 // dbusPhase is the full run's last phase: the D-Bus rows, measured by duel.
 func (b *bench) dbusPhase(scratch string) error {
 	ds, _ := b.startAll(scratch)
-	defer func() {
-		for _, d := range ds {
-			d.shutdown()
-		}
-	}()
+	defer shutdownAll(ds)
 	if len(ds) == 0 {
 		return nil
 	}
@@ -234,11 +236,7 @@ func (b *bench) dbusPhase(scratch string) error {
 // runDuel (-duel) starts every daemon, runs duel and prints the figures.
 func (b *bench) runDuel(scratch string) error {
 	ds, versions := b.startAll(scratch)
-	defer func() {
-		for _, d := range ds {
-			d.shutdown()
-		}
-	}()
+	defer shutdownAll(ds)
 	if len(ds) == 0 {
 		return errors.New("no daemon with a bus is running")
 	}
