@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,28 +19,30 @@ func CgroupPath(pid int) (string, error) {
 	if pid <= 0 {
 		return "", fmt.Errorf("cgroup of pid %d: invalid pid: %w", pid, syscall.EINVAL)
 	}
-	data, err := readProcFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	var path string
+	var ok bool
+	err := scanProcFile("/proc/"+strconv.Itoa(pid)+"/cgroup", func(b []byte) { path, ok = parseCgroupFile(b) })
 	if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) {
 		return "", fmt.Errorf("cgroup of pid %d: %w", pid, syscall.ESRCH)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read cgroup of pid %d: %w", pid, err)
 	}
-	path, ok := parseCgroupFile(string(data))
 	if !ok {
 		return "", fmt.Errorf("pid %d has no cgroup v2 membership: %w", pid, syscall.ENODATA)
 	}
 	return path, nil
 }
 
-// parseCgroupFile returns the path of the "0::" line of a /proc/PID/cgroup file.
-func parseCgroupFile(data string) (string, bool) {
-	for line := range strings.SplitSeq(data, "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			if path == "" {
-				path = "/"
+// parseCgroupFile returns the path of the "0::" line of a /proc/PID/cgroup
+// file, copied out of data.
+func parseCgroupFile(data []byte) (string, bool) {
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		if path, ok := bytes.CutPrefix(line, []byte("0::")); ok {
+			if len(path) == 0 {
+				return "/", true
 			}
-			return path, true
+			return string(path), true
 		}
 	}
 	return "", false

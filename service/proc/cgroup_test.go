@@ -112,7 +112,7 @@ func TestParseCgroupFile(t *testing.T) {
 		{"12:memory:/x\n1:name=systemd:/y\n", "", false},
 		{"", "", false},
 	} {
-		got, ok := parseCgroupFile(tc.in)
+		got, ok := parseCgroupFile([]byte(tc.in))
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("parseCgroupFile(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}

@@ -73,8 +73,9 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 		return identity(), identity(), nil
 	}
 	base := "/proc/" + strconv.Itoa(p.PID) + "/"
-	u, uerr := readProcFile(base + "uid_map")
-	g, gerr := readProcFile(base + "gid_map")
+	var uperr, gperr error // parse errors
+	uerr := scanProcFile(base+"uid_map", func(b []byte) { uids, uperr = ParseIDMap(b) })
+	gerr := scanProcFile(base+"gid_map", func(b []byte) { gids, gperr = ParseIDMap(b) })
 	switch {
 	case errors.Is(uerr, fs.ErrNotExist) && errors.Is(gerr, fs.ErrNotExist):
 		// No userns support, or the process is gone: Verify tells which.
@@ -83,13 +84,10 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 		return nil, nil, p.gone(fmt.Errorf("read uid_map of pid %d: %w", p.PID, uerr))
 	case gerr != nil:
 		return nil, nil, p.gone(fmt.Errorf("read gid_map of pid %d: %w", p.PID, gerr))
-	default:
-		if uids, err = ParseIDMap(u); err != nil {
-			return nil, nil, fmt.Errorf("uid_map of pid %d: %w", p.PID, err)
-		}
-		if gids, err = ParseIDMap(g); err != nil {
-			return nil, nil, fmt.Errorf("gid_map of pid %d: %w", p.PID, err)
-		}
+	case uperr != nil:
+		return nil, nil, fmt.Errorf("uid_map of pid %d: %w", p.PID, uperr)
+	case gperr != nil:
+		return nil, nil, fmt.Errorf("gid_map of pid %d: %w", p.PID, gperr)
 	}
 	if err := p.Verify(); err != nil {
 		return nil, nil, err

@@ -332,35 +332,53 @@ func statusUID(data []byte) (uint32, error) {
 // fit, filling the buffer).
 const seqRecordRoom = 512
 
-// readProcFile reads a small /proc file with raw syscalls: no os.File, no
-// netpoller registration and no finalizer, because registration reads several
-// of these per machine. It reads until EOF: a short read from a seq_file is not
-// the end when the next record did not fit (long uid_map or cgroup files).
+// readProcFile reads a small /proc file (see scanProcFile) into a slice of its
+// own, sized to the content.
 func readProcFile(path string) ([]byte, error) {
+	var out []byte
+	err := scanProcFile(path, func(b []byte) { out = bytes.Clone(b) })
+	return out, err
+}
+
+// procBufs are scanProcFile's read buffers: registration reads a few /proc
+// files, and a fresh 4 KiB each was a third of what it allocated.
+var procBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// scanProcFile reads a small /proc file with raw syscalls (no os.File, no
+// netpoller registration, no finalizer) into a pooled buffer and hands the
+// content to use, which must not keep it. It reads until EOF: a short read
+// from a seq_file is not the end when the next record did not fit (long
+// uid_map or cgroup files).
+func scanProcFile(path string, use func([]byte)) error {
 	fd, err := quicksys.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer quicksys.Close(fd)
-	buf := make([]byte, 0, 4096)
+	bp := procBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= 64<<10 {
+			*bp = buf[:0]
+			procBufs.Put(bp)
+		}
+	}()
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := quicksys.Read(fd, buf[len(buf):cap(buf)])
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, nil
+			return &os.PathError{Op: "read", Path: path, Err: err}
 		}
 		buf = buf[:len(buf)+n]
 		// seq_file stops short of the buffer only when its next record does
 		// not fit, and no record of the files we read comes near this much
-		// room: a read that leaves it free is the last, which saves the
-		// EOF read on every registration.
-		if cap(buf)-len(buf) >= seqRecordRoom {
-			return buf, nil
+		// room: a read that leaves it free is the last, which saves the EOF
+		// read on every registration.
+		if n == 0 || cap(buf)-len(buf) >= seqRecordRoom {
+			use(buf)
+			return nil
 		}
 	}
 }
