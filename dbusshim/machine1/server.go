@@ -56,6 +56,7 @@ type Server struct {
 	cred *credCache
 
 	manager, machine, logControl *iface
+	static                       map[dbus.ObjectPath]*object
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -90,6 +91,7 @@ func New(cfg Config) *Server {
 	s.manager = managerInterface()
 	s.machine = machineInterface()
 	s.logControl = logControlInterface()
+	s.static = s.staticObjects()
 	return s
 }
 
@@ -352,21 +354,28 @@ func staticChildren(names ...string) func(*call) []string {
 	return func(*call) []string { return names }
 }
 
-// resolve maps a path to an object, or UnknownObject.
+// staticObjects are the objects whose path is fixed, built once: every
+// manager call resolves one.
+func (s *Server) staticObjects() map[dbus.ObjectPath]*object {
+	objs := []*object{
+		{path: "/", children: staticChildren("org")},
+		{path: "/org", children: staticChildren("freedesktop")},
+		{path: "/org/freedesktop", children: staticChildren("LogControl1", "machine1")},
+		{path: managerPath, ifaces: []*iface{s.manager}, children: staticChildren("machine")},
+		{path: machineNode, children: s.machineChildren},
+		{path: logControlPath, ifaces: []*iface{s.logControl}, children: noChildren},
+	}
+	m := make(map[dbus.ObjectPath]*object, len(objs))
+	for _, o := range objs {
+		m[o.path] = o
+	}
+	return m
+}
+
+// resolve maps a path to an object, or UnknownObject. Objects are read-only.
 func (s *Server) resolve(c *call) (*object, error) {
-	switch c.path {
-	case "/":
-		return &object{path: c.path, children: staticChildren("org")}, nil
-	case "/org":
-		return &object{path: c.path, children: staticChildren("freedesktop")}, nil
-	case "/org/freedesktop":
-		return &object{path: c.path, children: staticChildren("LogControl1", "machine1")}, nil
-	case managerPath:
-		return &object{path: c.path, ifaces: []*iface{s.manager}, children: staticChildren("machine")}, nil
-	case machineNode:
-		return &object{path: c.path, children: s.machineChildren}, nil
-	case logControlPath:
-		return &object{path: c.path, ifaces: []*iface{s.logControl}, children: noChildren}, nil
+	if o, ok := s.static[c.path]; ok {
+		return o, nil
 	}
 	label, ok := strings.CutPrefix(string(c.path), machinePrefix)
 	if !ok || label == "" || strings.Contains(label, "/") {
