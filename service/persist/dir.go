@@ -23,6 +23,10 @@ const maxFileSize = 64 << 10
 // Ensure creates the directory; other programs test its existence to detect machined.
 func (d Dir) Ensure() error { return os.MkdirAll(d.Path, 0o755) }
 
+// encodeBufs are Save's encoding buffers: a record is a few hundred bytes,
+// written on every registration.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // Save writes a record atomically (temp file + rename), so a crash at any moment
 // leaves either the old or the new file, never a torn one. There is no fsync: the
 // directory lives on tmpfs (/run) and does not outlive a reboot anyway, and the
@@ -36,10 +40,15 @@ func (d Dir) Save(r Record) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: tmp, Err: err}
 	}
-	data := Encode(r)
+	bp := encodeBufs.Get().(*[]byte)
+	data := appendEncoded((*bp)[:0], r)
 	n, err := quicksys.Write(fd, data)
 	if err == nil && n != len(data) {
 		err = io.ErrShortWrite
+	}
+	if cap(data) <= 64<<10 {
+		*bp = data[:0]
+		encodeBufs.Put(bp)
 	}
 	if err == nil && umask()&0o644 != 0 {
 		err = unix.Fchmod(fd, 0o644) // the file is ABI: 0644 whatever the umask

@@ -6,12 +6,12 @@ import (
 	"strings"
 )
 
-// quote renders a value so that both generations of readers get it back: a value
+// appendQuoted appends a value so that both generations of readers get it back: a value
 // of only safe characters stays bare (what 252 wrote for every value), anything
 // else is double-quoted with \ escaping " \ $ and `, which systemd's env-file
 // parser undoes inside double quotes. Control characters never reach us: the core
 // refuses them.
-func quote(v string) string {
+func appendQuoted(b []byte, v string) []byte {
 	safe := true
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -21,18 +21,16 @@ func quote(v string) string {
 		}
 	}
 	if safe {
-		return v
+		return append(b, v...)
 	}
-	var b strings.Builder
-	b.WriteByte('"')
+	b = append(b, '"')
 	for i := 0; i < len(v); i++ {
 		if strings.IndexByte("\"\\$`", v[i]) >= 0 {
-			b.WriteByte('\\')
+			b = append(b, '\\')
 		}
-		b.WriteByte(v[i])
+		b = append(b, v[i])
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }
 
 // parseEnv reads KEY=VALUE lines. Bare values take backslash escapes, including

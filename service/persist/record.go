@@ -39,21 +39,33 @@ const vsockAny = ^uint32(0)
 
 // Encode renders r in upstream's key order; empty values are left out.
 func Encode(r Record) []byte {
-	var b strings.Builder
-	b.WriteString(header)
+	return appendEncoded(make([]byte, 0, 512), r)
+}
+
+// appendEncoded appends Encode(r) to b, so that Save can reuse a buffer.
+func appendEncoded(b []byte, r Record) []byte {
+	b = append(b, header...)
 	put := func(k, v string) {
 		if v != "" {
-			b.WriteString(k + "=" + quote(v) + "\n")
+			b = append(b, k...)
+			b = append(b, '=')
+			b = appendQuoted(b, v)
+			b = append(b, '\n')
 		}
 	}
 	num := func(k string, v uint64) {
 		if v != 0 {
-			b.WriteString(k + "=" + strconv.FormatUint(v, 10) + "\n")
+			b = append(b, k...)
+			b = append(b, '=')
+			b = strconv.AppendUint(b, v, 10)
+			b = append(b, '\n')
 		}
 	}
 	put("NAME", r.Name)
 	if r.HasUID {
-		b.WriteString("UID=" + strconv.FormatUint(uint64(r.UID), 10) + "\n")
+		b = append(b, "UID="...)
+		b = strconv.AppendUint(b, uint64(r.UID), 10)
+		b = append(b, '\n')
 	}
 	put("SCOPE", r.Unit)
 	put("SCOPE_JOB", r.ScopeJob)
@@ -61,7 +73,9 @@ func Encode(r Record) []byte {
 	put("SERVICE", r.Service)
 	put("ROOT", r.RootDirectory)
 	if r.ID != [16]byte{} {
-		b.WriteString("ID=" + hex.EncodeToString(r.ID[:]) + "\n")
+		b = append(b, "ID="...)
+		b = hex.AppendEncode(b, r.ID[:])
+		b = append(b, '\n')
 	}
 	num("LEADER", uint64(r.Leader))
 	num("LEADER_PIDFDID", r.LeaderPIDFDID)
@@ -71,12 +85,15 @@ func Encode(r Record) []byte {
 	num("REALTIME", r.Realtime)
 	num("MONOTONIC", r.Monotonic)
 	if len(r.NetIf) > 0 {
-		s := make([]string, len(r.NetIf))
-		for i, n := range r.NetIf {
-			s[i] = strconv.Itoa(n)
-		}
 		// Unquoted "5 7" as 252 wrote it: 252 and newer readers both split it.
-		b.WriteString("NETIF=" + strings.Join(s, " ") + "\n")
+		b = append(b, "NETIF="...)
+		for i, n := range r.NetIf {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = strconv.AppendInt(b, int64(n), 10)
+		}
+		b = append(b, '\n')
 	}
 	if r.VSockCID != 0 && r.VSockCID != vsockAny {
 		num("VSOCK_CID", uint64(r.VSockCID))
@@ -84,7 +101,7 @@ func Encode(r Record) []byte {
 	put("SSH_ADDRESS", r.SSHAddress)
 	put("SSH_PRIVATE_KEY_PATH", r.SSHPrivateKeyPath)
 	put("CONTROL_ADDRESS", r.ControlAddress)
-	return []byte(b.String())
+	return b
 }
 
 // Decode parses a state file named name. It accepts what upstream 252 and newer
