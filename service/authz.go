@@ -25,7 +25,7 @@ type Authorizer interface {
 // authorize is the single authorization rule for both transports: privileged
 // callers pass; the machine's owner passes where ownerOK (Unregister, Terminate,
 // Kill); everyone else needs the Authorizer's consent.
-func (m *Manager) authorize(ctx context.Context, c Caller, action string, details map[string]string, owner *uint32) error {
+func (m *Manager) authorize(ctx context.Context, c Caller, action string, details func() map[string]string, owner *uint32) error {
 	if c.privileged() {
 		return nil
 	}
@@ -33,7 +33,7 @@ func (m *Manager) authorize(ctx context.Context, c Caller, action string, detail
 		return nil
 	}
 	if m.cfg.Authorizer != nil {
-		return m.cfg.Authorizer.Check(ctx, c, action, details)
+		return m.cfg.Authorizer.Check(ctx, c, action, details())
 	}
 	return fmt.Errorf("%s requires privileges: %w", action, ErrPermissionDenied)
 }

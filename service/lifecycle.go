@@ -93,7 +93,7 @@ func (m *Manager) selectForAction(ctx context.Context, c Caller, sel Selector, v
 	if mc.info.Class == ClassHost {
 		ownerPtr = nil // nobody owns the host
 	}
-	details := map[string]string{"name": mc.info.Name, "verb": verb}
+	details := func() map[string]string { return map[string]string{"name": mc.info.Name, "verb": verb} }
 	if err := m.authorize(ctx, c, ActionManageMachines, details, ownerPtr); err != nil {
 		return nil, err
 	}
