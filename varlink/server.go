@@ -58,14 +58,22 @@ type Server struct {
 	cancels   []context.CancelFunc
 	wg        sync.WaitGroup
 	lastDrop  time.Time
+	workers   *workers
 }
+
+// Connection goroutines kept for reuse (see workers): enough for the one-call
+// connections that come one after the other, gone a few seconds after a burst.
+const (
+	idleWorkers    = 4
+	idleWorkerTime = 3 * time.Second
+)
 
 // NewServer creates a server; name appears in logs.
 func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, workers: newWorkers(idleWorkers, idleWorkerTime)}
 }
 
 // protocolError is what a client gets before we hang up on it.
@@ -136,7 +144,7 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 	s.perUID[peer.UID]++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
+	s.workers.run(func() {
 		defer s.wg.Done()
 		defer func() {
 			s.mu.Lock()
@@ -147,7 +155,7 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 			s.mu.Unlock()
 		}()
 		s.serve(ctx, uc, peer)
-	}()
+	})
 }
 
 // ServeConn serves one connected socket (varlinkctl's exec: hands us one) until
@@ -231,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	s.mu.Unlock()
+	s.workers.stop()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
