@@ -57,6 +57,7 @@ func (w *workers) loop(f func()) {
 	var t *time.Timer
 	for f != nil {
 		f()
+		f = nil // let the finished connection's state go while idle
 		if !w.goIdle() {
 			return
 		}
