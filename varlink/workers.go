@@ -1,6 +1,7 @@
 package varlink
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -12,53 +13,63 @@ import (
 // CPU. A goroutine that finds no work for idleFor, or finds maxIdle others
 // already waiting, ends; so do the idle ones when the server stops.
 type workers struct {
-	work    chan func() // unbuffered: a send succeeds only into a waiting worker
-	quit    chan struct{}
-	once    sync.Once
 	maxIdle int
 	idleFor time.Duration
+	quit    chan struct{}
+	once    sync.Once
 
-	mu         sync.Mutex
-	idle, live int
+	mu      sync.Mutex
+	idle    []*worker // most recently idle last: it is handed the next job
+	live    int
+	stopped bool
 }
 
+// worker is one goroutine's inbox; a job is sent only to a worker taken off
+// the idle list, so the send never blocks.
+type worker struct{ jobs chan func() }
+
 func newWorkers(maxIdle int, idleFor time.Duration) *workers {
-	return &workers{work: make(chan func()), quit: make(chan struct{}), maxIdle: maxIdle, idleFor: idleFor}
+	return &workers{maxIdle: maxIdle, idleFor: idleFor, quit: make(chan struct{})}
 }
 
 // run runs f on an idle worker, or on a new goroutine.
 func (w *workers) run(f func()) {
-	select {
-	case w.work <- f:
-	default:
-		w.mu.Lock()
-		w.live++
+	w.mu.Lock()
+	if n := len(w.idle); n > 0 {
+		wk := w.idle[n-1]
+		w.idle = w.idle[:n-1]
 		w.mu.Unlock()
-		go w.loop(f)
+		wk.jobs <- f
+		return
 	}
+	w.live++
+	w.mu.Unlock()
+	go w.loop(&worker{jobs: make(chan func(), 1)}, f)
 }
 
 // stop retires the idle workers at once; busy ones end after their job.
-func (w *workers) stop() { w.once.Do(func() { close(w.quit) }) }
+func (w *workers) stop() {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.mu.Unlock()
+		close(w.quit)
+	})
+}
 
 // counts reports the worker goroutines in existence and those idle.
 func (w *workers) counts() (live, idle int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.live, w.idle
+	return w.live, len(w.idle)
 }
 
-func (w *workers) loop(f func()) {
-	defer func() {
-		w.mu.Lock()
-		w.live--
-		w.mu.Unlock()
-	}()
+func (w *workers) loop(wk *worker, f func()) {
 	var t *time.Timer
-	for f != nil {
+	for {
 		f()
 		f = nil // let the finished connection's state go while idle
-		if !w.goIdle() {
+		if !w.goIdle(wk) {
 			return
 		}
 		if t == nil {
@@ -67,32 +78,43 @@ func (w *workers) loop(f func()) {
 			t.Reset(w.idleFor)
 		}
 		select {
-		case f = <-w.work:
+		case f = <-wk.jobs:
 			t.Stop()
+			continue
 		case <-t.C:
-			f = nil
 		case <-w.quit:
 			t.Stop()
-			f = nil
 		}
-		w.mu.Lock()
-		w.idle--
-		w.mu.Unlock()
+		if !w.retire(wk) {
+			f = <-wk.jobs // run took us off the list just now: its job is on the way
+		} else {
+			return
+		}
 	}
 }
 
-// goIdle counts the caller as idle, unless enough are or the server stopped.
-func (w *workers) goIdle() bool {
+// goIdle puts wk on the idle list, unless enough are there or the server
+// stopped; then the goroutine ends.
+func (w *workers) goIdle(wk *worker) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	select {
-	case <-w.quit:
-		return false
-	default:
-	}
-	if w.idle >= w.maxIdle {
+	if w.stopped || len(w.idle) >= w.maxIdle {
+		w.live--
 		return false
 	}
-	w.idle++
+	w.idle = append(w.idle, wk)
+	return true
+}
+
+// retire takes wk off the idle list and ends it; false if run already took it.
+func (w *workers) retire(wk *worker) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := slices.Index(w.idle, wk)
+	if i < 0 {
+		return false
+	}
+	w.idle = slices.Delete(w.idle, i, i+1)
+	w.live--
 	return true
 }

@@ -9,7 +9,7 @@ import (
 // waitWorkers waits until the pool's counts satisfy ok.
 func waitWorkers(t *testing.T, w *workers, what string, ok func(live, idle int) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		live, idle := w.counts()
 		if ok(live, idle) {
@@ -22,8 +22,8 @@ func waitWorkers(t *testing.T, w *workers, what string, ok func(live, idle int) 
 	}
 }
 
-func TestWorkersReuseThenRetire(t *testing.T) {
-	w := newWorkers(2, 200*time.Millisecond)
+func TestWorkersReuseAndCap(t *testing.T) {
+	w := newWorkers(2, time.Hour)
 
 	// Jobs that come one after the other run on one worker.
 	for i := 0; i < 20; i++ {
@@ -33,22 +33,31 @@ func TestWorkersReuseThenRetire(t *testing.T) {
 		waitWorkers(t, w, "one worker, idle", func(live, idle int) bool { return live == 1 && idle == 1 })
 	}
 
-	// A burst of 10 concurrent jobs leaves at most maxIdle workers behind...
+	// A burst of 10 concurrent jobs leaves maxIdle workers behind.
 	var wg sync.WaitGroup
 	release := make(chan struct{})
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
 		w.run(func() { defer wg.Done(); <-release })
 	}
-	if live, _ := w.counts(); live != 10 {
-		t.Fatalf("10 blocked jobs on %d workers", live)
+	if live, idle := w.counts(); live != 10 || idle != 0 {
+		t.Fatalf("10 blocked jobs: %d workers, %d idle; want 10, 0", live, idle)
 	}
 	close(release)
 	wg.Wait()
 	waitWorkers(t, w, "idle workers capped at 2", func(live, idle int) bool { return live == 2 && idle == 2 })
+}
 
-	// ...and they end once idle for idleFor.
-	waitWorkers(t, w, "idle workers retired", func(live, _ int) bool { return live == 0 })
+func TestWorkersRetireWhenIdle(t *testing.T) {
+	w := newWorkers(2, 20*time.Millisecond)
+	done := make(chan struct{})
+	w.run(func() { close(done) })
+	<-done
+	waitWorkers(t, w, "idle worker retired after idleFor", func(live, idle int) bool { return live == 0 && idle == 0 })
+	// A job after that gets a new worker.
+	ran := make(chan struct{})
+	w.run(func() { close(ran) })
+	<-ran
 }
 
 func TestWorkersStopRetiresIdleAtOnce(t *testing.T) {
