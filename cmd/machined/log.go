@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/machined-go/machined/internal/bufpool"
 	"github.com/machined-go/machined/varlink"
 )
 
@@ -58,7 +59,7 @@ func (h *lineHandler) SetTarget(t string) error {
 // Handle appends the line into a pooled buffer: every registration logs, and
 // fmt and a fresh builder per line were 6 % of a registration's CPU.
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	bp := lineBufs.Get().(*[]byte)
+	bp := lineBufs.Get()
 	b := (*bp)[:0]
 	if h.journal {
 		b = append(b, '<')
@@ -90,14 +91,11 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	_, err := h.w.Write(b)
 	h.mu.Unlock()
-	if cap(b) <= 64<<10 {
-		*bp = b
-		lineBufs.Put(bp)
-	}
+	lineBufs.Put(bp, b)
 	return err
 }
 
-var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+var lineBufs = bufpool.New(256, 64<<10)
 
 func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h

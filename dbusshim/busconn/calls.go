@@ -5,9 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime/debug"
-	"sync"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/internal/bufpool"
 )
 
 // CallHandler answers the method calls that reach a connection dialled with
@@ -114,10 +115,8 @@ func (r *relay) callHandler(m *dbus.Message) (body []any, err error) {
 
 // outBufs recycles encoding buffers: a ListMachines reply of 500 machines is
 // 60 KiB, worth not allocating and clearing for every call.
-var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// maxPooledBuf keeps the occasional huge reply's buffer out of the pool.
-const maxPooledBuf = 1 << 20
+// The occasional huge reply's buffer is not kept.
+var outBufs = bufpool.New(4096, 1<<20)
 
 // encodeError is a message that could not be encoded, as opposed to one that
 // could not be written.
@@ -129,18 +128,15 @@ func (e encodeError) Unwrap() error { return e.error }
 // (messages carrying unix fds), and writes it to the bus. The fds in its body
 // go with it and are closed.
 func (r *relay) send(m *outMessage) error {
-	bp := outBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBuf {
-			outBufs.Put(bp)
-		}
-	}()
+	bp := outBufs.Get()
 	b, err := appendMessage((*bp)[:0], m)
+	kept := *bp
+	if err == nil {
+		kept = b // as grown by this message
+	}
+	defer outBufs.Put(bp, kept)
 	var fds []int
-	switch {
-	case err == nil:
-		*bp = b[:0] // keep the grown buffer
-	case errors.Is(err, errUnencodable):
+	if errors.Is(err, errUnencodable) {
 		b, fds, err = encodeWithGodbus(m)
 	}
 	if err != nil {

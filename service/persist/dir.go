@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/bufpool"
 	"github.com/machined-go/machined/internal/quicksys"
 )
 
@@ -25,7 +26,7 @@ func (d Dir) Ensure() error { return os.MkdirAll(d.Path, 0o755) }
 
 // encodeBufs are Save's encoding buffers: a record is a few hundred bytes,
 // written on every registration.
-var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+var encodeBufs = bufpool.New(512, 64<<10)
 
 // Save writes a record atomically (temp file + rename), so a crash at any moment
 // leaves either the old or the new file, never a torn one. There is no fsync: the
@@ -40,16 +41,13 @@ func (d Dir) Save(r Record) error {
 	if err != nil {
 		return &os.PathError{Op: "create", Path: tmp, Err: err}
 	}
-	bp := encodeBufs.Get().(*[]byte)
+	bp := encodeBufs.Get()
 	data := appendEncoded((*bp)[:0], r)
 	n, err := quicksys.Write(fd, data)
 	if err == nil && n != len(data) {
 		err = io.ErrShortWrite
 	}
-	if cap(data) <= 64<<10 {
-		*bp = data[:0]
-		encodeBufs.Put(bp)
-	}
+	encodeBufs.Put(bp, data)
 	if err == nil && umask()&0o644 != 0 {
 		err = unix.Fchmod(fd, 0o644) // the file is ABI: 0644 whatever the umask
 	}

@@ -4,5 +4,6 @@
 // upstream machined, so keys, order and quoting follow upstream.
 //
 // It must not import varlink, godbus or any other project package but
-// internal/quicksys, through which the hot path's file system calls go.
+// internal/quicksys, through which the hot path's file system calls go, and
+// internal/bufpool.
 package persist

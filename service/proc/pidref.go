@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/bufpool"
 	"github.com/machined-go/machined/internal/quicksys"
 )
 
@@ -342,7 +343,7 @@ func readProcFile(path string) ([]byte, error) {
 
 // procBufs are scanProcFile's read buffers: registration reads a few /proc
 // files, and a fresh 4 KiB each was a third of what it allocated.
-var procBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var procBufs = bufpool.New(4096, 64<<10)
 
 // scanProcFile reads a small /proc file with raw syscalls (no os.File, no
 // netpoller registration, no finalizer) into a pooled buffer and hands the
@@ -355,14 +356,9 @@ func scanProcFile(path string, use func([]byte)) error {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer quicksys.Close(fd)
-	bp := procBufs.Get().(*[]byte)
+	bp := procBufs.Get()
 	buf := (*bp)[:0]
-	defer func() {
-		if cap(buf) <= 64<<10 {
-			*bp = buf[:0]
-			procBufs.Put(bp)
-		}
-	}()
+	defer func() { procBufs.Put(bp, buf) }()
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
