@@ -174,6 +174,20 @@ func tmpfsDir(prefix string) (dir string, undo func(), err error) {
 	}, nil
 }
 
+// startDaemon starts the daemon a -daemons key names (parseFlags admits only
+// these three).
+func startDaemon(cfg config, key, scratch string) (*daemon, error) {
+	switch key {
+	case "252":
+		return new252(scratch)
+	case "257":
+		return new257(cfg.trixieRoot)
+	case "ours":
+		return newOurs(cfg.ours, cfg.oursBus)
+	}
+	return nil, fmt.Errorf("unknown daemon %q", key)
+}
+
 // newOurs prepares bin/machined on a tmpfs runtime directory. busMode "none"
 // runs it Varlink-only; "private" gives it a bus of its own; anything else is a
 // bus address passed to --bus.

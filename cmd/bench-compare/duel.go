@@ -180,16 +180,7 @@ func cpuNS(pid int) int64 {
 // reason and is left out.
 func (b *bench) startAll(scratch string) (ds []*daemon, versions []string) {
 	for _, key := range b.cfg.daemons {
-		var d *daemon
-		var err error
-		switch key {
-		case "252":
-			d, err = new252(scratch)
-		case "257":
-			d, err = new257(b.cfg.trixieRoot)
-		case "ours":
-			d, err = newOurs(b.cfg.ours, b.cfg.oursBus)
-		}
+		d, err := startDaemon(b.cfg, key, scratch)
 		if err != nil {
 			b.logf("%s: cannot start: %v", key, err)
 			b.fillDBus(key, cell{Text: "n/a", Note: "could not start: " + firstLineOf(err.Error())})

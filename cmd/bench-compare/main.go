@@ -297,15 +297,7 @@ func run(cfg config) error {
 		time.Sleep(settle)
 		logf("=== %s === (load average %s)", key, loadAvg())
 		loads = append(loads, key+" "+loadAvg())
-		var d *daemon
-		switch key {
-		case "252":
-			d, err = new252(scratch)
-		case "257":
-			d, err = new257(cfg.trixieRoot)
-		case "ours":
-			d, err = newOurs(cfg.ours, cfg.oursBus)
-		}
+		d, err := startDaemon(cfg, key, scratch)
 		if err != nil {
 			logf("%s: cannot start: %v", key, err)
 			b.fillNotRun(key, "could not start: "+firstLineOf(err.Error()))
