@@ -72,11 +72,7 @@ func Close(fd int) error {
 
 // Rename is renameat2(AT_FDCWD, from, AT_FDCWD, to, 0): replaces to atomically.
 func Rename(from, to string) error {
-	f, err := unix.BytePtrFromString(from)
-	if err != nil {
-		return err
-	}
-	t, err := unix.BytePtrFromString(to)
+	f, t, err := twoPaths(from, to)
 	if err != nil {
 		return err
 	}
@@ -101,11 +97,7 @@ func Unlink(path string) error {
 
 // Symlink is symlinkat(target, AT_FDCWD, path).
 func Symlink(target, path string) error {
-	t, err := unix.BytePtrFromString(target)
-	if err != nil {
-		return err
-	}
-	p, err := unix.BytePtrFromString(path)
+	t, p, err := twoPaths(target, path)
 	if err != nil {
 		return err
 	}
@@ -173,4 +165,17 @@ func Readable(fd int) (bool, error) {
 		}
 		return false, e
 	}
+}
+
+// twoPaths converts the two path arguments of a call to C strings.
+func twoPaths(a, b string) (*byte, *byte, error) {
+	pa, err := unix.BytePtrFromString(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	pb, err := unix.BytePtrFromString(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pa, pb, nil
 }

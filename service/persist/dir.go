@@ -39,7 +39,7 @@ func (d Dir) Save(r Record) error {
 	tmp := filepath.Join(d.Path, ".#"+r.Name)
 	fd, err := quicksys.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return &os.PathError{Op: "create", Path: tmp, Err: err}
+		return pathError("create", tmp, err)
 	}
 	bp := encodeBufs.Get()
 	data := appendEncoded((*bp)[:0], r)
@@ -101,11 +101,12 @@ func pathError(op, path string, err error) error {
 
 // Remove deletes a record and its unit link, if the link still points at it.
 func (d Dir) Remove(name, unit string) error {
-	err := quicksys.Unlink(filepath.Join(d.Path, name))
+	file := filepath.Join(d.Path, name)
+	err := quicksys.Unlink(file)
 	if err == unix.ENOENT {
 		err = nil
 	}
-	err = pathError("remove", filepath.Join(d.Path, name), err)
+	err = pathError("remove", file, err)
 	if unit != "" {
 		link := filepath.Join(d.Path, "unit:"+unit)
 		var buf [256]byte // machine names are at most 64 bytes
