@@ -320,6 +320,7 @@ func BenchmarkVarlinkRegisterUnregisterRaw(b *testing.B) {
 // 0..65535 to (i+16)*65536.., and registers them as machine u<i>.
 func userNSFarm(b *testing.B, d *daemon, n int) {
 	b.Helper()
+	needUserNS(b)
 	c := dialLean(b, d.sock())
 	for i := 0; i < n; i++ {
 		m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: (i + 16) << 16, Size: 65536}}

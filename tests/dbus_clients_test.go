@@ -100,6 +100,7 @@ func TestMachinectl(t *testing.T) {
 // goes from both when it ends.
 func TestNspawn(t *testing.T) {
 	needCgroup2(t)
+	needUserNS(t) // one case runs --private-users=pick
 	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
 		t.Fatal("systemd-nspawn not installed: run `make deps` (systemd-container)")
 	}

@@ -119,6 +119,7 @@ exec "$@"`
 // DBUS_SYSTEM_BUS_ADDRESS pointing at the private bus.
 func inSystemdNS(t *testing.T, d *daemon, bus *privateBus, asUID int, name string, args ...string) (string, string, int) {
 	t.Helper()
+	needMountNS(t)
 	env := []string{"RT=" + d.dir, "DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr, "RUN_AS_UID="}
 	if asUID >= 0 {
 		env[2] = fmt.Sprintf("RUN_AS_UID=%d", asUID)
@@ -130,6 +131,7 @@ func inSystemdNS(t *testing.T, d *daemon, bus *privateBus, asUID int, name strin
 // way; done is closed when it has exited.
 func startInSystemdNS(t *testing.T, d *daemon, bus *privateBus, name string, args ...string) (cmd *exec.Cmd, out *bytes.Buffer, done chan struct{}) {
 	t.Helper()
+	needMountNS(t)
 	cmd = exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", systemdNS, "sh", name}, args...)...)
 	cmd.Env = append(os.Environ(), "RT="+d.dir, "DBUS_SYSTEM_BUS_ADDRESS="+bus.addr, "RUN_AS_UID=", "SYSTEMD_LOG_LEVEL=info")
 	out = new(bytes.Buffer)

@@ -314,6 +314,7 @@ func spawnLeader(t *testing.T) *leader { return spawnLeaderWith(t, nil) }
 func spawnUserNSLeader(t *testing.T, shift int) *leader {
 	t.Helper()
 	needRoot(t)
+	needUserNS(t)
 	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: shift, Size: 65536}}
 	return spawnLeaderWith(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: m})
 }

@@ -2,7 +2,9 @@
 # Installs everything the test suite needs, idempotently, on Debian 12 as root:
 #   * Debian packages: the real clients (busctl, machinectl, systemd-nspawn, userdbctl,
 #     getent through nss-systemd and nss-mymachines), dbus-daemon, polkitd (run on
-#     private buses only), busybox for test root file systems, debootstrap;
+#     private buses only), busybox for test root file systems, debootstrap, and what a
+#     bare Debian 12 lacks besides: CA certificates (Go module downloads), python3 (a
+#     transport test's foreign-uid client), procps (pgrep, ps);
 #   * varlinkctl from systemd 257 (Debian 13), which Debian 12 does not ship: a minimal
 #     trixie tree is debootstrapped into $TRIXIE_ROOT and /usr/local/bin/varlinkctl runs
 #     its binary through trixie's own dynamic loader, on the host's file system;
@@ -14,15 +16,25 @@ set -euo pipefail
 TRIXIE_ROOT="${TRIXIE_ROOT:-/var/tmp/trixie-root}"
 TRIXIE_ROOT="${TRIXIE_ROOT%/}"
 VARLINKCTL_WRAPPER="${VARLINKCTL_WRAPPER:-/usr/local/bin/varlinkctl}"
-DEB_PKGS="systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev"
+DEB_PKGS="ca-certificates python3 systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev"
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: must run as root (it installs Debian packages)" >&2
     exit 1
 fi
 
+# Waits while another apt-get or dpkg runs. Reads /proc itself: procps (pgrep) may
+# be one of the packages still to install.
+apt_busy() {
+    local c n
+    for c in /proc/[0-9]*/comm; do
+        read -r n < "$c" 2>/dev/null || continue
+        case "$n" in apt-get|dpkg) return 0 ;; esac
+    done
+    return 1
+}
 wait_for_apt() {
-    while pgrep -x apt-get >/dev/null || pgrep -x dpkg >/dev/null; do sleep 1; done
+    while apt_busy; do sleep 1; done
 }
 
 missing=""
