@@ -79,8 +79,10 @@ func (m *Manager) stopUnitAsync(unit string) {
 
 // selectForAction resolves the machine and checks the caller may act on it.
 func (m *Manager) selectForAction(ctx context.Context, c Caller, sel Selector, verb string) (*machine, error) {
+	sel, release := m.resolvePID(c, sel)
+	defer release()
 	m.mu.Lock()
-	mc, err := m.selectLocked(c, sel)
+	mc, err := m.selectLocked(sel)
 	var owner uint32
 	if err == nil {
 		owner = mc.info.UID

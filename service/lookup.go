@@ -13,13 +13,65 @@ type Selector struct {
 	HasPID  bool
 	PID     int
 	PIDFDID uint64 // when not 0, must match the process behind PID
+
+	target *pidTarget // set by resolvePID, before the registry lock is taken
+}
+
+// pidTarget is the process a Selector names, pinned and placed in its unit
+// before the registry lock is taken: opening a pidfd and reading /proc are system
+// calls, and no lookup may make the registry wait on them.
+type pidTarget struct {
+	ref  *proc.PidRef
+	unit string // "" when the process is in no unit
+	err  error  // why the process could not be pinned; reported by the lookup
+}
+
+// resolvePID pins the process sel names, if any, without the registry lock. The
+// returned release closes what it pinned; call it once the lookup is done.
+func (m *Manager) resolvePID(c Caller, sel Selector) (Selector, func()) {
+	if !sel.HasPID {
+		return sel, func() {}
+	}
+	t := m.pinTarget(c, sel.PID, sel.PIDFDID)
+	sel.target = t
+	return sel, func() { t.ref.Close() }
+}
+
+// pinTarget opens the process pid (0: the caller) and reads the unit of its
+// cgroup, as upstream's lookup by PID does: from /proc/PID/cgroup, never by
+// asking the service manager, which would be IPC.
+func (m *Manager) pinTarget(c Caller, pid int, pidfdID uint64) *pidTarget {
+	if pid < 0 {
+		return &pidTarget{err: invalidArg("pid", "invalid PID %d", pid)}
+	}
+	var ref *proc.PidRef
+	var err error
+	if pid == 0 {
+		ref, err = c.pidRef()
+	} else {
+		ref, err = proc.Open(pid)
+	}
+	if err != nil {
+		return &pidTarget{err: fmt.Errorf("process %d does not exist: %w", pid, ErrNoMachineForPID)}
+	}
+	if pidfdID != 0 && ref.ID != 0 && pidfdID != ref.ID {
+		ref.Close()
+		return &pidTarget{err: fmt.Errorf("pidfd id of process %d does not match: %w", ref.PID, ErrNoMachineForPID)}
+	}
+	t := &pidTarget{ref: ref}
+	if path, err := proc.CgroupPath(ref.PID); err == nil {
+		t.unit, _ = proc.UnitFromCgroupPath(path)
+	}
+	return t
 }
 
 // Get returns one machine.
 func (m *Manager) Get(c Caller, sel Selector) (MachineInfo, error) {
+	sel, release := m.resolvePID(c, sel)
+	defer release()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mc, err := m.selectLocked(c, sel)
+	mc, err := m.selectLocked(sel)
 	if err != nil {
 		return MachineInfo{}, err
 	}
@@ -29,17 +81,20 @@ func (m *Manager) Get(c Caller, sel Selector) (MachineInfo, error) {
 // GetByPID is GetMachineByPID: the machine a process belongs to, by leader or by
 // the unit it runs in. .host is never returned.
 func (m *Manager) GetByPID(c Caller, pid int) (MachineInfo, error) {
+	t := m.pinTarget(c, pid, 0)
+	defer t.ref.Close()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	mc, err := m.byPIDLocked(c, pid, 0)
+	mc, err := m.byPIDLocked(t)
 	if err != nil {
 		return MachineInfo{}, err
 	}
 	return mc.snapshot(), nil
 }
 
-// selectLocked resolves a Selector. m.mu must be held.
-func (m *Manager) selectLocked(c Caller, sel Selector) (*machine, error) {
+// selectLocked resolves a Selector that went through resolvePID. m.mu must be
+// held.
+func (m *Manager) selectLocked(sel Selector) (*machine, error) {
 	var byName *machine
 	if sel.Name != "" {
 		if !validLookupName(sel.Name) {
@@ -56,7 +111,7 @@ func (m *Manager) selectLocked(c Caller, sel Selector) (*machine, error) {
 		}
 		return byName, nil
 	}
-	byPID, err := m.byPIDLocked(c, sel.PID, sel.PIDFDID)
+	byPID, err := m.byPIDLocked(sel.target)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, ErrNoSuchMachine)
 	}
@@ -66,41 +121,22 @@ func (m *Manager) selectLocked(c Caller, sel Selector) (*machine, error) {
 	return byPID, nil
 }
 
-// byPIDLocked implements the lookup of upstream's §4.8: exact leader first, then
-// the unit of the process's cgroup. m.mu must be held; it reads /proc but never
-// blocks on anything slower.
-func (m *Manager) byPIDLocked(c Caller, pid int, pidfdID uint64) (*machine, error) {
-	if pid < 0 {
-		return nil, invalidArg("pid", "invalid PID %d", pid)
+// byPIDLocked implements upstream's lookup by PID on a pinned process: the
+// machine it leads, else the machine owning the unit it runs in. m.mu must be
+// held; it only reads the registry.
+func (m *Manager) byPIDLocked(t *pidTarget) (*machine, error) {
+	if t == nil {
+		return nil, fmt.Errorf("no process given: %w", ErrNoMachineForPID)
 	}
-	var ref *proc.PidRef
-	var err error
-	if pid == 0 {
-		ref, err = c.pidRef()
-	} else {
-		ref, err = proc.Open(pid)
+	if t.err != nil {
+		return nil, t.err
 	}
-	if err != nil {
-		return nil, fmt.Errorf("process %d does not exist: %w", pid, ErrNoMachineForPID)
-	}
-	defer ref.Close()
-	if pidfdID != 0 && ref.ID != 0 && pidfdID != ref.ID {
-		return nil, fmt.Errorf("pidfd id of process %d does not match: %w", ref.PID, ErrNoMachineForPID)
-	}
+	ref := t.ref
 	if mc := m.byLeader[ref.PID]; mc != nil && (mc.info.Leader.PIDFDID == 0 || ref.ID == 0 || mc.info.Leader.PIDFDID == ref.ID) {
 		return mc, nil
 	}
-	var unit string
-	if m.cfg.Units != nil {
-		unit, _, err = m.cfg.Units.UnitOfPID(ref.PID)
-	} else {
-		var path string
-		if path, err = proc.CgroupPath(ref.PID); err == nil {
-			unit, _ = proc.UnitFromCgroupPath(path)
-		}
-	}
-	if err == nil && unit != "" {
-		if mc := m.byUnit[unit]; mc != nil {
+	if t.unit != "" {
+		if mc := m.byUnit[t.unit]; mc != nil {
 			return mc, nil
 		}
 	}

@@ -13,8 +13,10 @@ type IDMapping struct {
 
 // MapFrom translates ids inside a container to host ids.
 func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, error) {
+	sel, release := m.resolvePID(c, sel)
+	defer release()
 	m.mu.Lock()
-	mc, err := m.selectLocked(c, sel)
+	mc, err := m.selectLocked(sel)
 	var name string
 	var class Class
 	if err == nil {
