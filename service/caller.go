@@ -23,11 +23,14 @@ type Caller struct {
 	BusName string
 }
 
-// privileged mirrors upstream's short-cut: our own uid, or root while we run
-// unprivileged (user scope), may do everything without asking polkit.
-func (c Caller) privileged() bool {
-	return c.UID == ownUID || c.UID == 0
+// Privileged is upstream's short-cut, for every transport and every check: our
+// own uid, or root while we run unprivileged (user scope), may do everything
+// without asking polkit.
+func Privileged(uid uint32) bool {
+	return uid == ownUID || uid == 0
 }
+
+func (c Caller) privileged() bool { return Privileged(c.UID) }
 
 // ownUID is our effective uid; it does not change while we run.
 var ownUID = uint32(os.Geteuid())

@@ -117,7 +117,7 @@ func startedAfter(p *proc.PidRef, monotonic uint64) bool {
 	if monotonic == 0 {
 		return false
 	}
-	st, err := processStartMicros(p.PID)
+	st, err := proc.StartMicros(p.PID)
 	if err != nil {
 		return false
 	}

@@ -1,11 +1,6 @@
 package service
 
 import (
-	"bytes"
-	"errors"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,26 +32,3 @@ var monoBase = sync.OnceValue(func() (b struct {
 	}
 	return b
 })
-
-// processStartMicros is when a process started, in µs since boot, from field 22
-// of /proc/PID/stat (clock ticks; USER_HZ is 100 on every Linux ABI we run on).
-func processStartMicros(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces and parentheses: split after the last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc/PID/stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, errors.New("malformed /proc/PID/stat")
-	}
-	ticks, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return ticks * 10_000, nil
-}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/machined-go/machined/service"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -67,7 +68,7 @@ func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method st
 
 func privilegedPeer(ctx context.Context) bool {
 	p, ok := PeerFromContext(ctx)
-	return ok && (p.UID == 0 || p.UID == uint32(os.Geteuid()))
+	return ok && service.Privileged(p.UID)
 }
 
 // SyslogLevel maps a slog level to the BSD syslog level io.systemd.service speaks.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -183,7 +181,7 @@ func parseCreds(m map[string]dbus.Variant) (creds, error) {
 	if fd, ok := m["ProcessFD"].Value().(dbus.UnixFD); ok {
 		c.pidfd = int(fd)
 		if c.pid == 0 {
-			if pid, err := pidOfPIDFD(c.pidfd); err == nil {
+			if pid, err := proc.PidOfPidfd(c.pidfd); err == nil {
 				c.pid = pid
 			}
 		}
@@ -223,24 +221,4 @@ func closeVariantFDs(m map[string]dbus.Variant) {
 			closeFD(int(fd))
 		}
 	}
-}
-
-// pidOfPIDFD reads the PID a pidfd refers to from its fdinfo.
-func pidOfPIDFD(fd int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
-	if err != nil {
-		return 0, err
-	}
-	var pid int
-	for _, line := range strings.Split(string(b), "\n") {
-		if n, err := fmt.Sscanf(line, "Pid:\t%d", &pid); err == nil && n == 1 {
-			return pid, nil
-		}
-	}
-	return 0, errors.New("no Pid in fdinfo")
-}
-
-// privileged is the LogControl1 rule: root, or our own uid.
-func privileged(uid uint32) bool {
-	return uid == 0 || uid == uint32(os.Geteuid())
 }

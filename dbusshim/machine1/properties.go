@@ -2,6 +2,7 @@ package machine1
 
 import (
 	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/service"
 )
 
 // properties answers org.freedesktop.DBus.Properties on the resolved object.
@@ -71,7 +72,7 @@ func (s *Server) properties(c *call) ([]any, error) {
 			if err != nil {
 				return nil, err
 			}
-			if !privileged(caller.UID) {
+			if !service.Privileged(caller.UID) {
 				return nil, errorf(ErrAccessDenied, "Access denied to property %s.", name)
 			}
 		}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 )
 
 const (
@@ -124,7 +122,7 @@ func subjectOf(c service.Caller) (subject, error) {
 	if c.PID <= 0 {
 		return subject{}, errors.New("caller process unknown")
 	}
-	start, err := startTime(c.PID)
+	start, err := proc.StartTicks(c.PID)
 	if err != nil {
 		return subject{}, err
 	}
@@ -133,23 +131,4 @@ func subjectOf(c service.Caller) (subject, error) {
 		"start-time": dbus.MakeVariant(start),
 		"uid":        dbus.MakeVariant(int32(c.UID)),
 	}}, nil
-}
-
-// startTime is field 22 of /proc/PID/stat, in clock ticks since boot, which
-// is what polkit compares against to detect a recycled PID.
-func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("malformed stat")
-	}
-	return strconv.ParseUint(f[19], 10, 64)
 }

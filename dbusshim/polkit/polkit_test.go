@@ -126,13 +126,3 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("without polkitd: %v", err)
 	}
 }
-
-func TestStartTime(t *testing.T) {
-	st, err := startTime(os.Getpid())
-	if err != nil || st == 0 {
-		t.Fatalf("startTime: %d %v", st, err)
-	}
-	if _, err := startTime(1 << 30); err == nil {
-		t.Fatal("start time of a missing process")
-	}
-}

@@ -119,6 +119,10 @@ var onPidfs = sync.OnceValue(func() bool {
 	return unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC
 })
 
+// PidOfPidfd returns the PID a pidfd names in our PID namespace (from
+// /proc/self/fdinfo). A reaped process or one we cannot see is ESRCH.
+func PidOfPidfd(fd int) (int, error) { return fdinfoPid(fd) }
+
 // fdinfoPid returns the PID the kernel reports for a pidfd in
 // /proc/self/fdinfo/<fd>. The kernel shows -1 once the process has been
 // reaped and 0 when it lives in a PID namespace we cannot see; both are ESRCH.
