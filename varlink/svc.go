@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
 	vl "github.com/varlink/go/varlink"
 )
@@ -38,7 +39,7 @@ func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method st
 		}
 		return c.Reply(ctx, struct {
 			Level int `json:"level"`
-		}{SyslogLevel(s.level.Level())})
+		}{loglevel.ToSyslog(s.level.Level())})
 	case "SetLogLevel":
 		var lvl int64
 		var set bool
@@ -49,7 +50,7 @@ func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method st
 			return WriteError(ctx, c, NamePermissionDenied, struct{}{})
 		}
 		if set {
-			s.level.Set(SlogLevel(int(lvl)))
+			s.level.Set(loglevel.FromSyslog(int(lvl)))
 		}
 		return replyEmpty(ctx, c)
 	case "GetEnvironment":
@@ -69,36 +70,6 @@ func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method st
 func privilegedPeer(ctx context.Context) bool {
 	p, ok := PeerFromContext(ctx)
 	return ok && service.Privileged(p.UID)
-}
-
-// SyslogLevel maps a slog level to the BSD syslog level io.systemd.service speaks.
-func SyslogLevel(l slog.Level) int {
-	switch {
-	case l <= slog.LevelDebug:
-		return 7
-	case l <= slog.LevelInfo:
-		return 6
-	case l < slog.LevelWarn:
-		return 5
-	case l <= slog.LevelWarn:
-		return 4
-	}
-	return 3
-}
-
-// SlogLevel maps a syslog level (0..7) to slog; notice sits between info and warn.
-func SlogLevel(syslog int) slog.Level {
-	switch {
-	case syslog >= 7:
-		return slog.LevelDebug
-	case syslog == 6:
-		return slog.LevelInfo
-	case syslog == 5:
-		return slog.LevelInfo + 2
-	case syslog == 4:
-		return slog.LevelWarn
-	}
-	return slog.LevelError
 }
 
 // systemdIface declares the io.systemd errors; it has no methods.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/internal/bufpool"
-	"github.com/machined-go/machined/varlink"
+	"github.com/machined-go/machined/internal/loglevel"
 )
 
 // lineHandler writes one line per record. Under journald (JOURNAL_STREAM set) it
@@ -63,7 +63,7 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	b := (*bp)[:0]
 	if h.journal {
 		b = append(b, '<')
-		b = strconv.AppendInt(b, int64(varlink.SyslogLevel(r.Level)), 10)
+		b = strconv.AppendInt(b, int64(loglevel.ToSyslog(r.Level)), 10)
 		b = append(b, '>')
 	} else {
 		b = r.Time.AppendFormat(b, time.RFC3339Nano)

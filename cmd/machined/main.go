@@ -19,6 +19,7 @@ import (
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/dbusshim/polkit"
 	"github.com/machined-go/machined/dbusshim/systemd1"
+	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
 	"github.com/machined-go/machined/service/cgroup"
 	"github.com/machined-go/machined/service/proc"
@@ -81,22 +82,6 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	switch s {
-	case "debug", "7":
-		return slog.LevelDebug, nil
-	case "info", "6":
-		return slog.LevelInfo, nil
-	case "notice", "5":
-		return slog.LevelInfo + 2, nil
-	case "warning", "warn", "4":
-		return slog.LevelWarn, nil
-	case "err", "error", "3", "crit", "2", "alert", "1", "emerg", "0":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("unknown log level %q", s)
-}
-
 func main() {
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -148,9 +133,9 @@ func run(o options) error {
 		runtime.GOMAXPROCS(procs)
 	}
 	level := new(slog.LevelVar)
-	lvl, err := parseLevel(o.logLevel)
-	if err != nil {
-		return err
+	lvl, ok := loglevel.Parse(o.logLevel)
+	if !ok {
+		return fmt.Errorf("unknown log level %q", o.logLevel)
 	}
 	level.Set(lvl)
 	logh := newLineHandler(os.Stderr, level)

@@ -1,10 +1,8 @@
 package machine1
 
 import (
-	"log/slog"
-	"strconv"
-
 	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/internal/loglevel"
 )
 
 // logControlInterface is org.freedesktop.LogControl1 on /org/freedesktop/LogControl1.
@@ -15,15 +13,15 @@ func logControlInterface() *iface {
 		props: []property{
 			{
 				name: "LogLevel", sig: "s", emits: emitsFalse, privileged: true,
-				get: func(c *call) (any, error) { return levelName(c.s.cfg.LogLevel.Level()), nil },
+				get: func(c *call) (any, error) { return loglevel.Name(c.s.cfg.LogLevel.Level()), nil },
 				set: func(c *call, v dbus.Variant) error {
 					name := v.Value().(string)
-					l, ok := parseLevel(name)
+					l, ok := loglevel.Parse(name)
 					if !ok {
 						return errorf(ErrInvalidArgs, "Invalid log level '%s'", name)
 					}
 					c.s.cfg.LogLevel.Set(l)
-					c.s.log.Info("log level changed over D-Bus", "level", levelName(l))
+					c.s.log.Info("log level changed over D-Bus", "level", loglevel.Name(l))
 					return nil
 				},
 			},
@@ -52,51 +50,4 @@ func logControlInterface() *iface {
 			},
 		},
 	}
-}
-
-// Syslog level names and how they map onto slog: notice sits between info
-// and warning; err and everything above it are slog's error.
-var levelNames = []struct {
-	name  string
-	level slog.Level
-}{
-	{"emerg", slog.LevelError},
-	{"alert", slog.LevelError},
-	{"crit", slog.LevelError},
-	{"err", slog.LevelError},
-	{"warning", slog.LevelWarn},
-	{"notice", slog.LevelInfo + 2},
-	{"info", slog.LevelInfo},
-	{"debug", slog.LevelDebug},
-}
-
-// parseLevel accepts a syslog level name or its number (0..7).
-func parseLevel(s string) (slog.Level, bool) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 || n >= len(levelNames) {
-			return 0, false
-		}
-		return levelNames[n].level, true
-	}
-	for _, l := range levelNames {
-		if l.name == s {
-			return l.level, true
-		}
-	}
-	return 0, false
-}
-
-// levelName is the syslog name of the most verbose level that l lets through.
-func levelName(l slog.Level) string {
-	switch {
-	case l <= slog.LevelDebug:
-		return "debug"
-	case l <= slog.LevelInfo:
-		return "info"
-	case l < slog.LevelWarn:
-		return "notice"
-	case l <= slog.LevelWarn:
-		return "warning"
-	}
-	return "err"
 }
