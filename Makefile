@@ -35,7 +35,7 @@ run: build
 
 # Installs what the tests need (idempotent), then runs every test.
 test: deps vet build
-	$(GO) test -race -count=1 ./service/... ./varlink/... ./userdb/... ./dbusshim/... ./internal/... ./cmd/...
+	$(GO) test -race -count=1 ./service/... ./varlink/... ./userdb/... ./dbusshim/... ./internal/... ./cmd/... ./bench/...
 	$(GO) test -race -count=1 -p 1 -timeout 30m ./tests/...
 
 deps:
@@ -56,7 +56,7 @@ chaos: build
 # under 20 minutes); rewrites the generated section of docs/BENCHMARKS.md and
 # docs/bench-compare-userdb.svg. Not part of `make test`.
 bench-compare: deps build
-	$(GO) build -o bin/bench-compare ./cmd/bench-compare
+	$(GO) build -o bin/bench-compare ./bench/compare
 	./bin/bench-compare -ours $(BIN) $(BENCH_COMPARE_ARGS)
 
 # The same with small sizes (a few minutes); prints the table, writes no docs.

@@ -27,7 +27,7 @@ import (
 
 const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<!-- written by cmd/bench-compare; deleted when it exits -->
+<!-- written by bench/compare; deleted when it exits -->
 <busconfig>
   <type>system</type>
   <listen>unix:path=%s</listen>

@@ -1,6 +1,6 @@
 /* leaderfarm: starts and ends the benchmark's machine leaders, cheaply.
  *
- * Part of cmd/bench-compare (see its doc.go); compiled with gcc at bench time.
+ * Part of bench/compare (see its doc.go); compiled with gcc at bench time.
  * Commands on stdin, one per line, one reply line each on stdout:
  *
  *   s CGROUPDIR SHIFT   create the cgroup directory, fork a child straight into it

@@ -1,6 +1,6 @@
 /* nsslookup: user lookups through glibc's NSS stack, as every program does them.
  *
- * Part of cmd/bench-compare (see its doc.go); compiled with gcc at bench time, so
+ * Part of bench/compare (see its doc.go); compiled with gcc at bench time, so
  * that getpwuid(3)/getpwnam(3) are called in a loop inside one process instead of one
  * getent(1) exec per lookup.
  *
