@@ -3,6 +3,7 @@ package service
 import (
 	"os"
 
+	"github.com/machined-go/machined/internal/quicksys"
 	"github.com/machined-go/machined/service/proc"
 )
 
@@ -53,7 +54,7 @@ func (c Caller) processID() ProcessID {
 // recycling window), else its PID.
 func (c Caller) pidRef() (*proc.PidRef, error) {
 	if c.PIDFD >= 0 {
-		if fd, err := dupCloexec(c.PIDFD); err == nil {
+		if fd, err := quicksys.DupCloexec(c.PIDFD); err == nil {
 			adopt := proc.FromFD
 			if c.PID > 0 {
 				adopt = func(fd int) (*proc.PidRef, error) { return proc.AdoptFD(fd, c.PID) }

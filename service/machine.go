@@ -14,11 +14,12 @@ const (
 )
 
 // State is the machine's lifecycle state as shown to clients. Upstream says the
-// state machine is not API; we keep its three names.
+// state machine is not API. Upstream's third state, "opening", lasts while its
+// scope job runs; our registrations return only once the unit exists, so no
+// machine is ever seen in it.
 type State string
 
 const (
-	StateOpening State = "opening"
 	StateRunning State = "running"
 	StateClosing State = "closing"
 )

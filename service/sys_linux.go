@@ -5,13 +5,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/machined-go/machined/internal/quicksys"
 )
-
-func dupCloexec(fd int) (int, error) {
-	return quicksys.DupCloexec(fd)
-}
 
 // monotonicMicros is CLOCK_MONOTONIC in µs. It is read by syscall once; after
 // that Go's own monotonic clock (vDSO) advances it, saving a syscall per
