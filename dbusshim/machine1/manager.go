@@ -236,18 +236,29 @@ func classic(body []any) (service.RegisterRequest, error) {
 	return req, nil
 }
 
-func scopeProperties(v any) ([]service.UnitProperty, error) {
+// scopeProperties decodes a CreateMachine property array into the request:
+// Slice becomes the typed field the core checks and backends act on; the
+// other properties go on as (name, variant) for the core's whitelist, and the
+// systemd backend sends the variants unchanged.
+func scopeProperties(req *service.RegisterRequest, v any) error {
 	kv, err := propertyArray(v)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]service.UnitProperty, 0, len(kv))
+	req.ScopeProperties = make([]service.UnitProperty, 0, len(kv))
+	sliceSeen := false
 	for _, p := range kv {
-		// The variant goes on as it came: the systemd backend sends it
-		// unchanged, the cgroup backend unwraps what it understands.
-		out = append(out, service.UnitProperty{Name: p.Name, Value: p.Value})
+		if p.Name == "Slice" && !sliceSeen {
+			s, ok := p.Value.Value().(string)
+			if !ok {
+				return errorf(ErrInvalidArgs, "Property Slice must be a string")
+			}
+			req.Slice, sliceSeen = s, true
+			continue
+		}
+		req.ScopeProperties = append(req.ScopeProperties, service.UnitProperty{Name: p.Name, Value: p.Value})
 	}
-	return out, nil
+	return nil
 }
 
 // register hands a request to the core and answers the new machine's path.
@@ -291,7 +302,7 @@ func createMachine(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.ScopeProperties, err = scopeProperties(c.body[6]); err != nil {
+	if err = scopeProperties(&req, c.body[6]); err != nil {
 		return nil, err
 	}
 	req.AllocateUnit = true
@@ -304,7 +315,7 @@ func createMachineWithNetwork(c *call) ([]any, error) {
 		return nil, err
 	}
 	req.NetIf = ifindices(c.body[6].([]int32))
-	if req.ScopeProperties, err = scopeProperties(c.body[7]); err != nil {
+	if err = scopeProperties(&req, c.body[7]); err != nil {
 		return nil, err
 	}
 	req.AllocateUnit = true
@@ -324,7 +335,7 @@ func createMachineEx(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.ScopeProperties, err = scopeProperties(c.body[2]); err != nil {
+	if err = scopeProperties(&req, c.body[2]); err != nil {
 		if req.LeaderRef != nil {
 			req.LeaderRef.Close()
 		}
