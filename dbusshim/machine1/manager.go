@@ -508,13 +508,28 @@ func getAddresses(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
 // getSSHInfo answers the stored values; upstream refuses with ENOENT unless
 // both are known.
 func getSSHInfo(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	if err := inspect(c, mi); err != nil {
+		return nil, err
+	}
 	if mi.SSHAddress == "" || mi.SSHPrivateKeyPath == "" {
 		return nil, errorf(ErrFileNotFound, "Machine %s has no SSH information", mi.Name)
 	}
 	return []any{mi.SSHAddress, mi.SSHPrivateKeyPath}, nil
 }
 
+// inspect authorizes reading what a restricted view of mi withholds.
+func inspect(c *call, mi service.MachineInfo) error {
+	caller, err := c.callerOf()
+	if err != nil {
+		return err
+	}
+	return c.mgr().Viewer(c.ctx, caller, mi.Name).Inspect(mi)
+}
+
 func getOSRelease(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	if err := inspect(c, mi); err != nil {
+		return nil, err
+	}
 	osr, err := c.mgr().OSRelease(mi)
 	if err != nil {
 		return nil, err
