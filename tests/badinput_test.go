@@ -29,7 +29,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 		{"missing name", "Register", reg(``), "org.varlink.service.InvalidParameter", "name"},
 		{"missing class", "Register", fmt.Sprintf(`{"name":"x","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
 		{"bogus class", "Register", fmt.Sprintf(`{"name":"x","class":"pod","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
-		{"host class", "Register", fmt.Sprintf(`{"name":"x","class":"host","leader":%d}`, l.pid), "io.systemd.Machine.NotSupported", ""},
+		{"host class", "Register", fmt.Sprintf(`{"name":"x","class":"host","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
 		{"leader 1", "Register", `{"name":"x","class":"container","leader":1}`, "org.varlink.service.InvalidParameter", "leader"},
 		{"no such leader", "Register", `{"name":"x","class":"container","leader":2147480000}`, "org.varlink.service.InvalidParameter", "leader"},
 		{"bad id", "Register", reg(`,"name":"x","id":"zz"`), "org.varlink.service.InvalidParameter", "id"},

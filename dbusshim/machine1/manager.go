@@ -77,8 +77,18 @@ func managerInterface() *iface {
 // nobody is the caller for lookups that never consult the caller (by name).
 var nobody = service.Caller{UID: math.MaxUint32, GID: math.MaxUint32, PIDFD: -1}
 
+// machineByName looks up the machine a D-Bus client names. A name no machine
+// can have is simply not known, as upstream's lookups answer, rather than an
+// invalid argument (which the Varlink API answers).
+func machineByName(c *call, name string) (service.MachineInfo, error) {
+	if name != service.HostName && !service.ValidMachineName(name) {
+		return service.MachineInfo{}, errorf(ErrNoSuchMachine, "No machine '%s' known", name)
+	}
+	return c.mgr().Get(nobody, service.Selector{Name: name})
+}
+
 func getMachine(c *call) ([]any, error) {
-	mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+	mi, err := machineByName(c, c.body[0].(string))
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +126,7 @@ func listMachines(c *call) ([]any, error) {
 // argument names the machine, the rest are the method's own.
 func byName(fn func(c *call, mi service.MachineInfo, rest []any) ([]any, error)) func(*call) ([]any, error) {
 	return func(c *call) ([]any, error) {
-		mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+		mi, err := machineByName(c, c.body[0].(string))
 		if err != nil {
 			return nil, err
 		}
