@@ -19,6 +19,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 	reg := func(extra string) string {
 		return fmt.Sprintf(`{"class":"container","leader":%d%s}`, l.pid, extra)
 	}
+	register(t, d, "vmx", spawnLeader(t).pid, map[string]any{"class": "vm"})
 	cases := []struct {
 		desc, method, params, wantErr, wantParam string
 	}{
@@ -56,6 +57,8 @@ func TestBadInputVarlinkctl(t *testing.T) {
 		{"MapTo group host range", "MapTo", `{"gid":10}`, "io.systemd.Machine.GroupInHostRange", ""},
 		{"MapTo unmapped", "MapTo", `{"uid":3000000000}`, "io.systemd.Machine.NoSuchUser", ""},
 		{"MapFrom host", "MapFrom", `{"name":".host","uid":0}`, "io.systemd.Machine.NotSupported", ""},
+		{"MapFrom vm", "MapFrom", `{"name":"vmx","uid":0}`, "io.systemd.Machine.NotSupported", ""},
+		{"metadata of a vm", "List", `{"name":"vmx","acquireMetadata":"yes"}`, "io.systemd.Machine.NotAvailable", ""},
 		{"Open not yet", "Open", `{"name":".host","mode":"tty"}`, "io.systemd.Machine.NotSupported", ""},
 		{"unknown method", "Nope", `{}`, "org.varlink.service.MethodNotFound", ""},
 	}
