@@ -119,14 +119,13 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 		if owner != c.UID {
 			return MachineInfo{}, fmt.Errorf("only root may register machines for other users: %w", ErrPermissionDenied)
 		}
-		details := map[string]string{"name": req.Name, "class": string(class)}
+		action := ActionRegisterMachine
+		if req.AllocateUnit {
+			action = ActionCreateMachine
+		}
 		switch {
-		case m.cfg.Authorizer != nil && req.AllocateUnit:
-			if err := m.cfg.Authorizer.Check(ctx, c, ActionCreateMachine, details); err != nil {
-				return MachineInfo{}, err
-			}
 		case m.cfg.Authorizer != nil:
-			if err := m.cfg.Authorizer.Check(ctx, c, ActionRegisterMachine, details); err != nil {
+			if err := m.cfg.Authorizer.Check(ctx, c, action, map[string]string{"name": req.Name, "class": string(class)}); err != nil {
 				return MachineInfo{}, err
 			}
 		case req.AllocateUnit:
