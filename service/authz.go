@@ -10,6 +10,7 @@ const (
 	ActionRegisterMachine = "org.freedesktop.machine1.register-machine"
 	ActionCreateMachine   = "org.freedesktop.machine1.create-machine"
 	ActionManageMachines  = "org.freedesktop.machine1.manage-machines"
+	ActionInspectMachines = "org.freedesktop.machine1.inspect-machines"
 )
 
 // Authorizer asks an external policy authority (polkit) whether an unprivileged

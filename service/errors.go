@@ -18,6 +18,7 @@ var (
 	ErrPermissionDenied     = errors.New("permission denied")
 	ErrInteractiveAuth      = errors.New("interactive authentication required")
 	ErrNotSupported         = errors.New("not supported")
+	ErrNotContainer         = errors.New("not a container")
 	ErrNoPrivateNetworking  = errors.New("machine does not use private networking")
 	ErrNoOSRelease          = errors.New("machine does not contain os-release information")
 	ErrNoUIDShift           = errors.New("machine uses a complex uid/gid mapping")

@@ -65,6 +65,9 @@ type MachineInfo struct {
 	ControlAddress    string
 	UID               uint32 // who registered it; 0 for root and .host
 	State             State
+	// Restricted marks a Viewer's restricted view: Leader, Supervisor,
+	// RootDirectory, SSH and control details and UID are withheld, not empty.
+	Restricted bool
 }
 
 // HasID reports whether the machine has a non-null UUID.

@@ -27,7 +27,7 @@ func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, 
 		return IDMapping{}, err
 	}
 	if class != ClassContainer {
-		return IDMapping{}, errNotSupportedf("not supported for non-container machines")
+		return IDMapping{}, fmt.Errorf("not supported for non-container machines.: %w", ErrNotContainer)
 	}
 	out := IDMapping{MachineName: name}
 	if uid != nil {

@@ -31,6 +31,11 @@ func (m *Manager) Metadata(ctx context.Context, mi MachineInfo, graceful bool) (
 		if err == nil || graceful {
 			return nil
 		}
+		if errors.Is(err, ErrNotSupported) {
+			// What a VM cannot tell is unavailable in a listing, which
+			// upstream's List answers with NotAvailable, not NotSupported.
+			return fmt.Errorf("%v: %w", err, ErrNotAvailable)
+		}
 		return err
 	}
 	addrs, err := m.Addresses(ctx, mi)

@@ -31,7 +31,9 @@ type RegisterRequest struct {
 	SSHPrivateKeyPath string
 	ControlAddress    string
 	// AllocateUnit makes machined create machine-<name>.scope (D-Bus CreateMachine).
-	AllocateUnit    bool
+	AllocateUnit bool
+	// Slice is the slice the new scope goes in; "" means DefaultMachineSlice.
+	Slice           string
 	ScopeProperties []UnitProperty
 }
 
@@ -59,6 +61,9 @@ func (r *RegisterRequest) validate() (Class, error) {
 	}
 	if r.SSHPrivateKeyPath != "" && !validAbsolutePath(r.SSHPrivateKeyPath) {
 		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute")
+	}
+	if err := validateScope(r.Slice, r.ScopeProperties); err != nil {
+		return "", err
 	}
 	for _, f := range []struct{ field, v string }{
 		{"service", r.Service}, {"sshAddress", r.SSHAddress}, {"controlAddress", r.ControlAddress},
@@ -118,10 +123,15 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 		if req.AllocateUnit {
 			action = ActionCreateMachine
 		}
-		if m.cfg.Authorizer != nil {
+		switch {
+		case m.cfg.Authorizer != nil:
 			if err := m.cfg.Authorizer.Check(ctx, c, action, map[string]string{"name": req.Name, "class": string(class)}); err != nil {
 				return MachineInfo{}, err
 			}
+		case req.AllocateUnit:
+			// A new scope is a cgroup the caller's process moves into and gets
+			// delegated: without an authority to grant it, that stays with root.
+			return MachineInfo{}, fmt.Errorf("creating a unit requires privileges: %w", ErrPermissionDenied)
 		}
 	}
 
@@ -249,8 +259,12 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 		if class == ClassVM {
 			desc = "Virtual Machine " + req.Name
 		}
+		slice := req.Slice
+		if slice == "" {
+			slice = DefaultMachineSlice
+		}
 		err := m.cfg.Units.CreateScope(ctx, ScopeRequest{
-			Unit: unit, Slice: "machine.slice", Description: desc,
+			Unit: unit, Slice: slice, Description: desc,
 			LeaderPID: leader.PID, LeaderPIDFD: leader.FD(), UID: uid,
 			Properties: req.ScopeProperties,
 		})

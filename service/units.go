@@ -9,13 +9,14 @@ import (
 // its leader into it (Register with allocateUnit, D-Bus CreateMachine).
 type ScopeRequest struct {
 	Unit        string // "machine-<escaped name>.scope"
-	Slice       string // "machine.slice"
+	Slice       string // validated by the core, never the root slice
 	Description string // "Container NAME" / "Virtual Machine NAME"
 	LeaderPID   int
 	LeaderPIDFD int // -1 when unknown
 	UID         uint32
-	// Properties are extra scope properties from the caller (D-Bus a(sv)), passed
-	// through verbatim by backends that understand them; others ignore them.
+	// Properties are extra scope properties from the caller (D-Bus a(sv)) whose
+	// names the core has checked against its whitelist; the systemd backend
+	// passes them on verbatim, the cgroup backend ignores them.
 	Properties []UnitProperty
 }
 

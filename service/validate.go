@@ -27,14 +27,15 @@ func validateName(field, name string) error {
 	return nil
 }
 
-// ParseClass maps a class string to a registrable class. "host" and "" parse as in
-// upstream but cannot be registered: that is NotSupported, not an invalid argument.
+// parseRegisterClass maps a class string to a registrable class. "host" names
+// only the synthesized .host machine and is an invalid class to register, as
+// upstream answers on both transports.
 func parseRegisterClass(s string) (Class, error) {
 	switch Class(s) {
 	case ClassContainer, ClassVM:
 		return Class(s), nil
 	case ClassHost:
-		return "", errNotSupportedf("only container and vm machines can be registered")
+		return "", invalidArg("class", "invalid machine class parameter")
 	case "":
 		return "", invalidArg("class", "class is empty")
 	}

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -34,7 +33,7 @@ func TestRegisterValidation(t *testing.T) {
 		{"dot host", func(r *RegisterRequest) { r.Name = ".host" }, "name"},
 		{"no class", func(r *RegisterRequest) { r.Class = "" }, "class"},
 		{"bad class", func(r *RegisterRequest) { r.Class = "pod" }, "class"},
-		{"host class", func(r *RegisterRequest) { r.Class = "host" }, ""},
+		{"host class", func(r *RegisterRequest) { r.Class = "host" }, "class"},
 		{"pid 1", func(r *RegisterRequest) { r.Leader = 1 }, "leader"},
 		{"negative pid", func(r *RegisterRequest) { r.Leader = -5 }, "leader"},
 		{"relative root", func(r *RegisterRequest) { r.RootDirectory = "var/lib" }, "rootDirectory"},
@@ -49,12 +48,6 @@ func TestRegisterValidation(t *testing.T) {
 		r := base()
 		tc.mod(&r)
 		_, err := r.validate()
-		if tc.field == "" {
-			if !errors.Is(err, ErrNotSupported) {
-				t.Errorf("%s: got %v, want NotSupported", tc.desc, err)
-			}
-			continue
-		}
 		ia, ok := AsInvalidArg(err)
 		if !ok || ia.Field != tc.field {
 			t.Errorf("%s: got %v, want invalid %s", tc.desc, err, tc.field)

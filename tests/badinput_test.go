@@ -19,6 +19,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 	reg := func(extra string) string {
 		return fmt.Sprintf(`{"class":"container","leader":%d%s}`, l.pid, extra)
 	}
+	register(t, d, "vmx", spawnLeader(t).pid, map[string]any{"class": "vm"})
 	cases := []struct {
 		desc, method, params, wantErr, wantParam string
 	}{
@@ -29,7 +30,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 		{"missing name", "Register", reg(``), "org.varlink.service.InvalidParameter", "name"},
 		{"missing class", "Register", fmt.Sprintf(`{"name":"x","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
 		{"bogus class", "Register", fmt.Sprintf(`{"name":"x","class":"pod","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
-		{"host class", "Register", fmt.Sprintf(`{"name":"x","class":"host","leader":%d}`, l.pid), "io.systemd.Machine.NotSupported", ""},
+		{"host class", "Register", fmt.Sprintf(`{"name":"x","class":"host","leader":%d}`, l.pid), "org.varlink.service.InvalidParameter", "class"},
 		{"leader 1", "Register", `{"name":"x","class":"container","leader":1}`, "org.varlink.service.InvalidParameter", "leader"},
 		{"no such leader", "Register", `{"name":"x","class":"container","leader":2147480000}`, "org.varlink.service.InvalidParameter", "leader"},
 		{"bad id", "Register", reg(`,"name":"x","id":"zz"`), "org.varlink.service.InvalidParameter", "id"},
@@ -56,6 +57,8 @@ func TestBadInputVarlinkctl(t *testing.T) {
 		{"MapTo group host range", "MapTo", `{"gid":10}`, "io.systemd.Machine.GroupInHostRange", ""},
 		{"MapTo unmapped", "MapTo", `{"uid":3000000000}`, "io.systemd.Machine.NoSuchUser", ""},
 		{"MapFrom host", "MapFrom", `{"name":".host","uid":0}`, "io.systemd.Machine.NotSupported", ""},
+		{"MapFrom vm", "MapFrom", `{"name":"vmx","uid":0}`, "io.systemd.Machine.NotSupported", ""},
+		{"metadata of a vm", "List", `{"name":"vmx","acquireMetadata":"yes"}`, "io.systemd.Machine.NotAvailable", ""},
 		{"Open not yet", "Open", `{"name":".host","mode":"tty"}`, "io.systemd.Machine.NotSupported", ""},
 		{"unknown method", "Nope", `{}`, "org.varlink.service.MethodNotFound", ""},
 	}

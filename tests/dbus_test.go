@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -201,6 +202,26 @@ func TestDBusBusctl(t *testing.T) {
 		_, errOut, code := busctl(t, bus, nil, append([]string{"call", m1Dest, m1Path, m1Manager}, c.args...)...)
 		if code == 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("busctl call %v: exit %d %q, want %q", c.args, code, errOut, c.want)
+		}
+	}
+	// Error names and texts as upstream's (252 and 257 agree).
+	gc := dbusConn(t, bus)
+	for _, c := range []struct {
+		method    string
+		args      []any
+		name, msg string
+	}{
+		{"RegisterMachine", []any{"hostclass", []byte{}, "", "host", uint32(l2.pid), ""}, "org.freedesktop.DBus.Error.InvalidArgs", "Invalid machine class parameter"},
+		{"MapFromMachineUser", []any{"db-2", uint32(0)}, "org.freedesktop.DBus.Error.InvalidArgs", "Not supported for non-container machines."},
+		{"MapFromMachineGroup", []any{"db-2", uint32(0)}, "org.freedesktop.DBus.Error.InvalidArgs", "Not supported for non-container machines."},
+		{"GetMachine", []any{"bad/name"}, "org.freedesktop.machine1.NoSuchMachine", "No machine 'bad/name' known"},
+		{"TerminateMachine", []any{"bad/name"}, "org.freedesktop.machine1.NoSuchMachine", "No machine 'bad/name' known"},
+		{"GetMachineAddresses", []any{"-x"}, "org.freedesktop.machine1.NoSuchMachine", "No machine '-x' known"},
+	} {
+		err := managerCall(t, gc, c.method, c.args...).Store()
+		var de dbus.Error
+		if !errors.As(err, &de) || de.Name != c.name || fmt.Sprint(de.Body...) != c.msg {
+			t.Errorf("%s%v: %v, want %s %q", c.method, c.args, err, c.name, c.msg)
 		}
 	}
 	if _, errOut, code := busctl(t, bus, nil, "introspect", m1Dest, m1Path+"/machine/nope"); code == 0 || !strings.Contains(errOut, "Unknown object") {

@@ -38,6 +38,7 @@ var machineErrors = []struct {
 	{service.ErrNoUIDShift, "io.systemd.Machine.NoUIDShift"},
 	{service.ErrNotAvailable, "io.systemd.Machine.NotAvailable"},
 	{service.ErrNotSupported, "io.systemd.Machine.NotSupported"},
+	{service.ErrNotContainer, "io.systemd.Machine.NotSupported"},
 	{service.ErrNoSuchUser, "io.systemd.Machine.NoSuchUser"},
 	{service.ErrNoSuchGroup, "io.systemd.Machine.NoSuchGroup"},
 	{service.ErrUserInHostRange, "io.systemd.Machine.UserInHostRange"},

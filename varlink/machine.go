@@ -303,7 +303,7 @@ type machineJSON struct {
 	OSRelease         []string       `json:"OSRelease,omitempty"`
 	UIDShift          *uint32        `json:"UIDShift,omitempty"`
 	Subgroup          string         `json:"subgroup,omitempty"`
-	UID               uint32         `json:"UID"`
+	UID               *uint32        `json:"UID,omitempty"`
 }
 
 type processIDJSON struct {
@@ -334,7 +334,10 @@ func toJSON(mi service.MachineInfo, md *service.Metadata) machineJSON {
 		SSHPrivateKeyPath: mi.SSHPrivateKeyPath,
 		ControlAddress:    mi.ControlAddress,
 		Subgroup:          mi.Subgroup,
-		UID:               mi.UID,
+	}
+	if !mi.Restricted {
+		uid := mi.UID
+		j.UID = &uid
 	}
 	if mi.HasID() {
 		j.ID = hex.EncodeToString(mi.ID[:])
@@ -384,8 +387,11 @@ func (f *machineIface) list(ctx context.Context, c vl.Call) error {
 		return replyError(ctx, c, &ParamError{Name: "acquireMetadata"})
 	}
 	caller := callerOf(ctx, l.interactive)
+	viewer := f.mgr.Viewer(ctx, caller, l.name)
+	// metadataOf gathers what acquireMetadata asks for, for machines the
+	// caller may inspect; for others it is left out.
 	metadataOf := func(mi service.MachineInfo) (*service.Metadata, error) {
-		if !metadata {
+		if !metadata || mi.Restricted {
 			return nil, nil
 		}
 		md, err := f.mgr.Metadata(ctx, mi, graceful)
@@ -397,6 +403,7 @@ func (f *machineIface) list(ctx context.Context, c vl.Call) error {
 		if err != nil {
 			return replyError(ctx, c, err)
 		}
+		mi = viewer.View(mi)
 		md, err := metadataOf(mi)
 		if err != nil {
 			return replyError(ctx, c, err)
@@ -411,6 +418,7 @@ func (f *machineIface) list(ctx context.Context, c vl.Call) error {
 		return replyError(ctx, c, service.ErrNoSuchMachine)
 	}
 	for i, mi := range all {
+		mi = viewer.View(mi)
 		md, err := metadataOf(mi)
 		if err != nil {
 			return replyError(ctx, c, err)

@@ -54,6 +54,9 @@ var coreErrors = []struct {
 	{service.ErrPermissionDenied, ErrAccessDenied},
 	{service.ErrInteractiveAuth, ErrInteractiveAuth},
 	{service.ErrNotSupported, ErrNotSupported},
+	// MapFromMachine* of a VM: upstream answers InvalidArgs, unlike the
+	// other container-only methods.
+	{service.ErrNotContainer, ErrInvalidArgs},
 	{service.ErrNoPrivateNetworking, ErrNoPrivateNetworking},
 	// Upstream answers a missing os-release with ENOENT (quirk §9.7).
 	{service.ErrNoOSRelease, ErrFileNotFound},

@@ -22,6 +22,7 @@ func TestErrorTable(t *testing.T) {
 		service.ErrPermissionDenied:     "org.freedesktop.DBus.Error.AccessDenied",
 		service.ErrInteractiveAuth:      "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
 		service.ErrNotSupported:         "org.freedesktop.DBus.Error.NotSupported",
+		service.ErrNotContainer:         "org.freedesktop.DBus.Error.InvalidArgs",
 		service.ErrNoPrivateNetworking:  "org.freedesktop.machine1.NoPrivateNetworking",
 		service.ErrNoOSRelease:          "org.freedesktop.DBus.Error.FileNotFound",
 		service.ErrNoUIDShift:           "org.freedesktop.DBus.Error.NotSupported",

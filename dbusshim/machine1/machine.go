@@ -47,12 +47,12 @@ func machineInterface() *iface {
 			{name: "Unit", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return mi.Unit })},
 			{name: "Scope", sig: "s", emits: emitsConst, hidden: true, get: str(func(mi service.MachineInfo) string { return mi.Unit })},
 			{name: "Subgroup", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return mi.Subgroup })},
-			{name: "Leader", sig: "u", emits: emitsConst, get: func(c *call) (any, error) { return uint32(c.obj.machine.Leader.PID), nil }},
-			{name: "LeaderPIDFDId", sig: "t", emits: emitsConst, get: func(c *call) (any, error) { return c.obj.machine.Leader.PIDFDID, nil }},
-			{name: "Supervisor", sig: "u", emits: emitsConst, get: func(c *call) (any, error) { return uint32(c.obj.machine.Supervisor.PID), nil }},
-			{name: "SupervisorPIDFDId", sig: "t", emits: emitsConst, get: func(c *call) (any, error) { return c.obj.machine.Supervisor.PIDFDID, nil }},
+			{name: "Leader", sig: "u", emits: emitsConst, private: true, get: func(c *call) (any, error) { return uint32(c.obj.machine.Leader.PID), nil }},
+			{name: "LeaderPIDFDId", sig: "t", emits: emitsConst, private: true, get: func(c *call) (any, error) { return c.obj.machine.Leader.PIDFDID, nil }},
+			{name: "Supervisor", sig: "u", emits: emitsConst, private: true, get: func(c *call) (any, error) { return uint32(c.obj.machine.Supervisor.PID), nil }},
+			{name: "SupervisorPIDFDId", sig: "t", emits: emitsConst, private: true, get: func(c *call) (any, error) { return c.obj.machine.Supervisor.PIDFDID, nil }},
 			{name: "Class", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return string(mi.Class) })},
-			{name: "RootDirectory", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return mi.RootDirectory })},
+			{name: "RootDirectory", sig: "s", emits: emitsConst, private: true, get: str(func(mi service.MachineInfo) string { return mi.RootDirectory })},
 			{name: "NetworkInterfaces", sig: "ai", emits: emitsConst, get: func(c *call) (any, error) {
 				out := make([]int32, len(c.obj.machine.NetIf))
 				for i, v := range c.obj.machine.NetIf {
@@ -61,10 +61,10 @@ func machineInterface() *iface {
 				return out, nil
 			}},
 			{name: "VSockCID", sig: "u", emits: emitsConst, get: func(c *call) (any, error) { return c.obj.machine.VSockCID, nil }},
-			{name: "SSHAddress", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return mi.SSHAddress })},
-			{name: "SSHPrivateKeyPath", sig: "s", emits: emitsConst, get: str(func(mi service.MachineInfo) string { return mi.SSHPrivateKeyPath })},
+			{name: "SSHAddress", sig: "s", emits: emitsConst, private: true, get: str(func(mi service.MachineInfo) string { return mi.SSHAddress })},
+			{name: "SSHPrivateKeyPath", sig: "s", emits: emitsConst, private: true, get: str(func(mi service.MachineInfo) string { return mi.SSHPrivateKeyPath })},
 			{name: "State", sig: "s", emits: emitsFalse, get: str(func(mi service.MachineInfo) string { return string(mi.State) })},
-			{name: "UID", sig: "u", emits: emitsConst, get: func(c *call) (any, error) { return c.obj.machine.UID, nil }},
+			{name: "UID", sig: "u", emits: emitsConst, private: true, get: func(c *call) (any, error) { return c.obj.machine.UID, nil }},
 		},
 	}
 }

@@ -77,8 +77,18 @@ func managerInterface() *iface {
 // nobody is the caller for lookups that never consult the caller (by name).
 var nobody = service.Caller{UID: math.MaxUint32, GID: math.MaxUint32, PIDFD: -1}
 
+// machineByName looks up the machine a D-Bus client names. A name no machine
+// can have is simply not known, as upstream's lookups answer, rather than an
+// invalid argument (which the Varlink API answers).
+func machineByName(c *call, name string) (service.MachineInfo, error) {
+	if name != service.HostName && !service.ValidMachineName(name) {
+		return service.MachineInfo{}, errorf(ErrNoSuchMachine, "No machine '%s' known", name)
+	}
+	return c.mgr().Get(nobody, service.Selector{Name: name})
+}
+
 func getMachine(c *call) ([]any, error) {
-	mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+	mi, err := machineByName(c, c.body[0].(string))
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +126,7 @@ func listMachines(c *call) ([]any, error) {
 // argument names the machine, the rest are the method's own.
 func byName(fn func(c *call, mi service.MachineInfo, rest []any) ([]any, error)) func(*call) ([]any, error) {
 	return func(c *call) ([]any, error) {
-		mi, err := c.mgr().Get(nobody, service.Selector{Name: c.body[0].(string)})
+		mi, err := machineByName(c, c.body[0].(string))
 		if err != nil {
 			return nil, err
 		}
@@ -236,18 +246,29 @@ func classic(body []any) (service.RegisterRequest, error) {
 	return req, nil
 }
 
-func scopeProperties(v any) ([]service.UnitProperty, error) {
+// scopeProperties decodes a CreateMachine property array into the request:
+// Slice becomes the typed field the core checks and backends act on; the
+// other properties go on as (name, variant) for the core's whitelist, and the
+// systemd backend sends the variants unchanged.
+func scopeProperties(req *service.RegisterRequest, v any) error {
 	kv, err := propertyArray(v)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]service.UnitProperty, 0, len(kv))
+	req.ScopeProperties = make([]service.UnitProperty, 0, len(kv))
+	sliceSeen := false
 	for _, p := range kv {
-		// The variant goes on as it came: the systemd backend sends it
-		// unchanged, the cgroup backend unwraps what it understands.
-		out = append(out, service.UnitProperty{Name: p.Name, Value: p.Value})
+		if p.Name == "Slice" && !sliceSeen {
+			s, ok := p.Value.Value().(string)
+			if !ok {
+				return errorf(ErrInvalidArgs, "Property Slice must be a string")
+			}
+			req.Slice, sliceSeen = s, true
+			continue
+		}
+		req.ScopeProperties = append(req.ScopeProperties, service.UnitProperty{Name: p.Name, Value: p.Value})
 	}
-	return out, nil
+	return nil
 }
 
 // register hands a request to the core and answers the new machine's path.
@@ -291,7 +312,7 @@ func createMachine(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.ScopeProperties, err = scopeProperties(c.body[6]); err != nil {
+	if err = scopeProperties(&req, c.body[6]); err != nil {
 		return nil, err
 	}
 	req.AllocateUnit = true
@@ -304,7 +325,7 @@ func createMachineWithNetwork(c *call) ([]any, error) {
 		return nil, err
 	}
 	req.NetIf = ifindices(c.body[6].([]int32))
-	if req.ScopeProperties, err = scopeProperties(c.body[7]); err != nil {
+	if err = scopeProperties(&req, c.body[7]); err != nil {
 		return nil, err
 	}
 	req.AllocateUnit = true
@@ -324,7 +345,7 @@ func createMachineEx(c *call) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.ScopeProperties, err = scopeProperties(c.body[2]); err != nil {
+	if err = scopeProperties(&req, c.body[2]); err != nil {
 		if req.LeaderRef != nil {
 			req.LeaderRef.Close()
 		}
@@ -497,13 +518,28 @@ func getAddresses(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
 // getSSHInfo answers the stored values; upstream refuses with ENOENT unless
 // both are known.
 func getSSHInfo(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	if err := inspect(c, mi); err != nil {
+		return nil, err
+	}
 	if mi.SSHAddress == "" || mi.SSHPrivateKeyPath == "" {
 		return nil, errorf(ErrFileNotFound, "Machine %s has no SSH information", mi.Name)
 	}
 	return []any{mi.SSHAddress, mi.SSHPrivateKeyPath}, nil
 }
 
+// inspect authorizes reading what a restricted view of mi withholds.
+func inspect(c *call, mi service.MachineInfo) error {
+	caller, err := c.callerOf()
+	if err != nil {
+		return err
+	}
+	return c.mgr().Viewer(c.ctx, caller, mi.Name).Inspect(mi)
+}
+
 func getOSRelease(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
+	if err := inspect(c, mi); err != nil {
+		return nil, err
+	}
 	osr, err := c.mgr().OSRelease(mi)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,12 @@ import (
 // properties answers org.freedesktop.DBus.Properties on the resolved object.
 func (s *Server) properties(c *call) ([]any, error) {
 	switch c.member {
+	case "Get", "GetAll":
+		if err := s.restrictView(c); err != nil {
+			return nil, err
+		}
+	}
+	switch c.member {
 	case "Get":
 		if err := checkSig(c, "ss"); err != nil {
 			return nil, err
@@ -16,6 +22,9 @@ func (s *Server) properties(c *call) ([]any, error) {
 		p := c.obj.property(ifn, name)
 		if p == nil {
 			return nil, errorf(ErrUnknownProperty, "Unknown interface %s or property %s.", ifn, name)
+		}
+		if p.private && c.obj.machine.Restricted {
+			return nil, errorf(ErrAccessDenied, "Access denied to property %s.", name)
 		}
 		v, err := p.get(c)
 		if err != nil {
@@ -37,7 +46,7 @@ func (s *Server) properties(c *call) ([]any, error) {
 			found = true
 			for k := range i.props {
 				p := &i.props[k]
-				if p.hidden {
+				if p.hidden || p.private && c.obj.machine.Restricted {
 					continue
 				}
 				v, err := p.get(c)
@@ -94,5 +103,21 @@ func (o *object) property(ifn, name string) *property {
 			return p
 		}
 	}
+	return nil
+}
+
+// restrictView replaces a machine object's snapshot with the caller's view of
+// it, for property reads.
+func (s *Server) restrictView(c *call) error {
+	if c.obj.machine.Name == "" {
+		return nil
+	}
+	caller, err := c.callerOf()
+	if err != nil {
+		return err
+	}
+	o := *c.obj
+	o.machine = c.mgr().Viewer(c.ctx, caller, o.machine.Name).View(o.machine)
+	c.obj = &o
 	return nil
 }

@@ -44,6 +44,7 @@ type property struct {
 	emits      string
 	hidden     bool // answered by Get, left out of GetAll and introspection (sd-bus SD_BUS_VTABLE_HIDDEN)
 	privileged bool // writing needs a privileged caller
+	private    bool // shows a field the core withholds from a restricted view
 	get        func(c *call) (any, error)
 	set        func(c *call, v dbus.Variant) error
 }

@@ -38,6 +38,10 @@ type Backend struct {
 	// concurrent creations do not remove each other's fresh slice directories.
 	// Lock order: fsMu before mu.
 	fsMu sync.Mutex
+	// slices are the slice directories this backend created, guarded by fsMu:
+	// each goes again once its last scope is removed, so a client-named slice
+	// does not outlive its machines.
+	slices map[string]bool
 
 	mu    sync.Mutex
 	owned map[string]*ownedUnit // units this backend created, guarded by mu
@@ -75,6 +79,7 @@ func New(root string, logger *slog.Logger) (*Backend, error) {
 		root:     filepath.Clean(root),
 		log:      logger,
 		owned:    make(map[string]*ownedUnit),
+		slices:   make(map[string]bool),
 		stopping: make(map[string]*stopState),
 	}, nil
 }

@@ -300,6 +300,7 @@ func TestCreateScopeFailureCleansUp(t *testing.T) {
 		request("../evil.scope", slice, os.Getpid(), -1),
 		request("machine-x.service", slice, os.Getpid(), -1),
 		request("machine-x.scope", "../x.slice", os.Getpid(), -1),
+		request("machine-x.scope", "-.slice", os.Getpid(), -1),
 		request("machine-x.scope", slice, 0, -1),
 	} {
 		if err := b.CreateScope(context.Background(), bad); !errors.Is(err, syscall.EINVAL) {
@@ -308,37 +309,51 @@ func TestCreateScopeFailureCleansUp(t *testing.T) {
 	}
 }
 
-func TestSliceProperty(t *testing.T) {
+// Slices the backend made for a scope go with their last scope; a slice that
+// was there before stays.
+func TestSliceRemovedWithLastScope(t *testing.T) {
 	b, slice := newTestBackend(t)
-	cmd := start(t, "sleep", "100")
 	sub := strings.TrimSuffix(slice, ".slice") + "-inner.slice"
-	req := request("machine-prop.scope", "machine.slice", cmd.Process.Pid, -1)
-	req.Properties = []service.UnitProperty{{Name: "Slice", Value: sub}, {Name: "KillSignal", Value: int32(9)}}
-	if err := b.CreateScope(context.Background(), req); err != nil {
-		t.Fatal(err)
+	subDir := filepath.Join(b.Root(), slice, sub)
+	leaders := map[string]*exec.Cmd{}
+	for _, unit := range []string{"machine-a.scope", "machine-b.scope"} {
+		cmd := start(t, "sleep", "100")
+		if err := b.CreateScope(context.Background(), request(unit, sub, cmd.Process.Pid, -1)); err != nil {
+			t.Fatal(err)
+		}
+		leaders[unit] = cmd
 	}
-	path, _ := readCgroupPath(cmd.Process.Pid)
-	if want := "/" + slice + "/" + sub + "/machine-prop.scope"; path != want {
-		t.Fatalf("cgroup = %q, want %q", path, want)
+	release := func(unit string) {
+		t.Helper()
+		leaders[unit].Process.Kill()
+		leaders[unit].Wait()
+		eventually(t, unit+" inactive", 2*time.Second, func() bool { return !b.Active(unit) })
+		b.Release(unit)
+		b.wg.Wait()
+	}
+	release("machine-a.scope")
+	if !isDir(subDir) {
+		t.Fatal("slice removed while a scope is still in it")
+	}
+	release("machine-b.scope")
+	if isDir(subDir) || isDir(filepath.Join(b.Root(), slice)) {
+		t.Fatal("slices created for the scopes outlived them")
 	}
 
-	// The same, wrapped the way D-Bus CreateMachine hands scope properties on.
-	cmd2 := start(t, "sleep", "100")
-	req = request("machine-prop2.scope", "machine.slice", cmd2.Process.Pid, -1)
-	req.Properties = []service.UnitProperty{{Name: "Slice", Value: wrapped{sub}}}
-	if err := b.CreateScope(context.Background(), req); err != nil {
+	// A slice that existed before is not ours to remove.
+	if err := os.Mkdir(filepath.Join(b.Root(), slice), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	path, _ = readCgroupPath(cmd2.Process.Pid)
-	if want := "/" + slice + "/" + sub + "/machine-prop2.scope"; path != want {
-		t.Fatalf("cgroup = %q, want %q", path, want)
+	cmd := start(t, "sleep", "100")
+	if err := b.CreateScope(context.Background(), request("machine-c.scope", slice, cmd.Process.Pid, -1)); err != nil {
+		t.Fatal(err)
+	}
+	leaders["machine-c.scope"] = cmd
+	release("machine-c.scope")
+	if !isDir(filepath.Join(b.Root(), slice)) {
+		t.Fatal("pre-existing slice removed")
 	}
 }
-
-// wrapped stands for a godbus variant (this package may not import godbus).
-type wrapped struct{ v any }
-
-func (w wrapped) Value() any { return w.v }
 
 func TestStopEscalatesToSIGKILL(t *testing.T) {
 	b, slice := newTestBackend(t)

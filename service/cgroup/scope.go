@@ -23,11 +23,7 @@ var delegatedFiles = []string{"cgroup.procs", "cgroup.threads", "cgroup.subtree_
 // wrapping syscall.EEXIST, unless it is empty (left behind by a crash), in which
 // case it is replaced. On failure everything created here is removed again.
 //
-// Description is ignored. Of req.Properties only a string "Slice" is honoured
-// (it overrides req.Slice, as it would with systemd); the rest are ignored. The
-// string may come wrapped in a value with a Value() method, such as the godbus
-// variants D-Bus CreateMachine passes through. With
-// a non-zero UID the unit directory and its delegation files are chowned to that
+// Description and req.Properties are ignored. With a non-zero UID the unit directory and its delegation files are chowned to that
 // UID, which is what Delegate=true plus User= gives under systemd.
 func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) error {
 	if !validUnitName(req.Unit) || !strings.HasSuffix(req.Unit, ".scope") {
@@ -37,13 +33,12 @@ func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) err
 		return fmt.Errorf("invalid leader pid %d: %w", req.LeaderPID, syscall.EINVAL)
 	}
 	slice := req.Slice
-	for _, p := range req.Properties {
-		if s, ok := stringValue(p.Value); ok && p.Name == "Slice" {
-			slice = s
-		}
-	}
 	if slice == "" {
 		slice = "machine.slice"
+	}
+	if slice == "-.slice" {
+		// The root cgroup is no place to delegate: the core refuses it too.
+		return fmt.Errorf("scope %s may not be placed in the root slice: %w", req.Unit, syscall.EINVAL)
 	}
 	sliceRel, err := slicePath(slice)
 	if err != nil {
@@ -97,6 +92,9 @@ func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) err
 		}
 	}
 
+	for _, d := range made[:len(made)-1] {
+		b.slices[d] = true
+	}
 	b.mu.Lock()
 	b.owned[req.Unit] = &ownedUnit{dir: dir}
 	b.mu.Unlock()
@@ -161,14 +159,4 @@ func delegate(dir string, uid int) error {
 		}
 	}
 	return nil
-}
-
-// stringValue unwraps a property value: a string, or a wrapper (a D-Bus
-// variant) whose Value() is one.
-func stringValue(v any) (string, bool) {
-	if w, ok := v.(interface{ Value() any }); ok {
-		v = w.Value()
-	}
-	s, ok := v.(string)
-	return s, ok
 }

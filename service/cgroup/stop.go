@@ -166,7 +166,22 @@ func (b *Backend) tryRemove(unit string, u *ownedUnit) (done bool, err error) {
 	}
 	b.mu.Unlock()
 	b.log.Debug("removed scope cgroup", "unit", unit, "cgroup", b.relPath(u.dir))
+	b.removeEmptySlices(filepath.Dir(u.dir))
 	return true, nil
+}
+
+// removeEmptySlices removes dir and its parents as long as this backend
+// created them and they hold no other cgroup (rmdir fails on a slice that still
+// has a scope, which ends the walk). b.fsMu must be held.
+func (b *Backend) removeEmptySlices(dir string) {
+	for b.slices[dir] {
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return
+		}
+		delete(b.slices, dir)
+		b.log.Debug("removed slice cgroup", "cgroup", b.relPath(dir))
+		dir = filepath.Dir(dir)
+	}
 }
 
 // removeTree removes dir and the cgroups below it, deepest first. Cgroup
