@@ -70,6 +70,12 @@ func validFreeText(s string) bool {
 	return true
 }
 
+// ValidID is systemd's rule for uids and gids: every 32-bit value except
+// 4294967295, which libc calls use as "no id", and 65535, the same in the days of
+// 16-bit ids. Such an id is never mapped or synthesized, whatever a container's
+// map says. 4294967294 is valid, as upstream has it.
+func ValidID(id uint32) bool { return id != 65535 && id != 4294967295 }
+
 // ValidSignal reports whether sig is a signal number Kill accepts (1..64).
 func ValidSignal(sig int) bool { return sig >= 1 && sig < 65 }
 
