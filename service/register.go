@@ -47,7 +47,10 @@ func (r *RegisterRequest) validate() (Class, error) {
 		return "", invalidArg("leader", "invalid leader PID %d", r.Leader)
 	}
 	if r.RootDirectory != "" && !validAbsolutePath(r.RootDirectory) {
-		return "", invalidArg("rootDirectory", "root directory must be empty or an absolute path")
+		return "", invalidArg("rootDirectory", "root directory must be empty or an absolute path without '..'")
+	}
+	if len(r.NetIf) > MaxNetIf {
+		return "", invalidArg("ifIndices", "more than %d network interfaces", MaxNetIf)
 	}
 	for _, ifi := range r.NetIf {
 		if ifi <= 0 || ifi > 1<<31-1 {
@@ -58,7 +61,10 @@ func (r *RegisterRequest) validate() (Class, error) {
 		return "", invalidArg("vSockCid", "invalid vsock CID %d", *r.VSockCID)
 	}
 	if r.SSHPrivateKeyPath != "" && !validAbsolutePath(r.SSHPrivateKeyPath) {
-		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute")
+		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute, without '..'")
+	}
+	if len(r.ScopeProperties) > MaxScopeProperties {
+		return "", invalidArg("scopeProperties", "more than %d scope properties", MaxScopeProperties)
 	}
 	for _, f := range []struct{ field, v string }{
 		{"service", r.Service}, {"sshAddress", r.SSHAddress}, {"controlAddress", r.ControlAddress},

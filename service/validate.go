@@ -41,14 +41,25 @@ func parseRegisterClass(s string) (Class, error) {
 	return "", invalidArg("class", "invalid machine class %q", s)
 }
 
-const maxPathLen = 4095
+// Bounds of a request, so that no client can make the registry, or a state file,
+// grow beyond what a restart reads back (persist.MaxFileSize): free text and paths
+// are at most maxPathLen bytes (PATH_MAX less its NUL), a machine has at most
+// MaxNetIf network interfaces, a scope at most MaxScopeProperties properties.
+const (
+	maxPathLen         = 4095
+	MaxNetIf           = 256
+	MaxScopeProperties = 64
+)
 
+// validAbsolutePath accepts an absolute path without ".." components: the paths
+// a client registers (root directory, ssh key) are later resolved by others, and
+// one that climbs out of where it claims to be is not a path we vouch for.
 func validAbsolutePath(p string) bool {
 	if !filepath.IsAbs(p) || !validFreeText(p) {
 		return false
 	}
 	for _, c := range strings.Split(p, "/") {
-		if len(c) > 255 {
+		if len(c) > 255 || c == ".." {
 			return false
 		}
 	}

@@ -43,6 +43,16 @@ func TestRegisterValidation(t *testing.T) {
 		{"vsock any", func(r *RegisterRequest) { r.VSockCID = cid(VSockCIDAny) }, "vSockCid"},
 		{"vsock host", func(r *RegisterRequest) { r.VSockCID = cid(2) }, "vSockCid"},
 		{"relative key", func(r *RegisterRequest) { r.SSHPrivateKeyPath = "id_rsa" }, "sshPrivateKeyPath"},
+		{"dotdot root", func(r *RegisterRequest) { r.RootDirectory = "/var/lib/machines/../../etc" }, "rootDirectory"},
+		{"dotdot root end", func(r *RegisterRequest) { r.RootDirectory = "/var/.." }, "rootDirectory"},
+		{"dotdot key", func(r *RegisterRequest) { r.SSHPrivateKeyPath = "/run/../root/.ssh/id_rsa" }, "sshPrivateKeyPath"},
+		{"too many ifindices", func(r *RegisterRequest) { r.NetIf = make([]int, MaxNetIf+1); fill(r.NetIf) }, "ifIndices"},
+		{"too many scope properties", func(r *RegisterRequest) { r.ScopeProperties = make([]UnitProperty, MaxScopeProperties+1) }, "scopeProperties"},
+		{"long root path", func(r *RegisterRequest) { r.RootDirectory = longPath(maxPathLen + 1) }, "rootDirectory"},
+		{"long key path", func(r *RegisterRequest) { r.SSHPrivateKeyPath = longPath(maxPathLen + 1) }, "sshPrivateKeyPath"},
+		{"long service", func(r *RegisterRequest) { r.Service = strings.Repeat("s", maxPathLen+1) }, "service"},
+		{"long ssh address", func(r *RegisterRequest) { r.SSHAddress = strings.Repeat("s", maxPathLen+1) }, "sshAddress"},
+		{"long control address", func(r *RegisterRequest) { r.ControlAddress = strings.Repeat("s", maxPathLen+1) }, "controlAddress"},
 		{"newline service", func(r *RegisterRequest) { r.Service = "a\nb" }, "service"},
 		{"control chars address", func(r *RegisterRequest) { r.ControlAddress = "unix:/x\x01" }, "controlAddress"},
 	} {
@@ -67,6 +77,36 @@ func TestRegisterValidation(t *testing.T) {
 	if _, err := r.validate(); err != nil {
 		t.Errorf("valid request refused: %v", err)
 	}
+
+	// Every bound is inclusive.
+	r = base()
+	r.NetIf = make([]int, MaxNetIf)
+	fill(r.NetIf)
+	r.ScopeProperties = make([]UnitProperty, MaxScopeProperties)
+	r.RootDirectory = longPath(maxPathLen)
+	r.SSHPrivateKeyPath = "/run/..key/./x.." // ".." only as a whole component
+	r.Service = strings.Repeat("s", maxPathLen)
+	r.SSHAddress = strings.Repeat("s", maxPathLen)
+	r.ControlAddress = strings.Repeat("s", maxPathLen)
+	if _, err := r.validate(); err != nil {
+		t.Errorf("request at the bounds refused: %v", err)
+	}
+}
+
+func fill(ifs []int) {
+	for i := range ifs {
+		ifs[i] = i + 1
+	}
+}
+
+// longPath is an absolute path of n bytes made of 200-byte components.
+func longPath(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		c := min(200, n-b.Len()-1)
+		b.WriteString("/" + strings.Repeat("p", c))
+	}
+	return b.String()
 }
 
 func TestValidSignal(t *testing.T) {
