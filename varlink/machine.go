@@ -110,7 +110,7 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 		IgnoredField("supervisor"),
 		IgnoredField("supervisorProcessId"),
 		StrField("rootDirectory", &req.RootDirectory, false),
-		IntListField("ifIndices", &netif, 1, math.MaxInt32),
+		IntListField("ifIndices", &netif, 1, math.MaxInt32, service.MaxNetIf),
 		IntField("vSockCid", &vsock, &hasVSock, false, 0, math.MaxUint32),
 		StrField("sshAddress", &req.SSHAddress, false),
 		StrField("sshPrivateKeyPath", &req.SSHPrivateKeyPath, false),
@@ -258,11 +258,18 @@ func (f *machineIface) notYet(ctx context.Context, c vl.Call, extra ...Field) er
 	return replyError(ctx, c, service.ErrNotSupported)
 }
 
+// Open's argument vector and environment are bounded while decoding: newer
+// upstream caps the environment too, and nothing legitimate comes near these.
+const (
+	maxOpenArgs        = 1024
+	maxOpenEnvironment = 1024
+)
+
 func (f *machineIface) open(ctx context.Context, c vl.Call) error {
 	var mode, user, path string
 	var args, env []string
 	return f.notYet(ctx, c, StrField("mode", &mode, true), StrField("user", &user, false),
-		StrField("path", &path, false), StrListField("args", &args), StrListField("environment", &env))
+		StrField("path", &path, false), StrListField("args", &args, maxOpenArgs), StrListField("environment", &env, maxOpenEnvironment))
 }
 
 func (f *machineIface) bindMount(ctx context.Context, c vl.Call) error {
