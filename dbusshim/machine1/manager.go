@@ -334,6 +334,10 @@ func createMachineEx(c *call) ([]any, error) {
 	return register(c, req)
 }
 
+// maxExProperties bounds the keyed properties of the …Ex methods: there are ten
+// names, and a client repeating them has nothing legitimate to say.
+const maxExProperties = 64
+
 // exRequest decodes the keyed properties of the …Ex methods (259+). Without
 // a leader the caller leads; LeaderPIDFD is preferred and pinned at once.
 func exRequest(name string, v any) (req service.RegisterRequest, err error) {
@@ -351,6 +355,9 @@ func exRequest(name string, v any) (req service.RegisterRequest, err error) {
 	kv, err := propertyArray(v)
 	if err != nil {
 		return req, err
+	}
+	if len(kv) > maxExProperties {
+		return req, errorf(ErrInvalidArgs, "More than %d properties", maxExProperties)
 	}
 	wrong := func(p keyValue, want string) error {
 		return errorf(ErrInvalidArgs, "Property %s has signature '%s', expected '%s'", p.Name, p.Value.Signature().String(), want)
