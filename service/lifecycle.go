@@ -49,6 +49,7 @@ func (m *Manager) finalizeLocked(mc *machine, why string) {
 		delete(m.byUnit, mc.info.Unit)
 	}
 	m.ids.remove(name)
+	m.releaseQuotaLocked(mc.info.UID)
 	unit := ""
 	if mc.info.OwnsUnit() {
 		unit = mc.info.Unit

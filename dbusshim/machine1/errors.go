@@ -68,6 +68,8 @@ var coreErrors = []struct {
 	{service.ErrGroupInHostRange, ErrNoSuchGroupMapping},
 	{service.ErrNoSuchProcess, ErrNoSuchProcess},
 	{service.ErrTooManyOperations, ErrLimitsExceeded},
+	// The per-user machine cap; the message names the limit.
+	{service.ErrTooManyMachines, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
 }
 
