@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -54,11 +53,8 @@ func SharesHostNetNS(p *PidRef) (bool, error) {
 // does: a name lookup (nss-mymachines) takes the first address, and ::1 would
 // send the client to itself.
 //
-// The namespace is entered on a dedicated OS thread that is never handed back
-// to the scheduler: the goroutine locks it, calls setns and exits still locked,
-// so the runtime destroys the thread instead of reusing it in the wrong
-// namespace. The main thread is never used, since it cannot be destroyed.
-// ctx bounds the dump.
+// The namespace is entered on a disposable OS thread (onDisposableThread), so
+// no goroutine ever runs in it afterwards. ctx bounds the dump.
 func Addresses(ctx context.Context, p *PidRef) ([]Address, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("addresses of pid %d: %w", p.PID, err)
@@ -72,25 +68,7 @@ func Addresses(ctx context.Context, p *PidRef) ([]Address, error) {
 		unix.Close(nsfd)
 		return nil, err
 	}
-	ch := make(chan dumpResult, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			ch <- dumpInNetns(ctx, nsfd)
-			return // exits locked: the runtime destroys the thread
-		}
-		// The main thread can never exit, so a locked goroutine ending on it
-		// leaves it parked for good, in whatever namespace it was in, and
-		// /proc/self/ns/net would then name the container's. Hand the job to a
-		// new goroutine: it cannot run on this thread while we hold it.
-		done := make(chan dumpResult, 1)
-		go func() {
-			runtime.LockOSThread()
-			done <- dumpInNetns(ctx, nsfd)
-		}()
-		ch <- <-done
-		runtime.UnlockOSThread()
-	}()
+	ch := onDisposableThread(func() dumpResult { return dumpInNetns(ctx, nsfd) })
 	select {
 	case r := <-ch:
 		if r.err != nil {
