@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/service/persist"
 )
 
 func TestValidMachineName(t *testing.T) {
@@ -114,5 +116,38 @@ func TestValidSignal(t *testing.T) {
 		if ValidSignal(sig) != want {
 			t.Errorf("ValidSignal(%d) != %v", sig, want)
 		}
+	}
+}
+
+// The request bounds keep every valid registration's state file within what a
+// restart reads back: the worst case (every string at its bound and made of
+// bytes the encoder escapes, every interface index at its widest) fits.
+func TestWorstCaseRecordFits(t *testing.T) {
+	quoted := strings.Repeat(`"`, maxPathLen)
+	var path strings.Builder
+	for path.Len() < maxPathLen {
+		path.WriteString("/" + strings.Repeat(`"`, min(254, maxPathLen-path.Len()-1)))
+	}
+	r := RegisterRequest{
+		Name: strings.Repeat("a", 64), Class: "container", Leader: 100,
+		Service: quoted, SSHAddress: quoted, ControlAddress: quoted,
+		RootDirectory: path.String(), SSHPrivateKeyPath: path.String(),
+		NetIf: make([]int, MaxNetIf),
+	}
+	for i := range r.NetIf {
+		r.NetIf[i] = 1<<31 - 1
+	}
+	if _, err := r.validate(); err != nil {
+		t.Fatalf("worst case refused: %v", err)
+	}
+	mc := &machine{info: MachineInfo{
+		Name: r.Name, Service: r.Service, Class: ClassContainer, RootDirectory: r.RootDirectory,
+		Unit: "machine-" + r.Name + ".scope", Subgroup: strings.Repeat("s", maxPathLen),
+		NetIf: r.NetIf, SSHAddress: r.SSHAddress, SSHPrivateKeyPath: r.SSHPrivateKeyPath, ControlAddress: r.ControlAddress,
+		Leader: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)}, Supervisor: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)},
+		Timestamp: Timestamp{Realtime: ^uint64(0), Monotonic: ^uint64(0)}, UID: ^uint32(0), VSockCID: 1 << 30,
+	}}
+	if n := len(persist.Encode(recordOf(mc))); n > persist.MaxFileSize {
+		t.Errorf("worst-case record is %d bytes, over %d", n, persist.MaxFileSize)
 	}
 }
