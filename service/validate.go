@@ -45,10 +45,15 @@ func parseRegisterClass(s string) (Class, error) {
 // grow beyond what a restart reads back (persist.MaxFileSize): free text and paths
 // are at most maxPathLen bytes (PATH_MAX less its NUL), a machine has at most
 // MaxNetIf network interfaces, a scope at most MaxScopeProperties properties.
+// A shell opened in a machine gets at most MaxOpenArgs arguments and
+// MaxOpenEnvironment environment entries (newer upstream caps the environment
+// too); the front ends check those while decoding.
 const (
 	maxPathLen         = 4095
 	MaxNetIf           = 256
 	MaxScopeProperties = 64
+	MaxOpenArgs        = 1024
+	MaxOpenEnvironment = 1024
 )
 
 // validAbsolutePath accepts an absolute path without ".." components: the paths

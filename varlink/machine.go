@@ -258,18 +258,11 @@ func (f *machineIface) notYet(ctx context.Context, c vl.Call, extra ...Field) er
 	return replyError(ctx, c, service.ErrNotSupported)
 }
 
-// Open's argument vector and environment are bounded while decoding: newer
-// upstream caps the environment too, and nothing legitimate comes near these.
-const (
-	maxOpenArgs        = 1024
-	maxOpenEnvironment = 1024
-)
-
 func (f *machineIface) open(ctx context.Context, c vl.Call) error {
 	var mode, user, path string
 	var args, env []string
 	return f.notYet(ctx, c, StrField("mode", &mode, true), StrField("user", &user, false),
-		StrField("path", &path, false), StrListField("args", &args, maxOpenArgs), StrListField("environment", &env, maxOpenEnvironment))
+		StrField("path", &path, false), StrListField("args", &args, service.MaxOpenArgs), StrListField("environment", &env, service.MaxOpenEnvironment))
 }
 
 func (f *machineIface) bindMount(ctx context.Context, c vl.Call) error {

@@ -43,6 +43,12 @@ func TestRequestBounds(t *testing.T) {
 		t.Fatalf("%d Ex properties refused: %v", maxExProperties, err)
 	}
 
+	many1025 := make([]string, service.MaxOpenArgs+1)
+	wantErr(t, e.manager("OpenMachineShell", ".host", "", "", many1025, []string{}), ErrInvalidArgs, "More than 1024 arguments")
+	wantErr(t, e.manager("OpenMachineShell", ".host", "", "", []string{}, many1025), ErrInvalidArgs, "More than 1024 environment variables")
+	wantErr(t, e.call(MachinePath(".host"), machineIface+".OpenShell", "", "", many1025, []string{}), ErrInvalidArgs, "More than 1024 arguments")
+	wantErr(t, e.manager("OpenMachineShell", ".host", "", "", many1025[:1024], many1025[:1024]), ErrNotSupported, "")
+
 	wantErr(t, e.manager("RegisterMachine", "dots", []byte{}, "", "container", pid, "/var/lib/machines/../../etc"), ErrInvalidArgs, "'..'")
 	wantErr(t, e.manager("RegisterMachineEx", "dots", []keyValue{{"Class", dbus.MakeVariant("vm")}, {"LeaderPID", dbus.MakeVariant(pid)}, {"SSHPrivateKeyPath", dbus.MakeVariant("/run/../root/key")}}), ErrInvalidArgs, "'..'")
 }

@@ -36,7 +36,7 @@ func managerInterface() *iface {
 			{name: "GetMachineOSRelease", in: args("s", "name"), out: args("a{ss}", "fields"), fn: byName(getOSRelease)},
 			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a PTY"))},
 			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Logging into a machine"))},
-			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a shell"))},
+			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(openShell)},
 			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(containerOp("Bind mounting"))},
 			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
 			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
@@ -538,6 +538,18 @@ func containerOp(what string) func(*call, service.MachineInfo, []any) ([]any, er
 	return func(*call, service.MachineInfo, []any) ([]any, error) {
 		return nil, notImplemented(what)
 	}
+}
+
+// openShell bounds the argument vector and the environment (user, path, args,
+// environment follow the machine), as Open does on Varlink.
+func openShell(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+	if n := len(rest[2].([]string)); n > service.MaxOpenArgs {
+		return nil, errorf(ErrInvalidArgs, "More than %d arguments", service.MaxOpenArgs)
+	}
+	if n := len(rest[3].([]string)); n > service.MaxOpenEnvironment {
+		return nil, errorf(ErrInvalidArgs, "More than %d environment variables", service.MaxOpenEnvironment)
+	}
+	return containerOp("Opening a shell")(c, mi, rest)
 }
 
 func copyWithFlags(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
