@@ -331,3 +331,23 @@ func TestAddressesWithoutLoopback(t *testing.T) {
 		t.Errorf("getent hosts lobox: exit %d %q %s", code, out, errOut)
 	}
 }
+
+// Item: the userdb filter lists are bounded while decoding.
+func TestUserdbFilterBounds(t *testing.T) {
+	d := startDaemon(t)
+	sock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	names := func(n int) string {
+		b, _ := json.Marshal(make([]string, n))
+		return string(b)
+	}
+	for _, field := range []string{"fuzzyNames", "dispositionMask"} {
+		out, errOut, code := varlinkctl(t, "call", sock, "io.systemd.UserDatabase.GetUserRecord", `{"service":"io.systemd.Machine","uid":70000,"`+field+`":`+names(65)+`}`)
+		if code == 0 || !strings.Contains(out+errOut, "InvalidParameter") || !strings.Contains(out+errOut, field) {
+			t.Errorf("65 %s: exit %d %s %s", field, code, out, errOut)
+		}
+		out, errOut, _ = varlinkctl(t, "call", sock, "io.systemd.UserDatabase.GetUserRecord", `{"service":"io.systemd.Machine","uid":70000,"`+field+`":`+names(64)+`}`)
+		if !strings.Contains(out+errOut, "NoRecordFound") {
+			t.Errorf("64 %s: %s %s, want NoRecordFound", field, out, errOut)
+		}
+	}
+}
