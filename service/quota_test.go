@@ -117,3 +117,31 @@ func TestLeaderOpenErrno(t *testing.T) {
 		t.Errorf("Register of a missing leader: %v, want invalid leader", err)
 	}
 }
+
+// Machines restored after a restart count against their owner's cap.
+func TestMachinesPerUIDCapAfterRestore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "machines")
+	cfg := Config{StateDir: dir, MaxMachinesPerUID: 2}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := Caller{UID: 65534, GID: 65534, PIDFD: -1}
+	for i := range 2 {
+		if _, err := m.Register(context.Background(), nobody, RegisterRequest{Name: fmt.Sprintf("n%d", i), Class: "vm", Leader: startSleepAs(t, 65534).Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Close()
+	m, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	if restored, _ := m.Restore(); restored != 2 {
+		t.Fatalf("restored %d machines, want 2", restored)
+	}
+	if _, err := m.Register(context.Background(), nobody, RegisterRequest{Name: "n2", Class: "vm", Leader: startSleepAs(t, 65534).Process.Pid}); !errors.Is(err, ErrTooManyMachines) {
+		t.Errorf("third machine after restore: %v, want ErrTooManyMachines", err)
+	}
+}
