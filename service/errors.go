@@ -30,6 +30,7 @@ var (
 	ErrNoSuchProcess        = errors.New("no such process")
 	ErrTooManyOperations    = errors.New("too many ongoing operations")
 	ErrUnitAllocationFailed = errors.New("unit allocation failed")
+	ErrTooManyMachines      = errors.New("too many machines")
 )
 
 // InvalidArgError says which request field was wrong. Field uses the Varlink

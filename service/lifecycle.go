@@ -49,6 +49,7 @@ func (m *Manager) finalizeLocked(mc *machine, why string) {
 		delete(m.byUnit, mc.info.Unit)
 	}
 	m.ids.remove(name)
+	m.releaseQuotaLocked(mc.info.UID)
 	unit := ""
 	if mc.info.OwnsUnit() {
 		unit = mc.info.Unit
@@ -216,16 +217,18 @@ func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string,
 	return signalErr(leader.Signal(s))
 }
 
-// pin re-opens a recorded process, refusing one whose PID now names another.
+// pin re-opens a recorded process, refusing one whose PID now names another. A
+// record without a pidfd id cannot prove the PID still names the same process
+// (it may have been recycled since, by anyone), so it is refused too.
 func pin(p ProcessID) (*proc.PidRef, error) {
-	if p.PID <= 0 {
+	if p.PID <= 0 || p.PIDFDID == 0 {
 		return nil, ErrNoSuchProcess
 	}
 	ref, err := proc.Open(p.PID)
 	if err != nil {
 		return nil, err
 	}
-	if p.PIDFDID != 0 && ref.ID != 0 && ref.ID != p.PIDFDID {
+	if ref.ID != p.PIDFDID {
 		ref.Close()
 		return nil, ErrNoSuchProcess
 	}

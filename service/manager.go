@@ -25,7 +25,12 @@ type Config struct {
 	// StopTimeout is how long a machine without a unit gets between SIGTERM and
 	// SIGKILL on Terminate. Zero means 10 s.
 	StopTimeout time.Duration
-	Logger      *slog.Logger
+	// MaxMachinesPerUID caps the machines one unprivileged uid may have
+	// registered at once; 0 means no cap. Every machine pins its leader with a
+	// pidfd, so without a cap one local user can exhaust the daemon's fds and
+	// lock everyone else out. Root and our own uid are never capped.
+	MaxMachinesPerUID int
+	Logger            *slog.Logger
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the
@@ -47,6 +52,7 @@ type Manager struct {
 	byUnit         map[string]*machine // machines that own their whole unit
 	pendingNames   map[string]bool     // registrations in flight, between the two locked phases
 	pendingLeaders map[int]bool
+	perUID         map[uint32]int // machines per registering uid: started, and in flight
 	nextGen        uint64
 	subs           map[*subscriber]struct{}
 	closed         bool
@@ -71,6 +77,7 @@ func New(cfg Config) (*Manager, error) {
 		byUnit:         map[string]*machine{},
 		pendingNames:   map[string]bool{},
 		pendingLeaders: map[int]bool{},
+		perUID:         map[uint32]int{},
 		subs:           map[*subscriber]struct{}{},
 		stop:           make(chan struct{}),
 	}

@@ -279,3 +279,34 @@ func TestListOrder(t *testing.T) {
 		t.Errorf("ListBrief entry %+v", b)
 	}
 }
+
+// A supervisor recorded without a pidfd id (a caller known only by PID, or a
+// state file from upstream 252) may since have been recycled: Kill refuses it
+// rather than signal whatever process now has that PID.
+func TestKillSupervisorWithoutPidfdID(t *testing.T) {
+	m := newTestManager(t)
+	leader := startSleep(t)
+	bystander := startSleep(t)
+	caller := Caller{UID: 0, PIDFD: -1, PID: bystander.Process.Pid}
+	if _, err := m.Register(context.Background(), caller, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := m.Get(root, Selector{Name: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mi.Supervisor.PID != bystander.Process.Pid || mi.Supervisor.PIDFDID != 0 {
+		t.Fatalf("supervisor recorded as %+v", mi.Supervisor)
+	}
+	err = m.Kill(context.Background(), root, Selector{Name: "c1"}, "supervisor", int(syscall.SIGKILL))
+	if !errors.Is(err, ErrNoSuchProcess) {
+		t.Errorf("Kill supervisor without pidfd id = %v, want ErrNoSuchProcess", err)
+	}
+	if err := bystander.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("bystander was signalled: %v", err)
+	}
+	var ws syscall.WaitStatus
+	if pid, _ := syscall.Wait4(bystander.Process.Pid, &ws, syscall.WNOHANG, nil); pid != 0 {
+		t.Errorf("bystander exited: %v", ws)
+	}
+}

@@ -13,6 +13,9 @@ type IDMapping struct {
 
 // MapFrom translates ids inside a container to host ids.
 func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, error) {
+	if err := validIDs(uid, gid); err != nil {
+		return IDMapping{}, err
+	}
 	sel, release := m.resolvePID(c, sel)
 	defer release()
 	m.mu.Lock()
@@ -32,14 +35,14 @@ func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, 
 	out := IDMapping{MachineName: name}
 	if uid != nil {
 		h, _, ok := m.ids.toHost(name, *uid, false)
-		if !ok {
+		if !ok || !ValidID(h) {
 			return IDMapping{}, fmt.Errorf("machine '%s' has no matching user mappings: %w", name, ErrNoSuchUser)
 		}
 		out.UID = &h
 	}
 	if gid != nil {
 		h, _, ok := m.ids.toHost(name, *gid, true)
-		if !ok {
+		if !ok || !ValidID(h) {
 			return IDMapping{}, fmt.Errorf("machine '%s' has no matching group mappings: %w", name, ErrNoSuchGroup)
 		}
 		out.GID = &h
@@ -49,13 +52,16 @@ func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, 
 
 // MapTo finds the container that owns host ids and translates them into it.
 func (m *Manager) MapTo(uid, gid *uint32) (IDMapping, error) {
+	if err := validIDs(uid, gid); err != nil {
+		return IDMapping{}, err
+	}
 	var out IDMapping
 	if uid != nil {
 		if *uid < HostIDMin {
 			return IDMapping{}, fmt.Errorf("user %d belongs to host UID range: %w", *uid, ErrUserInHostRange)
 		}
 		name, inner, ok := m.ids.uidOwner(*uid)
-		if !ok {
+		if !ok || !ValidID(inner) {
 			return IDMapping{}, fmt.Errorf("no matching user mapping for %d: %w", *uid, ErrNoSuchUser)
 		}
 		out.UID, out.MachineName = &inner, name
@@ -65,7 +71,7 @@ func (m *Manager) MapTo(uid, gid *uint32) (IDMapping, error) {
 			return IDMapping{}, fmt.Errorf("group %d belongs to host GID range: %w", *gid, ErrGroupInHostRange)
 		}
 		name, inner, ok := m.ids.gidOwner(*gid)
-		if !ok {
+		if !ok || !ValidID(inner) {
 			return IDMapping{}, fmt.Errorf("no matching group mapping for %d: %w", *gid, ErrNoSuchGroup)
 		}
 		if out.MachineName != "" && out.MachineName != name {
@@ -77,4 +83,16 @@ func (m *Manager) MapTo(uid, gid *uint32) (IDMapping, error) {
 		return IDMapping{}, invalidArg("uid", "neither uid nor gid given")
 	}
 	return out, nil
+}
+
+// validIDs refuses an invalid id on either side of a mapping, as an invalid
+// argument (upstream: "Invalid user ID"), not as an id that is merely unmapped.
+func validIDs(uid, gid *uint32) error {
+	if uid != nil && !ValidID(*uid) {
+		return invalidArg("uid", "Invalid user ID %d", *uid)
+	}
+	if gid != nil && !ValidID(*gid) {
+		return invalidArg("gid", "Invalid group ID %d", *gid)
+	}
+	return nil
 }

@@ -115,7 +115,7 @@ func (m *Manager) OSRelease(mi MachineInfo) ([]string, error) {
 		if rerr != nil {
 			return nil, rerr
 		}
-		osr, err = proc.OSRelease(ref)
+		osr, err = proc.OSRelease(ref, ownerOf(mi, ref))
 		ref.Close()
 	default:
 		return nil, errNotSupportedf("requesting OS release data is only supported on container machines")
@@ -124,6 +124,26 @@ func (m *Manager) OSRelease(mi MachineInfo) ([]string, error) {
 		return nil, fmt.Errorf("machine %s: %w", mi.Name, ErrNoOSRelease)
 	}
 	return osr, err
+}
+
+// nogroup is the overflow gid, which owns nothing on a sane system.
+const nogroup = 65534
+
+// ownerOf is whom reads inside machine mi are done as (proc.AsOwner): the uid
+// that registered it. Its gid was not recorded, so it is taken from the leader
+// when the owner owns the leader (an unprivileged owner always does: Register
+// refuses anything else), since that is a group the owner's process has; else
+// nogroup. Either way supplementary groups are dropped: a file readable only
+// through one of them stays unread, which fails closed.
+func ownerOf(mi MachineInfo, leader *proc.PidRef) proc.Owner {
+	if (Caller{UID: mi.UID}).privileged() {
+		return proc.Owner{UID: mi.UID} // read as we are: no gid needed
+	}
+	owner := proc.Owner{UID: mi.UID, GID: nogroup}
+	if uid, gid, err := leader.RealIDs(); err == nil && uid == mi.UID {
+		owner.GID = gid
+	}
+	return owner
 }
 
 // UIDShift is the base of the machine's user namespace range (§5.1): 0 for the

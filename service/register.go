@@ -49,7 +49,10 @@ func (r *RegisterRequest) validate() (Class, error) {
 		return "", invalidArg("leader", "invalid leader PID %d", r.Leader)
 	}
 	if r.RootDirectory != "" && !validAbsolutePath(r.RootDirectory) {
-		return "", invalidArg("rootDirectory", "root directory must be empty or an absolute path")
+		return "", invalidArg("rootDirectory", "root directory must be empty or an absolute path without '..'")
+	}
+	if len(r.NetIf) > MaxNetIf {
+		return "", invalidArg("ifIndices", "more than %d network interfaces", MaxNetIf)
 	}
 	for _, ifi := range r.NetIf {
 		if ifi <= 0 || ifi > 1<<31-1 {
@@ -60,7 +63,10 @@ func (r *RegisterRequest) validate() (Class, error) {
 		return "", invalidArg("vSockCid", "invalid vsock CID %d", *r.VSockCID)
 	}
 	if r.SSHPrivateKeyPath != "" && !validAbsolutePath(r.SSHPrivateKeyPath) {
-		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute")
+		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute, without '..'")
+	}
+	if len(r.ScopeProperties) > MaxScopeProperties {
+		return "", invalidArg("scopeProperties", "more than %d scope properties", MaxScopeProperties)
 	}
 	if err := validateScope(r.Slice, r.ScopeProperties); err != nil {
 		return "", err
@@ -99,7 +105,7 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 			leader, err = proc.Open(req.Leader)
 		}
 		if err != nil {
-			return MachineInfo{}, invalidArg("leader", "leader process %d does not exist", req.Leader)
+			return MachineInfo{}, leaderOpenError(req.Leader, err)
 		}
 	}
 	if leader.PID == 1 {
@@ -142,19 +148,27 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 		supervisor = c.processID()
 	}
 
-	// Phase 1: reserve the name and the leader.
+	// Phase 1: reserve the name, the leader and a place in the caller's quota.
 	m.mu.Lock()
 	if err := m.checkFreeLocked(req.Name, leader); err != nil {
 		m.mu.Unlock()
 		return MachineInfo{}, err
 	}
+	if err := m.checkQuotaLocked(c); err != nil {
+		m.mu.Unlock()
+		return MachineInfo{}, err
+	}
 	m.pendingNames[req.Name] = true
 	m.pendingLeaders[leader.PID] = true
+	m.perUID[c.UID]++
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
 		delete(m.pendingNames, req.Name)
 		delete(m.pendingLeaders, leader.PID)
+		if !keep {
+			m.releaseQuotaLocked(c.UID)
+		}
 		m.mu.Unlock()
 	}()
 
@@ -232,6 +246,16 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 	return mc.snapshot(), nil
 }
 
+// leaderOpenError tells a leader that does not exist (or is not a process: a
+// thread id) from our own failure to pin it. Out of fds (EMFILE, ENFILE) or
+// memory is the daemon's trouble, not the client's mistake, and keeps its errno.
+func leaderOpenError(pid int, err error) error {
+	if errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.EINVAL) || errors.Is(err, ErrNoSuchProcess) {
+		return invalidArg("leader", "leader process %d does not exist", pid)
+	}
+	return fmt.Errorf("pin leader process %d: %w", pid, err)
+}
+
 // checkFreeLocked refuses a name or leader that is taken or being registered.
 // m.mu must be held.
 func (m *Manager) checkFreeLocked(name string, leader *proc.PidRef) error {
@@ -245,6 +269,26 @@ func (m *Manager) checkFreeLocked(name string, leader *proc.PidRef) error {
 		return invalidArg("leader", "process %d is already being registered", leader.PID)
 	}
 	return nil
+}
+
+// checkQuotaLocked refuses a registration that would give an unprivileged uid
+// more than MaxMachinesPerUID machines, counting those still in flight. m.mu
+// must be held.
+func (m *Manager) checkQuotaLocked(c Caller) error {
+	max := m.cfg.MaxMachinesPerUID
+	if max <= 0 || c.privileged() || m.perUID[c.UID] < max {
+		return nil
+	}
+	return fmt.Errorf("user %d may not register more than %d machines: %w", c.UID, max, ErrTooManyMachines)
+}
+
+// releaseQuotaLocked gives back one machine of uid's quota. m.mu must be held.
+func (m *Manager) releaseQuotaLocked(uid uint32) {
+	if m.perUID[uid] <= 1 {
+		delete(m.perUID, uid)
+	} else {
+		m.perUID[uid]--
+	}
 }
 
 // resolveUnit creates the machine's scope, or finds the unit its leader lives in.

@@ -107,6 +107,7 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 	if err := m.state.Save(recordOf(mc)); err != nil {
 		log.Warn("rewrite state file", "err", err)
 	}
+	m.perUID[mc.info.UID]++ // restored machines count, but are never refused
 	m.startLocked(mc)
 	return true
 }

@@ -46,7 +46,7 @@ func (m *Manager) GroupByName(name string) (UserRecord, error) { return m.synthB
 
 func (m *Manager) synthByID(id uint32, group bool) (UserRecord, error) {
 	notFound := m.notFound(group)
-	if id < HostIDMin || id == ^uint32(0) || id == ^uint32(0)-1 {
+	if id < HostIDMin || !ValidID(id) {
 		return UserRecord{}, notFound
 	}
 	var machine string
@@ -57,7 +57,7 @@ func (m *Manager) synthByID(id uint32, group bool) (UserRecord, error) {
 	} else {
 		machine, inner, ok = m.ids.uidOwner(id)
 	}
-	if !ok {
+	if !ok || !ValidID(inner) {
 		return UserRecord{}, notFound
 	}
 	name := prefix(group) + machine + "-" + strconv.FormatUint(uint64(inner), 10)
@@ -81,11 +81,11 @@ func (m *Manager) synthByName(name string, group bool) (UserRecord, error) {
 	}
 	machine, num := rest[:dash], rest[dash+1:]
 	inner, err := strconv.ParseUint(num, 10, 32)
-	if err != nil || strconv.FormatUint(inner, 10) != num {
+	if err != nil || strconv.FormatUint(inner, 10) != num || !ValidID(uint32(inner)) {
 		return UserRecord{}, notFound
 	}
 	host, _, ok := m.ids.toHost(machine, uint32(inner), group)
-	if !ok || host < HostIDMin || host >= ^uint32(0)-1 {
+	if !ok || host < HostIDMin || !ValidID(host) {
 		return UserRecord{}, notFound
 	}
 	return UserRecord{Name: name, ID: host, Machine: machine, Inner: uint32(inner)}, nil

@@ -64,3 +64,62 @@ func TestSynthesizedUsers(t *testing.T) {
 		t.Error("unregistered machine still resolves")
 	}
 }
+
+// 65535 and 4294967295 are not ids (systemd's uid_is_valid): a container's inner
+// 65535 never becomes a synthesized user or a mapping, and MapFrom/MapTo refuse
+// them as arguments. 4294967294 is an ordinary id.
+func TestInvalidIDsNeverMapped(t *testing.T) {
+	m := newIndexOnlyManager()
+	top := proc.IDMap{{Inner: 0, Outer: 4294901760, Count: 65535}}
+	m.ids.add("top", top, top)
+
+	inner65535 := uint32(655360 + 65535) // rawhide's inner 65535
+	if u, err := m.UserByUID(inner65535); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("UserByUID(%d) = %+v, %v; want not found", inner65535, u, err)
+	}
+	if g, err := m.GroupByGID(inner65535); !errors.Is(err, ErrNoSuchGroup) {
+		t.Errorf("GroupByGID(%d) = %+v, %v; want not found", inner65535, g, err)
+	}
+	for _, name := range []string{"vu-rawhide-65535", "vu-rawhide-4294967295"} {
+		if u, err := m.UserByName(name); !errors.Is(err, ErrNoSuchUser) {
+			t.Errorf("UserByName(%q) = %+v, %v; want not found", name, u, err)
+		}
+	}
+	if g, err := m.GroupByName("vg-rawhide-65535"); !errors.Is(err, ErrNoSuchGroup) {
+		t.Errorf("GroupByName(vg-rawhide-65535) = %+v, %v; want not found", g, err)
+	}
+	if _, err := m.MapTo(&inner65535, nil); !errors.Is(err, ErrNoSuchUser) {
+		t.Errorf("MapTo(uid %d) = %v, want ErrNoSuchUser", inner65535, err)
+	}
+	if _, err := m.MapTo(nil, &inner65535); !errors.Is(err, ErrNoSuchGroup) {
+		t.Errorf("MapTo(gid %d) = %v, want ErrNoSuchGroup", inner65535, err)
+	}
+
+	for _, bad := range []uint32{65535, 4294967295} {
+		if _, err := m.MapTo(&bad, nil); !isInvalidArg(err, "uid") {
+			t.Errorf("MapTo(uid %d) = %v, want invalid uid", bad, err)
+		}
+		if _, err := m.MapTo(nil, &bad); !isInvalidArg(err, "gid") {
+			t.Errorf("MapTo(gid %d) = %v, want invalid gid", bad, err)
+		}
+		if _, err := m.MapFrom(root, Selector{Name: "rawhide"}, &bad, nil); !isInvalidArg(err, "uid") {
+			t.Errorf("MapFrom(uid %d) = %v, want invalid uid", bad, err)
+		}
+		if _, err := m.MapFrom(root, Selector{Name: "rawhide"}, nil, &bad); !isInvalidArg(err, "gid") {
+			t.Errorf("MapFrom(gid %d) = %v, want invalid gid", bad, err)
+		}
+	}
+
+	// 4294967294 is valid: upstream synthesizes it like any other owned id.
+	if u, err := m.UserByUID(4294967294); err != nil || u.Name != "vu-top-65534" {
+		t.Errorf("UserByUID(4294967294) = %+v, %v; want vu-top-65534", u, err)
+	}
+	if u, err := m.UserByName("vu-top-65534"); err != nil || u.ID != 4294967294 {
+		t.Errorf("UserByName(vu-top-65534) = %+v, %v; want 4294967294", u, err)
+	}
+}
+
+func isInvalidArg(err error, field string) bool {
+	ia, ok := AsInvalidArg(err)
+	return ok && ia.Field == field
+}

@@ -42,14 +42,30 @@ func parseRegisterClass(s string) (Class, error) {
 	return "", invalidArg("class", "invalid machine class %q", s)
 }
 
-const maxPathLen = 4095
+// Bounds of a request, so that no client can make the registry, or a state file,
+// grow beyond what a restart reads back (persist.MaxFileSize): free text and paths
+// are at most maxPathLen bytes (PATH_MAX less its NUL), a machine has at most
+// MaxNetIf network interfaces, a scope at most MaxScopeProperties properties.
+// A shell opened in a machine gets at most MaxOpenArgs arguments and
+// MaxOpenEnvironment environment entries (newer upstream caps the environment
+// too); the front ends check those while decoding.
+const (
+	maxPathLen         = 4095
+	MaxNetIf           = 256
+	MaxScopeProperties = 64
+	MaxOpenArgs        = 1024
+	MaxOpenEnvironment = 1024
+)
 
+// validAbsolutePath accepts an absolute path without ".." components: the paths
+// a client registers (root directory, ssh key) are later resolved by others, and
+// one that climbs out of where it claims to be is not a path we vouch for.
 func validAbsolutePath(p string) bool {
 	if !filepath.IsAbs(p) || !validFreeText(p) {
 		return false
 	}
 	for _, c := range strings.Split(p, "/") {
-		if len(c) > 255 {
+		if len(c) > 255 || c == ".." {
 			return false
 		}
 	}
@@ -70,6 +86,12 @@ func validFreeText(s string) bool {
 	}
 	return true
 }
+
+// ValidID is systemd's rule for uids and gids: every 32-bit value except
+// 4294967295, which libc calls use as "no id", and 65535, the same in the days of
+// 16-bit ids. Such an id is never mapped or synthesized, whatever a container's
+// map says. 4294967294 is valid, as upstream has it.
+func ValidID(id uint32) bool { return id != 65535 && id != 4294967295 }
 
 // ValidSignal reports whether sig is a signal number Kill accepts (1..64).
 func ValidSignal(sig int) bool { return sig >= 1 && sig < 65 }

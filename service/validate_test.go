@@ -3,6 +3,8 @@ package service
 import (
 	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/service/persist"
 )
 
 func TestValidMachineName(t *testing.T) {
@@ -42,6 +44,16 @@ func TestRegisterValidation(t *testing.T) {
 		{"vsock any", func(r *RegisterRequest) { r.VSockCID = cid(VSockCIDAny) }, "vSockCid"},
 		{"vsock host", func(r *RegisterRequest) { r.VSockCID = cid(2) }, "vSockCid"},
 		{"relative key", func(r *RegisterRequest) { r.SSHPrivateKeyPath = "id_rsa" }, "sshPrivateKeyPath"},
+		{"dotdot root", func(r *RegisterRequest) { r.RootDirectory = "/var/lib/machines/../../etc" }, "rootDirectory"},
+		{"dotdot root end", func(r *RegisterRequest) { r.RootDirectory = "/var/.." }, "rootDirectory"},
+		{"dotdot key", func(r *RegisterRequest) { r.SSHPrivateKeyPath = "/run/../root/.ssh/id_rsa" }, "sshPrivateKeyPath"},
+		{"too many ifindices", func(r *RegisterRequest) { r.NetIf = make([]int, MaxNetIf+1); fill(r.NetIf) }, "ifIndices"},
+		{"too many scope properties", func(r *RegisterRequest) { r.ScopeProperties = make([]UnitProperty, MaxScopeProperties+1) }, "scopeProperties"},
+		{"long root path", func(r *RegisterRequest) { r.RootDirectory = longPath(maxPathLen + 1) }, "rootDirectory"},
+		{"long key path", func(r *RegisterRequest) { r.SSHPrivateKeyPath = longPath(maxPathLen + 1) }, "sshPrivateKeyPath"},
+		{"long service", func(r *RegisterRequest) { r.Service = strings.Repeat("s", maxPathLen+1) }, "service"},
+		{"long ssh address", func(r *RegisterRequest) { r.SSHAddress = strings.Repeat("s", maxPathLen+1) }, "sshAddress"},
+		{"long control address", func(r *RegisterRequest) { r.ControlAddress = strings.Repeat("s", maxPathLen+1) }, "controlAddress"},
 		{"newline service", func(r *RegisterRequest) { r.Service = "a\nb" }, "service"},
 		{"control chars address", func(r *RegisterRequest) { r.ControlAddress = "unix:/x\x01" }, "controlAddress"},
 	} {
@@ -60,6 +72,36 @@ func TestRegisterValidation(t *testing.T) {
 	if _, err := r.validate(); err != nil {
 		t.Errorf("valid request refused: %v", err)
 	}
+
+	// Every bound is inclusive.
+	r = base()
+	r.NetIf = make([]int, MaxNetIf)
+	fill(r.NetIf)
+	r.ScopeProperties = make([]UnitProperty, MaxScopeProperties)
+	r.RootDirectory = longPath(maxPathLen)
+	r.SSHPrivateKeyPath = "/run/..key/./x.." // ".." only as a whole component
+	r.Service = strings.Repeat("s", maxPathLen)
+	r.SSHAddress = strings.Repeat("s", maxPathLen)
+	r.ControlAddress = strings.Repeat("s", maxPathLen)
+	if _, err := r.validate(); err != nil {
+		t.Errorf("request at the bounds refused: %v", err)
+	}
+}
+
+func fill(ifs []int) {
+	for i := range ifs {
+		ifs[i] = i + 1
+	}
+}
+
+// longPath is an absolute path of n bytes made of 200-byte components.
+func longPath(n int) string {
+	var b strings.Builder
+	for b.Len() < n {
+		c := min(200, n-b.Len()-1)
+		b.WriteString("/" + strings.Repeat("p", c))
+	}
+	return b.String()
 }
 
 func TestValidSignal(t *testing.T) {
@@ -67,5 +109,38 @@ func TestValidSignal(t *testing.T) {
 		if ValidSignal(sig) != want {
 			t.Errorf("ValidSignal(%d) != %v", sig, want)
 		}
+	}
+}
+
+// The request bounds keep every valid registration's state file within what a
+// restart reads back: the worst case (every string at its bound and made of
+// bytes the encoder escapes, every interface index at its widest) fits.
+func TestWorstCaseRecordFits(t *testing.T) {
+	quoted := strings.Repeat(`"`, maxPathLen)
+	var path strings.Builder
+	for path.Len() < maxPathLen {
+		path.WriteString("/" + strings.Repeat(`"`, min(254, maxPathLen-path.Len()-1)))
+	}
+	r := RegisterRequest{
+		Name: strings.Repeat("a", 64), Class: "container", Leader: 100,
+		Service: quoted, SSHAddress: quoted, ControlAddress: quoted,
+		RootDirectory: path.String(), SSHPrivateKeyPath: path.String(),
+		NetIf: make([]int, MaxNetIf),
+	}
+	for i := range r.NetIf {
+		r.NetIf[i] = 1<<31 - 1
+	}
+	if _, err := r.validate(); err != nil {
+		t.Fatalf("worst case refused: %v", err)
+	}
+	mc := &machine{info: MachineInfo{
+		Name: r.Name, Service: r.Service, Class: ClassContainer, RootDirectory: r.RootDirectory,
+		Unit: "machine-" + r.Name + ".scope", Subgroup: strings.Repeat("s", maxPathLen),
+		NetIf: r.NetIf, SSHAddress: r.SSHAddress, SSHPrivateKeyPath: r.SSHPrivateKeyPath, ControlAddress: r.ControlAddress,
+		Leader: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)}, Supervisor: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)},
+		Timestamp: Timestamp{Realtime: ^uint64(0), Monotonic: ^uint64(0)}, UID: ^uint32(0), VSockCID: 1 << 30,
+	}}
+	if n := len(persist.Encode(recordOf(mc))); n > persist.MaxFileSize {
+		t.Errorf("worst-case record is %d bytes, over %d", n, persist.MaxFileSize)
 	}
 }

@@ -82,6 +82,11 @@ func (f *iface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) e
 	return varlink.WriteError(ctx, c, varlink.NameMethodNotFound, map[string]string{"method": c.In.Method})
 }
 
+// maxFilterNames bounds fuzzyNames and dispositionMask: a lookup names a handful
+// of patterns and there are only a few dispositions, and each is matched against
+// every answer.
+const maxFilterNames = 64
+
 // query is a GetUserRecord/GetGroupRecord request.
 type query struct {
 	id                  int64
@@ -102,8 +107,8 @@ func (f *iface) getRecord(ctx context.Context, c vl.Call, group bool) error {
 	if err := varlink.DecodeParams(c.In.Parameters,
 		varlink.IntField(idKey, &q.id, &q.hasID, false, 0, math.MaxUint32),
 		varlink.StrField(nameKey, &q.name, false),
-		varlink.StrListField("fuzzyNames", &q.fuzzy),
-		varlink.StrListField("dispositionMask", &q.dispositions),
+		varlink.StrListField("fuzzyNames", &q.fuzzy, maxFilterNames),
+		varlink.StrListField("dispositionMask", &q.dispositions, maxFilterNames),
 		varlink.IntField(minKey, &q.min, &q.hasMin, false, 0, math.MaxUint32),
 		varlink.IntField(maxKey, &q.max, &q.hasMax, false, 0, math.MaxUint32),
 		varlink.StrField("uuid", &q.uuid, false),

@@ -72,6 +72,10 @@ func systemError(err error) any {
 	switch {
 	case errors.Is(err, service.ErrNoSuchProcess):
 		errno = syscall.ESRCH
+	case errors.Is(err, service.ErrTooManyMachines):
+		// No io.systemd.Machine error says "limit reached"; ENOBUFS is what
+		// sd-bus turns into LimitsExceeded, the D-Bus side's answer.
+		errno = syscall.ENOBUFS
 	case errors.As(err, &errno):
 	}
 	return struct {

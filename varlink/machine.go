@@ -110,7 +110,7 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 		IgnoredField("supervisor"),
 		IgnoredField("supervisorProcessId"),
 		StrField("rootDirectory", &req.RootDirectory, false),
-		IntListField("ifIndices", &netif, 1, math.MaxInt32),
+		IntListField("ifIndices", &netif, 1, math.MaxInt32, service.MaxNetIf),
 		IntField("vSockCid", &vsock, &hasVSock, false, 0, math.MaxUint32),
 		StrField("sshAddress", &req.SSHAddress, false),
 		StrField("sshPrivateKeyPath", &req.SSHPrivateKeyPath, false),
@@ -262,7 +262,7 @@ func (f *machineIface) open(ctx context.Context, c vl.Call) error {
 	var mode, user, path string
 	var args, env []string
 	return f.notYet(ctx, c, StrField("mode", &mode, true), StrField("user", &user, false),
-		StrField("path", &path, false), StrListField("args", &args), StrListField("environment", &env))
+		StrField("path", &path, false), StrListField("args", &args, service.MaxOpenArgs), StrListField("environment", &env, service.MaxOpenEnvironment))
 }
 
 func (f *machineIface) bindMount(ctx context.Context, c vl.Call) error {

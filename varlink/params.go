@@ -119,42 +119,68 @@ func parseInt(v json.RawMessage) (int64, error) {
 	return int64(f), nil
 }
 
-func IntListField(name string, dst *[]int, min, max int64) Field {
+// IntListField decodes an array of at most maxLen integers within [min, max].
+func IntListField(name string, dst *[]int, min, max int64, maxLen int) Field {
 	return Field{name: name, decode: func(v json.RawMessage) error {
-		var raw []json.RawMessage
-		if err := json.Unmarshal(v, &raw); err != nil {
-			return err
-		}
-		out := make([]int, 0, len(raw))
-		for _, e := range raw {
+		var out []int
+		err := decodeArray(v, maxLen, func(e json.RawMessage) error {
 			n, err := parseInt(e)
 			if err != nil || n < min || n > max {
 				return fmt.Errorf("out of range")
 			}
 			out = append(out, int(n))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		*dst = out
 		return nil
 	}}
 }
 
-func StrListField(name string, dst *[]string) Field {
+// StrListField decodes an array of at most maxLen strings.
+func StrListField(name string, dst *[]string, maxLen int) Field {
 	return Field{name: name, decode: func(v json.RawMessage) error {
-		var raw []json.RawMessage
-		if err := json.Unmarshal(v, &raw); err != nil {
-			return err
-		}
-		out := make([]string, 0, len(raw))
-		for _, e := range raw {
+		var out []string
+		err := decodeArray(v, maxLen, func(e json.RawMessage) error {
 			var s string
 			if len(e) == 0 || e[0] != '"' || json.Unmarshal(e, &s) != nil {
 				return fmt.Errorf("not a string")
 			}
 			out = append(out, s)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		*dst = out
 		return nil
 	}}
+}
+
+// decodeArray hands each element of a JSON array to elem and stops at the first
+// element beyond maxLen, so an oversized array (a message may be 16 MiB of
+// small numbers) is refused after maxLen elements rather than decoded whole.
+func decodeArray(v json.RawMessage, maxLen int, elem func(json.RawMessage) error) error {
+	d := json.NewDecoder(bytes.NewReader(v))
+	if t, err := d.Token(); err != nil || t != json.Delim('[') {
+		return fmt.Errorf("not an array")
+	}
+	for n := 0; d.More(); n++ {
+		if n == maxLen {
+			return fmt.Errorf("more than %d elements", maxLen)
+		}
+		var e json.RawMessage
+		if err := d.Decode(&e); err != nil {
+			return err
+		}
+		if err := elem(e); err != nil {
+			return err
+		}
+	}
+	_, err := d.Token()
+	return err
 }
 
 func IgnoredField(name string) Field { return Field{name: name} }

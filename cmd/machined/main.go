@@ -41,6 +41,7 @@ type options struct {
 	userdbDir   string
 	procs       int
 	stopTimeout time.Duration
+	maxPerUID   int
 	showVersion bool
 }
 
@@ -59,6 +60,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per non-root user, per socket")
 	fs.DurationVar(&o.limits.IdleTimeout, "idle-timeout", o.limits.IdleTimeout, "close Varlink connections idle for this long (0: never)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGTERM-to-SIGKILL grace period when terminating machines")
+	fs.IntVar(&o.maxPerUID, "max-machines-per-uid", 128, "machines one non-root user may have registered at once (0: no cap)")
 	fs.IntVar(&o.procs, "procs", 1, "Go scheduler threads running at once (GOMAXPROCS); 0 means one per CPU")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +68,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.maxPerUID < 0 {
+		return o, fmt.Errorf("--max-machines-per-uid must not be negative")
 	}
 	if o.runtimeDir == "" {
 		o.runtimeDir = "/run"
@@ -80,6 +85,29 @@ func parseFlags(args []string) (options, error) {
 		o.userdbDir = filepath.Join(o.runtimeDir, "systemd", "userdb")
 	}
 	return o, nil
+}
+
+// raiseFDLimit lifts the soft RLIMIT_NOFILE to the hard one: every machine
+// holds a pidfd and every client a socket, and the soft default (1024) would be
+// reached long before the hard one. The Go runtime normally did this already;
+// setting it only when it did not leaves Go's restoring of the original soft
+// limit for the programs we spawn in place.
+func raiseFDLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read the fd limit", "err", err)
+		return
+	}
+	if lim.Cur < lim.Max {
+		raised := lim
+		raised.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			log.Warn("cannot raise the fd limit", "soft", lim.Cur, "hard", lim.Max, "err", err)
+			return
+		}
+		lim = raised
+	}
+	log.Debug("fd limit", "soft", lim.Cur, "hard", lim.Max)
 }
 
 func main() {
@@ -142,6 +170,7 @@ func run(o options) error {
 	log := slog.New(logh)
 	slog.SetDefault(log)
 	syscall.Umask(0o022)
+	raiseFDLimit(log)
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
@@ -187,6 +216,8 @@ func run(o options) error {
 		HostMachine: !o.user,
 		StopTimeout: o.stopTimeout,
 		Logger:      log,
+
+		MaxMachinesPerUID: o.maxPerUID,
 	})
 	if err != nil {
 		return err

@@ -71,6 +71,8 @@ var coreErrors = []struct {
 	{service.ErrGroupInHostRange, ErrNoSuchGroupMapping},
 	{service.ErrNoSuchProcess, ErrNoSuchProcess},
 	{service.ErrTooManyOperations, ErrLimitsExceeded},
+	// The per-user machine cap; the message names the limit.
+	{service.ErrTooManyMachines, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
 }
 

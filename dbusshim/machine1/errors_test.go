@@ -34,6 +34,7 @@ func TestErrorTable(t *testing.T) {
 		service.ErrNoSuchProcess:        "org.freedesktop.DBus.Error.UnixProcessIdUnknown",
 		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrUnitAllocationFailed: "org.freedesktop.systemd1.JobFailed",
+		service.ErrTooManyMachines:      "org.freedesktop.DBus.Error.LimitsExceeded",
 	}
 	if len(want) != len(coreErrors) {
 		t.Errorf("table has %d entries, test knows %d kinds", len(coreErrors), len(want))
@@ -58,6 +59,7 @@ func TestErrorTranslation(t *testing.T) {
 	}{
 		{&service.InvalidArgError{Field: "name", Reason: "invalid machine name \"a_b\""}, ErrInvalidArgs, "Invalid machine name \"a_b\""},
 		{fmt.Errorf("save: %w", syscall.ENOSPC), "System.Error.ENOSPC", "No space left on device"},
+		{fmt.Errorf("pin leader process 5: %w", syscall.EMFILE), "System.Error.EMFILE", "Too many open files"},
 		{fmt.Errorf("open: %w", syscall.EACCES), ErrAccessDenied, "Permission denied"},
 		{fmt.Errorf("x: %w", syscall.EEXIST), "org.freedesktop.DBus.Error.FileExists", "File exists"},
 		{context.DeadlineExceeded, ErrTimeout, "Operation timed out"},

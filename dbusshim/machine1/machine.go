@@ -24,7 +24,7 @@ func machineInterface() *iface {
 			{name: "GetUIDShift", out: args("u", "shift"), fn: on(getUIDShift)},
 			{name: "OpenPTY", out: args("h", "pty", "s", "pty_path"), fn: on(containerOp("Opening a PTY"))},
 			{name: "OpenLogin", out: args("h", "pty", "s", "pty_path"), fn: on(containerOp("Logging into a machine"))},
-			{name: "OpenShell", in: args("s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: on(containerOp("Opening a shell"))},
+			{name: "OpenShell", in: args("s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: on(openShell)},
 			{name: "BindMount", in: args("s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: on(containerOp("Bind mounting"))},
 			{name: "CopyFrom", in: args("s", "source", "s", "destination"), fn: on(containerOp("Copying files"))},
 			{name: "CopyTo", in: args("s", "source", "s", "destination"), fn: on(containerOp("Copying files"))},

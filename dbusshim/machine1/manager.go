@@ -36,7 +36,7 @@ func managerInterface() *iface {
 			{name: "GetMachineOSRelease", in: args("s", "name"), out: args("a{ss}", "fields"), fn: byName(getOSRelease)},
 			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a PTY"))},
 			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Logging into a machine"))},
-			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a shell"))},
+			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(openShell)},
 			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(containerOp("Bind mounting"))},
 			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
 			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
@@ -355,6 +355,10 @@ func createMachineEx(c *call) ([]any, error) {
 	return register(c, req)
 }
 
+// maxExProperties bounds the keyed properties of the …Ex methods: there are ten
+// names, and a client repeating them has nothing legitimate to say.
+const maxExProperties = 64
+
 // exRequest decodes the keyed properties of the …Ex methods (259+). Without
 // a leader the caller leads; LeaderPIDFD is preferred and pinned at once.
 func exRequest(name string, v any) (req service.RegisterRequest, err error) {
@@ -372,6 +376,9 @@ func exRequest(name string, v any) (req service.RegisterRequest, err error) {
 	kv, err := propertyArray(v)
 	if err != nil {
 		return req, err
+	}
+	if len(kv) > maxExProperties {
+		return req, errorf(ErrInvalidArgs, "More than %d properties", maxExProperties)
 	}
 	wrong := func(p keyValue, want string) error {
 		return errorf(ErrInvalidArgs, "Property %s has signature '%s', expected '%s'", p.Name, p.Value.Signature().String(), want)
@@ -567,6 +574,18 @@ func containerOp(what string) func(*call, service.MachineInfo, []any) ([]any, er
 	return func(*call, service.MachineInfo, []any) ([]any, error) {
 		return nil, notImplemented(what)
 	}
+}
+
+// openShell bounds the argument vector and the environment (user, path, args,
+// environment follow the machine), as Open does on Varlink.
+func openShell(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+	if n := len(rest[2].([]string)); n > service.MaxOpenArgs {
+		return nil, errorf(ErrInvalidArgs, "More than %d arguments", service.MaxOpenArgs)
+	}
+	if n := len(rest[3].([]string)); n > service.MaxOpenEnvironment {
+		return nil, errorf(ErrInvalidArgs, "More than %d environment variables", service.MaxOpenEnvironment)
+	}
+	return containerOp("Opening a shell")(c, mi, rest)
 }
 
 func copyWithFlags(c *call, mi service.MachineInfo, rest []any) ([]any, error) {

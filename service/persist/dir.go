@@ -18,8 +18,14 @@ import (
 // Dir is the state directory.
 type Dir struct{ Path string }
 
-// maxFileSize bounds what Load reads per file: real records are a few hundred bytes.
-const maxFileSize = 64 << 10
+// MaxFileSize bounds a state file, on both sides: Save refuses to write a larger
+// record and Load refuses (and removes) a larger file, so a machine can never be
+// saved in a form that a restart would not read back. Real records are a few
+// hundred bytes; the core's request bounds keep every valid request far below.
+const MaxFileSize = 64 << 10
+
+// ErrTooLarge is Save's answer to a record whose encoding exceeds MaxFileSize.
+var ErrTooLarge = fmt.Errorf("state record larger than %d bytes", MaxFileSize)
 
 // Ensure creates the directory; other programs test its existence to detect machined.
 func (d Dir) Ensure() error { return os.MkdirAll(d.Path, 0o755) }
@@ -43,6 +49,12 @@ func (d Dir) Save(r Record) error {
 	}
 	bp := encodeBufs.Get()
 	data := appendEncoded((*bp)[:0], r)
+	if len(data) > MaxFileSize {
+		encodeBufs.Put(bp, data)
+		quicksys.Close(fd)
+		quicksys.Unlink(tmp)
+		return fmt.Errorf("save %s: %w", r.Name, ErrTooLarge)
+	}
 	n, err := quicksys.Write(fd, data)
 	if err == nil && n != len(data) {
 		err = io.ErrShortWrite
@@ -120,7 +132,9 @@ func (d Dir) Remove(name, unit string) error {
 }
 
 // Load reads every record. A bad file costs only itself: it is reported and the
-// rest is loaded. Temp files a crash left behind are removed.
+// rest is loaded. Temp files a crash left behind are removed, and so is a file
+// over MaxFileSize with the unit link pointing at it: no Save writes one, so it is
+// not ours to keep, and left in place it would be skipped again on every restart.
 func (d Dir) Load() ([]Record, []error) {
 	ents, err := os.ReadDir(d.Path)
 	if err != nil {
@@ -131,6 +145,7 @@ func (d Dir) Load() ([]Record, []error) {
 	}
 	var recs []Record
 	var errs []error
+	oversized := map[string]bool{}
 	for _, e := range ents {
 		name := e.Name()
 		switch {
@@ -141,13 +156,37 @@ func (d Dir) Load() ([]Record, []error) {
 			continue
 		}
 		r, err := d.loadOne(name)
+		if errors.Is(err, ErrTooLarge) {
+			oversized[name] = true
+			if rerr := d.Remove(name, ""); rerr != nil {
+				err = fmt.Errorf("%w (and cannot remove it: %v)", err, rerr)
+			} else {
+				err = fmt.Errorf("%w: removed", err)
+			}
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state file %s: %w", filepath.Join(d.Path, name), err))
 			continue
 		}
 		recs = append(recs, r)
 	}
+	if len(oversized) > 0 {
+		d.removeLinksTo(ents, oversized)
+	}
 	return recs, errs
+}
+
+// removeLinksTo removes the "unit:" links that point at one of names.
+func (d Dir) removeLinksTo(ents []os.DirEntry, names map[string]bool) {
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "unit:") {
+			continue
+		}
+		link := filepath.Join(d.Path, e.Name())
+		if target, err := os.Readlink(link); err == nil && names[target] {
+			os.Remove(link)
+		}
+	}
 }
 
 func (d Dir) loadOne(name string) (Record, error) {
@@ -156,12 +195,12 @@ func (d Dir) loadOne(name string) (Record, error) {
 		return Record{}, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return Record{}, err
 	}
-	if len(data) > maxFileSize {
-		return Record{}, fmt.Errorf("larger than %d bytes", maxFileSize)
+	if len(data) > MaxFileSize {
+		return Record{}, ErrTooLarge
 	}
 	return Decode(name, data)
 }

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -111,7 +112,7 @@ func TestDir(t *testing.T) {
 		t.Errorf("unit link %q %v", target, err)
 	}
 	os.WriteFile(filepath.Join(d.Path, "broken"), []byte("NAME=broken\nCLASS=x\n"), 0o644)
-	os.WriteFile(filepath.Join(d.Path, "big"), []byte(strings.Repeat("#", maxFileSize+1)), 0o644)
+	os.WriteFile(filepath.Join(d.Path, "big"), []byte(strings.Repeat("#", MaxFileSize+1)), 0o644)
 	os.WriteFile(filepath.Join(d.Path, ".#web123"), []byte("half"), 0o644)
 	recs, errs := d.Load()
 	if len(recs) != 1 || recs[0].Name != "web" || len(errs) != 2 {
@@ -190,5 +191,68 @@ func TestValidMachineName(t *testing.T) {
 		if ValidMachineName(n) != want {
 			t.Errorf("ValidMachineName(%q) != %v", n, want)
 		}
+	}
+}
+
+// Save and Load agree on one bound: a record Save would write is one Load reads
+// back, and Save refuses the rest without leaving a file behind.
+func TestSaveRefusesOversizedRecord(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name = "big"
+	r.NetIf = make([]int, MaxFileSize/2)
+	for i := range r.NetIf {
+		r.NetIf[i] = 1
+	}
+	if err := d.Save(r); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Save of a %d-byte record = %v, want ErrTooLarge", len(Encode(r)), err)
+	}
+	if ents, _ := os.ReadDir(d.Path); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+
+	// The largest record Save accepts loads back.
+	r = Record{Name: "edge", Class: "container", Leader: 9, VSockCID: vsockAny, Service: "a"}
+	r.Service = strings.Repeat("a", 1+MaxFileSize-len(Encode(r)))
+	if n := len(Encode(r)); n != MaxFileSize {
+		t.Fatalf("edge record is %d bytes, want %d", n, MaxFileSize)
+	}
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	recs, errs := d.Load()
+	if len(recs) != 1 || len(errs) != 0 {
+		t.Errorf("Load of a %d-byte file: %d records, errors %v", MaxFileSize, len(recs), errs)
+	}
+}
+
+// A file over the bound found at restore is reported and removed with its unit
+// link, not skipped and left to be skipped again on every restart.
+func TestLoadRemovesOversizedFile(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "huge", "machine-huge.scope"
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	pad := append(Encode(r), []byte("# "+strings.Repeat("x", MaxFileSize)+"\n")...)
+	if err := os.WriteFile(filepath.Join(d.Path, "huge"), pad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, errs := d.Load()
+	if len(recs) != 0 || len(errs) != 1 || !errors.Is(errs[0], ErrTooLarge) {
+		t.Errorf("Load: %d records, errors %v", len(recs), errs)
+	}
+	if _, err := os.Lstat(filepath.Join(d.Path, "huge")); !os.IsNotExist(err) {
+		t.Error("oversized file kept")
+	}
+	if _, err := os.Lstat(filepath.Join(d.Path, "unit:machine-huge.scope")); !os.IsNotExist(err) {
+		t.Error("unit link of the oversized file kept")
 	}
 }

@@ -1,13 +1,13 @@
 package proc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
@@ -21,6 +21,7 @@ type Address struct {
 	IfIndex int    // interface index in the namespace the address was read from
 	Family  int    // unix.AF_INET or unix.AF_INET6
 	Addr    []byte // 4 bytes for AF_INET, 16 for AF_INET6
+	scope   uint8  // RT_SCOPE_*: the sort key after the family
 }
 
 // maxDumpTime bounds an address dump when the context has no deadline: a
@@ -46,14 +47,14 @@ func SharesHostNetNS(p *PidRef) (bool, error) {
 	return self.Dev == other.Dev && self.Ino == other.Ino, nil
 }
 
-// Addresses lists the IPv4 and IPv6 addresses of all interfaces in the
-// process' network namespace, sorted by interface index, then family.
+// Addresses lists the IPv4 and IPv6 addresses by which the process' network
+// namespace can be reached from outside it, in the order of compareAddresses.
+// Loopback (host scope) and deprecated addresses are left out, as upstream
+// does: a name lookup (nss-mymachines) takes the first address, and ::1 would
+// send the client to itself.
 //
-// The namespace is entered on a dedicated OS thread that is never handed back
-// to the scheduler: the goroutine locks it, calls setns and exits still locked,
-// so the runtime destroys the thread instead of reusing it in the wrong
-// namespace. The main thread is never used, since it cannot be destroyed.
-// ctx bounds the dump.
+// The namespace is entered on a disposable OS thread (onDisposableThread), so
+// no goroutine ever runs in it afterwards. ctx bounds the dump.
 func Addresses(ctx context.Context, p *PidRef) ([]Address, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("addresses of pid %d: %w", p.PID, err)
@@ -67,25 +68,7 @@ func Addresses(ctx context.Context, p *PidRef) ([]Address, error) {
 		unix.Close(nsfd)
 		return nil, err
 	}
-	ch := make(chan dumpResult, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			ch <- dumpInNetns(ctx, nsfd)
-			return // exits locked: the runtime destroys the thread
-		}
-		// The main thread can never exit, so a locked goroutine ending on it
-		// leaves it parked for good, in whatever namespace it was in, and
-		// /proc/self/ns/net would then name the container's. Hand the job to a
-		// new goroutine: it cannot run on this thread while we hold it.
-		done := make(chan dumpResult, 1)
-		go func() {
-			runtime.LockOSThread()
-			done <- dumpInNetns(ctx, nsfd)
-		}()
-		ch <- <-done
-		runtime.UnlockOSThread()
-	}()
+	ch := onDisposableThread(func() dumpResult { return dumpInNetns(ctx, nsfd) })
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -115,8 +98,8 @@ func dumpInNetns(ctx context.Context, nsfd int) dumpResult {
 	return dumpResult{a, err}
 }
 
-// HostAddresses lists the IPv4 and IPv6 addresses of our own network
-// namespace, like Addresses.
+// HostAddresses lists the addresses of our own network namespace, filtered and
+// ordered like Addresses.
 func HostAddresses(ctx context.Context) ([]Address, error) {
 	a, err := dumpAddresses(ctx)
 	if err != nil {
@@ -145,9 +128,7 @@ func dumpAddresses(ctx context.Context) ([]Address, error) {
 			return nil, err
 		}
 		if !interrupted || try == 2 {
-			slices.SortStableFunc(addrs, func(a, b Address) int {
-				return cmp.Or(cmp.Compare(a.IfIndex, b.IfIndex), cmp.Compare(a.Family, b.Family))
-			})
+			slices.SortFunc(addrs, compareAddresses)
 			return addrs, nil
 		}
 	}
@@ -264,11 +245,36 @@ func dumpOnce(ctx context.Context) (addrs []Address, interrupted bool, err error
 	}
 }
 
-// parseAddrMessage extracts the address of one RTM_NEWADDR message. IFA_LOCAL
-// is the interface's own address; IFA_ADDRESS is the peer on point-to-point
-// links and the same as IFA_LOCAL (or alone) everywhere else.
+// compareAddresses orders as upstream does: IPv4 before IPv6, then the
+// narrowest scope (global before link), then interface index, then the address
+// bytes, so the first address is the one a client should try.
+func compareAddresses(a, b Address) int {
+	if a.Family != b.Family {
+		if a.Family == unix.AF_INET {
+			return -1
+		}
+		if b.Family == unix.AF_INET {
+			return 1
+		}
+	}
+	return cmp.Or(
+		cmp.Compare(a.scope, b.scope),
+		cmp.Compare(a.IfIndex, b.IfIndex),
+		bytes.Compare(a.Addr, b.Addr),
+	)
+}
+
+// parseAddrMessage extracts the address of one RTM_NEWADDR message, or reports
+// it is not one to list: deprecated, or of host or nowhere scope (loopback
+// addresses, which name the namespace itself). IFA_LOCAL is the interface's own
+// address; IFA_ADDRESS is the peer on point-to-point links and the same as
+// IFA_LOCAL (or alone) everywhere else.
 func parseAddrMessage(m *syscall.NetlinkMessage) (Address, bool) {
 	if len(m.Data) < unix.SizeofIfAddrmsg {
+		return Address{}, false
+	}
+	flags, scope := m.Data[2], m.Data[3]
+	if flags&unix.IFA_F_DEPRECATED != 0 || scope == unix.RT_SCOPE_HOST || scope == unix.RT_SCOPE_NOWHERE {
 		return Address{}, false
 	}
 	family := int(m.Data[0])
@@ -302,5 +308,6 @@ func parseAddrMessage(m *syscall.NetlinkMessage) (Address, bool) {
 		IfIndex: int(binary.NativeEndian.Uint32(m.Data[4:8])),
 		Family:  family,
 		Addr:    []byte(addr),
+		scope:   scope,
 	}, true
 }

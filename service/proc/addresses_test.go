@@ -2,6 +2,7 @@ package proc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -103,7 +104,7 @@ func TestAddressesConfigured(t *testing.T) {
 		ifindex int
 		ip      string
 	}{
-		{1, "127.0.0.1"}, {1, "10.99.0.1"}, {1, "::1"},
+		{1, "10.99.0.1"},
 		{ifi, "10.98.0.2"}, {ifi, "10.97.0.1"}, {ifi, "fd00:99::1"},
 	} {
 		if !has(addrs, want.ifindex, want.ip) {
@@ -113,13 +114,12 @@ func TestAddressesConfigured(t *testing.T) {
 	if has(addrs, ifi, "10.97.0.2") {
 		t.Error("peer address reported as local")
 	}
-	if !slices.IsSortedFunc(addrs, func(a, b Address) int {
-		if a.IfIndex != b.IfIndex {
-			return a.IfIndex - b.IfIndex
-		}
-		return a.Family - b.Family
-	}) {
-		t.Errorf("not sorted by ifindex, family: %v", addrs)
+	// Loopback addresses name the namespace itself, not a way into it.
+	if has(addrs, 1, "127.0.0.1") || has(addrs, 1, "::1") {
+		t.Errorf("loopback addresses listed: %v", addrs)
+	}
+	if !slices.IsSortedFunc(addrs, compareAddresses) || addrs[0].Family != unix.AF_INET || addrs[len(addrs)-1].Family != unix.AF_INET6 {
+		t.Errorf("not in upstream's order (IPv4 first): %v", addrs)
 	}
 	// None of the namespace's addresses may leak in from the host or back out.
 	host, err := HostAddresses(ctx10s(t))
@@ -166,7 +166,7 @@ func TestHostAddressesMatchStdlib(t *testing.T) {
 		}
 		for _, a := range as {
 			ipn, ok := a.(*net.IPNet)
-			if !ok {
+			if !ok || ipn.IP.IsLoopback() {
 				continue
 			}
 			n++
@@ -260,4 +260,63 @@ func strayThreads(t *testing.T, own string) []string {
 		}
 	}
 	return stray
+}
+
+// addrMessage builds one RTM_NEWADDR message as the kernel sends it.
+func addrMessage(family, flags, scope uint8, ifindex uint32, attrs map[uint16][]byte) *syscall.NetlinkMessage {
+	data := []byte{family, 24, flags, scope, 0, 0, 0, 0}
+	binary.NativeEndian.PutUint32(data[4:8], ifindex)
+	for _, typ := range []uint16{unix.IFA_ADDRESS, unix.IFA_LOCAL} {
+		v, ok := attrs[typ]
+		if !ok {
+			continue
+		}
+		a := make([]byte, 4, 4+len(v)+3)
+		binary.NativeEndian.PutUint16(a[0:2], uint16(4+len(v)))
+		binary.NativeEndian.PutUint16(a[2:4], typ)
+		a = append(a, v...)
+		for len(a)%4 != 0 {
+			a = append(a, 0)
+		}
+		data = append(data, a...)
+	}
+	return &syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWADDR}, Data: data}
+}
+
+// Loopback (host scope), nowhere-scope and deprecated addresses are not listed;
+// the rest come IPv4 first, then by scope, interface index and address.
+func TestParseAndOrderAddresses(t *testing.T) {
+	v4 := func(s string) []byte { return net.ParseIP(s).To4() }
+	v6 := func(s string) []byte { return net.ParseIP(s).To16() }
+	msgs := []*syscall.NetlinkMessage{
+		addrMessage(unix.AF_INET6, 0, unix.RT_SCOPE_HOST, 1, map[uint16][]byte{unix.IFA_ADDRESS: v6("::1")}),
+		addrMessage(unix.AF_INET6, 0, unix.RT_SCOPE_LINK, 2, map[uint16][]byte{unix.IFA_ADDRESS: v6("fe80::1")}),
+		addrMessage(unix.AF_INET6, 0, unix.RT_SCOPE_UNIVERSE, 3, map[uint16][]byte{unix.IFA_ADDRESS: v6("fd00::3")}),
+		addrMessage(unix.AF_INET6, 0, unix.RT_SCOPE_UNIVERSE, 2, map[uint16][]byte{unix.IFA_ADDRESS: v6("fd00::2")}),
+		addrMessage(unix.AF_INET6, unix.IFA_F_DEPRECATED, unix.RT_SCOPE_UNIVERSE, 2, map[uint16][]byte{unix.IFA_ADDRESS: v6("fd00::dead")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_HOST, 1, map[uint16][]byte{unix.IFA_LOCAL: v4("127.0.0.1"), unix.IFA_ADDRESS: v4("127.0.0.1")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_NOWHERE, 2, map[uint16][]byte{unix.IFA_LOCAL: v4("10.0.0.9")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_UNIVERSE, 3, map[uint16][]byte{unix.IFA_LOCAL: v4("10.0.0.3")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_LINK, 2, map[uint16][]byte{unix.IFA_LOCAL: v4("169.254.0.2")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_UNIVERSE, 2, map[uint16][]byte{unix.IFA_LOCAL: v4("10.0.0.2"), unix.IFA_ADDRESS: v4("10.0.0.200")}),
+		addrMessage(unix.AF_INET, 0, unix.RT_SCOPE_UNIVERSE, 2, map[uint16][]byte{unix.IFA_LOCAL: v4("10.0.0.1")}),
+	}
+	var got []string
+	var addrs []Address
+	for _, m := range msgs {
+		if a, ok := parseAddrMessage(m); ok {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.SortFunc(addrs, compareAddresses)
+	for _, a := range addrs {
+		got = append(got, strconv.Itoa(a.IfIndex)+"/"+net.IP(a.Addr).String())
+	}
+	want := []string{
+		"2/10.0.0.1", "2/10.0.0.2", "3/10.0.0.3", "2/169.254.0.2",
+		"2/fd00::2", "3/fd00::3", "2/fe80::1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got  %v\nwant %v", got, want)
+	}
 }

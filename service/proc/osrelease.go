@@ -19,23 +19,29 @@ const maxOSRelease = 64 << 10
 var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
 
 // OSRelease returns the os-release of the process' root directory as ordered
-// "KEY=VALUE" strings. The files are resolved inside /proc/PID/root with
-// openat2(RESOLVE_IN_ROOT), so the container's absolute symlinks and ".." stay
-// in its tree and no namespace has to be joined. Mounts the process sees but we
-// do not (a private mount namespace) are not followed. Neither file present:
-// an error wrapping syscall.ENOENT.
-func OSRelease(p *PidRef) ([]string, error) {
-	root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-	}
-	defer unix.Close(root)
-	// The fd now pins the right tree even if the PID is reused later; only the
-	// open itself could have raced.
-	if err := p.Verify(); err != nil {
-		return nil, err
-	}
-	osr, err := osReleaseAt(root)
+// "KEY=VALUE" strings, read as owner (AsOwner). The files are resolved inside
+// /proc/PID/root with openat2(RESOLVE_IN_ROOT), so the container's absolute
+// symlinks and ".." stay in its tree and no namespace has to be joined.
+// /proc/PID/root shows the tree as the process sees it, mounts of its own
+// mount namespace included: whoever controls that namespace can put any file
+// the daemon could open at those paths, which is why the read is done as
+// owner. Neither file present: an error wrapping syscall.ENOENT.
+func OSRelease(p *PidRef, owner Owner) ([]string, error) {
+	var osr []string
+	err := AsOwner(owner, func() error {
+		root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
+		}
+		defer unix.Close(root)
+		// The fd now pins the right tree even if the PID is reused later; only
+		// the open itself could have raced.
+		if err := p.Verify(); err != nil {
+			return err
+		}
+		osr, err = osReleaseAt(root)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("os-release of pid %d: %w", p.PID, err)
 	}

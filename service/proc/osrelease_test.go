@@ -264,7 +264,7 @@ func TestOSReleaseAtFiles(t *testing.T) {
 
 func TestOSReleaseOfChild(t *testing.T) {
 	p := openChild(t, startChild(t, nil, "sleep", "60"))
-	osr, err := OSRelease(p)
+	osr, err := OSRelease(p, Owner{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestOSReleaseGone(t *testing.T) {
 	p := openChild(t, cmd)
 	cmd.Process.Kill()
 	cmd.Wait()
-	if _, err := OSRelease(p); !errors.Is(err, syscall.ESRCH) {
+	if _, err := OSRelease(p, Owner{}); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("OSRelease after reap = %v, want ESRCH", err)
 	}
 }
@@ -297,7 +297,7 @@ func TestOSReleaseChroot(t *testing.T) {
 	})
 	installSleep(t, dir)
 	p := openChild(t, startChild(t, &syscall.SysProcAttr{Chroot: dir}, "/bin/sleep", "60"))
-	osr, err := OSRelease(p)
+	osr, err := OSRelease(p, Owner{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,10 +311,33 @@ func (p *PidRef) UID() (uint32, error) {
 	return uid, nil
 }
 
+// RealIDs returns the real UID and GID of the process, as seen from our user
+// namespace, checked against the pidfd after reading.
+func (p *PidRef) RealIDs() (uid, gid uint32, err error) {
+	data, err := readProcFile("/proc/" + strconv.Itoa(p.PID) + "/status")
+	if err != nil {
+		return 0, 0, p.gone(fmt.Errorf("read status of pid %d: %w", p.PID, err))
+	}
+	if uid, err = statusID(data, "Uid:"); err == nil {
+		gid, err = statusID(data, "Gid:")
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("status of pid %d: %w", p.PID, err)
+	}
+	if err := p.Verify(); err != nil {
+		return 0, 0, err
+	}
+	return uid, gid, nil
+}
+
 // statusUID extracts the real UID from the contents of /proc/PID/status.
-func statusUID(data []byte) (uint32, error) {
+func statusUID(data []byte) (uint32, error) { return statusID(data, "Uid:") }
+
+// statusID extracts the first (real) id of the status line with key ("Uid:",
+// "Gid:").
+func statusID(data []byte, key string) (uint32, error) {
 	for line := range bytes.SplitSeq(data, []byte("\n")) {
-		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		rest, ok := bytes.CutPrefix(line, []byte(key))
 		if !ok {
 			continue
 		}
@@ -322,13 +345,13 @@ func statusUID(data []byte) (uint32, error) {
 		if len(f) == 0 {
 			break
 		}
-		uid, err := strconv.ParseUint(string(f[0]), 10, 32)
+		id, err := strconv.ParseUint(string(f[0]), 10, 32)
 		if err != nil {
-			return 0, fmt.Errorf("bad Uid line %q: %w", line, syscall.EINVAL)
+			return 0, fmt.Errorf("bad %s line %q: %w", key, line, syscall.EINVAL)
 		}
-		return uint32(uid), nil
+		return uint32(id), nil
 	}
-	return 0, fmt.Errorf("no Uid line: %w", syscall.EINVAL)
+	return 0, fmt.Errorf("no %s line: %w", key, syscall.EINVAL)
 }
 
 // seqRecordRoom is more than the longest seq_file record of the files we read
