@@ -65,9 +65,6 @@ func (r *RegisterRequest) validate() (Class, error) {
 	if r.SSHPrivateKeyPath != "" && !validAbsolutePath(r.SSHPrivateKeyPath) {
 		return "", invalidArg("sshPrivateKeyPath", "ssh private key path must be absolute, without '..'")
 	}
-	if len(r.ScopeProperties) > MaxScopeProperties {
-		return "", invalidArg("scopeProperties", "more than %d scope properties", MaxScopeProperties)
-	}
 	if err := validateScope(r.Slice, r.ScopeProperties); err != nil {
 		return "", err
 	}

@@ -2,10 +2,6 @@ package service
 
 import "strings"
 
-// maxScopeProperties bounds how many extra properties one request may carry; the
-// clients we know send a dozen at most (nspawn's DeviceAllow list).
-const maxScopeProperties = 64
-
 // scopePropertyNames are the properties a client may set on the scope machined
 // creates for its machine. Upstream hands the caller's array to the service
 // manager unchecked; we accept what real clients send (nspawn: its device
@@ -44,8 +40,8 @@ func validateScope(slice string, props []UnitProperty) error {
 	if slice == "-.slice" {
 		return invalidArg("Slice", "machines may not be placed in the root slice -.slice")
 	}
-	if len(props) > maxScopeProperties {
-		return invalidArg("scopeProperties", "too many scope properties (at most %d)", maxScopeProperties)
+	if len(props) > MaxScopeProperties {
+		return invalidArg("scopeProperties", "more than %d scope properties", MaxScopeProperties)
 	}
 	for _, p := range props {
 		if p.Name == "Slice" {

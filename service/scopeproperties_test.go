@@ -37,7 +37,7 @@ func TestValidateScope(t *testing.T) {
 		{"", []UnitProperty{{Name: "Slice"}}, "Slice", "once"},
 		{"", []UnitProperty{{Name: "User"}}, "scopeProperties", `"User"`},
 		{"", []UnitProperty{{Name: "PIDFDs"}}, "scopeProperties", `"PIDFDs"`},
-		{"", make([]UnitProperty, maxScopeProperties+1), "scopeProperties", "too many"},
+		{"", make([]UnitProperty, MaxScopeProperties+1), "scopeProperties", "more than 64"},
 	} {
 		err := validateScope(tc.slice, tc.props)
 		ia, isIA := AsInvalidArg(err)
@@ -45,11 +45,11 @@ func TestValidateScope(t *testing.T) {
 			t.Errorf("validateScope(%q, %d props) = %v, want %s naming %q", tc.slice, len(tc.props), err, tc.field, tc.says)
 		}
 	}
-	full := make([]UnitProperty, maxScopeProperties)
+	full := make([]UnitProperty, MaxScopeProperties)
 	for i := range full {
 		full[i].Name = "DeviceAllow"
 	}
 	if err := validateScope("", full); err != nil {
-		t.Errorf("%d properties refused: %v", maxScopeProperties, err)
+		t.Errorf("%d properties refused: %v", MaxScopeProperties, err)
 	}
 }

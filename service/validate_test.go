@@ -78,6 +78,9 @@ func TestRegisterValidation(t *testing.T) {
 	r.NetIf = make([]int, MaxNetIf)
 	fill(r.NetIf)
 	r.ScopeProperties = make([]UnitProperty, MaxScopeProperties)
+	for i := range r.ScopeProperties {
+		r.ScopeProperties[i].Name = "After"
+	}
 	r.RootDirectory = longPath(maxPathLen)
 	r.SSHPrivateKeyPath = "/run/..key/./x.." // ".." only as a whole component
 	r.Service = strings.Repeat("s", maxPathLen)
