@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -54,7 +53,7 @@ type Server struct {
 	mu        sync.Mutex
 	conns     int
 	perUID    map[uint32]int
-	listeners []net.Listener
+	listeners []Acceptor
 	cancels   []context.CancelFunc
 	wg        sync.WaitGroup
 	lastDrop  time.Time
@@ -79,8 +78,15 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 // protocolError is what a client gets before we hang up on it.
 var protocolError = []byte(`{"parameters":{},"error":"io.systemd.Protocol"}` + "\x00")
 
+// Acceptor is what Serve needs of a listening socket: *net.UnixListener, or
+// the *Listener that Listen returns.
+type Acceptor interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
+}
+
 // Serve accepts connections until ctx ends or Shutdown; it owns l.
-func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
+func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()
@@ -259,24 +265,4 @@ func (s *Server) Stats() (conns int, perUID map[uint32]int) {
 		m[k] = v
 	}
 	return s.conns, m
-}
-
-// Listen binds a unix socket at path with the given mode, replacing a stale one.
-func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, err
-	}
-	l.SetUnlinkOnClose(true)
-	return l, nil
 }

@@ -137,6 +137,11 @@ func writeAllocProfile(path string) {
 }
 
 func run(o options) error {
+	lock, err := takeInstanceLock(o.runtimeDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	// The daemon is I/O-bound: with one P, a request never bounces between CPUs
 	// on its way through the netpoller (measured: 2,459 -> 3,748 register pairs/s,
 	// docs/BENCHMARKS.md). An explicit GOMAXPROCS in the environment wins.
@@ -219,7 +224,7 @@ func run(o options) error {
 
 	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
 	// replaces our own bind; a connected socket (varlinkctl exec:) is one client.
-	var machineL *net.UnixListener
+	var machineL varlink.Acceptor
 	for _, a := range varlink.ActivationFiles() {
 		c, err := net.FileConn(a.File)
 		if !a.Listening {
@@ -252,9 +257,11 @@ func run(o options) error {
 		if o.user {
 			mode = 0o600
 		}
-		if machineL, err = varlink.Listen(path, mode); err != nil {
+		own, err := varlink.Listen(path, mode)
+		if err != nil {
 			return fmt.Errorf("listen on %s: %w", path, err)
 		}
+		machineL = own
 		log.Info("listening", "socket", path)
 	}
 
