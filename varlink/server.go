@@ -20,20 +20,25 @@ type Limits struct {
 	MaxMessageSize       int           // bytes before the NUL; sd-varlink uses 16 MiB
 	MaxFDsPerMessage     int           // fds one recvmsg may carry
 	MaxPendingFDs        int           // fds held for messages not yet complete
-	MaxConnections       int           // per server
-	MaxConnectionsPerUID int           // per non-root user, per server
+	MaxConnections       int           // per server, everyone included
+	MaxConnectionsPerUID int           // per unprivileged user, per server
+	ReservedConnections  int           // of MaxConnections, only for root and the daemon's own uid
 	IdleTimeout          time.Duration // no data for this long closes the connection; 0: never
 	WriteTimeout         time.Duration // one reply write may take this long
 }
 
-// DefaultLimits are sd-varlink's connection caps plus ours for fds and time.
+// DefaultLimits: sd-varlink's message size and global connection cap, its
+// newer per-uid cap (so that it takes thirty users, not four, to fill the
+// unprivileged share), a reserve that keeps root in when they do, and our own
+// caps for fds and time.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxMessageSize:       16 << 20,
 		MaxFDsPerMessage:     16,
 		MaxPendingFDs:        16,
 		MaxConnections:       4096,
-		MaxConnectionsPerUID: 1024,
+		MaxConnectionsPerUID: 128,
+		ReservedConnections:  256,
 		IdleTimeout:          5 * time.Minute,
 		WriteTimeout:         30 * time.Second,
 	}
@@ -52,7 +57,9 @@ type Server struct {
 
 	mu        sync.Mutex
 	conns     int
+	unpriv    int // connections of unprivileged peers, within MaxConnections-ReservedConnections
 	perUID    map[uint32]int
+	ownUID    uint32
 	listeners []Acceptor
 	cancels   []context.CancelFunc
 	wg        sync.WaitGroup
@@ -72,7 +79,7 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, workers: newWorkers(idleWorkers, idleWorkerTime)}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: newWorkers(idleWorkers, idleWorkerTime)}
 }
 
 // protocolError is what a client gets before we hang up on it.
@@ -133,8 +140,12 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		uc.Close()
 		return
 	}
+	privileged := s.privileged(peer.UID)
 	s.mu.Lock()
-	over := s.conns >= s.lim.MaxConnections || (peer.UID != 0 && s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID)
+	over := s.conns >= s.lim.MaxConnections
+	if !privileged {
+		over = over || s.unpriv >= s.lim.MaxConnections-s.lim.ReservedConnections || s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID
+	}
 	if over {
 		logIt := time.Since(s.lastDrop) > time.Second
 		s.lastDrop = time.Now()
@@ -147,6 +158,9 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		return
 	}
 	s.conns++
+	if !privileged {
+		s.unpriv++
+	}
 	s.perUID[peer.UID]++
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -155,6 +169,9 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		defer func() {
 			s.mu.Lock()
 			s.conns--
+			if !privileged {
+				s.unpriv--
+			}
 			if s.perUID[peer.UID]--; s.perUID[peer.UID] == 0 {
 				delete(s.perUID, peer.UID)
 			}
@@ -163,6 +180,10 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		s.serve(ctx, uc, peer)
 	})
 }
+
+// privileged peers are exempt from the per-uid cap and may use the reserve:
+// root, and our own uid (the user of a per-user instance).
+func (s *Server) privileged(uid uint32) bool { return uid == 0 || uid == s.ownUID }
 
 // ServeConn serves one connected socket (varlinkctl's exec: hands us one) until
 // it ends.

@@ -55,7 +55,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, notice, warning or err")
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", o.limits.MaxConnections, "Varlink connections at most, per socket")
-	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per non-root user, per socket")
+	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per unprivileged user, per socket")
+	fs.IntVar(&o.limits.ReservedConnections, "reserved-connections", o.limits.ReservedConnections, "of --max-connections, how many only root and the daemon's own user may use")
 	fs.DurationVar(&o.limits.IdleTimeout, "idle-timeout", o.limits.IdleTimeout, "close Varlink connections idle for this long (0: never)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGTERM-to-SIGKILL grace period when terminating machines")
 	fs.IntVar(&o.procs, "procs", 1, "Go scheduler threads running at once (GOMAXPROCS); 0 means one per CPU")
@@ -65,6 +66,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := checkLimits(o.limits); err != nil {
+		return o, err
 	}
 	if o.runtimeDir == "" {
 		o.runtimeDir = "/run"
