@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -24,18 +25,24 @@ type Field struct {
 }
 
 // DecodeParams is strict where encoding/json is lax: exact, case-sensitive keys,
-// unknown keys rejected, types checked per field, missing required fields
-// reported. A missing or null "parameters" counts as {}. null for an optional
-// field means "absent", as in sd-varlink.
+// unknown and duplicate keys rejected (naming the key), types checked per
+// field, missing required fields reported. A missing or null "parameters"
+// counts as {}. null for an optional field means "absent", as in sd-varlink.
 func DecodeParams(raw *json.RawMessage, fields ...Field) error {
-	var obj map[string]json.RawMessage
+	var obj []member
 	if raw != nil && !isNull(*raw) {
-		if err := json.Unmarshal(*raw, &obj); err != nil {
+		var err error
+		if obj, err = objectMembers(*raw); err != nil {
+			var dup *DuplicateKeyError
+			if errors.As(err, &dup) {
+				return &ParamError{Name: dup.Key}
+			}
 			return &ParamError{Name: "parameters"}
 		}
 	}
 	seen := make([]bool, len(fields))
-	for k, v := range obj {
+	for _, m := range obj {
+		k, v := m.key, m.val
 		i := -1
 		for j := range fields {
 			if fields[j].name == k {
@@ -101,7 +108,12 @@ func IntField(name string, dst *int64, set *bool, required bool, min, max int64)
 	}}
 }
 
+// parseInt takes a JSON number only: json.Number on its own would also take
+// the string "12".
 func parseInt(v json.RawMessage) (int64, error) {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return 0, fmt.Errorf("not a number")
+	}
 	var n json.Number
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()

@@ -1,0 +1,99 @@
+package varlink
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestObjectMembersDuplicates(t *testing.T) {
+	many := func(n int, dup string) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(`"` + dup + `":true}`)
+		return b.String()
+	}
+	for _, tc := range []struct{ in, dup string }{
+		{`{"a":1,"a":2}`, "a"},
+		{`{"a":{"x":1},"b":[1],"a":null}`, "a"},
+		{many(7, "k0"), "k0"},    // found by the scan of the first keys
+		{many(1000, "k3"), "k3"}, // found by the map past them
+		{many(1000, "k999"), "k999"},
+	} {
+		_, err := objectMembers([]byte(tc.in))
+		var dup *DuplicateKeyError
+		if !errors.As(err, &dup) || dup.Key != tc.dup {
+			t.Errorf("%.60s: %v, want duplicate %s", tc.in, err, tc.dup)
+		}
+	}
+	if m, err := objectMembers([]byte(many(1000, "k1000"))); err != nil || len(m) != 1001 {
+		t.Errorf("1001 distinct keys: %d members, %v", len(m), err)
+	}
+	// Nested objects are their own scope.
+	if _, err := objectMembers([]byte(`{"a":{"a":1},"b":{"a":2}}`)); err != nil {
+		t.Errorf("same key in nested objects: %v", err)
+	}
+}
+
+func TestObjectMembersRefusesNonObjects(t *testing.T) {
+	for _, in := range []string{``, `[]`, `"x"`, `{"a":1}{}`, `{"a":1} x`, `{"a":}`, `{"a":1`} {
+		if _, err := objectMembers([]byte(in)); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+func TestDecodeParamsDuplicateNamesTheKey(t *testing.T) {
+	var s string
+	var n int64
+	raw := json.RawMessage(`{"name":"a","n":1,"name":"b"}`)
+	err := DecodeParams(&raw, StrField("name", &s, false), IntField("n", &n, nil, false, 0, 10))
+	var pe *ParamError
+	if !errors.As(err, &pe) || pe.Name != "name" {
+		t.Errorf("got %v, want invalid parameter name", err)
+	}
+}
+
+func TestQuotedNumberIsNotAnInteger(t *testing.T) {
+	for _, in := range []string{`"12"`, `"-1"`, `" 1"`, `true`, `[1]`, `{"a":1}`} {
+		if n, err := parseInt(json.RawMessage(in)); err == nil {
+			t.Errorf("parseInt(%s) = %d", in, n)
+		}
+	}
+	for in, want := range map[string]int64{`12`: 12, `-3`: -3, `5.0`: 5, `1e3`: 1000} {
+		if n, err := parseInt(json.RawMessage(in)); err != nil || n != want {
+			t.Errorf("parseInt(%s) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	var l []int
+	raw := json.RawMessage(`{"l":[1,"2"]}`)
+	if err := DecodeParams(&raw, IntListField("l", &l, 0, 10)); err == nil {
+		t.Error("a quoted number inside an integer list accepted")
+	}
+}
+
+func TestParseEnvelope(t *testing.T) {
+	for _, bad := range []string{
+		`{"method":"a.b","method":"a.c"}`,
+		`{"method":"a.b","Method":"a.c"}`,
+		`{"Method":"a.b"}`,
+		`{"method":"a.b","MORE":true}`,
+		`{"method":"a.b","more":"yes"}`,
+		`{"method":5}`,
+		`{"parameters":{}}`,
+		`{"method":"a.b","parameters":{},"parameters":{}}`,
+	} {
+		if _, err := parseEnvelope([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+	env, err := parseEnvelope([]byte(`{"method":"a.b","parameters":{"x":1},"more":true,"oneway":null,"extension":1}`))
+	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(*env.Parameters) != `{"x":1}` {
+		t.Errorf("got %+v %v", env, err)
+	}
+}
