@@ -23,6 +23,7 @@ type Limits struct {
 	MaxConnections       int           // per server, everyone included
 	MaxConnectionsPerUID int           // per unprivileged user, per server
 	ReservedConnections  int           // of MaxConnections, only for root and the daemon's own uid
+	MaxPendingInput      int           // bytes buffered for incomplete messages, per server; 0: unbounded
 	IdleTimeout          time.Duration // no data for this long closes the connection; 0: never
 	WriteTimeout         time.Duration // one reply write may take this long
 }
@@ -39,6 +40,7 @@ func DefaultLimits() Limits {
 		MaxConnections:       4096,
 		MaxConnectionsPerUID: 128,
 		ReservedConnections:  256,
+		MaxPendingInput:      64 << 20,
 		IdleTimeout:          5 * time.Minute,
 		WriteTimeout:         30 * time.Second,
 	}
@@ -65,6 +67,7 @@ type Server struct {
 	wg        sync.WaitGroup
 	lastDrop  time.Time
 	workers   *workers
+	input     *inputBudget
 }
 
 // Connection goroutines kept for reuse (see workers): enough for the one-call
@@ -79,7 +82,7 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: newWorkers(idleWorkers, idleWorkerTime)}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: newWorkers(idleWorkers, idleWorkerTime), input: newInputBudget(lim)}
 }
 
 // protocolError is what a client gets before we hang up on it.
@@ -205,11 +208,13 @@ func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
 
 func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	c := newConn(uc, s.lim, peer)
+	c.budget, c.privileged = s.input, s.privileged(peer.UID)
 	defer func() {
 		if r := recover(); r != nil { // a framing bug costs one connection, not the daemon
 			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 		c.closeFDs()
+		c.freeInput()
 		closePeer(peer)
 		uc.Close()
 	}()
@@ -221,7 +226,7 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {
-			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) {
+			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) || errors.Is(err, ErrInputBudget) {
 				s.log.Debug("protocol violation, closing", "err", err, "pid", peer.PID, "uid", peer.UID)
 				c.WriteRaw(ctx, protocolError)
 			}
@@ -276,6 +281,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// PendingInput reports the bytes reserved for incomplete messages.
+func (s *Server) PendingInput() int { return s.input.inUse() }
 
 // Stats reports open connections, for tests and diagnostics.
 func (s *Server) Stats() (conns int, perUID map[uint32]int) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/machined-go/machined/varlink"
 )
@@ -16,6 +17,8 @@ func checkLimits(l varlink.Limits) error {
 		return errors.New("--max-connections-per-uid must be at least 1")
 	case l.ReservedConnections < 0 || l.ReservedConnections >= l.MaxConnections:
 		return errors.New("--reserved-connections must be at least 0 and below --max-connections")
+	case l.MaxPendingInput < l.MinPendingInput():
+		return fmt.Errorf("--max-pending-input must be at least %d: one maximal message for an unprivileged user and one for root", l.MinPendingInput())
 	}
 	return nil
 }

@@ -57,6 +57,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", o.limits.MaxConnections, "Varlink connections at most, per socket")
 	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per unprivileged user, per socket")
 	fs.IntVar(&o.limits.ReservedConnections, "reserved-connections", o.limits.ReservedConnections, "of --max-connections, how many only root and the daemon's own user may use")
+	fs.IntVar(&o.limits.MaxPendingInput, "max-pending-input", o.limits.MaxPendingInput, "bytes buffered at most for incomplete Varlink messages, per socket; one unprivileged user may hold a quarter, at least one maximal message")
 	fs.DurationVar(&o.limits.IdleTimeout, "idle-timeout", o.limits.IdleTimeout, "close Varlink connections idle for this long (0: never)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGTERM-to-SIGKILL grace period when terminating machines")
 	fs.IntVar(&o.procs, "procs", 1, "Go scheduler threads running at once (GOMAXPROCS); 0 means one per CPU")
