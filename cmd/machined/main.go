@@ -217,15 +217,21 @@ func run(o options) error {
 		return err
 	}
 	defer mgr.Close()
-	restored, dropped := mgr.Restore()
-	log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
+	// The sockets serve from here on, the restore below included: a call
+	// waits for it instead of its client finding no socket.
+	ready := make(chan struct{})
+	restore := func() {
+		restored, dropped := mgr.Restore()
+		log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
+		close(ready)
+	}
 
 	id := varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"}
 	machineDisp, err := varlink.NewMachineDispatcher(mgr, level, id, log)
 	if err != nil {
 		return err
 	}
-	machineSrv := varlink.NewServer("machine", machineDisp.Handle, o.limits, log)
+	machineSrv := varlink.NewServer("machine", varlink.AfterReady(ready, machineDisp.Handle), o.limits, log)
 
 	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
 	// replaces our own bind; a connected socket (varlinkctl exec:) is one client.
@@ -235,6 +241,7 @@ func run(o options) error {
 		if !a.Listening {
 			if err == nil {
 				if uc, ok := c.(*net.UnixConn); ok {
+					restore()
 					machineSrv.ServeConn(ctx, uc)
 					return nil
 				}
@@ -287,11 +294,12 @@ func run(o options) error {
 		if err := userdb.SetSocketXattrs(path); err != nil {
 			log.Debug("cannot label the userdb socket", "err", err)
 		}
-		userdbSrv = varlink.NewServer("userdb", udisp.Handle, o.limits, log)
+		userdbSrv = varlink.NewServer("userdb", varlink.AfterReady(ready, udisp.Handle), o.limits, log)
 		go func() { errc <- userdbSrv.Serve(ctx, ul) }()
 		log.Info("listening", "socket", path)
 	}
 
+	restore()
 	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": machineSrv, "userdb": userdbSrv})
 	if bus != nil {
 		if err := shim.Start(ctx, bus, mgr); err != nil {
