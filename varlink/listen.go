@@ -31,8 +31,12 @@ func Listen(path string, mode os.FileMode) (*Listener, error) {
 		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
 			c.Close()
+		}
+		// EAGAIN: a full backlog, which only a live server has.
+		if err == nil || errors.Is(err, syscall.EAGAIN) {
 			return nil, fmt.Errorf("%s: %w", path, ErrSocketInUse)
 		}
 		os.Remove(path)

@@ -5,7 +5,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // A path that another server took over after we bound it stays when we close.
@@ -62,4 +65,35 @@ func TestListenRefusesLiveSocket(t *testing.T) {
 		t.Fatalf("Listen on a stale socket: %v", err)
 	}
 	l.Close()
+}
+
+// A live server whose backlog is full (connect says EAGAIN) is live too.
+func TestListenRefusesBusySocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	full := false
+	for i := 0; i < 8 && !full; i++ {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			full = errors.Is(err, syscall.EAGAIN)
+			break
+		}
+		defer c.Close()
+	}
+	if !full {
+		t.Skip("could not fill the backlog")
+	}
+	if _, err := Listen(path, 0o666); !errors.Is(err, ErrSocketInUse) {
+		t.Fatalf("Listen on a live socket with a full backlog: %v, want ErrSocketInUse", err)
+	}
 }
