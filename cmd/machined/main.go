@@ -278,6 +278,9 @@ func run(o options) error {
 	}
 
 	errc := make(chan error, 2)
+	// Also on an early return (the bus name taken, say): our socket files go
+	// with us rather than stay behind dead.
+	defer machineL.Close()
 	go func() { errc <- machineSrv.Serve(ctx, machineL) }()
 
 	var userdbSrv *varlink.Server
@@ -295,6 +298,7 @@ func run(o options) error {
 			log.Debug("cannot label the userdb socket", "err", err)
 		}
 		userdbSrv = varlink.NewServer("userdb", varlink.AfterReady(ready, udisp.Handle), o.limits, log)
+		defer ul.Close()
 		go func() { errc <- userdbSrv.Serve(ctx, ul) }()
 		log.Info("listening", "socket", path)
 	}
