@@ -1,65 +1,43 @@
 package varlink
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"strings"
 )
 
 // envelope is the part of a message we inspect before dispatching.
 type envelope struct {
-	Method     string
-	Parameters *json.RawMessage
-	More       bool
-	Oneway     bool
-	Upgrade    bool
+	Method     string           `json:"method"`
+	Parameters *json.RawMessage `json:"parameters"`
+	More       bool             `json:"more"`
+	Oneway     bool             `json:"oneway"`
+	Upgrade    bool             `json:"upgrade"`
 }
 
 var errEnvelope = errors.New("malformed message envelope")
 
-// parseEnvelope reads the call's keys exactly. varlink/go decodes the same
-// message again with encoding/json, which takes the last of duplicate keys and
-// matches keys case-insensitively; refusing both here means that what we
-// checked is what it dispatches.
+var envelopeKeys = []string{"method", "parameters", "more", "oneway", "upgrade"}
+
+// parseEnvelope reads the call's keys exactly. encoding/json (here, and in
+// varlink/go, which decodes the message again to dispatch it) takes the last
+// of duplicate keys and matches keys case-insensitively; refusing both means
+// that what we checked is what gets dispatched.
 func parseEnvelope(msg []byte) (envelope, error) {
 	var env envelope
-	members, err := objectMembers(msg)
-	if err != nil {
+	if err := json.Unmarshal(msg, &env); err != nil {
 		return env, err
 	}
-	for _, m := range members {
-		switch m.key {
-		case "method":
-			if len(m.val) == 0 || m.val[0] != '"' || json.Unmarshal(m.val, &env.Method) != nil {
-				return env, errEnvelope
-			}
-		case "parameters":
-			if !isNull(m.val) {
-				raw := m.val
-				env.Parameters = &raw
-			}
-		case "more", "oneway", "upgrade":
-			var b bool
-			if !isNull(m.val) && json.Unmarshal(m.val, &b) != nil {
-				return env, errEnvelope
-			}
-			switch m.key {
-			case "more":
-				env.More = b
-			case "oneway":
-				env.Oneway = b
-			default:
-				env.Upgrade = b
-			}
-		default:
-			for _, k := range []string{"method", "parameters", "more", "oneway", "upgrade"} {
-				if strings.EqualFold(m.key, k) {
-					return env, errEnvelope
-				}
-			}
+	var set keySet
+	bad := false
+	forEachKey(msg, func(key []byte) bool {
+		bad = set.add(key)
+		for _, k := range envelopeKeys {
+			bad = bad || (string(key) != k && bytes.EqualFold(key, []byte(k)))
 		}
-	}
-	if env.Method == "" {
+		return !bad
+	})
+	if bad || env.Method == "" {
 		return env, errEnvelope
 	}
 	return env, nil

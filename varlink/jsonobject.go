@@ -3,15 +3,7 @@ package varlink
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 )
-
-// member is one key and its undecoded value, in the order the object has them.
-type member struct {
-	key string
-	val json.RawMessage
-}
 
 // DuplicateKeyError: an object names the same key twice. encoding/json keeps
 // the last one silently, so two readers of one message (a proxy that checks
@@ -20,53 +12,89 @@ type DuplicateKeyError struct{ Key string }
 
 func (e *DuplicateKeyError) Error() string { return "duplicate key " + e.Key }
 
-var errNotObject = errors.New("not a JSON object")
-
-// objectMembers splits one JSON object into its members, refusing duplicate
-// keys and anything after the closing brace.
-func objectMembers(raw []byte) ([]member, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errNotObject
-	}
-	var out []member
-	var seen map[string]bool // past a few keys, so that a million keys stay linear
-	for d.More() {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, errNotObject
-		}
-		var val json.RawMessage
-		if err := d.Decode(&val); err != nil {
-			return nil, err
-		}
-		if seen == nil && len(out) == 8 {
-			seen = make(map[string]bool)
-			for _, m := range out {
-				seen[m.key] = true
+// forEachKey calls fn with each key of the object in data, unescaped, until fn
+// returns false. data must be valid JSON (json.Unmarshal accepted it): the
+// scan only tracks nesting and strings, which is what keeps it cheap on every
+// message.
+func forEachKey(data []byte, fn func(key []byte) bool) {
+	depth := 0
+	wantKey := false
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '{':
+			depth++
+			wantKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			wantKey = depth == 1
+		case '"':
+			j, escaped := i+1, false
+			for ; j < len(data) && data[j] != '"'; j++ {
+				if data[j] == '\\' {
+					j++
+					escaped = true
+				}
 			}
+			if depth == 1 && wantKey {
+				key := data[i+1 : min(j, len(data))]
+				if escaped {
+					var k string
+					json.Unmarshal(data[i:min(j+1, len(data))], &k)
+					key = []byte(k)
+				}
+				if !fn(key) {
+					return
+				}
+				wantKey = false
+			}
+			i = j
 		}
-		dup := seen[key]
-		for i := 0; seen == nil && i < len(out) && !dup; i++ {
-			dup = out[i].key == key
-		}
-		if dup {
-			return nil, &DuplicateKeyError{Key: key}
-		}
-		if seen != nil {
-			seen[key] = true
-		}
-		out = append(out, member{key, val})
 	}
-	if tok, err := d.Token(); err != nil || tok != json.Delim('}') {
-		return nil, errNotObject
+}
+
+// keySet finds repeated keys: a scan while there are few, a map past that,
+// so that a million keys stay linear.
+type keySet struct {
+	few  [][]byte
+	many map[string]bool
+}
+
+// add reports whether key was already in the set.
+func (s *keySet) add(key []byte) bool {
+	if s.many == nil && len(s.few) == 8 {
+		s.many = make(map[string]bool, 16)
+		for _, k := range s.few {
+			s.many[string(k)] = true
+		}
 	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errNotObject
+	if s.many != nil {
+		if s.many[string(key)] {
+			return true
+		}
+		s.many[string(key)] = true
+		return false
 	}
-	return out, nil
+	for _, k := range s.few {
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
+	s.few = append(s.few, key)
+	return false
+}
+
+// duplicateKey reports the first key the object in data (valid JSON) names a
+// second time.
+func duplicateKey(data []byte) (dup string, found bool) {
+	var set keySet
+	forEachKey(data, func(key []byte) bool {
+		if set.add(key) {
+			dup, found = string(key), true
+		}
+		return !found
+	})
+	return dup, found
 }

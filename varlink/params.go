@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -29,20 +28,17 @@ type Field struct {
 // field, missing required fields reported. A missing or null "parameters"
 // counts as {}. null for an optional field means "absent", as in sd-varlink.
 func DecodeParams(raw *json.RawMessage, fields ...Field) error {
-	var obj []member
+	var obj map[string]json.RawMessage
 	if raw != nil && !isNull(*raw) {
-		var err error
-		if obj, err = objectMembers(*raw); err != nil {
-			var dup *DuplicateKeyError
-			if errors.As(err, &dup) {
-				return &ParamError{Name: dup.Key}
-			}
+		if err := json.Unmarshal(*raw, &obj); err != nil {
 			return &ParamError{Name: "parameters"}
+		}
+		if key, dup := duplicateKey(*raw); dup {
+			return &ParamError{Name: key}
 		}
 	}
 	seen := make([]bool, len(fields))
-	for _, m := range obj {
-		k, v := m.key, m.val
+	for k, v := range obj {
 		i := -1
 		for j := range fields {
 			if fields[j].name == k {
