@@ -3,6 +3,7 @@ package varlink
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // DuplicateKeyError: an object names the same key twice. encoding/json keeps
@@ -36,6 +37,8 @@ func forEachKey(data []byte, fn func(key []byte) bool) {
 				if data[j] == '\\' {
 					j++
 					escaped = true
+				} else if data[j] >= utf8.RuneSelf {
+					escaped = true // invalid UTF-8 is read as U+FFFD: decode to compare
 				}
 			}
 			if depth == 1 && wantKey {

@@ -1,6 +1,7 @@
 package varlink
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,8 +25,9 @@ func TestDuplicateKey(t *testing.T) {
 		{`{"a":"}\"{,","b":1,"a":2}`, "a"},         // braces and quotes inside strings
 		{`{"method":1,"m\u0065thod":2}`, "method"}, // the same key escaped
 		{` { "a" : [ {"a":1} ] , "a" : 2 } `, "a"},
-		{many(7, "k0"), "k0"},    // found by the scan of the first keys
-		{many(1000, "k3"), "k3"}, // found by the map past them
+		{"{\"\xff\":1,\"\xfe\":2}", "\ufffd"}, // invalid UTF-8 reads as U+FFFD
+		{many(7, "k0"), "k0"},                 // found by the scan of the first keys
+		{many(1000, "k3"), "k3"},              // found by the map past them
 		{many(1000, "k999"), "k999"},
 	} {
 		if !json.Valid([]byte(tc.in)) {
@@ -95,4 +97,45 @@ func TestParseEnvelope(t *testing.T) {
 	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(*env.Parameters) != `{"x":1}` {
 		t.Errorf("got %+v %v", env, err)
 	}
+}
+
+// referenceDuplicateKey is duplicateKey the slow way, through the token
+// decoder.
+func referenceDuplicateKey(data []byte) (string, bool) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for d.More() {
+		tok, _ := d.Token()
+		key, _ := tok.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if d.Decode(&v) != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// The scan agrees with the token decoder on every valid object.
+func FuzzDuplicateKey(f *testing.F) {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":"}\"{","b":[{"a":1}],"\u0061":3}`, `{"x":{"y":[1,{"z":2}]},"y":1}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(data, &obj) != nil {
+			return
+		}
+		dup, found := duplicateKey(data)
+		wantDup, wantFound := referenceDuplicateKey(data)
+		if found != wantFound || dup != wantDup {
+			t.Fatalf("%q: duplicateKey %q %v, decoder %q %v", data, dup, found, wantDup, wantFound)
+		}
+	})
 }
