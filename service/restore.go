@@ -15,7 +15,7 @@ func (m *Manager) Restore() (restored, dropped int) {
 		m.log.Warn("skipping damaged state file", "err", err)
 	}
 	for _, r := range recs {
-		if m.restoreOne(r) {
+		if m.restoreOne(r.Record, r.Data) {
 			restored++
 		} else {
 			dropped++
@@ -31,7 +31,7 @@ func (m *Manager) Restore() (restored, dropped int) {
 	return restored, dropped
 }
 
-func (m *Manager) restoreOne(r persist.Record) bool {
+func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 	log := m.log.With("machine", r.Name)
 	leader, err := proc.Open(r.Leader)
 	if err != nil || leader.PID == 1 {
@@ -103,8 +103,10 @@ func (m *Manager) restoreOne(r persist.Record) bool {
 		leader.Close()
 		return false
 	}
-	// Rewrite in our format: adds LEADER_PIDFDID to files from older writers.
-	if err := m.state.Save(recordOf(mc)); err != nil {
+	// Rewrite in our format (adding LEADER_PIDFDID to files from older
+	// writers), but only a file that would change: a restart after a crash
+	// does not rewrite ten thousand files that already say the same.
+	if _, err := m.state.SaveIfChanged(recordOf(mc), stored); err != nil {
 		log.Warn("rewrite state file", "err", err)
 	}
 	m.perUID[mc.info.UID]++ // restored machines count, but are never refused

@@ -81,7 +81,7 @@ type leaderFarm struct {
 	pids []int
 }
 
-func startFarm(b *testing.B, n int) *leaderFarm {
+func startFarm(b testing.TB, n int) *leaderFarm {
 	b.Helper()
 	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do sleep 100000 & echo $!; i=$((i+1)); done; wait`, n))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -401,6 +401,11 @@ func TestDBusNameTakenAndAuto(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "org.freedesktop.machine1 is already owned") {
 		t.Fatalf("second daemon: exit %d %s %s", code, out, errOut)
 	}
+	// It bound its own socket before it found the name taken; it leaves no
+	// dead socket file behind.
+	if _, err := os.Lstat(filepath.Join(dir, "systemd", "machine", "io.systemd.Machine")); !os.IsNotExist(err) {
+		t.Errorf("the daemon that lost the bus name left its socket file: %v", err)
+	}
 
 	d := &daemon{t: t, dir: newRuntimeDir(t)}
 	d.args = []string{"--runtime-dir", d.dir, "--bus", "auto", "--units", "none", "--userdb-dir", "none"}

@@ -36,6 +36,14 @@ type Conn struct {
 	lim  Limits
 	peer Peer
 
+	// Input beyond the pooled buffer is an anonymous mapping reserved from
+	// the server's budget: unmapping it gives the pages back to the kernel at
+	// once, where a Go slice would keep the heap grown after a burst.
+	budget     *inputBudget // nil: only MaxMessageSize bounds a connection
+	privileged bool         // the peer may use the budget's reserve
+	mapped     bool         // buf is an mmap'd region of cap(buf) bytes
+	reserved   int          // bytes of budget held for buf
+
 	buf     []byte    // buf[head:] is received and not yet returned
 	head    int       // start of the next message in buf
 	scanned int       // buf[head:scanned] holds no NUL
@@ -166,7 +174,9 @@ func (c *Conn) fill() error {
 		if cap(c.buf)-len(c.buf) < readChunk/2 {
 			c.compact()
 			if cap(c.buf)-len(c.buf) < readChunk/2 {
-				c.buf = append(c.buf, make([]byte, readChunk)...)[:len(c.buf)]
+				if rerr = c.grow(); rerr != nil {
+					return true
+				}
 			}
 		}
 		n, oobn, flags, rerr = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
@@ -202,15 +212,69 @@ func (c *Conn) fill() error {
 	return nil
 }
 
-// release hands an empty buffer back to the pool.
+// grow makes room for a message longer than the buffer: it doubles the
+// buffer up to the largest one a message can need, reserving the growth from
+// the budget first. The data starts at buf[0] (compact ran).
+func (c *Conn) grow() error {
+	limit := largestBuffer(c.lim.MaxMessageSize)
+	size := min(max(2*cap(c.buf), cap(c.buf)+readChunk), limit)
+	size = (size + os.Getpagesize() - 1) / os.Getpagesize() * os.Getpagesize()
+	if size <= cap(c.buf) {
+		return ErrMessageTooLarge
+	}
+	if err := c.budget.reserve(c.peer.UID, c.privileged, size-c.reserved); err != nil {
+		return err
+	}
+	n := len(c.buf)
+	var m []byte
+	var err error
+	if c.mapped {
+		m, err = unix.Mremap(c.buf[:cap(c.buf)], size, unix.MREMAP_MAYMOVE)
+	} else {
+		m, err = unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			copy(m, c.buf)
+			if cap(c.buf) == readChunk {
+				b := c.buf[:0]
+				readBufs.Put(&b)
+			}
+		}
+	}
+	if err != nil {
+		c.budget.give(c.peer.UID, c.privileged, size-c.reserved)
+		return err
+	}
+	c.buf, c.mapped, c.reserved = m[:n], true, size
+	return nil
+}
+
+// release hands an empty buffer back: to the pool, or to the kernel and the
+// budget.
 func (c *Conn) release() {
 	if c.buf != nil && len(c.buf) == 0 {
-		if cap(c.buf) == readChunk {
+		if c.mapped {
+			c.unmap()
+		} else if cap(c.buf) == readChunk {
 			b := c.buf
 			readBufs.Put(&b)
 		}
 		c.buf, c.head, c.scanned = nil, 0, 0
 	}
+}
+
+func (c *Conn) unmap() {
+	unix.Munmap(c.buf[:cap(c.buf)])
+	c.budget.give(c.peer.UID, c.privileged, c.reserved)
+	c.buf, c.mapped, c.reserved = nil, false, 0
+}
+
+// freeInput drops whatever input the connection still holds; the server
+// calls it when the connection ends.
+func (c *Conn) freeInput() {
+	if c.mapped {
+		c.unmap()
+	}
+	c.buf, c.head, c.scanned = nil, 0, 0
 }
 
 // armDeadline: between messages a peer may stay silent for IdleTimeout; once a

@@ -61,19 +61,10 @@ func NewMachineDispatcher(mgr *service.Manager, level *slog.LevelVar, id Identit
 	return NewDispatcher(id, log, &machineIface{mgr: mgr}, &serviceIface{level: level})
 }
 
-// envelope is the part of a message we inspect before dispatching.
-type envelope struct {
-	Method     string           `json:"method"`
-	Parameters *json.RawMessage `json:"parameters"`
-	More       bool             `json:"more"`
-	Oneway     bool             `json:"oneway"`
-	Upgrade    bool             `json:"upgrade"`
-}
-
 // Handle is the Server Handler: one complete message at a time.
 func (d *Dispatcher) Handle(ctx context.Context, conn *Conn, msg []byte, fds []*os.File) error {
-	var env envelope
-	if err := json.Unmarshal(msg, &env); err != nil || env.Method == "" {
+	env, err := parseEnvelope(msg)
+	if err != nil {
 		for _, f := range fds {
 			f.Close()
 		}

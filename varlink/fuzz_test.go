@@ -17,6 +17,7 @@ func FuzzReadMessage(f *testing.F) {
 		lim.MaxMessageSize = 4096
 		a, b := socketpair(t)
 		c := newConn(b, lim, Peer{})
+		defer c.freeInput()
 		go func() {
 			step := int(split%64) + 1
 			for i := 0; i < len(data); i += step {

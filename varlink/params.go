@@ -24,14 +24,17 @@ type Field struct {
 }
 
 // DecodeParams is strict where encoding/json is lax: exact, case-sensitive keys,
-// unknown keys rejected, types checked per field, missing required fields
-// reported. A missing or null "parameters" counts as {}. null for an optional
-// field means "absent", as in sd-varlink.
+// unknown and duplicate keys rejected (naming the key), types checked per
+// field, missing required fields reported. A missing or null "parameters"
+// counts as {}. null for an optional field means "absent", as in sd-varlink.
 func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 	var obj map[string]json.RawMessage
 	if raw != nil && !isNull(*raw) {
 		if err := json.Unmarshal(*raw, &obj); err != nil {
 			return &ParamError{Name: "parameters"}
+		}
+		if key, dup := duplicateKey(*raw); dup {
+			return &ParamError{Name: key}
 		}
 	}
 	seen := make([]bool, len(fields))
@@ -101,7 +104,12 @@ func IntField(name string, dst *int64, set *bool, required bool, min, max int64)
 	}}
 }
 
+// parseInt takes a JSON number only: json.Number on its own would also take
+// the string "12".
 func parseInt(v json.RawMessage) (int64, error) {
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+		return 0, fmt.Errorf("not a number")
+	}
 	var n json.Number
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()

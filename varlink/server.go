@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -21,20 +20,27 @@ type Limits struct {
 	MaxMessageSize       int           // bytes before the NUL; sd-varlink uses 16 MiB
 	MaxFDsPerMessage     int           // fds one recvmsg may carry
 	MaxPendingFDs        int           // fds held for messages not yet complete
-	MaxConnections       int           // per server
-	MaxConnectionsPerUID int           // per non-root user, per server
+	MaxConnections       int           // per server, everyone included
+	MaxConnectionsPerUID int           // per unprivileged user, per server
+	ReservedConnections  int           // of MaxConnections, only for root and the daemon's own uid
+	MaxPendingInput      int           // bytes buffered for incomplete messages, per server; 0: unbounded
 	IdleTimeout          time.Duration // no data for this long closes the connection; 0: never
 	WriteTimeout         time.Duration // one reply write may take this long
 }
 
-// DefaultLimits are sd-varlink's connection caps plus ours for fds and time.
+// DefaultLimits: sd-varlink's message size and global connection cap, its
+// newer per-uid cap (so that it takes thirty users, not four, to fill the
+// unprivileged share), a reserve that keeps root in when they do, and our own
+// caps for fds and time.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxMessageSize:       16 << 20,
 		MaxFDsPerMessage:     16,
 		MaxPendingFDs:        16,
 		MaxConnections:       4096,
-		MaxConnectionsPerUID: 1024,
+		MaxConnectionsPerUID: 128,
+		ReservedConnections:  256,
+		MaxPendingInput:      64 << 20,
 		IdleTimeout:          5 * time.Minute,
 		WriteTimeout:         30 * time.Second,
 	}
@@ -53,12 +59,15 @@ type Server struct {
 
 	mu        sync.Mutex
 	conns     int
+	unpriv    int // connections of unprivileged peers, within MaxConnections-ReservedConnections
 	perUID    map[uint32]int
-	listeners []net.Listener
+	ownUID    uint32
+	listeners []Acceptor
 	cancels   []context.CancelFunc
 	wg        sync.WaitGroup
 	lastDrop  time.Time
 	workers   *workers
+	input     *inputBudget
 }
 
 // Connection goroutines kept for reuse (see workers): enough for the one-call
@@ -73,14 +82,21 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, workers: newWorkers(idleWorkers, idleWorkerTime)}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: newWorkers(idleWorkers, idleWorkerTime), input: newInputBudget(lim)}
 }
 
 // protocolError is what a client gets before we hang up on it.
 var protocolError = []byte(`{"parameters":{},"error":"io.systemd.Protocol"}` + "\x00")
 
+// Acceptor is what Serve needs of a listening socket: *net.UnixListener, or
+// the *Listener that Listen returns.
+type Acceptor interface {
+	AcceptUnix() (*net.UnixConn, error)
+	Close() error
+}
+
 // Serve accepts connections until ctx ends or Shutdown; it owns l.
-func (s *Server) Serve(ctx context.Context, l *net.UnixListener) error {
+func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()
@@ -127,8 +143,12 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		uc.Close()
 		return
 	}
+	privileged := s.privileged(peer.UID)
 	s.mu.Lock()
-	over := s.conns >= s.lim.MaxConnections || (peer.UID != 0 && s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID)
+	over := s.conns >= s.lim.MaxConnections
+	if !privileged {
+		over = over || s.unpriv >= s.lim.MaxConnections-s.lim.ReservedConnections || s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID
+	}
 	if over {
 		logIt := time.Since(s.lastDrop) > time.Second
 		s.lastDrop = time.Now()
@@ -141,6 +161,9 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		return
 	}
 	s.conns++
+	if !privileged {
+		s.unpriv++
+	}
 	s.perUID[peer.UID]++
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -149,6 +172,9 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		defer func() {
 			s.mu.Lock()
 			s.conns--
+			if !privileged {
+				s.unpriv--
+			}
 			if s.perUID[peer.UID]--; s.perUID[peer.UID] == 0 {
 				delete(s.perUID, peer.UID)
 			}
@@ -157,6 +183,10 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 		s.serve(ctx, uc, peer)
 	})
 }
+
+// privileged peers are exempt from the per-uid cap and may use the reserve:
+// root, and our own uid (the user of a per-user instance).
+func (s *Server) privileged(uid uint32) bool { return uid == 0 || uid == s.ownUID }
 
 // ServeConn serves one connected socket (varlinkctl's exec: hands us one) until
 // it ends.
@@ -178,11 +208,13 @@ func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
 
 func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	c := newConn(uc, s.lim, peer)
+	c.budget, c.privileged = s.input, s.privileged(peer.UID)
 	defer func() {
 		if r := recover(); r != nil { // a framing bug costs one connection, not the daemon
 			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 		c.closeFDs()
+		c.freeInput()
 		closePeer(peer)
 		uc.Close()
 	}()
@@ -194,7 +226,7 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {
-			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) {
+			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) || errors.Is(err, ErrInputBudget) {
 				s.log.Debug("protocol violation, closing", "err", err, "pid", peer.PID, "uid", peer.UID)
 				c.WriteRaw(ctx, protocolError)
 			}
@@ -250,6 +282,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// PendingInput reports the bytes reserved for incomplete messages.
+func (s *Server) PendingInput() int { return s.input.inUse() }
+
 // Stats reports open connections, for tests and diagnostics.
 func (s *Server) Stats() (conns int, perUID map[uint32]int) {
 	s.mu.Lock()
@@ -259,24 +294,4 @@ func (s *Server) Stats() (conns int, perUID map[uint32]int) {
 		m[k] = v
 	}
 	return s.conns, m
-}
-
-// Listen binds a unix socket at path with the given mode, replacing a stale one.
-func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		os.Remove(path)
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, err
-	}
-	l.SetUnlinkOnClose(true)
-	return l, nil
 }

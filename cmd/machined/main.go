@@ -57,7 +57,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, notice, warning or err")
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", o.limits.MaxConnections, "Varlink connections at most, per socket")
-	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per non-root user, per socket")
+	fs.IntVar(&o.limits.MaxConnectionsPerUID, "max-connections-per-uid", o.limits.MaxConnectionsPerUID, "Varlink connections at most per unprivileged user, per socket")
+	fs.IntVar(&o.limits.ReservedConnections, "reserved-connections", o.limits.ReservedConnections, "of --max-connections, how many only root and the daemon's own user may use")
+	fs.IntVar(&o.limits.MaxPendingInput, "max-pending-input", o.limits.MaxPendingInput, "bytes buffered at most for incomplete Varlink messages, per socket; one unprivileged user may hold a quarter, at least one maximal message")
 	fs.DurationVar(&o.limits.IdleTimeout, "idle-timeout", o.limits.IdleTimeout, "close Varlink connections idle for this long (0: never)")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 10*time.Second, "SIGTERM-to-SIGKILL grace period when terminating machines")
 	fs.IntVar(&o.maxPerUID, "max-machines-per-uid", 128, "machines one non-root user may have registered at once (0: no cap)")
@@ -71,6 +73,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.maxPerUID < 0 {
 		return o, fmt.Errorf("--max-machines-per-uid must not be negative")
+	}
+	if err := checkLimits(o.limits); err != nil {
+		return o, err
 	}
 	if o.runtimeDir == "" {
 		o.runtimeDir = "/run"
@@ -150,6 +155,11 @@ func writeAllocProfile(path string) {
 }
 
 func run(o options) error {
+	lock, err := takeInstanceLock(o.runtimeDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	// The daemon is I/O-bound: with one P, a request never bounces between CPUs
 	// on its way through the netpoller (measured: 2,459 -> 3,748 register pairs/s,
 	// docs/BENCHMARKS.md). An explicit GOMAXPROCS in the environment wins.
@@ -223,24 +233,31 @@ func run(o options) error {
 		return err
 	}
 	defer mgr.Close()
-	restored, dropped := mgr.Restore()
-	log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
+	// The sockets serve from here on, the restore below included: a call
+	// waits for it instead of its client finding no socket.
+	ready := make(chan struct{})
+	restore := func() {
+		restored, dropped := mgr.Restore()
+		log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
+		close(ready)
+	}
 
 	id := varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"}
 	machineDisp, err := varlink.NewMachineDispatcher(mgr, level, id, log)
 	if err != nil {
 		return err
 	}
-	machineSrv := varlink.NewServer("machine", machineDisp.Handle, o.limits, log)
+	machineSrv := varlink.NewServer("machine", varlink.AfterReady(ready, machineDisp.Handle), o.limits, log)
 
 	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
 	// replaces our own bind; a connected socket (varlinkctl exec:) is one client.
-	var machineL *net.UnixListener
+	var machineL varlink.Acceptor
 	for _, a := range varlink.ActivationFiles() {
 		c, err := net.FileConn(a.File)
 		if !a.Listening {
 			if err == nil {
 				if uc, ok := c.(*net.UnixConn); ok {
+					restore()
 					machineSrv.ServeConn(ctx, uc)
 					return nil
 				}
@@ -268,13 +285,18 @@ func run(o options) error {
 		if o.user {
 			mode = 0o600
 		}
-		if machineL, err = varlink.Listen(path, mode); err != nil {
+		own, err := varlink.Listen(path, mode)
+		if err != nil {
 			return fmt.Errorf("listen on %s: %w", path, err)
 		}
+		machineL = own
 		log.Info("listening", "socket", path)
 	}
 
 	errc := make(chan error, 2)
+	// Also on an early return (the bus name taken, say): our socket files go
+	// with us rather than stay behind dead.
+	defer machineL.Close()
 	go func() { errc <- machineSrv.Serve(ctx, machineL) }()
 
 	var userdbSrv *varlink.Server
@@ -291,11 +313,13 @@ func run(o options) error {
 		if err := userdb.SetSocketXattrs(path); err != nil {
 			log.Debug("cannot label the userdb socket", "err", err)
 		}
-		userdbSrv = varlink.NewServer("userdb", udisp.Handle, o.limits, log)
+		userdbSrv = varlink.NewServer("userdb", varlink.AfterReady(ready, udisp.Handle), o.limits, log)
+		defer ul.Close()
 		go func() { errc <- userdbSrv.Serve(ctx, ul) }()
 		log.Info("listening", "socket", path)
 	}
 
+	restore()
 	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": machineSrv, "userdb": userdbSrv})
 	if bus != nil {
 		if err := shim.Start(ctx, bus, mgr); err != nil {

@@ -30,7 +30,7 @@ func logStatsOnSIGUSR1(ctx context.Context, log *slog.Logger, mgr *service.Manag
 			for name, s := range servers {
 				if s != nil {
 					n, _ := s.Stats()
-					attrs = append(attrs, "connections_"+name, n)
+					attrs = append(attrs, "connections_"+name, n, "pending_input_kib_"+name, s.PendingInput()>>10)
 				}
 			}
 			var ms runtime.MemStats

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,26 @@ func (d Dir) Save(r Record) error {
 	return nil
 }
 
+// SaveIfChanged saves r unless old, the file's current content, already is
+// its encoding: a restart then leaves the files it restores untouched. The
+// unit link is checked either way, since a reader needs it as much as the file.
+func (d Dir) SaveIfChanged(r Record, old []byte) (written bool, err error) {
+	bp := encodeBufs.Get()
+	data := appendEncoded((*bp)[:0], r)
+	same := bytes.Equal(data, old)
+	encodeBufs.Put(bp, data)
+	if !same {
+		return true, d.Save(r)
+	}
+	if r.Unit != "" && r.Subgroup == "" {
+		var buf [256]byte // machine names are at most 64 bytes
+		if n, err := quicksys.Readlink(filepath.Join(d.Path, "unit:"+r.Unit), buf[:]); err != nil || string(buf[:n]) != r.Name {
+			return false, d.link(r.Unit, r.Name)
+		}
+	}
+	return false, nil
+}
+
 // link points "unit:<unit>" at name. A new link is made in place; one that
 // exists is replaced through a temp link and a rename, so readers never see it
 // missing.
@@ -131,11 +152,18 @@ func (d Dir) Remove(name, unit string) error {
 	return err
 }
 
+// Stored is a record as Load found it, with the file's bytes for
+// SaveIfChanged.
+type Stored struct {
+	Record
+	Data []byte
+}
+
 // Load reads every record. A bad file costs only itself: it is reported and the
 // rest is loaded. Temp files a crash left behind are removed, and so is a file
 // over MaxFileSize with the unit link pointing at it: no Save writes one, so it is
 // not ours to keep, and left in place it would be skipped again on every restart.
-func (d Dir) Load() ([]Record, []error) {
+func (d Dir) Load() ([]Stored, []error) {
 	ents, err := os.ReadDir(d.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -143,7 +171,7 @@ func (d Dir) Load() ([]Record, []error) {
 		}
 		return nil, []error{err}
 	}
-	var recs []Record
+	var recs []Stored
 	var errs []error
 	oversized := map[string]bool{}
 	for _, e := range ents {
@@ -155,7 +183,7 @@ func (d Dir) Load() ([]Record, []error) {
 		case strings.HasPrefix(name, "unit:"), !e.Type().IsRegular(), !ValidMachineName(name):
 			continue
 		}
-		r, err := d.loadOne(name)
+		r, data, err := d.loadOne(name)
 		if errors.Is(err, ErrTooLarge) {
 			oversized[name] = true
 			if rerr := d.Remove(name, ""); rerr != nil {
@@ -168,7 +196,7 @@ func (d Dir) Load() ([]Record, []error) {
 			errs = append(errs, fmt.Errorf("state file %s: %w", filepath.Join(d.Path, name), err))
 			continue
 		}
-		recs = append(recs, r)
+		recs = append(recs, Stored{r, data})
 	}
 	if len(oversized) > 0 {
 		d.removeLinksTo(ents, oversized)
@@ -189,20 +217,21 @@ func (d Dir) removeLinksTo(ents []os.DirEntry, names map[string]bool) {
 	}
 }
 
-func (d Dir) loadOne(name string) (Record, error) {
+func (d Dir) loadOne(name string) (Record, []byte, error) {
 	f, err := os.Open(filepath.Join(d.Path, name))
 	if err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
 	if len(data) > MaxFileSize {
-		return Record{}, ErrTooLarge
+		return Record{}, nil, ErrTooLarge
 	}
-	return Decode(name, data)
+	r, err := Decode(name, data)
+	return r, data, err
 }
 
 // umask reads the process umask once; the daemon sets 022 at start, so the

@@ -1,0 +1,231 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	vl "github.com/varlink/go/varlink"
+)
+
+// TestChaosResourceAttack: unprivileged users send huge messages without a
+// terminator on many connections of both sockets and hold every connection
+// slot they can get, while root keeps registering, listing and unregistering
+// and a userdb lookup is made on a fresh connection each time, as NSS does.
+// Every good call must be answered; RSS must stay bounded under the attack and
+// return near its baseline once it ends. The figures are logged with the
+// prefix "chaos"; MACHINED_CHAOS_ROUNDS (make chaos) runs more attack rounds
+// and watches RSS for the full 30 s after.
+func TestChaosResourceAttack(t *testing.T) {
+	needRoot(t)
+	long := os.Getenv("MACHINED_CHAOS_ROUNDS") != ""
+	rounds := 1
+	settle := 10 * time.Second
+	if long {
+		rounds, settle = chaosRounds(), 30*time.Second
+	}
+	d := startDaemon(t, "--units", "none", "--log-level", "info")
+	userdbSock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	farm := startFarm(t, 1)
+
+	// Warm up the paths the good client takes, then take the baseline.
+	goodRound := func(c *vl.Connection, i int) error {
+		name := fmt.Sprintf("good%d", i%4)
+		var out map[string]any
+		if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": farm.pids[0]}, &out); err != nil {
+			return fmt.Errorf("register: %w", err)
+		}
+		if err := c.Call(context.Background(), "io.systemd.Machine.List", map[string]any{"name": name}, &out); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+		if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
+			return fmt.Errorf("unregister: %w", err)
+		}
+		u, err := vl.NewConnection(context.Background(), "unix:"+userdbSock)
+		if err != nil {
+			return fmt.Errorf("userdb connect: %w", err)
+		}
+		defer u.Close()
+		var rec map[string]any
+		err = u.Call(context.Background(), "io.systemd.UserDatabase.GetUserRecord", map[string]any{"uid": 655360, "service": "io.systemd.Machine"}, &rec)
+		var ve *vl.Error
+		if err != nil && !(errors.As(err, &ve) && ve.Name == "io.systemd.UserDatabase.NoRecordFound") {
+			return fmt.Errorf("userdb lookup: %w", err)
+		}
+		return nil
+	}
+	warm := d.conn(t)
+	for i := 0; i < 50; i++ {
+		if err := goodRound(warm, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := d.stats(t)
+	baseRSS := rssKiB(d.pid())
+
+	var rssPeak int
+	stopRSS := make(chan struct{})
+	rssDone := make(chan struct{})
+	go func() {
+		defer close(rssDone)
+		for {
+			if r := rssKiB(d.pid()); r > rssPeak {
+				rssPeak = r
+			}
+			select {
+			case <-stopRSS:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+
+	// The good client: root, one connection for the machine calls and a new
+	// one for every userdb lookup.
+	var lat []time.Duration
+	var goodErr error
+	goodStop := make(chan struct{})
+	goodDone := make(chan struct{})
+	go func() {
+		defer close(goodDone)
+		c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+		if err != nil {
+			goodErr = err
+			return
+		}
+		defer c.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-goodStop:
+				return
+			default:
+			}
+			t0 := time.Now()
+			if err := goodRound(c, i); err != nil {
+				goodErr = err
+				return
+			}
+			lat = append(lat, time.Since(t0))
+		}
+	}()
+
+	var held []net.Conn
+	var heldMu sync.Mutex
+	hold := func(c net.Conn) { heldMu.Lock(); held = append(held, c); heldMu.Unlock() }
+	var cutOff, refused int
+	var countMu sync.Mutex
+	for round := 0; round < rounds; round++ {
+		var attackers sync.WaitGroup
+		// 40 connections per socket, from two users, each sending 15 MiB
+		// without a NUL and then keeping quiet with whatever got in.
+		for _, sock := range []string{d.sock(), userdbSock} {
+			for i := 0; i < 40; i++ {
+				attackers.Add(1)
+				go func(sock string, uid int) {
+					defer attackers.Done()
+					c, err := dialAs(sock, uid, uid)
+					if err != nil {
+						return
+					}
+					hold(c)
+					chunk := bytes.Repeat([]byte("x"), 1<<20)
+					c.SetWriteDeadline(time.Now().Add(60 * time.Second))
+					for k := 0; k < 15; k++ {
+						if _, err := c.Write(chunk); err != nil {
+							countMu.Lock()
+							cutOff++
+							countMu.Unlock()
+							return
+						}
+					}
+				}(sock, 65534-i%2)
+			}
+		}
+		// Every connection slot two users can get, and more, held open.
+		for _, uid := range []int{65532, 65531} {
+			attackers.Add(1)
+			go func(uid int) {
+				defer attackers.Done()
+				for i := 0; i < 200; i++ {
+					c, err := dialAs(d.sock(), uid, uid)
+					if err != nil {
+						return
+					}
+					hold(c)
+					if _, err := roundTripRaw(c, `{"method":"io.systemd.service.Ping","parameters":{}}`); err != nil {
+						countMu.Lock()
+						refused++
+						countMu.Unlock()
+					}
+				}
+			}(uid)
+		}
+		attackers.Wait()
+		if round < rounds-1 {
+			heldMu.Lock()
+			for _, c := range held {
+				c.Close()
+			}
+			held = nil
+			heldMu.Unlock()
+		}
+	}
+	peak := d.stats(t)
+	close(goodStop)
+	<-goodDone
+	if goodErr != nil {
+		t.Errorf("the well-behaved client was not served: %v", goodErr)
+	}
+	heldMu.Lock()
+	for _, c := range held {
+		c.Close()
+	}
+	heldMu.Unlock()
+	attackEnd := time.Now()
+	close(stopRSS)
+	<-rssDone
+
+	// RSS back near the baseline: polled, since the kernel frees closed
+	// connections' buffers at its own pace.
+	var after int
+	settled := false
+	for time.Since(attackEnd) < settle {
+		after = rssKiB(d.pid())
+		if after <= baseRSS+32<<10 {
+			settled = true
+			if !long {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	afterStats := d.stats(t)
+
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(q*float64(len(lat)-1))]
+	}
+	t.Logf("chaos resources: %d attack round(s); good client %d rounds (register+list+unregister+userdb lookup), p50 %v, p99 %v, max %v", rounds, len(lat), p(0.5), p(0.99), p(1))
+	t.Logf("chaos resources: RSS baseline %.1f MiB, peak %.1f MiB, %.1f MiB %v after the attack; fds %d -> %d -> %d; connections %d -> %d -> %d; huge senders cut off %d, connections refused %d",
+		float64(baseRSS)/1024, float64(rssPeak)/1024, float64(after)/1024, time.Since(attackEnd).Round(time.Second), base.fds, peak.fds, afterStats.fds, base.conns, peak.conns, afterStats.conns, cutOff, refused)
+	if len(lat) == 0 {
+		t.Error("the well-behaved client completed no round during the attack")
+	}
+	if rssPeak > 256<<10 {
+		t.Errorf("RSS peaked at %.1f MiB under the attack, over 256 MiB", float64(rssPeak)/1024)
+	}
+	if !settled {
+		t.Errorf("RSS %.1f MiB %v after the attack, more than 32 MiB over the baseline %.1f MiB", float64(after)/1024, settle, float64(baseRSS)/1024)
+	}
+}
