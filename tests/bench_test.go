@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -353,7 +352,7 @@ func userRecordRequests(n int, byName bool) [][]byte {
 func benchUserRecord(b *testing.B, n int, byName bool) {
 	d := benchDaemon(b)
 	userNSFarm(b, d, n)
-	c := dialLean(b, filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine"))
+	c := dialLean(b, d.userdbSock())
 	reqs := userRecordRequests(n, byName)
 	i := 0
 	b.ResetTimer()
@@ -377,7 +376,7 @@ func BenchmarkUserRecordByName500(b *testing.B) { benchUserRecord(b, 500, true) 
 func benchUserRecordNewConn(b *testing.B, n int, byName bool) {
 	d := benchDaemon(b)
 	userNSFarm(b, d, n)
-	addr := &unix.SockaddrUnix{Name: filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")}
+	addr := &unix.SockaddrUnix{Name: d.userdbSock()}
 	reqs := userRecordRequests(n, byName)
 	buf := make([]byte, 64<<10)
 	i := 0

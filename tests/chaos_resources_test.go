@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -33,89 +32,15 @@ func TestChaosResourceAttack(t *testing.T) {
 		rounds, settle = chaosRounds(), 30*time.Second
 	}
 	d := startDaemon(t, "--units", "none", "--log-level", "info")
-	userdbSock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	userdbSock := d.userdbSock()
 	farm := startFarm(t, 1)
 
-	// Warm up the paths the good client takes, then take the baseline.
-	goodRound := func(c *vl.Connection, i int) error {
-		name := fmt.Sprintf("good%d", i%4)
-		var out map[string]any
-		if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": farm.pids[0]}, &out); err != nil {
-			return fmt.Errorf("register: %w", err)
-		}
-		if err := c.Call(context.Background(), "io.systemd.Machine.List", map[string]any{"name": name}, &out); err != nil {
-			return fmt.Errorf("list: %w", err)
-		}
-		if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
-			return fmt.Errorf("unregister: %w", err)
-		}
-		u, err := vl.NewConnection(context.Background(), "unix:"+userdbSock)
-		if err != nil {
-			return fmt.Errorf("userdb connect: %w", err)
-		}
-		defer u.Close()
-		var rec map[string]any
-		err = u.Call(context.Background(), "io.systemd.UserDatabase.GetUserRecord", map[string]any{"uid": 655360, "service": "io.systemd.Machine"}, &rec)
-		var ve *vl.Error
-		if err != nil && !(errors.As(err, &ve) && ve.Name == "io.systemd.UserDatabase.NoRecordFound") {
-			return fmt.Errorf("userdb lookup: %w", err)
-		}
-		return nil
-	}
-	warm := d.conn(t)
-	for i := 0; i < 50; i++ {
-		if err := goodRound(warm, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	good := newGoodClient(t, d, farm.pids[0])
+	good.warm(t)
 	base := d.stats(t)
 	baseRSS := rssKiB(d.pid())
-
-	var rssPeak int
-	stopRSS := make(chan struct{})
-	rssDone := make(chan struct{})
-	go func() {
-		defer close(rssDone)
-		for {
-			if r := rssKiB(d.pid()); r > rssPeak {
-				rssPeak = r
-			}
-			select {
-			case <-stopRSS:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
-
-	// The good client: root, one connection for the machine calls and a new
-	// one for every userdb lookup.
-	var lat []time.Duration
-	var goodErr error
-	goodStop := make(chan struct{})
-	goodDone := make(chan struct{})
-	go func() {
-		defer close(goodDone)
-		c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
-		if err != nil {
-			goodErr = err
-			return
-		}
-		defer c.Close()
-		for i := 0; ; i++ {
-			select {
-			case <-goodStop:
-				return
-			default:
-			}
-			t0 := time.Now()
-			if err := goodRound(c, i); err != nil {
-				goodErr = err
-				return
-			}
-			lat = append(lat, time.Since(t0))
-		}
-	}()
+	rss := sampleRSS(d.pid())
+	good.start(d)
 
 	var held []net.Conn
 	var heldMu sync.Mutex
@@ -179,19 +104,14 @@ func TestChaosResourceAttack(t *testing.T) {
 		}
 	}
 	peak := d.stats(t)
-	close(goodStop)
-	<-goodDone
-	if goodErr != nil {
-		t.Errorf("the well-behaved client was not served: %v", goodErr)
-	}
+	good.finish(t)
 	heldMu.Lock()
 	for _, c := range held {
 		c.Close()
 	}
 	heldMu.Unlock()
 	attackEnd := time.Now()
-	close(stopRSS)
-	<-rssDone
+	rssPeak := rss.stop()
 
 	// RSS back near the baseline: polled, since the kernel frees closed
 	// connections' buffers at its own pace.
@@ -209,23 +129,148 @@ func TestChaosResourceAttack(t *testing.T) {
 	}
 	afterStats := d.stats(t)
 
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	p := func(q float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[int(q*float64(len(lat)-1))]
-	}
-	t.Logf("chaos resources: %d attack round(s); good client %d rounds (register+list+unregister+userdb lookup), p50 %v, p99 %v, max %v", rounds, len(lat), p(0.5), p(0.99), p(1))
+	t.Logf("chaos resources: %d attack round(s); %s", rounds, good.summary())
 	t.Logf("chaos resources: RSS baseline %.1f MiB, peak %.1f MiB, %.1f MiB %v after the attack; fds %d -> %d -> %d; connections %d -> %d -> %d; huge senders cut off %d, connections refused %d",
 		float64(baseRSS)/1024, float64(rssPeak)/1024, float64(after)/1024, time.Since(attackEnd).Round(time.Second), base.fds, peak.fds, afterStats.fds, base.conns, peak.conns, afterStats.conns, cutOff, refused)
-	if len(lat) == 0 {
-		t.Error("the well-behaved client completed no round during the attack")
-	}
 	if rssPeak > 256<<10 {
 		t.Errorf("RSS peaked at %.1f MiB under the attack, over 256 MiB", float64(rssPeak)/1024)
 	}
 	if !settled {
 		t.Errorf("RSS %.1f MiB %v after the attack, more than 32 MiB over the baseline %.1f MiB", float64(after)/1024, settle, float64(baseRSS)/1024)
 	}
+}
+
+// goodClient is the well-behaved root client of the chaos tests: on one
+// connection it registers, lists and unregisters a machine, and it makes a
+// userdb lookup on a fresh connection each round, as NSS does.
+type goodClient struct {
+	d      *daemon
+	leader int
+	lat    []time.Duration
+	err    error
+	quit   chan struct{}
+	done   chan struct{}
+}
+
+func newGoodClient(t *testing.T, d *daemon, leader int) *goodClient {
+	return &goodClient{d: d, leader: leader, quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (g *goodClient) round(c *vl.Connection, i int) error {
+	name := fmt.Sprintf("good%d", i%4)
+	var out map[string]any
+	if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": g.leader}, &out); err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	if err := c.Call(context.Background(), "io.systemd.Machine.List", map[string]any{"name": name}, &out); err != nil {
+		return fmt.Errorf("list: %w", err)
+	}
+	if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
+		return fmt.Errorf("unregister: %w", err)
+	}
+	u, err := vl.NewConnection(context.Background(), "unix:"+g.d.userdbSock())
+	if err != nil {
+		return fmt.Errorf("userdb connect: %w", err)
+	}
+	defer u.Close()
+	var rec map[string]any
+	err = u.Call(context.Background(), "io.systemd.UserDatabase.GetUserRecord", map[string]any{"uid": 655360, "service": "io.systemd.Machine"}, &rec)
+	var ve *vl.Error
+	if err != nil && !(errors.As(err, &ve) && ve.Name == "io.systemd.UserDatabase.NoRecordFound") {
+		return fmt.Errorf("userdb lookup: %w", err)
+	}
+	return nil
+}
+
+// warm runs the client's paths before the baseline is taken.
+func (g *goodClient) warm(t *testing.T) {
+	t.Helper()
+	c := g.d.conn(t)
+	for i := 0; i < 50; i++ {
+		if err := g.round(c, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// start runs rounds until finish, timing each.
+func (g *goodClient) start(d *daemon) {
+	go func() {
+		defer close(g.done)
+		c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+		if err != nil {
+			g.err = err
+			return
+		}
+		defer c.Close()
+		for i := 0; ; i++ {
+			select {
+			case <-g.quit:
+				return
+			default:
+			}
+			t0 := time.Now()
+			if err := g.round(c, i); err != nil {
+				g.err = err
+				return
+			}
+			g.lat = append(g.lat, time.Since(t0))
+		}
+	}()
+}
+
+// finish stops the client; every round it started must have been answered.
+func (g *goodClient) finish(t *testing.T) {
+	t.Helper()
+	close(g.quit)
+	<-g.done
+	if g.err != nil {
+		t.Errorf("the well-behaved client was not served: %v", g.err)
+	}
+	if len(g.lat) == 0 {
+		t.Error("the well-behaved client completed no round during the attack")
+	}
+	sort.Slice(g.lat, func(i, j int) bool { return g.lat[i] < g.lat[j] })
+}
+
+func (g *goodClient) summary() string {
+	p := func(q float64) time.Duration {
+		if len(g.lat) == 0 {
+			return 0
+		}
+		return g.lat[int(q*float64(len(g.lat)-1))]
+	}
+	return fmt.Sprintf("good client %d rounds (register+list+unregister+userdb lookup), p50 %v, p99 %v, max %v", len(g.lat), p(0.5), p(0.99), p(1))
+}
+
+// rssSampler records the peak RSS of a process until stopped.
+type rssSampler struct {
+	peak int
+	quit chan struct{}
+	done chan struct{}
+}
+
+func sampleRSS(pid int) *rssSampler {
+	r := &rssSampler{quit: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		for {
+			if v := rssKiB(pid); v > r.peak {
+				r.peak = v
+			}
+			select {
+			case <-r.quit:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return r
+}
+
+// stop ends the sampling and returns the peak in KiB.
+func (r *rssSampler) stop() int {
+	close(r.quit)
+	<-r.done
+	return r.peak
 }

@@ -335,7 +335,7 @@ func TestAddressesWithoutLoopback(t *testing.T) {
 // Item: the userdb filter lists are bounded while decoding.
 func TestUserdbFilterBounds(t *testing.T) {
 	d := startDaemon(t)
-	sock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	sock := d.userdbSock()
 	names := func(n int) string {
 		b, _ := json.Marshal(make([]string, n))
 		return string(b)

@@ -77,6 +77,11 @@ func (d *daemon) sock() string {
 }
 func (d *daemon) stateDir() string { return filepath.Join(d.dir, "systemd", "machines") }
 
+// userdbSock is the daemon's userdb socket (its default, under the runtime dir).
+func (d *daemon) userdbSock() string {
+	return filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+}
+
 func newRuntimeDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "machined-it-")

@@ -3,7 +3,6 @@ package tests
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +14,7 @@ import (
 // after the second has exited.
 func TestSecondInstanceRefused(t *testing.T) {
 	d := startDaemon(t)
-	userdbSock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	userdbSock := d.userdbSock()
 	before, err := os.Lstat(d.sock())
 	if err != nil {
 		t.Fatal(err)

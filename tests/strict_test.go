@@ -3,7 +3,6 @@ package tests
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -13,7 +12,7 @@ func TestQuotedNumbersRefused(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--units", "none")
 	l := spawnLeader(t)
-	userdbSock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	userdbSock := d.userdbSock()
 	for _, tc := range []struct{ sock, method, params, param string }{
 		{d.sock(), "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"q","class":"container","leader":"%d"}`, l.pid), "leader"},
 		{d.sock(), "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"q","class":"container","leaderProcessId":{"pid":"%d"}}`, l.pid), "leaderProcessId"},
@@ -59,7 +58,7 @@ func TestQuotedNumbersRefused(t *testing.T) {
 func TestDuplicateKeysRefused(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--units", "none")
-	userdbSock := filepath.Join(d.dir, "systemd", "userdb", "io.systemd.Machine")
+	userdbSock := d.userdbSock()
 	for _, sock := range []string{d.sock(), userdbSock} {
 		c, err := net.Dial("unix", sock)
 		if err != nil {
