@@ -42,7 +42,7 @@ func (c Caller) processID() ProcessID {
 	if c.PIDFDID != 0 {
 		p.PIDFDID = c.PIDFDID
 	} else {
-		p.PIDFDID = proc.PidfdID(c.PIDFD)
+		p.PIDFDID = quicksys.PidfdID(c.PIDFD)
 	}
 	if p.PIDFDID != 0 {
 		p.BootID = bootID()

@@ -6,8 +6,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/machined-go/machined/service/proc"
-
+	"github.com/machined-go/machined/internal/quicksys"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +57,7 @@ func (p Peer) PIDFDID() uint64 {
 	if fd < 0 {
 		return 0
 	}
-	p.pidfd.idOn.Do(func() { p.pidfd.id = proc.PidfdID(fd) })
+	p.pidfd.idOn.Do(func() { p.pidfd.id = quicksys.PidfdID(fd) })
 	return p.pidfd.id
 }
 

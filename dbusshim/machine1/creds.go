@@ -190,7 +190,7 @@ func parseCreds(m map[string]dbus.Variant) (creds, error) {
 			c.pidfd = fd
 		}
 	}
-	c.pidfdID = proc.PidfdID(c.pidfd)
+	c.pidfdID = quicksys.PidfdID(c.pidfd)
 	return c, nil
 }
 

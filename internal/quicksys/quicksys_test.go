@@ -134,3 +134,25 @@ func TestReadableTellsAnExitedChild(t *testing.T) {
 		t.Fatalf("reaped child: readable %v, %v; want true", r, err)
 	}
 }
+
+func TestPidfdID(t *testing.T) {
+	if PidfdID(-1) != 0 {
+		t.Error("an id for fd -1")
+	}
+	if !PidfdInodeSupported() {
+		t.Skip("kernel without pidfs: pidfds have no ids of their own")
+	}
+	a, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(a)
+	b, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(b)
+	if PidfdID(a) == 0 || PidfdID(a) != PidfdID(b) {
+		t.Errorf("two pidfds of one process: ids %d and %d", PidfdID(a), PidfdID(b))
+	}
+}

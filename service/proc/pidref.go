@@ -90,34 +90,8 @@ func adopt(fd, pid int) (*PidRef, error) {
 }
 
 func newRef(pid, fd int) *PidRef {
-	return &PidRef{PID: pid, ID: PidfdID(fd), fd: fd}
+	return &PidRef{PID: pid, ID: quicksys.PidfdID(fd), fd: fd}
 }
-
-// PidfdID returns the pidfs inode number of a pidfd the caller keeps owning,
-// or 0 when pidfds do not live on pidfs or fd is not usable.
-func PidfdID(fd int) uint64 {
-	var st unix.Stat_t
-	if fd < 0 || !PidfdInodeSupported() || quicksys.Fstat(fd, &st) != nil {
-		return 0
-	}
-	return st.Ino
-}
-
-// PidfdInodeSupported reports whether pidfds live on pidfs (kernel >= 6.9),
-// where fstat gives an inode number unique to the process for the whole boot.
-// Before pidfs every pidfd shared the one anon-inode. The answer is a property
-// of the running kernel and is computed once.
-func PidfdInodeSupported() bool { return onPidfs() }
-
-var onPidfs = sync.OnceValue(func() bool {
-	fd, err := unix.PidfdOpen(os.Getpid(), 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	var sfs unix.Statfs_t
-	return unix.Fstatfs(fd, &sfs) == nil && int64(sfs.Type) == unix.PID_FS_MAGIC
-})
 
 // PidOfPidfd returns the PID a pidfd names in our PID namespace (from
 // /proc/self/fdinfo). A reaped process or one we cannot see is ESRCH.

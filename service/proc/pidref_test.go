@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/quicksys"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +117,7 @@ func TestPidRefLive(t *testing.T) {
 }
 
 func TestPidfdIDs(t *testing.T) {
-	if !PidfdInodeSupported() {
+	if !quicksys.PidfdInodeSupported() {
 		t.Skip("pidfds are not on pidfs (kernel < 6.9)")
 	}
 	a := openChild(t, startChild(t, nil, "sleep", "60"))
@@ -135,11 +136,11 @@ func TestPidfdIDs(t *testing.T) {
 	if again.ID != a.ID {
 		t.Errorf("second pidfd of pid %d: ID %d, want %d", a.PID, again.ID, a.ID)
 	}
-	if got := PidfdID(a.FD()); got != a.ID {
+	if got := quicksys.PidfdID(a.FD()); got != a.ID {
 		t.Errorf("PidfdID = %d, want %d", got, a.ID)
 	}
-	if got := PidfdID(-1); got != 0 {
-		t.Errorf("PidfdID(-1) = %d", got)
+	if got := quicksys.PidfdID(-1); got != 0 {
+		t.Errorf("quicksys.PidfdID(-1) = %d", got)
 	}
 }
 
