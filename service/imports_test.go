@@ -1,22 +1,14 @@
 package service
 
 import (
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/internal/depcheck"
 )
 
-// The core must stay transport-free: no Varlink, no D-Bus, no front end.
+// The core must stay transport-free and back-end-free: no Varlink, no D-Bus, no
+// front end, no unit or polkit back end (they plug into its interfaces).
 func TestNoTransportImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "./...").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		for _, bad := range []string{"github.com/varlink/", "github.com/godbus/", "/machined/varlink", "/machined/userdb", "/machined/dbusshim"} {
-			if strings.Contains(dep, bad) {
-				t.Errorf("service depends on %s", dep)
-			}
-		}
-	}
+	depcheck.Forbid(t, "./...", "github.com/varlink/", "github.com/godbus/", "/machined/varlink",
+		"/machined/userdb", "/machined/dbusshim", "/machined/units", "/machined/authz")
 }

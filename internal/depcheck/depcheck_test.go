@@ -1,0 +1,12 @@
+package depcheck
+
+import "testing"
+
+// The guard itself: internal packages import nothing of the module but each
+// other.
+func TestInternalImports(t *testing.T) {
+	for _, pkg := range []string{"../bufpool", "../loglevel", "../quicksys", "../sockio", "."} {
+		Forbid(t, pkg, "/machined/service", "/machined/varlink", "/machined/userdb",
+			"/machined/dbusshim", "/machined/units", "/machined/authz", "/machined/cmd")
+	}
+}
