@@ -3,5 +3,7 @@
 // synthesized for user-namespaced containers.
 //
 // It answers purely from the core's id index: never from /proc, never waiting on
-// the registry lock or on D-Bus. It must not import godbus or dbusshim.
+// the registry lock or on D-Bus. It imports the Varlink transport and the core;
+// it must not import the io.systemd.Machine front end (varlink/machine),
+// dbusshim, godbus or a back end; TestUserdbImports enforces that.
 package userdb

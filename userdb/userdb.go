@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 
-	vl "github.com/varlink/go/varlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/machined-go/machined/service"
@@ -34,7 +33,7 @@ const (
 const NologinShell = "/usr/sbin/nologin"
 
 // NewDispatcher builds the userdb Varlink service: io.systemd.UserDatabase only.
-func NewDispatcher(mgr *service.Manager, id varlink.Identity, log *slog.Logger) (*varlink.Dispatcher, error) {
+func NewDispatcher(mgr *service.Manager, id varlink.Identity, log *slog.Logger) *varlink.Dispatcher {
 	return varlink.NewDispatcher(id, log, &iface{mgr: mgr})
 }
 
@@ -56,18 +55,18 @@ func SetSocketXattrs(path string) error {
 
 type iface struct{ mgr *service.Manager }
 
-func (*iface) VarlinkGetName() string        { return "io.systemd.UserDatabase" }
-func (*iface) VarlinkGetDescription() string { return userdbIDL }
+func (*iface) Name() string        { return "io.systemd.UserDatabase" }
+func (*iface) Description() string { return userdbIDL }
 
-func (f *iface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
-	switch method {
+func (f *iface) Serve(ctx context.Context, c *varlink.Call) error {
+	switch c.Member {
 	case "GetUserRecord":
 		return f.getRecord(ctx, c, false)
 	case "GetGroupRecord":
 		return f.getRecord(ctx, c, true)
 	case "GetMemberships":
 		var user, group, svc string
-		if err := varlink.DecodeParams(c.In.Parameters,
+		if err := varlink.DecodeParams(c.Parameters,
 			varlink.StrField("userName", &user, false),
 			varlink.StrField("groupName", &group, false),
 			varlink.StrField("service", &svc, false),
@@ -75,11 +74,11 @@ func (f *iface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) e
 			return replyError(ctx, c, err)
 		}
 		if svc != ServiceName {
-			return varlink.WriteError(ctx, c, errBadService, struct{}{})
+			return c.ReplyError(ctx, errBadService, nil)
 		}
-		return varlink.WriteError(ctx, c, errNoRecord, struct{}{})
+		return c.ReplyError(ctx, errNoRecord, nil)
 	}
-	return varlink.WriteError(ctx, c, varlink.NameMethodNotFound, map[string]string{"method": c.In.Method})
+	return c.ReplyMethodNotFound(ctx)
 }
 
 // maxFilterNames bounds fuzzyNames and dispositionMask: a lookup names a handful
@@ -98,13 +97,13 @@ type query struct {
 	uuid, service       string
 }
 
-func (f *iface) getRecord(ctx context.Context, c vl.Call, group bool) error {
+func (f *iface) getRecord(ctx context.Context, c *varlink.Call, group bool) error {
 	q := query{max: math.MaxUint32}
 	idKey, nameKey, minKey, maxKey := "uid", "userName", "uidMin", "uidMax"
 	if group {
 		idKey, nameKey, minKey, maxKey = "gid", "groupName", "gidMin", "gidMax"
 	}
-	if err := varlink.DecodeParams(c.In.Parameters,
+	if err := varlink.DecodeParams(c.Parameters,
 		varlink.IntField(idKey, &q.id, &q.hasID, false, 0, math.MaxUint32),
 		varlink.StrField(nameKey, &q.name, false),
 		varlink.StrListField("fuzzyNames", &q.fuzzy, maxFilterNames),
@@ -117,10 +116,10 @@ func (f *iface) getRecord(ctx context.Context, c vl.Call, group bool) error {
 		return replyError(ctx, c, err)
 	}
 	if q.service != ServiceName {
-		return varlink.WriteError(ctx, c, errBadService, struct{}{})
+		return c.ReplyError(ctx, errBadService, nil)
 	}
 	if !q.hasID && q.name == "" {
-		return varlink.WriteError(ctx, c, errNoEnum, struct{}{})
+		return c.ReplyError(ctx, errNoEnum, nil)
 	}
 
 	var rec service.UserRecord
@@ -139,10 +138,10 @@ func (f *iface) getRecord(ctx context.Context, c vl.Call, group bool) error {
 		return replyError(ctx, c, err)
 	}
 	if q.hasID && q.name != "" && rec.Name != q.name {
-		return varlink.WriteError(ctx, c, errConflicting, struct{}{})
+		return c.ReplyError(ctx, errConflicting, nil)
 	}
 	if !q.matches(rec) {
-		return varlink.WriteError(ctx, c, errNonMatching, struct{}{})
+		return c.ReplyError(ctx, errNonMatching, nil)
 	}
 	if group {
 		return c.Reply(ctx, struct {
@@ -199,13 +198,13 @@ type groupRecord struct {
 }
 
 // replyError is this front end's one translation table.
-func replyError(ctx context.Context, c vl.Call, err error) error {
+func replyError(ctx context.Context, c *varlink.Call, err error) error {
 	var pe *varlink.ParamError
 	switch {
 	case errors.As(err, &pe):
-		return varlink.WriteError(ctx, c, varlink.NameInvalidParameter, map[string]string{"parameter": pe.Name})
+		return c.ReplyInvalidParameter(ctx, pe.Name)
 	case errors.Is(err, service.ErrNoSuchUser), errors.Is(err, service.ErrNoSuchGroup):
-		return varlink.WriteError(ctx, c, errNoRecord, struct{}{})
+		return c.ReplyError(ctx, errNoRecord, nil)
 	}
-	return varlink.WriteError(ctx, c, varlink.NameSystem, map[string]any{"errno": int(unix.EIO), "errnoName": "EIO"})
+	return c.ReplyError(ctx, varlink.NameSystem, varlink.SystemError(unix.EIO))
 }

@@ -79,7 +79,9 @@ func (c *Conn) Peer() Peer { return c.peer }
 func (c *Conn) NetConn() net.Conn { return c.uc }
 
 // ReadMessage returns the next message without its NUL, and the fds sent with it.
+// The message is valid until the next ReadMessage: handlers copy what they keep.
 func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
+	c.reclaim()
 	for {
 		if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
 			nul := c.scanned + i
@@ -107,19 +109,26 @@ func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	}
 }
 
-// take returns buf[head:nul] and moves head past the NUL. The buffer is
+// take returns buf[head:nul], without copying, and moves head past the NUL.
+// The message stays in the buffer until the next ReadMessage (reclaim): a
+// 16 MiB message is then never a second 16 MiB on the heap. The buffer is
 // compacted only when it is drained or mostly consumed, so pipelined messages
 // cost no copying of what follows them.
 func (c *Conn) take(nul int) []byte {
-	msg := bytes.Clone(c.buf[c.head:nul])
+	msg := c.buf[c.head:nul:nul]
 	c.head = nul + 1
 	c.scanned = c.head
 	c.msgDeadline = time.Time{}
-	if c.head == len(c.buf) {
+	return msg
+}
+
+// reclaim gives back the buffer of the last message taken once it is drained:
+// its slice is no longer in use when the next one is asked for.
+func (c *Conn) reclaim() {
+	if c.buf != nil && c.head == len(c.buf) {
 		c.buf, c.head, c.scanned = c.buf[:0], 0, 0
 		c.release()
 	}
-	return msg
 }
 
 // compact moves the unread rest to the front before the buffer grows.
@@ -329,8 +338,8 @@ func (c *Conn) closeFDs() {
 	c.batches, c.pending = nil, 0
 }
 
-// streamSuffix ends every reply of a 'more' stream but the last: varlink/go
-// marshals parameters, continues, error in that order.
+// streamSuffix ends every reply of a 'more' stream but the last (Call.Reply
+// writes parameters, continues, error in that order).
 var streamSuffix = []byte(`"continues":true}` + "\x00")
 
 // Write sends a reply. Stream replies are buffered, so a List of 10,000 machines

@@ -1,12 +1,16 @@
-// Package varlink is machined's Varlink side: the io.systemd.Machine and
-// io.systemd.service front end (frontend.go, machine.go, svc.go, with strict
-// parameter decoding in params.go and the one error table in errors.go), and the
-// capped transport every machined socket uses (server.go, workers.go, conn.go,
-// peer.go, activation.go, notify.go).
+// Package varlink is the Varlink transport every machined socket uses: the
+// accept loop with its connection limits and reserve (server.go, workers.go),
+// framing with the message, fd and buffered-input bounds (conn.go,
+// inputbudget.go), peer credentials (peer.go), socket activation and sd_notify
+// (activation.go, notify.go, listen.go), and the dispatcher: the one parse of
+// each message (envelope.go, members.go), org.varlink.service, routing to an
+// Interface (dispatch.go), the Call a handler answers (call.go), the strict
+// parameter decoder (params.go) and the error names every front end shares
+// (errors.go).
 //
-// varlink/go dispatches and encodes; we own the accept loop and framing, because
-// the library's reader has no size, fd or connection limits and the sockets are
-// world-writable. The front end holds no business rules: it decodes, calls the
-// service package, encodes. It must not import godbus, dbusshim or userdb; the
-// transport files must not import the service package.
+// It knows no interface of machined's: the front ends (varlink/machine,
+// userdb) implement Interface. It must not import the service package, any
+// front end, godbus or a back end; TestTransportImports enforces that.
+// varlink/go's server side is not used: it would parse every message a second
+// time. Its types spell the standard interface's error payloads.
 package varlink

@@ -1,43 +1,77 @@
 package varlink
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
-// envelope is the part of a message we inspect before dispatching.
+// envelope is a call's frame: which method, its parameters (a slice of the
+// message, not a copy) and its flags.
 type envelope struct {
-	Method     string           `json:"method"`
-	Parameters *json.RawMessage `json:"parameters"`
-	More       bool             `json:"more"`
-	Oneway     bool             `json:"oneway"`
-	Upgrade    bool             `json:"upgrade"`
+	Method     string
+	Parameters *json.RawMessage // nil when absent or null
+	More       bool
+	Oneway     bool
+	Upgrade    bool
 }
 
 var errEnvelope = errors.New("malformed message envelope")
 
 var envelopeKeys = []string{"method", "parameters", "more", "oneway", "upgrade"}
 
-// parseEnvelope reads the call's keys exactly. encoding/json (here, and in
-// varlink/go, which decodes the message again to dispatch it) takes the last
-// of duplicate keys and matches keys case-insensitively; refusing both means
-// that what we checked is what gets dispatched.
+// parseEnvelope is the one parse of a message: it checks the whole message is
+// JSON, then walks the top-level object once. A key given twice, or a case
+// variant of an envelope key ("Method"), is refused: encoding/json would take
+// the last duplicate and match keys case-insensitively, so another reader of
+// the same bytes could see another call. Unknown keys are ignored.
 func parseEnvelope(msg []byte) (envelope, error) {
 	var env envelope
-	if err := json.Unmarshal(msg, &env); err != nil {
-		return env, err
+	if !json.Valid(msg) {
+		return env, errEnvelope
 	}
 	var set keySet
-	bad := false
-	forEachKey(msg, func(key []byte) bool {
-		bad = set.add(key)
-		for _, k := range envelopeKeys {
-			bad = bad || (string(key) != k && bytes.EqualFold(key, []byte(k)))
+	err := eachMember(msg, func(key string, v []byte) error {
+		if set.add(key) {
+			return errEnvelope
 		}
-		return !bad
+		switch key {
+		case "method":
+			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &env.Method) != nil {
+				return errEnvelope
+			}
+		case "parameters":
+			if !isNull(v) {
+				raw := json.RawMessage(v)
+				env.Parameters = &raw
+			}
+		case "more", "oneway", "upgrade":
+			var b bool
+			switch string(v) {
+			case "true":
+				b = true
+			case "false", "null":
+			default:
+				return errEnvelope
+			}
+			switch key {
+			case "more":
+				env.More = b
+			case "oneway":
+				env.Oneway = b
+			default:
+				env.Upgrade = b
+			}
+		default:
+			for _, k := range envelopeKeys {
+				if strings.EqualFold(key, k) {
+					return errEnvelope
+				}
+			}
+		}
+		return nil
 	})
-	if bad || env.Method == "" {
+	if err != nil || env.Method == "" {
 		return env, errEnvelope
 	}
 	return env, nil

@@ -62,13 +62,13 @@ func TestDecodeParamsDuplicateNamesTheKey(t *testing.T) {
 
 func TestQuotedNumberIsNotAnInteger(t *testing.T) {
 	for _, in := range []string{`"12"`, `"-1"`, `" 1"`, `true`, `[1]`, `{"a":1}`} {
-		if n, err := parseInt(json.RawMessage(in)); err == nil {
-			t.Errorf("parseInt(%s) = %d", in, n)
+		if n, err := ParseInt(json.RawMessage(in)); err == nil {
+			t.Errorf("ParseInt(%s) = %d", in, n)
 		}
 	}
 	for in, want := range map[string]int64{`12`: 12, `-3`: -3, `5.0`: 5, `1e3`: 1000} {
-		if n, err := parseInt(json.RawMessage(in)); err != nil || n != want {
-			t.Errorf("parseInt(%s) = %d, %v; want %d", in, n, err, want)
+		if n, err := ParseInt(json.RawMessage(in)); err != nil || n != want {
+			t.Errorf("ParseInt(%s) = %d, %v; want %d", in, n, err, want)
 		}
 	}
 	var l []int

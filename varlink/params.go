@@ -2,11 +2,11 @@ package varlink
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
-	"strings"
+	"strconv"
 )
 
 // ParamError names the request field that was unknown, missing or mistyped; it
@@ -27,18 +27,15 @@ type Field struct {
 // unknown and duplicate keys rejected (naming the key), types checked per
 // field, missing required fields reported. A missing or null "parameters"
 // counts as {}. null for an optional field means "absent", as in sd-varlink.
+// raw must be valid JSON, as every message is once parseEnvelope accepted it:
+// the members are walked in place, never copied into a map.
 func DecodeParams(raw *json.RawMessage, fields ...Field) error {
-	var obj map[string]json.RawMessage
-	if raw != nil && !isNull(*raw) {
-		if err := json.Unmarshal(*raw, &obj); err != nil {
-			return &ParamError{Name: "parameters"}
-		}
-		if key, dup := duplicateKey(*raw); dup {
-			return &ParamError{Name: key}
-		}
+	if raw == nil || isNull(*raw) {
+		return checkRequired(fields, nil)
 	}
+	present := make([]bool, len(fields))
 	seen := make([]bool, len(fields))
-	for k, v := range obj {
+	err := eachMember(*raw, func(k string, v []byte) error {
 		i := -1
 		for j := range fields {
 			if fields[j].name == k {
@@ -46,11 +43,12 @@ func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 				break
 			}
 		}
-		if i < 0 {
+		if i < 0 || present[i] {
 			return &ParamError{Name: k}
 		}
+		present[i] = true
 		if isNull(v) {
-			continue
+			return nil
 		}
 		seen[i] = true
 		if fields[i].decode != nil {
@@ -58,9 +56,22 @@ func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 				return &ParamError{Name: k}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		var pe *ParamError
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return &ParamError{Name: "parameters"}
 	}
+	return checkRequired(fields, seen)
+}
+
+// checkRequired names the first required field not seen.
+func checkRequired(fields []Field, seen []bool) error {
 	for i, f := range fields {
-		if f.required && !seen[i] {
+		if f.required && (seen == nil || !seen[i]) {
 			return &ParamError{Name: f.name}
 		}
 	}
@@ -92,7 +103,7 @@ func BoolField(name string, dst *bool) Field {
 // IntField decodes an integer within [min, max]; set is flipped when present.
 func IntField(name string, dst *int64, set *bool, required bool, min, max int64) Field {
 	return Field{name: name, required: required, decode: func(v json.RawMessage) error {
-		n, err := parseInt(v)
+		n, err := ParseInt(v)
 		if err != nil || n < min || n > max {
 			return fmt.Errorf("out of range")
 		}
@@ -104,23 +115,17 @@ func IntField(name string, dst *int64, set *bool, required bool, min, max int64)
 	}}
 }
 
-// parseInt takes a JSON number only: json.Number on its own would also take
-// the string "12".
-func parseInt(v json.RawMessage) (int64, error) {
+// ParseInt reads an integer and takes a JSON number only: json.Number on its own
+// would also take the string "12". Integral floats (5.0, 1e3) count, as in sd-json.
+func ParseInt(v json.RawMessage) (int64, error) {
 	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 		return 0, fmt.Errorf("not a number")
 	}
-	var n json.Number
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	if err := d.Decode(&n); err != nil {
-		return 0, err
-	}
-	if i, err := n.Int64(); err == nil {
+	// v is a JSON number (the message is valid JSON and v starts like one).
+	if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 		return i, nil
 	}
-	// Accept 5.0 and 1e3 as sd-json does for integral floats.
-	f, err := n.Float64()
+	f, err := strconv.ParseFloat(string(v), 64)
 	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f > math.MaxInt64 {
 		return 0, fmt.Errorf("not an integer")
 	}
@@ -132,7 +137,7 @@ func IntListField(name string, dst *[]int, min, max int64, maxLen int) Field {
 	return Field{name: name, decode: func(v json.RawMessage) error {
 		var out []int
 		err := decodeArray(v, maxLen, func(e json.RawMessage) error {
-			n, err := parseInt(e)
+			n, err := ParseInt(e)
 			if err != nil || n < min || n > max {
 				return fmt.Errorf("out of range")
 			}
@@ -171,73 +176,21 @@ func StrListField(name string, dst *[]string, maxLen int) Field {
 // element beyond maxLen, so an oversized array (a message may be 16 MiB of
 // small numbers) is refused after maxLen elements rather than decoded whole.
 func decodeArray(v json.RawMessage, maxLen int, elem func(json.RawMessage) error) error {
-	d := json.NewDecoder(bytes.NewReader(v))
-	if t, err := d.Token(); err != nil || t != json.Delim('[') {
-		return fmt.Errorf("not an array")
-	}
-	for n := 0; d.More(); n++ {
+	n := 0
+	return eachElement(v, func(e []byte) error {
 		if n == maxLen {
 			return fmt.Errorf("more than %d elements", maxLen)
 		}
-		var e json.RawMessage
-		if err := d.Decode(&e); err != nil {
-			return err
-		}
-		if err := elem(e); err != nil {
-			return err
-		}
-	}
-	_, err := d.Token()
-	return err
+		n++
+		return elem(e)
+	})
 }
 
+// IgnoredField accepts a field and drops it (deprecated ones).
 func IgnoredField(name string) Field { return Field{name: name} }
 
-// processID is the ProcessId type, which clients may also send as a bare integer.
-type processID struct {
-	set     bool
-	pid     int64
-	pidfdID int64
-	bootID  string
-}
-
-func processIDField(name string, dst *processID) Field {
-	return Field{name: name, decode: func(v json.RawMessage) error {
-		if n, err := parseInt(v); err == nil {
-			if n < 0 || n > math.MaxInt32 {
-				return fmt.Errorf("out of range")
-			}
-			*dst = processID{set: true, pid: n}
-			return nil
-		}
-		raw := json.RawMessage(v)
-		var p processID
-		if err := DecodeParams(&raw,
-			IntField("pid", &p.pid, nil, true, 0, math.MaxInt32),
-			IntField("pidfdId", &p.pidfdID, nil, false, 0, math.MaxInt64),
-			StrField("bootId", &p.bootID, false),
-		); err != nil {
-			return err
-		}
-		p.set = true
-		*dst = p
-		return nil
-	}}
-}
-
-// parseMachineID accepts 32 hex digits or the dashed UUID form.
-func parseMachineID(s string) ([16]byte, bool) {
-	var id [16]byte
-	if len(s) == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-' {
-		s = strings.ReplaceAll(s, "-", "")
-	}
-	if len(s) != 32 {
-		return id, false
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return id, false
-	}
-	copy(id[:], b)
-	return id, true
+// FuncField is an optional field of a type of its own: decode gets the value
+// (valid JSON, never null) and any error it returns names the field.
+func FuncField(name string, decode func(json.RawMessage) error) Field {
+	return Field{name: name, decode: decode}
 }

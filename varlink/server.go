@@ -47,7 +47,8 @@ func DefaultLimits() Limits {
 }
 
 // Handler receives each complete message; calls on one connection are sequential.
-// Returning an error closes the connection.
+// msg lies in the connection's read buffer and is valid only until the handler
+// returns. Returning an error closes the connection.
 type Handler func(ctx context.Context, conn *Conn, msg []byte, fds []*os.File) error
 
 // Server is an accept loop with limits, serving one socket.

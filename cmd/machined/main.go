@@ -25,6 +25,7 @@ import (
 	"github.com/machined-go/machined/service/proc"
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
+	"github.com/machined-go/machined/varlink/machine"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -243,10 +244,7 @@ func run(o options) error {
 	}
 
 	id := varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"}
-	machineDisp, err := varlink.NewMachineDispatcher(mgr, level, id, log)
-	if err != nil {
-		return err
-	}
+	machineDisp := machine.New(mgr, level, id, log)
 	machineSrv := varlink.NewServer("machine", varlink.AfterReady(ready, machineDisp.Handle), o.limits, log)
 
 	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
@@ -301,10 +299,7 @@ func run(o options) error {
 
 	var userdbSrv *varlink.Server
 	if o.userdbDir != "" && o.userdbDir != "none" {
-		udisp, err := userdb.NewDispatcher(mgr, id, log)
-		if err != nil {
-			return err
-		}
+		udisp := userdb.NewDispatcher(mgr, id, log)
 		path := filepath.Join(o.userdbDir, userdb.ServiceName)
 		ul, err := varlink.Listen(path, 0o666)
 		if err != nil {

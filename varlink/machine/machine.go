@@ -1,12 +1,13 @@
-package varlink
+package machine
 
 import (
 	"context"
 	_ "embed"
 	"encoding/hex"
+	"log/slog"
 	"math"
 
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/varlink"
 
 	"github.com/machined-go/machined/service"
 )
@@ -20,10 +21,17 @@ type machineIface struct {
 	mgr *service.Manager
 }
 
-func (*machineIface) VarlinkGetName() string        { return "io.systemd.Machine" }
-func (*machineIface) VarlinkGetDescription() string { return machineIDL }
+// New builds the dispatcher of the machine socket: io.systemd.Machine and
+// io.systemd.service (with io.systemd and org.varlink.service, which every
+// dispatcher has).
+func New(mgr *service.Manager, level *slog.LevelVar, id varlink.Identity, log *slog.Logger) *varlink.Dispatcher {
+	return varlink.NewDispatcher(id, log, &machineIface{mgr: mgr}, &serviceIface{level: level})
+}
 
-var machineMethods = map[string]func(*machineIface, context.Context, vl.Call) error{
+func (*machineIface) Name() string        { return "io.systemd.Machine" }
+func (*machineIface) Description() string { return machineIDL }
+
+var machineMethods = map[string]func(*machineIface, context.Context, *varlink.Call) error{
 	"Register":          (*machineIface).register,
 	"Unregister":        (*machineIface).unregister,
 	"Terminate":         (*machineIface).terminate,
@@ -38,10 +46,10 @@ var machineMethods = map[string]func(*machineIface, context.Context, vl.Call) er
 	"OpenRootDirectory": (*machineIface).openRootDirectory,
 }
 
-func (f *machineIface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
-	h, ok := machineMethods[method]
+func (f *machineIface) Serve(ctx context.Context, c *varlink.Call) error {
+	h, ok := machineMethods[c.Member]
 	if !ok {
-		return WriteError(ctx, c, NameMethodNotFound, map[string]string{"method": c.In.Method})
+		return c.ReplyMethodNotFound(ctx)
 	}
 	return h(f, ctx, c)
 }
@@ -53,11 +61,11 @@ type lookup struct {
 	interactive bool
 }
 
-func (l *lookup) fields() []Field {
-	return []Field{
-		StrField("name", &l.name, false),
+func (l *lookup) fields() []varlink.Field {
+	return []varlink.Field{
+		varlink.StrField("name", &l.name, false),
 		processIDField("pid", &l.pid),
-		BoolField("allowInteractiveAuthentication", &l.interactive),
+		varlink.BoolField("allowInteractiveAuthentication", &l.interactive),
 	}
 }
 
@@ -77,7 +85,7 @@ func registrarOf(ctx context.Context, interactive bool) service.Caller {
 
 func peerCaller(ctx context.Context, interactive, withPidfd bool) service.Caller {
 	c := service.Caller{PID: 0, PIDFD: -1, Interactive: interactive}
-	if p, ok := PeerFromContext(ctx); ok {
+	if p, ok := varlink.PeerFromContext(ctx); ok {
 		c.UID, c.GID, c.PID = p.UID, p.GID, p.PID
 		if withPidfd {
 			c.PIDFD, c.PIDFDID = p.PIDFD(), p.PIDFDID()
@@ -88,9 +96,9 @@ func peerCaller(ctx context.Context, interactive, withPidfd bool) service.Caller
 	return c
 }
 
-func replyEmpty(ctx context.Context, c vl.Call) error { return c.Reply(ctx, struct{}{}) }
+func replyEmpty(ctx context.Context, c *varlink.Call) error { return c.Reply(ctx, nil) }
 
-func (f *machineIface) register(ctx context.Context, c vl.Call) error {
+func (f *machineIface) register(ctx context.Context, c *varlink.Call) error {
 	var (
 		req                   service.RegisterRequest
 		id                    string
@@ -100,23 +108,23 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 		interactive, allocate bool
 		netif                 []int
 	)
-	err := DecodeParams(c.In.Parameters,
-		StrField("name", &req.Name, true),
-		StrField("id", &id, false),
-		StrField("service", &req.Service, false),
-		StrField("class", &req.Class, true),
-		IntField("leader", &leader, &hasLeader, false, 0, math.MaxInt32),
+	err := varlink.DecodeParams(c.Parameters,
+		varlink.StrField("name", &req.Name, true),
+		varlink.StrField("id", &id, false),
+		varlink.StrField("service", &req.Service, false),
+		varlink.StrField("class", &req.Class, true),
+		varlink.IntField("leader", &leader, &hasLeader, false, 0, math.MaxInt32),
 		processIDField("leaderProcessId", &leaderPID),
-		IgnoredField("supervisor"),
-		IgnoredField("supervisorProcessId"),
-		StrField("rootDirectory", &req.RootDirectory, false),
-		IntListField("ifIndices", &netif, 1, math.MaxInt32, service.MaxNetIf),
-		IntField("vSockCid", &vsock, &hasVSock, false, 0, math.MaxUint32),
-		StrField("sshAddress", &req.SSHAddress, false),
-		StrField("sshPrivateKeyPath", &req.SSHPrivateKeyPath, false),
-		StrField("controlAddress", &req.ControlAddress, false),
-		BoolField("allocateUnit", &allocate),
-		BoolField("allowInteractiveAuthentication", &interactive),
+		varlink.IgnoredField("supervisor"),
+		varlink.IgnoredField("supervisorProcessId"),
+		varlink.StrField("rootDirectory", &req.RootDirectory, false),
+		varlink.IntListField("ifIndices", &netif, 1, math.MaxInt32, service.MaxNetIf),
+		varlink.IntField("vSockCid", &vsock, &hasVSock, false, 0, math.MaxUint32),
+		varlink.StrField("sshAddress", &req.SSHAddress, false),
+		varlink.StrField("sshPrivateKeyPath", &req.SSHPrivateKeyPath, false),
+		varlink.StrField("controlAddress", &req.ControlAddress, false),
+		varlink.BoolField("allocateUnit", &allocate),
+		varlink.BoolField("allowInteractiveAuthentication", &interactive),
 	)
 	if err != nil {
 		return replyError(ctx, c, err)
@@ -124,18 +132,18 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 	if id != "" {
 		var ok bool
 		if req.ID, ok = parseMachineID(id); !ok {
-			return replyError(ctx, c, &ParamError{Name: "id"})
+			return replyError(ctx, c, &varlink.ParamError{Name: "id"})
 		}
 	}
 	if hasLeader {
 		if leader == 0 {
-			return replyError(ctx, c, &ParamError{Name: "leader"})
+			return replyError(ctx, c, &varlink.ParamError{Name: "leader"})
 		}
 		req.Leader = int(leader)
 	}
 	if leaderPID.set {
 		if leaderPID.pid == 0 || (hasLeader && leaderPID.pid != leader) {
-			return replyError(ctx, c, &ParamError{Name: "leaderProcessId"})
+			return replyError(ctx, c, &varlink.ParamError{Name: "leaderProcessId"})
 		}
 		req.Leader = int(leaderPID.pid)
 		req.LeaderPIDFDID = uint64(leaderPID.pidfdID)
@@ -151,9 +159,9 @@ func (f *machineIface) register(ctx context.Context, c vl.Call) error {
 	return replyEmpty(ctx, c)
 }
 
-func (f *machineIface) unregister(ctx context.Context, c vl.Call) error {
+func (f *machineIface) unregister(ctx context.Context, c *varlink.Call) error {
 	var l lookup
-	if err := DecodeParams(c.In.Parameters, l.fields()...); err != nil {
+	if err := varlink.DecodeParams(c.Parameters, l.fields()...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	if err := f.mgr.Unregister(ctx, callerOf(ctx, l.interactive), l.selector()); err != nil {
@@ -162,9 +170,9 @@ func (f *machineIface) unregister(ctx context.Context, c vl.Call) error {
 	return replyEmpty(ctx, c)
 }
 
-func (f *machineIface) terminate(ctx context.Context, c vl.Call) error {
+func (f *machineIface) terminate(ctx context.Context, c *varlink.Call) error {
 	var l lookup
-	if err := DecodeParams(c.In.Parameters, l.fields()...); err != nil {
+	if err := varlink.DecodeParams(c.Parameters, l.fields()...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	if err := f.mgr.Terminate(ctx, callerOf(ctx, l.interactive), l.selector()); err != nil {
@@ -173,17 +181,17 @@ func (f *machineIface) terminate(ctx context.Context, c vl.Call) error {
 	return replyEmpty(ctx, c)
 }
 
-func (f *machineIface) kill(ctx context.Context, c vl.Call) error {
+func (f *machineIface) kill(ctx context.Context, c *varlink.Call) error {
 	var (
 		l    lookup
 		whom string
 		sig  int64
 	)
 	fields := append(l.fields(),
-		StrField("whom", &whom, false),
-		IntField("signal", &sig, nil, true, math.MinInt32, math.MaxInt32),
+		varlink.StrField("whom", &whom, false),
+		varlink.IntField("signal", &sig, nil, true, math.MinInt32, math.MaxInt32),
 	)
-	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+	if err := varlink.DecodeParams(c.Parameters, fields...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	if err := f.mgr.Kill(ctx, callerOf(ctx, l.interactive), l.selector(), whom, int(sig)); err != nil {
@@ -192,17 +200,17 @@ func (f *machineIface) kill(ctx context.Context, c vl.Call) error {
 	return replyEmpty(ctx, c)
 }
 
-func (f *machineIface) mapFrom(ctx context.Context, c vl.Call) error {
+func (f *machineIface) mapFrom(ctx context.Context, c *varlink.Call) error {
 	var (
 		l              lookup
 		uid, gid       int64
 		hasUID, hasGID bool
 	)
 	fields := append(l.fields(),
-		IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
-		IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
+		varlink.IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
+		varlink.IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
 	)
-	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+	if err := varlink.DecodeParams(c.Parameters, fields...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	m, err := f.mgr.MapFrom(callerOf(ctx, l.interactive), l.selector(), optU32(uid, hasUID), optU32(gid, hasGID))
@@ -215,14 +223,14 @@ func (f *machineIface) mapFrom(ctx context.Context, c vl.Call) error {
 	}{m.UID, m.GID})
 }
 
-func (f *machineIface) mapTo(ctx context.Context, c vl.Call) error {
+func (f *machineIface) mapTo(ctx context.Context, c *varlink.Call) error {
 	var (
 		uid, gid       int64
 		hasUID, hasGID bool
 	)
-	if err := DecodeParams(c.In.Parameters,
-		IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
-		IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
+	if err := varlink.DecodeParams(c.Parameters,
+		varlink.IntField("uid", &uid, &hasUID, false, 0, math.MaxUint32-1),
+		varlink.IntField("gid", &gid, &hasGID, false, 0, math.MaxUint32-1),
 	); err != nil {
 		return replyError(ctx, c, err)
 	}
@@ -247,9 +255,9 @@ func optU32(v int64, set bool) *uint32 {
 
 // notYet validates a container operation's request and finds its machine, then
 // answers NotSupported: the container-operations work has not landed yet.
-func (f *machineIface) notYet(ctx context.Context, c vl.Call, extra ...Field) error {
+func (f *machineIface) notYet(ctx context.Context, c *varlink.Call, extra ...varlink.Field) error {
 	var l lookup
-	if err := DecodeParams(c.In.Parameters, append(l.fields(), extra...)...); err != nil {
+	if err := varlink.DecodeParams(c.Parameters, append(l.fields(), extra...)...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	if _, err := f.mgr.Get(callerOf(ctx, l.interactive), l.selector()); err != nil {
@@ -258,28 +266,28 @@ func (f *machineIface) notYet(ctx context.Context, c vl.Call, extra ...Field) er
 	return replyError(ctx, c, service.ErrNotSupported)
 }
 
-func (f *machineIface) open(ctx context.Context, c vl.Call) error {
+func (f *machineIface) open(ctx context.Context, c *varlink.Call) error {
 	var mode, user, path string
 	var args, env []string
-	return f.notYet(ctx, c, StrField("mode", &mode, true), StrField("user", &user, false),
-		StrField("path", &path, false), StrListField("args", &args, service.MaxOpenArgs), StrListField("environment", &env, service.MaxOpenEnvironment))
+	return f.notYet(ctx, c, varlink.StrField("mode", &mode, true), varlink.StrField("user", &user, false),
+		varlink.StrField("path", &path, false), varlink.StrListField("args", &args, service.MaxOpenArgs), varlink.StrListField("environment", &env, service.MaxOpenEnvironment))
 }
 
-func (f *machineIface) bindMount(ctx context.Context, c vl.Call) error {
+func (f *machineIface) bindMount(ctx context.Context, c *varlink.Call) error {
 	var src, dst string
 	var ro, mk bool
-	return f.notYet(ctx, c, StrField("source", &src, true), StrField("destination", &dst, false),
-		BoolField("readOnly", &ro), BoolField("mkdir", &mk))
+	return f.notYet(ctx, c, varlink.StrField("source", &src, true), varlink.StrField("destination", &dst, false),
+		varlink.BoolField("readOnly", &ro), varlink.BoolField("mkdir", &mk))
 }
 
-func (f *machineIface) copy(ctx context.Context, c vl.Call) error {
+func (f *machineIface) copy(ctx context.Context, c *varlink.Call) error {
 	var src, dst string
 	var replace bool
-	return f.notYet(ctx, c, StrField("source", &src, true), StrField("destination", &dst, false),
-		BoolField("replace", &replace))
+	return f.notYet(ctx, c, varlink.StrField("source", &src, true), varlink.StrField("destination", &dst, false),
+		varlink.BoolField("replace", &replace))
 }
 
-func (f *machineIface) openRootDirectory(ctx context.Context, c vl.Call) error {
+func (f *machineIface) openRootDirectory(ctx context.Context, c *varlink.Call) error {
 	return f.notYet(ctx, c)
 }
 
@@ -369,11 +377,11 @@ func toJSON(mi service.MachineInfo, md *service.Metadata) machineJSON {
 	return j
 }
 
-func (f *machineIface) list(ctx context.Context, c vl.Call) error {
+func (f *machineIface) list(ctx context.Context, c *varlink.Call) error {
 	var l lookup
 	var mode string
-	fields := append(l.fields(), StrField("acquireMetadata", &mode, false))
-	if err := DecodeParams(c.In.Parameters, fields...); err != nil {
+	fields := append(l.fields(), varlink.StrField("acquireMetadata", &mode, false))
+	if err := varlink.DecodeParams(c.Parameters, fields...); err != nil {
 		return replyError(ctx, c, err)
 	}
 	var metadata, graceful bool
@@ -384,7 +392,7 @@ func (f *machineIface) list(ctx context.Context, c vl.Call) error {
 	case "graceful":
 		metadata, graceful = true, true
 	default:
-		return replyError(ctx, c, &ParamError{Name: "acquireMetadata"})
+		return replyError(ctx, c, &varlink.ParamError{Name: "acquireMetadata"})
 	}
 	caller := callerOf(ctx, l.interactive)
 	viewer := f.mgr.Viewer(ctx, caller, l.name)
@@ -411,7 +419,7 @@ func (f *machineIface) list(ctx context.Context, c vl.Call) error {
 		return c.Reply(ctx, toJSON(mi, md))
 	}
 	if !c.WantsMore() {
-		return WriteError(ctx, c, NameExpectedMore, struct{}{})
+		return c.ReplyError(ctx, varlink.NameExpectedMore, struct{}{})
 	}
 	all := f.mgr.List()
 	if len(all) == 0 {

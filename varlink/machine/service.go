@@ -1,4 +1,4 @@
-package varlink
+package machine
 
 import (
 	"context"
@@ -8,14 +8,11 @@ import (
 
 	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/varlink"
 )
 
 //go:embed idl/io.systemd.service.varlink
 var serviceIDL string
-
-//go:embed idl/io.systemd.varlink
-var systemdIDL string
 
 // serviceIface serves io.systemd.service: Ping, and log level and environment for
 // privileged peers. Reload is declared but, as in upstream machined, not bound.
@@ -23,18 +20,18 @@ type serviceIface struct {
 	level *slog.LevelVar
 }
 
-func (*serviceIface) VarlinkGetName() string        { return "io.systemd.service" }
-func (*serviceIface) VarlinkGetDescription() string { return serviceIDL }
+func (*serviceIface) Name() string        { return "io.systemd.service" }
+func (*serviceIface) Description() string { return serviceIDL }
 
-func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
-	switch method {
+func (s *serviceIface) Serve(ctx context.Context, c *varlink.Call) error {
+	switch c.Member {
 	case "Ping":
-		if err := DecodeParams(c.In.Parameters); err != nil {
+		if err := varlink.DecodeParams(c.Parameters); err != nil {
 			return replyError(ctx, c, err)
 		}
 		return replyEmpty(ctx, c)
 	case "GetLogLevel":
-		if err := DecodeParams(c.In.Parameters); err != nil {
+		if err := varlink.DecodeParams(c.Parameters); err != nil {
 			return replyError(ctx, c, err)
 		}
 		return c.Reply(ctx, struct {
@@ -43,40 +40,31 @@ func (s *serviceIface) VarlinkDispatch(ctx context.Context, c vl.Call, method st
 	case "SetLogLevel":
 		var lvl int64
 		var set bool
-		if err := DecodeParams(c.In.Parameters, IntField("level", &lvl, &set, false, 0, 7)); err != nil {
+		if err := varlink.DecodeParams(c.Parameters, varlink.IntField("level", &lvl, &set, false, 0, 7)); err != nil {
 			return replyError(ctx, c, err)
 		}
 		if !privilegedPeer(ctx) {
-			return WriteError(ctx, c, NamePermissionDenied, struct{}{})
+			return c.ReplyError(ctx, varlink.NamePermissionDenied, struct{}{})
 		}
 		if set {
 			s.level.Set(loglevel.FromSyslog(int(lvl)))
 		}
 		return replyEmpty(ctx, c)
 	case "GetEnvironment":
-		if err := DecodeParams(c.In.Parameters); err != nil {
+		if err := varlink.DecodeParams(c.Parameters); err != nil {
 			return replyError(ctx, c, err)
 		}
 		if !privilegedPeer(ctx) {
-			return WriteError(ctx, c, NamePermissionDenied, struct{}{})
+			return c.ReplyError(ctx, varlink.NamePermissionDenied, struct{}{})
 		}
 		return c.Reply(ctx, struct {
 			Environment []string `json:"environment"`
 		}{os.Environ()})
 	}
-	return WriteError(ctx, c, NameMethodNotFound, map[string]string{"method": c.In.Method})
+	return c.ReplyMethodNotFound(ctx)
 }
 
 func privilegedPeer(ctx context.Context) bool {
-	p, ok := PeerFromContext(ctx)
+	p, ok := varlink.PeerFromContext(ctx)
 	return ok && service.Privileged(p.UID)
-}
-
-// systemdIface declares the io.systemd errors; it has no methods.
-type systemdIface struct{}
-
-func (systemdIface) VarlinkGetName() string        { return "io.systemd" }
-func (systemdIface) VarlinkGetDescription() string { return systemdIDL }
-func (systemdIface) VarlinkDispatch(ctx context.Context, c vl.Call, method string) error {
-	return WriteError(ctx, c, NameMethodNotFound, map[string]string{"method": c.In.Method})
 }

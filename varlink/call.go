@@ -1,0 +1,102 @@
+package varlink
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+
+	vl "github.com/varlink/go/varlink"
+)
+
+// Call is one method call being answered. Handlers read Member and
+// Parameters, reply once (or, for a call that wants more, set Continues before
+// every reply but the last) and return nil; an error they return closes the
+// connection.
+type Call struct {
+	Method     string           // "interface.Member", as the client sent it
+	Member     string           // the method's name within its interface
+	Parameters *json.RawMessage // nil when absent; valid only during the call
+	Continues  bool             // set before a reply that more replies follow
+
+	more, oneway bool
+	conn         *Conn
+	fds          []*os.File
+}
+
+// WantsMore reports whether the client accepts several replies.
+func (c *Call) WantsMore() bool { return c.more }
+
+// IsOneway reports whether the client wants no reply; the reply methods then
+// send nothing.
+func (c *Call) IsOneway() bool { return c.oneway }
+
+// TakeFDs hands the fds that came with the call to the handler, which then
+// owns them; fds nobody takes are closed when the call ends.
+func (c *Call) TakeFDs() []*os.File {
+	fds := c.fds
+	c.fds = nil
+	return fds
+}
+
+// reply is a reply's frame, in the field order sd-varlink and varlink/go send.
+type reply struct {
+	Parameters any    `json:"parameters"`
+	Continues  bool   `json:"continues,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// Reply sends params (a struct or map; nil is sent as {}).
+func (c *Call) Reply(ctx context.Context, params any) error {
+	return c.send(ctx, reply{Parameters: orEmpty(params), Continues: c.Continues}, nil)
+}
+
+// ReplyWithFDs sends params with fds attached; the caller keeps owning fds.
+func (c *Call) ReplyWithFDs(ctx context.Context, params any, fds []*os.File) error {
+	return c.send(ctx, reply{Parameters: orEmpty(params), Continues: c.Continues}, fds)
+}
+
+// ReplyError sends the error name with params, including the
+// org.varlink.service names; errors always carry "parameters", as sd-varlink's
+// do.
+func (c *Call) ReplyError(ctx context.Context, name string, params any) error {
+	return c.send(ctx, reply{Parameters: orEmpty(params), Error: name}, nil)
+}
+
+// ReplyMethodNotFound answers a call of a method the interface does not have.
+// The payloads of org.varlink.service's errors are varlink/go's types, the
+// reference implementation's spelling of the standard interface.
+func (c *Call) ReplyMethodNotFound(ctx context.Context) error {
+	return c.ReplyError(ctx, NameMethodNotFound, vl.MethodNotFound{Method: c.Method})
+}
+
+// ReplyInvalidParameter answers a call whose parameter name is unknown,
+// missing, repeated or of the wrong type or value.
+func (c *Call) ReplyInvalidParameter(ctx context.Context, name string) error {
+	return c.ReplyError(ctx, NameInvalidParameter, vl.InvalidParameter{Parameter: name})
+}
+
+func (c *Call) send(ctx context.Context, r reply, fds []*os.File) error {
+	if c.oneway {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	b = append(b, 0)
+	if len(fds) > 0 {
+		_, err = c.conn.WriteWithFDs(ctx, b, fds)
+		return err
+	}
+	_, err = c.conn.Write(ctx, b)
+	return err
+}
+
+var emptyObject = struct{}{}
+
+func orEmpty(params any) any {
+	if params == nil {
+		return emptyObject
+	}
+	return params
+}
