@@ -1,0 +1,151 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestChaosRegistrationFlood: an unprivileged user registers with interface
+// lists of millions of entries, then registers as many machines as it can,
+// while root keeps registering, listing and unregistering and a userdb lookup
+// is made each round. The huge lists are refused while decoding, no state file
+// grows, the user gets no more machines than its cap, and root is served
+// throughout. The figures are logged with the prefix "chaos".
+func TestChaosRegistrationFlood(t *testing.T) {
+	needRoot(t)
+	const perUID = 128
+	d := startDaemon(t, "--units", "none", "--log-level", "info", "--max-machines-per-uid", strconv.Itoa(perUID))
+	farm := startFarm(t, 1)
+	leaders := nobodyLeaders(t, perUID+20)
+
+	good := newGoodClient(t, d, farm.pids[0])
+	good.warm(t)
+	base := d.stats(t)
+	baseRSS := rssKiB(d.pid())
+	rss := sampleRSS(d.pid())
+	good.start(d)
+
+	c, err := dialAs(d.sock(), 65534, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	call := func(params map[string]any) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"method": "io.systemd.Machine.Register", "parameters": params})
+		reply, err := roundTripRaw(c, string(b))
+		if err != nil {
+			t.Fatalf("register as nobody: %v", err)
+		}
+		var m map[string]any
+		json.Unmarshal([]byte(reply), &m)
+		return m
+	}
+
+	// Ten registrations, each with as many interfaces as 16 MiB holds.
+	huge := hugeIfIndices(16<<20 - 512)
+	for i := 0; i < 10; i++ {
+		msg := fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"huge%d","class":"container","leader":%d,"ifIndices":%s}}`, i, leaders[i], huge)
+		reply, err := roundTripRaw(c, msg)
+		if err != nil {
+			t.Fatalf("huge registration %d: %v", i, err)
+		}
+		if !strings.Contains(reply, `"org.varlink.service.InvalidParameter"`) || !strings.Contains(reply, `"ifIndices"`) {
+			t.Fatalf("huge registration %d answered %.200s, want InvalidParameter ifIndices", i, reply)
+		}
+	}
+
+	// Then one machine per leader, until the cap answers.
+	accepted, capped := 0, 0
+	for i, pid := range leaders {
+		r := call(map[string]any{"name": fmt.Sprintf("flood%d", i), "class": "container", "leader": pid})
+		switch e, _ := r["error"].(string); e {
+		case "":
+			accepted++
+		case "io.systemd.System":
+			if p, _ := r["parameters"].(map[string]any); p["errnoName"] != "ENOBUFS" {
+				t.Fatalf("registration %d refused with %v, want ENOBUFS", i, r)
+			}
+			capped++
+		default:
+			t.Fatalf("registration %d: %v", i, r)
+		}
+	}
+	peak := d.stats(t)
+	rssPeak := rss.stop()
+	good.finish(t)
+	stateBytes := dirBytes(t, d.stateDir())
+
+	t.Logf("chaos flood: 10 registrations of %d interfaces each refused; %d machines accepted, %d refused by the cap of %d; %s",
+		strings.Count(huge, ",")+1, accepted, capped, perUID, good.summary())
+	t.Logf("chaos flood: RSS baseline %.1f MiB, peak %.1f MiB; fds %d -> %d; state directory %d bytes",
+		float64(baseRSS)/1024, float64(rssPeak)/1024, base.fds, peak.fds, stateBytes)
+	if accepted != perUID || capped != len(leaders)-perUID {
+		t.Errorf("nobody got %d machines and %d refusals, want %d and %d", accepted, capped, perUID, len(leaders)-perUID)
+	}
+	if rssPeak > 256<<10 {
+		t.Errorf("RSS peaked at %.1f MiB, over 256 MiB", float64(rssPeak)/1024)
+	}
+	if stateBytes > 1<<20 {
+		t.Errorf("state directory holds %d bytes after the flood", stateBytes)
+	}
+	if peak.fds > base.fds+perUID+64 {
+		t.Errorf("fds %d -> %d: more than the cap's pidfds", base.fds, peak.fds)
+	}
+}
+
+// nobodyLeaders starts n sleeping processes owned by uid 65534.
+func nobodyLeaders(t *testing.T, n int) []int {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", fmt.Sprintf(`i=0; while [ $i -lt %d ]; do sleep 100000 & echo $!; i=$((i+1)); done; wait`, n))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	var pids []int
+	sc := bufio.NewScanner(out)
+	for len(pids) < n && sc.Scan() {
+		pid, _ := strconv.Atoi(strings.TrimSpace(sc.Text()))
+		pids = append(pids, pid)
+	}
+	if len(pids) != n {
+		t.Fatalf("started %d of %d leaders as nobody", len(pids), n)
+	}
+	return pids
+}
+
+// hugeIfIndices is a JSON array of 1s filling about size bytes.
+func hugeIfIndices(size int) string {
+	var b bytes.Buffer
+	b.Grow(size)
+	b.WriteString("[1")
+	for b.Len() < size-2 {
+		b.WriteString(",1")
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// dirBytes is the total size of the regular files in dir.
+func dirBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
