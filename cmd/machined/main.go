@@ -15,14 +15,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/machined-go/machined/authz/polkit"
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
-	"github.com/machined-go/machined/dbusshim/polkit"
-	"github.com/machined-go/machined/dbusshim/systemd1"
 	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
-	"github.com/machined-go/machined/service/cgroup"
 	"github.com/machined-go/machined/service/proc"
+	"github.com/machined-go/machined/units/cgroup"
+	"github.com/machined-go/machined/units/systemd"
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
 )
@@ -400,7 +400,7 @@ func pickUnits(ctx context.Context, o options, bus *busconn.Conn, log *slog.Logg
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		return systemd1.Available(actx, bus.Conn)
+		return systemd.Available(actx, bus.Conn)
 	}
 	useCgroup := func() (service.Units, error) {
 		root := o.cgroupRoot
@@ -424,12 +424,12 @@ func pickUnits(ctx context.Context, o options, bus *busconn.Conn, log *slog.Logg
 		if !useSystemd() {
 			return nil, errors.New("--units=systemd: org.freedesktop.systemd1 is not on the bus")
 		}
-		return systemd1.New(bus.Conn, log), nil
+		return systemd.New(bus.Conn, log), nil
 	case "cgroup":
 		return useCgroup()
 	case "auto":
 		if useSystemd() {
-			return systemd1.New(bus.Conn, log), nil
+			return systemd.New(bus.Conn, log), nil
 		}
 		u, err := useCgroup()
 		if err != nil {

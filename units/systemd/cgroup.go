@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import "github.com/machined-go/machined/service/proc"
 
