@@ -51,6 +51,4 @@ type Units interface {
 	// Release drops what the backend holds for a unit machined created (systemd:
 	// UnrefUnit; cgroup: remove the directory once it is empty).
 	Release(unit string)
-	// Active reports whether the unit still has processes; errors count as active.
-	Active(unit string) bool
 }

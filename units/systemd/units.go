@@ -119,25 +119,3 @@ func (c *Client) Release(unit string) {
 		}
 	}()
 }
-
-// Active implements service.Units: the unit's ActiveState is neither
-// "inactive" nor "failed". A unit the manager does not know is inactive (as
-// upstream decides); any other failure counts as active, so a bus hiccup never
-// makes a running machine look dead.
-func (c *Client) Active(unit string) bool {
-	ctx := context.Background()
-	var path dbus.ObjectPath
-	err := c.call(ctx, "GetUnit", unit).Store(&path)
-	var state string
-	if err == nil {
-		state, err = c.getString(ctx, path, unitIf, "ActiveState")
-	}
-	if err != nil {
-		if hasName(err, errNoSuchUnit, errLoadFailed) {
-			return false
-		}
-		c.log.Debug("query unit state, assuming active", "unit", unit, "err", err)
-		return true
-	}
-	return state != "inactive" && state != "failed"
-}
