@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func errNoUnit(unit string) error {
 // breadth-first walk through at most maxSliceDepth levels of *.slice directories.
 // A unit with no directory gives an error wrapping fs.ErrNotExist.
 func (b *Backend) unitDir(unit string) (string, error) {
-	if !validUnitName(unit) {
+	if !proc.ValidCgroupUnitName(unit) {
 		return "", fmt.Errorf("invalid unit name %q: %w", unit, syscall.EINVAL)
 	}
 	b.mu.Lock()

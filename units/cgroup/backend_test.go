@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -193,7 +194,7 @@ func TestScopeLifecycle(t *testing.T) {
 	if err := b.CreateScope(ctx, request(unit, slice, pid, pidfd(t, pid))); err != nil {
 		t.Fatal(err)
 	}
-	path, err := readCgroupPath(pid)
+	path, err := proc.CgroupPath(pid)
 	if want := "/" + slice + "/" + unit; err != nil || path != want {
 		t.Fatalf("cgroup of leader = %q, %v; want %q", path, err, want)
 	}
@@ -510,11 +511,11 @@ func TestAdoptedUnit(t *testing.T) {
 
 func TestUnitOfPIDHost(t *testing.T) {
 	b, _ := newTestBackend(t)
-	path, err := readCgroupPath(os.Getpid())
+	path, err := proc.CgroupPath(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantUnit, wantSub := unitFromCgroupPath(path)
+	wantUnit, wantSub := proc.UnitFromCgroupPath(path)
 	if u, sub, err := b.UnitOfPID(os.Getpid()); err != nil || u != wantUnit || sub != wantSub {
 		t.Fatalf("UnitOfPID(self) = %q, %q, %v; want %q, %q", u, sub, err, wantUnit, wantSub)
 	}

@@ -442,16 +442,3 @@ func TestCallTimeout(t *testing.T) {
 		t.Fatalf("Stop returned after %v, want about the 200ms call timeout", d)
 	}
 }
-
-func TestUnitFromCgroupPath(t *testing.T) {
-	for _, tc := range []struct{ path, unit, sub string }{
-		{"/machine.slice/machine-foo.scope/payload", "machine-foo.scope", "payload"},
-		{"/", "", ""},
-		{"/process_api/x", "", ""},
-		{"/init.scope", "init.scope", ""},
-	} {
-		if u, s := unitFromCgroupPath(tc.path); u != tc.unit || s != tc.sub {
-			t.Errorf("unitFromCgroupPath(%q) = %q, %q", tc.path, u, s)
-		}
-	}
-}

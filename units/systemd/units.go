@@ -8,6 +8,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 )
 
 // UnitOfPID implements service.Units with GetUnitByPID and the unit's Id. The
@@ -30,7 +31,7 @@ func (c *Client) UnitOfPID(pid int) (unit, subgroup string, err error) {
 		if cerr != nil {
 			return "", "", cerr
 		}
-		unit, subgroup = unitFromCgroupPath(cg)
+		unit, subgroup = proc.UnitFromCgroupPath(cg)
 		return unit, subgroup, nil
 	}
 	if strings.HasSuffix(unit, ".slice") {
@@ -52,7 +53,7 @@ func (c *Client) UnitOfPID(pid int) (unit, subgroup string, err error) {
 		}
 	}
 	// No usable ControlGroup: the path itself says where the unit's cgroup ends.
-	if u, sub := unitFromCgroupPath(cg); u == unit {
+	if u, sub := proc.UnitFromCgroupPath(cg); u == unit {
 		return unit, sub, nil
 	}
 	return unit, "", nil
