@@ -20,7 +20,11 @@ type ScopeRequest struct {
 	Properties []UnitProperty
 }
 
-// UnitProperty is one opaque (name, value) scope property.
+// UnitProperty is one (name, value) scope property. The core reads only the
+// name. Value is opaque to the core, forwarded by back ends that speak D-Bus:
+// the D-Bus front end puts the caller's variant there as it came, and only the
+// systemd back end reads it. Typing it would mean modelling every whitelisted
+// property's D-Bus signature for a value nobody but systemd interprets.
 type UnitProperty struct {
 	Name  string
 	Value any
