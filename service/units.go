@@ -31,8 +31,8 @@ type UnitProperty struct {
 }
 
 // Units creates, stops and signals the units machines live in. Two backends
-// exist: systemd's own manager over D-Bus (when org.freedesktop.systemd1 is
-// reachable) and a built-in cgroup v2 backend for hosts without systemd.
+// exist: systemd's own manager over D-Bus (units/systemd, where systemd runs)
+// and a built-in cgroup v2 backend (units/cgroup) for hosts without systemd.
 //
 // Implementations must be safe for concurrent use and must not call back into the
 // Manager.
