@@ -20,5 +20,8 @@ func TestAuthzImportNoFrontEnd(t *testing.T) {
 				t.Errorf("authz/... depends on the front end %s", dep)
 			}
 		}
+		if strings.HasPrefix(dep, "github.com/varlink/") {
+			t.Errorf("authz/... depends on %s", dep)
+		}
 	}
 }

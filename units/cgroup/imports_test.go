@@ -20,6 +20,9 @@ func TestUnitsImportNoFrontEnd(t *testing.T) {
 				t.Errorf("units/... depends on the front end %s", dep)
 			}
 		}
+		if strings.HasPrefix(dep, "github.com/varlink/") {
+			t.Errorf("units/... depends on %s", dep)
+		}
 	}
 }
 
