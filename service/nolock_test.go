@@ -43,10 +43,6 @@ func (b *blockingUnits) Kill(context.Context, string, string, syscall.Signal) er
 	return nil
 }
 func (b *blockingUnits) Release(string) {}
-func (b *blockingUnits) Active(string) bool {
-	b.wait("Active")
-	return true
-}
 
 // A registration stuck in the unit back end (a service manager that does not
 // answer) must not hold up the rest of the registry: listings, lookups by PID,

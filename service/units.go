@@ -20,15 +20,19 @@ type ScopeRequest struct {
 	Properties []UnitProperty
 }
 
-// UnitProperty is one opaque (name, value) scope property.
+// UnitProperty is one (name, value) scope property. The core reads only the
+// name. Value is opaque to the core, forwarded by back ends that speak D-Bus:
+// the D-Bus front end puts the caller's variant there as it came, and only the
+// systemd back end reads it. Typing it would mean modelling every whitelisted
+// property's D-Bus signature for a value nobody but systemd interprets.
 type UnitProperty struct {
 	Name  string
 	Value any
 }
 
 // Units creates, stops and signals the units machines live in. Two backends
-// exist: systemd's own manager over D-Bus (when org.freedesktop.systemd1 is
-// reachable) and a built-in cgroup v2 backend for hosts without systemd.
+// exist: systemd's own manager over D-Bus (units/systemd, where systemd runs)
+// and a built-in cgroup v2 backend (units/cgroup) for hosts without systemd.
 //
 // Implementations must be safe for concurrent use and must not call back into the
 // Manager.
@@ -51,6 +55,4 @@ type Units interface {
 	// Release drops what the backend holds for a unit machined created (systemd:
 	// UnrefUnit; cgroup: remove the directory once it is empty).
 	Release(unit string)
-	// Active reports whether the unit still has processes; errors count as active.
-	Active(unit string) bool
 }

@@ -104,8 +104,8 @@ func TestNspawn(t *testing.T) {
 	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
 		t.Fatal("systemd-nspawn not installed: run `make deps` (systemd-container)")
 	}
-	// --units auto: org.freedesktop.systemd1 is not on the private bus, so the
-	// daemon picks its cgroup backend, as on a host whose PID 1 is not systemd.
+	// --units auto: the harness tells the daemon systemd does not run, so it
+	// picks its cgroup backend, as on a host whose PID 1 is not systemd.
 	d, bus := startBusDaemon(t, "--units", "auto", "--stop-timeout", "1s")
 	if b, _ := os.ReadFile(filepath.Join(d.dir, "daemon.log")); !strings.Contains(string(b), `units="cgroup"`) {
 		t.Fatalf("--units auto did not pick the cgroup backend:\n%s", b)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/machined-go/machined/dbusshim/bustest"
+	"github.com/machined-go/machined/internal/bustest"
 )
 
 // privateBus is a dbus-daemon of our own: a system-type bus on a socket in a

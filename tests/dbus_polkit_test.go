@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/machined-go/machined/dbusshim/bustest"
+	"github.com/machined-go/machined/internal/bustest"
 )
 
 // startPolkitd runs the real polkitd on the private bus with rules and our

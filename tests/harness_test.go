@@ -98,6 +98,9 @@ func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dir: newRuntimeDir(t)}
 	d.args = append([]string{"--runtime-dir", d.dir, "--bus", "none", "--log-level", "debug"}, extra...)
+	// The daemon behaves as on a host without systemd, whatever this host
+	// runs: --units auto picks the cgroup backend.
+	d.env = append(d.env, noSystemdEnv(d.dir))
 	d.start()
 	t.Cleanup(func() {
 		d.stop(syscall.SIGTERM)

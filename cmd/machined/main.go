@@ -15,14 +15,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/machined-go/machined/authz/polkit"
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
-	"github.com/machined-go/machined/dbusshim/polkit"
-	"github.com/machined-go/machined/dbusshim/systemd1"
 	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
-	"github.com/machined-go/machined/service/cgroup"
-	"github.com/machined-go/machined/service/proc"
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
 	"github.com/machined-go/machined/varlink/machine"
@@ -54,7 +51,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.user, "user", false, "run as a per-user instance (no .host machine)")
 	fs.StringVar(&o.bus, "bus", "auto", "D-Bus side: auto (system bus when reachable, the user bus with --user), none, system ($DBUS_SYSTEM_BUS_ADDRESS or the standard socket), or a bus ADDRESS")
 	fs.StringVar(&o.userdbDir, "userdb-dir", "", "directory of the userdb socket io.systemd.Machine (default RUNTIME-DIR/systemd/userdb; none with --user); \"none\" disables it")
-	fs.StringVar(&o.units, "units", "auto", "unit backend: auto, systemd, cgroup or none")
+	fs.StringVar(&o.units, "units", "auto", "unit backend: auto (systemd where it runs, on the system bus; else cgroup), systemd, cgroup or none")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, notice, warning or err")
 	fs.IntVar(&o.limits.MaxConnections, "max-connections", o.limits.MaxConnections, "Varlink connections at most, per socket")
@@ -205,9 +202,14 @@ func run(o options) error {
 	if bus != nil {
 		defer bus.Close()
 	}
-	units, err := pickUnits(ctx, o, bus, log)
+	unitHost := &realHost{ctx: ctx, o: o, log: log}
+	units, err := pickUnits(o.units, unitHost, log)
 	if err != nil {
 		return err
+	}
+	if unitHost.apiBus != nil {
+		defer unitHost.apiBus.Close()
+		unitHost.watchAPIBus(ctx)
 	}
 	var authz service.Authorizer
 	switch {
@@ -384,54 +386,4 @@ func userBusAddress() string {
 		return a
 	}
 	return "unix:path=" + filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "bus")
-}
-
-// pickUnits chooses the unit backend: systemd when it owns
-// org.freedesktop.systemd1 on the bus, else the built-in cgroup v2 backend.
-func pickUnits(ctx context.Context, o options, bus *busconn.Conn, log *slog.Logger) (service.Units, error) {
-	useSystemd := func() bool {
-		if bus == nil {
-			return false
-		}
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return systemd1.Available(actx, bus.Conn)
-	}
-	useCgroup := func() (service.Units, error) {
-		root := o.cgroupRoot
-		if root == "" {
-			var err error
-			if root, err = proc.Cgroup2Root(); err != nil {
-				return nil, err
-			}
-		}
-		b, err := cgroup.New(root, log)
-		if err != nil {
-			return nil, err
-		}
-		b.StopTimeout = o.stopTimeout
-		return b, nil
-	}
-	switch o.units {
-	case "none":
-		return nil, nil
-	case "systemd":
-		if !useSystemd() {
-			return nil, errors.New("--units=systemd: org.freedesktop.systemd1 is not on the bus")
-		}
-		return systemd1.New(bus.Conn, log), nil
-	case "cgroup":
-		return useCgroup()
-	case "auto":
-		if useSystemd() {
-			return systemd1.New(bus.Conn, log), nil
-		}
-		u, err := useCgroup()
-		if err != nil {
-			log.Warn("no unit backend: allocateUnit is unavailable", "err", err)
-			return nil, nil
-		}
-		return u, nil
-	}
-	return nil, fmt.Errorf("unknown --units %q", o.units)
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/machined-go/machined/dbusshim/bustest"
+	"github.com/machined-go/machined/internal/bustest"
 )
 
 // server is a guarded connection exporting a few methods that receive fds.

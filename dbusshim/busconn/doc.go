@@ -28,6 +28,6 @@
 // system bus and dbus-daemon --print-address use.
 //
 // This package may import godbus and x/sys; it knows nothing of machined.
-// cmd/machined uses it for its one bus connection, shared by dbusshim/machine1,
-// dbusshim/systemd1 and dbusshim/polkit.
+// cmd/machined uses it for the bus connection shared by dbusshim/machine1 and
+// authz/polkit, and for the system bus connection of units/systemd.
 package busconn

@@ -59,11 +59,13 @@ var unitSuffixes = []string{
 var cgroupUnitSuffixes = unitSuffixes[:5]
 
 // ValidUnitName reports whether s is a concrete unit name: at most 255 bytes
-// of [A-Za-z0-9:_.\@-], a non-empty prefix, a known type suffix, and at most
-// one '@', which must be followed by a non-empty instance. Templates
-// ("foo@.service") are refused: they are never a loaded unit.
+// of [A-Za-z0-9:_.\@-], not starting with '.', a non-empty prefix, a known
+// type suffix, and at most one '@', which must be followed by a non-empty
+// instance. Templates ("foo@.service") are refused: they are never a loaded
+// unit. The cgroup backend makes directories of these names, so a name is
+// also always one plain path component.
 func ValidUnitName(s string) bool {
-	if len(s) > 255 {
+	if len(s) > 255 || strings.HasPrefix(s, ".") {
 		return false
 	}
 	stem := ""
@@ -118,11 +120,17 @@ func UnitFromCgroupPath(path string) (unit, subgroup string) {
 			}
 			rest = tail
 			continue
-		case !ValidUnitName(comp) || !hasSuffix(comp, cgroupUnitSuffixes):
+		case !ValidCgroupUnitName(comp):
 			return "", ""
 		}
 		return comp, tail
 	}
+}
+
+// ValidCgroupUnitName reports whether s is a valid name of a unit that owns a
+// cgroup below a slice: a scope, service, socket, mount or swap.
+func ValidCgroupUnitName(s string) bool {
+	return ValidUnitName(s) && hasSuffix(s, cgroupUnitSuffixes)
 }
 
 func hasSuffix(s string, suffixes []string) bool {

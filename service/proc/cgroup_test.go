@@ -49,6 +49,17 @@ func TestUnitFromCgroupPath(t *testing.T) {
 		{"/docker/abc/foo.service", "", ""},
 		{"//machine-foo.scope", "", ""},
 		{"/machine.slice//machine-foo.scope", "", ""},
+		// From the cgroup backend's table, when it had a copy of this function.
+		{"/machine.slice/machine-foo.scope/payload/a/b", "machine-foo.scope", "payload/a/b"},
+		{"/machine.slice/machine-foo.scope/", "machine-foo.scope", ""},
+		{"/system.slice/system-getty.slice/getty@tty1.service", "getty@tty1.service", ""},
+		{"/_cpu.foo.scope", "cpu.foo.scope", ""},
+		{"/machine.slice", "", ""},
+		{"/process_api/62fef4890ad7", "", ""},
+		{"/foo.target/x", "", ""},
+		// A leading '.' is no unit name, escaped or not.
+		{"/system.slice/_.foo.service", "", ""},
+		{"/system.slice/.foo.service", "", ""},
 	} {
 		u, s := UnitFromCgroupPath(tc.in)
 		if u != tc.unit || s != tc.sub {
@@ -92,9 +103,28 @@ func TestValidUnitName(t *testing.T) {
 		{"foo@.service", false},
 		{"a@b@c.service", false},
 		{"foo.service\n", false},
+		{".hidden.scope", false},
+		{"..scope", false},
 	} {
 		if got := ValidUnitName(tc.in); got != tc.ok {
 			t.Errorf("ValidUnitName(%q) = %v, want %v", tc.in, got, tc.ok)
+		}
+	}
+}
+
+// The cgroup backend's table from when it had a validator of its own: the
+// survivor keeps the stricter answer of the two wherever they differed.
+func TestValidCgroupUnitName(t *testing.T) {
+	for _, ok := range []string{"machine-foo.scope", `machine-fedora\x2d40.scope`, "a.service", "getty@tty1.service", "x:y_z.mount", "s.socket", "s.swap"} {
+		if !ValidCgroupUnitName(ok) {
+			t.Errorf("ValidCgroupUnitName(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", ".scope", "machine.slice", "foo", "a/b.scope", "../x.scope", "a b.scope", ".hidden.scope", "x.target",
+		// Refused by ValidUnitName, accepted by the backend's old copy.
+		"foo@.service", "@foo.service", "a@b@c.service"} {
+		if ValidCgroupUnitName(bad) {
+			t.Errorf("ValidCgroupUnitName(%q) = true", bad)
 		}
 	}
 }

@@ -2,28 +2,11 @@ package cgroup
 
 import (
 	"fmt"
-
-	"github.com/machined-go/machined/service/proc"
 	"strings"
 	"syscall"
+
+	"github.com/machined-go/machined/service/proc"
 )
-
-// unitSuffixes are the unit types that can own a cgroup below a slice.
-var unitSuffixes = []string{".scope", ".service", ".socket", ".mount", ".swap"}
-
-// validUnitName reports whether s is a syntactically valid non-slice unit name
-// that can own a cgroup. It also guarantees s is a single safe path component.
-func validUnitName(s string) bool {
-	if !validUnitChars(s) {
-		return false
-	}
-	for _, suf := range unitSuffixes {
-		if len(s) > len(suf) && strings.HasSuffix(s, suf) {
-			return true
-		}
-	}
-	return false
-}
 
 // validSliceName reports whether s names a slice: "-.slice" (the root) or dash
 // separated parts, none of them empty.
@@ -32,26 +15,10 @@ func validSliceName(s string) bool {
 		return true
 	}
 	prefix, ok := strings.CutSuffix(s, ".slice")
-	if !ok || prefix == "" || !validUnitChars(s) || strings.Contains(prefix, "@") {
+	if !ok || !proc.ValidUnitName(s) || strings.Contains(prefix, "@") {
 		return false
 	}
 	return !strings.HasPrefix(prefix, "-") && !strings.HasSuffix(prefix, "-") && !strings.Contains(prefix, "--")
-}
-
-func validUnitChars(s string) bool {
-	if s == "" || len(s) > 255 || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == ':' || c == '_' || c == '.' || c == '\\' || c == '@' || c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // slicePath returns the cgroup directory of a slice relative to the root:
@@ -93,13 +60,6 @@ func escapeCgroupName(s string) string {
 	}
 	return s
 }
-
-func unescapeCgroupName(s string) string {
-	return strings.TrimPrefix(s, "_")
-}
-
-// unitFromCgroupPath is proc.UnitFromCgroupPath: the owning unit and the path below it.
-func unitFromCgroupPath(path string) (unit, subgroup string) { return proc.UnitFromCgroupPath(path) }
 
 // cleanSubgroup validates a subgroup path from a caller: relative, no "." or ".."
 // components, so it cannot leave the unit's directory.

@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import (
 	"context"
@@ -376,29 +376,6 @@ func TestStopKillRelease(t *testing.T) {
 	}
 }
 
-func TestActive(t *testing.T) {
-	c, f, _ := setup(t)
-	f.set(func(c *fakeConfig) {
-		c.units["a.scope"] = fakeUnit{ActiveState: "active"}
-		c.units["d.scope"] = fakeUnit{ActiveState: "deactivating"}
-		c.units["i.scope"] = fakeUnit{ActiveState: "inactive"}
-		c.units["f.scope"] = fakeUnit{ActiveState: "failed"}
-	})
-	for unit, want := range map[string]bool{"a.scope": true, "d.scope": true, "i.scope": false, "f.scope": false, "unknown.scope": false} {
-		if got := c.Active(unit); got != want {
-			t.Errorf("Active(%s) = %v, want %v", unit, got, want)
-		}
-	}
-	f.set(func(c *fakeConfig) { c.getErr = "org.freedesktop.DBus.Error.AccessDenied" })
-	if !c.Active("i.scope") {
-		t.Error("a bus error must count as active")
-	}
-	f.set(func(c *fakeConfig) { c.getErr = ""; c.getUnitErr = errLoadFailed })
-	if c.Active("a.scope") {
-		t.Error("LoadFailed must count as inactive")
-	}
-}
-
 func TestUnitOfPID(t *testing.T) {
 	c, f, _ := setup(t)
 	var mu sync.Mutex
@@ -419,9 +396,9 @@ func TestUnitOfPID(t *testing.T) {
 		return "", syscall.ESRCH
 	}
 	f.set(func(c *fakeConfig) {
-		c.units["machine-a.scope"] = fakeUnit{ActiveState: "active", ControlGroup: "/machine.slice/machine-a.scope"}
-		c.units["machine.slice"] = fakeUnit{ActiveState: "active", ControlGroup: "/machine.slice"}
-		c.units["foo.service"] = fakeUnit{ActiveState: "active"} // no ControlGroup known
+		c.units["machine-a.scope"] = fakeUnit{ControlGroup: "/machine.slice/machine-a.scope"}
+		c.units["machine.slice"] = fakeUnit{ControlGroup: "/machine.slice"}
+		c.units["foo.service"] = fakeUnit{} // no ControlGroup known
 		c.pidUnit[10] = "machine-a.scope"
 		c.pidUnit[11] = "machine-a.scope"
 		c.pidUnit[12] = "machine.slice"
@@ -463,18 +440,5 @@ func TestCallTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Stop returned after %v, want about the 200ms call timeout", d)
-	}
-}
-
-func TestUnitFromCgroupPath(t *testing.T) {
-	for _, tc := range []struct{ path, unit, sub string }{
-		{"/machine.slice/machine-foo.scope/payload", "machine-foo.scope", "payload"},
-		{"/", "", ""},
-		{"/process_api/x", "", ""},
-		{"/init.scope", "init.scope", ""},
-	} {
-		if u, s := unitFromCgroupPath(tc.path); u != tc.unit || s != tc.sub {
-			t.Errorf("unitFromCgroupPath(%q) = %q, %q", tc.path, u, s)
-		}
 	}
 }

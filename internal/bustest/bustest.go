@@ -1,5 +1,3 @@
-// Package bustest starts private dbus-daemons for tests: those of the dbusshim
-// packages and the integration tests in tests/. It is imported by tests only.
 package bustest
 
 import (

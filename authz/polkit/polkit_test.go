@@ -13,7 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/machined-go/machined/dbusshim/busconn"
-	"github.com/machined-go/machined/dbusshim/bustest"
+	"github.com/machined-go/machined/internal/bustest"
 	"github.com/machined-go/machined/service"
 )
 

@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 )
 
 // DefaultCallTimeout bounds every bus call when CallTimeout is zero. It matches
@@ -60,7 +61,7 @@ func New(conn *dbus.Conn, logger *slog.Logger) *Client {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{conn: conn, log: logger, readCgroup: readCgroupPath}
+	return &Client{conn: conn, log: logger, readCgroup: proc.CgroupPath}
 }
 
 // Available reports whether org.freedesktop.systemd1 currently has an owner on

@@ -1,7 +1,6 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -107,7 +107,7 @@ func errNoUnit(unit string) error {
 // breadth-first walk through at most maxSliceDepth levels of *.slice directories.
 // A unit with no directory gives an error wrapping fs.ErrNotExist.
 func (b *Backend) unitDir(unit string) (string, error) {
-	if !validUnitName(unit) {
+	if !proc.ValidCgroupUnitName(unit) {
 		return "", fmt.Errorf("invalid unit name %q: %w", unit, syscall.EINVAL)
 	}
 	b.mu.Lock()
@@ -172,21 +172,4 @@ func populated(dir string) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("no populated key in %s/cgroup.events: %w", dir, syscall.ENODATA)
-}
-
-// Active implements service.Units: a unit is active while its cgroup is
-// populated. A missing directory is inactive; any other error counts as active.
-func (b *Backend) Active(unit string) bool {
-	dir, err := b.unitDir(unit)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.EINVAL) {
-		return false // no such cgroup, or a name that cannot have one
-	}
-	if err != nil {
-		return true
-	}
-	pop, err := populated(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false
-	}
-	return err != nil || pop
 }

@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import (
 	"context"

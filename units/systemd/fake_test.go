@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import (
 	"fmt"
@@ -38,8 +38,6 @@ type fakeConfig struct {
 	subscribeErr string        // error name for Subscribe
 	stopErr      string        // error name for StopUnit
 	killErr      string        // error name for KillUnit(Subgroup)
-	getUnitErr   string        // error name for GetUnit
-	getErr       string        // error name for Properties.Get on units
 	block        time.Duration // StopUnit sleeps this long
 	units        map[string]fakeUnit
 	pidUnit      map[uint32]string // GetUnitByPID answers
@@ -60,7 +58,6 @@ func (f *fakeManager) config() fakeConfig {
 }
 
 type fakeUnit struct {
-	ActiveState  string
 	ControlGroup string
 }
 
@@ -183,9 +180,6 @@ func (f *fakeManager) UnrefUnit(name string) *dbus.Error {
 func (f *fakeManager) GetUnit(name string) (dbus.ObjectPath, *dbus.Error) {
 	f.record("GetUnit %s", name)
 	cfg := f.config()
-	if cfg.getUnitErr != "" {
-		return "", fail(cfg.getUnitErr)
-	}
 	f.mu.Lock()
 	_, ok := cfg.units[name]
 	f.mu.Unlock()
@@ -221,17 +215,12 @@ type fakeUnitObject struct {
 func (u *fakeUnitObject) Get(iface, prop string) (dbus.Variant, *dbus.Error) {
 	u.f.record("Get %s %s.%s", u.name, iface, prop)
 	cfg := u.f.config()
-	if cfg.getErr != "" {
-		return dbus.Variant{}, fail(cfg.getErr)
-	}
 	u.f.mu.Lock()
 	st := cfg.units[u.name]
 	u.f.mu.Unlock()
 	switch {
 	case iface == unitIf && prop == "Id":
 		return dbus.MakeVariant(u.name), nil
-	case iface == unitIf && prop == "ActiveState":
-		return dbus.MakeVariant(st.ActiveState), nil
 	case iface == typeInterface(u.name) && prop == "ControlGroup":
 		return dbus.MakeVariant(st.ControlGroup), nil
 	}

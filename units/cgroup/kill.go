@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/machined-go/machined/service/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,7 +128,7 @@ func signalInCgroup(pid int, rel string, sig syscall.Signal) error {
 		return err
 	}
 	defer unix.Close(fd)
-	path, err := readCgroupPath(pid)
+	path, err := proc.CgroupPath(pid)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@
 // after a restart, or registered without allocateUnit) are found by a bounded walk
 // of the slice tree and are never removed.
 //
-// This package must not import the Varlink or D-Bus front ends or their libraries.
-// cmd/machined chooses it when org.freedesktop.systemd1 has no owner on the bus.
+// It may import service (the interface it implements) and service/proc, nothing
+// else of this module: no front end (varlink/, userdb/, dbusshim/), and no D-Bus or
+// Varlink library. cmd/machined chooses it when systemd is not running on the host.
 package cgroup

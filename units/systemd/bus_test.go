@@ -1,11 +1,11 @@
-package systemd1
+package systemd
 
 import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/machined-go/machined/dbusshim/bustest"
+	"github.com/machined-go/machined/internal/bustest"
 )
 
 // privateBus starts a dbus-daemon for the test and returns its address.

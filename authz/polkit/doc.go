@@ -11,6 +11,6 @@
 // cmd/machined installs it only when polkitd is on the bus (owned or
 // activatable) at start; without it the core's rules alone apply.
 //
-// This package may import godbus and service; it knows nothing of the
-// front ends.
+// This package may import godbus, service and service/proc; it imports no
+// front end (varlink/, userdb/, dbusshim/machine1).
 package polkit

@@ -1,4 +1,4 @@
-package systemd1
+package systemd
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 )
 
 // UnitOfPID implements service.Units with GetUnitByPID and the unit's Id. The
@@ -30,7 +31,7 @@ func (c *Client) UnitOfPID(pid int) (unit, subgroup string, err error) {
 		if cerr != nil {
 			return "", "", cerr
 		}
-		unit, subgroup = unitFromCgroupPath(cg)
+		unit, subgroup = proc.UnitFromCgroupPath(cg)
 		return unit, subgroup, nil
 	}
 	if strings.HasSuffix(unit, ".slice") {
@@ -52,7 +53,7 @@ func (c *Client) UnitOfPID(pid int) (unit, subgroup string, err error) {
 		}
 	}
 	// No usable ControlGroup: the path itself says where the unit's cgroup ends.
-	if u, sub := unitFromCgroupPath(cg); u == unit {
+	if u, sub := proc.UnitFromCgroupPath(cg); u == unit {
 		return unit, sub, nil
 	}
 	return unit, "", nil
@@ -118,26 +119,4 @@ func (c *Client) Release(unit string) {
 			c.log.Warn("unref unit", "unit", unit, "err", err)
 		}
 	}()
-}
-
-// Active implements service.Units: the unit's ActiveState is neither
-// "inactive" nor "failed". A unit the manager does not know is inactive (as
-// upstream decides); any other failure counts as active, so a bus hiccup never
-// makes a running machine look dead.
-func (c *Client) Active(unit string) bool {
-	ctx := context.Background()
-	var path dbus.ObjectPath
-	err := c.call(ctx, "GetUnit", unit).Store(&path)
-	var state string
-	if err == nil {
-		state, err = c.getString(ctx, path, unitIf, "ActiveState")
-	}
-	if err != nil {
-		if hasName(err, errNoSuchUnit, errLoadFailed) {
-			return false
-		}
-		c.log.Debug("query unit state, assuming active", "unit", unit, "err", err)
-		return true
-	}
-	return state != "inactive" && state != "failed"
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/machined-go/machined/service"
+	"github.com/machined-go/machined/service/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +27,7 @@ var delegatedFiles = []string{"cgroup.procs", "cgroup.threads", "cgroup.subtree_
 // Description and req.Properties are ignored. With a non-zero UID the unit directory and its delegation files are chowned to that
 // UID, which is what Delegate=true plus User= gives under systemd.
 func (b *Backend) CreateScope(ctx context.Context, req service.ScopeRequest) error {
-	if !validUnitName(req.Unit) || !strings.HasSuffix(req.Unit, ".scope") {
+	if !proc.ValidCgroupUnitName(req.Unit) || !strings.HasSuffix(req.Unit, ".scope") {
 		return fmt.Errorf("invalid scope name %q: %w", req.Unit, syscall.EINVAL)
 	}
 	if req.LeaderPID <= 0 {
