@@ -97,7 +97,7 @@ func (m *Manager) GetByPID(c Caller, pid int) (MachineInfo, error) {
 func (m *Manager) selectLocked(sel Selector) (*machine, error) {
 	var byName *machine
 	if sel.Name != "" {
-		if !validLookupName(sel.Name) {
+		if !ValidLookupName(sel.Name) {
 			return nil, invalidArg("name", "invalid machine name %q", sel.Name)
 		}
 		byName = m.machines[sel.Name]

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
-	"time"
 
 	"github.com/machined-go/machined/service/persist"
 	"github.com/machined-go/machined/service/proc"
@@ -374,9 +373,4 @@ func recordOf(mc *machine) persist.Record {
 		SSHPrivateKeyPath: i.SSHPrivateKeyPath,
 		ControlAddress:    i.ControlAddress,
 	}
-}
-
-// now returns CLOCK_REALTIME and CLOCK_MONOTONIC in µs, as the state file stores them.
-func now() (realtime, monotonic uint64) {
-	return uint64(time.Now().UnixMicro()), monotonicMicros()
 }

@@ -18,7 +18,6 @@ import (
 // D-Bus error names (spec §2.5).
 const (
 	ErrNoSuchMachine       = "org.freedesktop.machine1.NoSuchMachine"
-	ErrNoSuchImage         = "org.freedesktop.machine1.NoSuchImage"
 	ErrNoMachineForPID     = "org.freedesktop.machine1.NoMachineForPID"
 	ErrMachineExists       = "org.freedesktop.machine1.MachineExists"
 	ErrNoPrivateNetworking = "org.freedesktop.machine1.NoPrivateNetworking"
@@ -70,7 +69,6 @@ var coreErrors = []struct {
 	{service.ErrUserInHostRange, ErrNoSuchUserMapping},
 	{service.ErrGroupInHostRange, ErrNoSuchGroupMapping},
 	{service.ErrNoSuchProcess, ErrNoSuchProcess},
-	{service.ErrTooManyOperations, ErrLimitsExceeded},
 	// The per-user machine cap; the message names the limit.
 	{service.ErrTooManyMachines, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
