@@ -15,7 +15,7 @@ import (
 	"github.com/machined-go/machined/service"
 )
 
-// D-Bus error names (spec §2.5).
+// D-Bus error names, as upstream machined and sd-bus answer them.
 const (
 	ErrNoSuchMachine       = "org.freedesktop.machine1.NoSuchMachine"
 	ErrNoMachineForPID     = "org.freedesktop.machine1.NoMachineForPID"
@@ -57,7 +57,7 @@ var coreErrors = []struct {
 	// other container-only methods.
 	{service.ErrNotContainer, ErrInvalidArgs},
 	{service.ErrNoPrivateNetworking, ErrNoPrivateNetworking},
-	// Upstream answers a missing os-release with ENOENT (quirk §9.7).
+	// Upstream answers a missing os-release with ENOENT, hence the errno name.
 	{service.ErrNoOSRelease, ErrFileNotFound},
 	// GetMachineUIDShift of a complex mapping is NotSupported upstream.
 	{service.ErrNoUIDShift, ErrNotSupported},

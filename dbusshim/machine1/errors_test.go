@@ -13,7 +13,7 @@ import (
 	"github.com/machined-go/machined/service"
 )
 
-// Every core error kind has exactly its §2.5 name, with the core's message.
+// Every core error kind has exactly the name upstream answers, with the core's message.
 func TestErrorTable(t *testing.T) {
 	want := map[error]string{
 		service.ErrNoSuchMachine:        "org.freedesktop.machine1.NoSuchMachine",
