@@ -309,8 +309,9 @@ func (m *Manager) releaseQuotaLocked(uid uint32) {
 	}
 }
 
-// resolveUnit creates the machine's scope, or finds the unit its leader lives in.
-// A leader in no unit is fine (upstream refuses it): the machine then has no unit.
+// resolveUnit creates the machine's scope, or finds the unit its leader lives in
+// (unitOfProcess, the reading lookups use). A leader in no unit is fine
+// (upstream refuses it): the machine then has no unit.
 func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Class, leader *proc.PidRef, uid uint32) (unit, subgroup string, allocated bool, err error) {
 	if req.AllocateUnit {
 		if m.cfg.Units == nil {
@@ -335,14 +336,7 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 		}
 		return unit, "", true, nil
 	}
-	if m.cfg.Units != nil {
-		unit, subgroup, err = m.cfg.Units.UnitOfPID(leader.PID)
-	} else {
-		var path string
-		if path, err = proc.CgroupPath(leader.PID); err == nil {
-			unit, subgroup = proc.UnitFromCgroupPath(path)
-		}
-	}
+	unit, subgroup, err = unitOfProcess(leader.PID)
 	if err != nil {
 		if errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
 			return "", "", false, invalidArg("leader", "leader process %d does not exist", leader.PID)
