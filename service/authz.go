@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"fmt"
+
+	"github.com/machined-go/machined/service/proc"
 )
 
 // Polkit actions, as named in upstream's policy file.
@@ -37,4 +39,33 @@ func (m *Manager) authorize(ctx context.Context, c Caller, action string, detail
 		return m.cfg.Authorizer.Check(ctx, c, action, details())
 	}
 	return fmt.Errorf("%s requires privileges: %w", action, ErrPermissionDenied)
+}
+
+// authorizeRegister decides whether c may register req with this leader. An
+// unprivileged caller may only register a leader it owns, whatever the
+// authority says; the authority then decides. Without one, registering stays
+// open to owners, but creating a unit does not: a new scope is a cgroup the
+// caller's process moves into and gets delegated, which stays with root.
+func (m *Manager) authorizeRegister(ctx context.Context, c Caller, req RegisterRequest, class Class, leader *proc.PidRef) error {
+	if c.privileged() {
+		return nil
+	}
+	owner, err := leader.UID()
+	if err != nil {
+		return invalidArg("leader", "leader process %d does not exist", leader.PID)
+	}
+	if owner != c.UID {
+		return fmt.Errorf("only root may register machines for other users: %w", ErrPermissionDenied)
+	}
+	action := ActionRegisterMachine
+	if req.AllocateUnit {
+		action = ActionCreateMachine
+	}
+	switch {
+	case m.cfg.Authorizer != nil:
+		return m.cfg.Authorizer.Check(ctx, c, action, map[string]string{"name": req.Name, "class": string(class)})
+	case req.AllocateUnit:
+		return fmt.Errorf("creating a unit requires privileges: %w", ErrPermissionDenied)
+	}
+	return nil
 }

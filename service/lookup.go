@@ -38,8 +38,7 @@ func (m *Manager) resolvePID(c Caller, sel Selector) (Selector, func()) {
 }
 
 // pinTarget opens the process pid (0: the caller) and reads the unit of its
-// cgroup, as upstream's lookup by PID does: from /proc/PID/cgroup, never by
-// asking the service manager, which would be IPC.
+// cgroup (unitOfProcess).
 func (m *Manager) pinTarget(c Caller, pid int, pidfdID uint64) *pidTarget {
 	if pid < 0 {
 		return &pidTarget{err: invalidArg("pid", "invalid PID %d", pid)}
@@ -59,9 +58,9 @@ func (m *Manager) pinTarget(c Caller, pid int, pidfdID uint64) *pidTarget {
 		return &pidTarget{err: fmt.Errorf("pidfd id of process %d does not match: %w", ref.PID, ErrNoMachineForPID)}
 	}
 	t := &pidTarget{ref: ref}
-	if path, err := proc.CgroupPath(ref.PID); err == nil {
-		t.unit, _ = proc.UnitFromCgroupPath(path)
-	}
+	// A process that exited meanwhile is in no unit; it can still be found
+	// as a leader.
+	t.unit, _, _ = unitOfProcess(ref.PID)
 	return t
 }
 
@@ -97,7 +96,7 @@ func (m *Manager) GetByPID(c Caller, pid int) (MachineInfo, error) {
 func (m *Manager) selectLocked(sel Selector) (*machine, error) {
 	var byName *machine
 	if sel.Name != "" {
-		if !validLookupName(sel.Name) {
+		if !ValidLookupName(sel.Name) {
 			return nil, invalidArg("name", "invalid machine name %q", sel.Name)
 		}
 		byName = m.machines[sel.Name]

@@ -146,7 +146,8 @@ func ownerOf(mi MachineInfo, leader *proc.PidRef) proc.Owner {
 	return owner
 }
 
-// UIDShift is the base of the machine's user namespace range (§5.1): 0 for the
+// UIDShift is the base of the machine's user namespace range (see
+// proc.IDMap.Shift): 0 for the
 // host and for containers without one.
 func (m *Manager) UIDShift(mi MachineInfo) (uint32, error) {
 	switch mi.Class {

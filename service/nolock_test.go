@@ -72,7 +72,7 @@ func TestNoRegistryLockAcrossUnitBackend(t *testing.T) {
 	stuck := startSleep(t)
 	regDone := make(chan error, 1)
 	go func() {
-		_, err := m.Register(context.Background(), root, RegisterRequest{Name: "stuck", Class: "vm", Leader: stuck.Process.Pid})
+		_, err := m.Register(context.Background(), root, RegisterRequest{Name: "stuck", Class: "vm", Leader: stuck.Process.Pid, AllocateUnit: true})
 		regDone <- err
 	}()
 	select {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
-	"time"
 
 	"github.com/machined-go/machined/service/persist"
 	"github.com/machined-go/machined/service/proc"
@@ -94,80 +93,23 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 	if err != nil {
 		return MachineInfo{}, err
 	}
-
 	if leader == nil {
-		if req.Leader == 0 {
-			leader, err = c.pidRef()
-		} else {
-			leader, err = proc.Open(req.Leader)
-		}
-		if err != nil {
-			return MachineInfo{}, leaderOpenError(req.Leader, err)
+		if leader, err = c.pinLeader(req.Leader); err != nil {
+			return MachineInfo{}, err
 		}
 	}
-	if leader.PID == 1 {
-		return MachineInfo{}, invalidArg("leader", "invalid leader PID 1")
+	if err := req.checkLeader(leader); err != nil {
+		return MachineInfo{}, err
 	}
-	if req.LeaderPIDFDID != 0 && leader.ID != 0 && req.LeaderPIDFDID != leader.ID {
-		return MachineInfo{}, invalidArg("leader", "pidfd id %d does not match process %d", req.LeaderPIDFDID, leader.PID)
-	}
-
-	// Registration ownership: an unprivileged caller may only register a leader
-	// it owns, whatever the authority says.
-	if !c.privileged() {
-		owner, err := leader.UID()
-		if err != nil {
-			return MachineInfo{}, invalidArg("leader", "leader process %d does not exist", leader.PID)
-		}
-		if owner != c.UID {
-			return MachineInfo{}, fmt.Errorf("only root may register machines for other users: %w", ErrPermissionDenied)
-		}
-		action := ActionRegisterMachine
-		if req.AllocateUnit {
-			action = ActionCreateMachine
-		}
-		switch {
-		case m.cfg.Authorizer != nil:
-			if err := m.cfg.Authorizer.Check(ctx, c, action, map[string]string{"name": req.Name, "class": string(class)}); err != nil {
-				return MachineInfo{}, err
-			}
-		case req.AllocateUnit:
-			// A new scope is a cgroup the caller's process moves into and gets
-			// delegated: without an authority to grant it, that stays with root.
-			return MachineInfo{}, fmt.Errorf("creating a unit requires privileges: %w", ErrPermissionDenied)
-		}
-	}
-
-	// The supervisor (v262) is the caller when it is not the leader. It is only
-	// recorded: it is signalled on explicit request, after re-pinning it.
-	var supervisor ProcessID
-	if c.PID > 0 && c.PID != leader.PID {
-		supervisor = c.processID()
+	if err := m.authorizeRegister(ctx, c, req, class, leader); err != nil {
+		return MachineInfo{}, err
 	}
 
 	// Phase 1: reserve the name, the leader and a place in the caller's quota.
-	m.mu.Lock()
-	if err := m.checkFreeLocked(req.Name, leader); err != nil {
-		m.mu.Unlock()
+	if err := m.reserve(c, req.Name, leader); err != nil {
 		return MachineInfo{}, err
 	}
-	if err := m.checkQuotaLocked(c); err != nil {
-		m.mu.Unlock()
-		return MachineInfo{}, err
-	}
-	m.pendingNames[req.Name] = true
-	m.pendingLeaders[leader.PID] = true
-	m.perUID[c.UID]++
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		delete(m.pendingNames, req.Name)
-		delete(m.pendingLeaders, leader.PID)
-		if !keep {
-			m.releaseQuotaLocked(c.UID)
-		}
-		m.mu.Unlock()
-	}()
+	defer func() { m.unreserve(c, req.Name, leader, keep) }()
 
 	// Slow work, unlocked: unit, id maps.
 	unit, subgroup, allocated, err := m.resolveUnit(ctx, req, class, leader, c.UID)
@@ -188,58 +130,137 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 			return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", leader.PID)
 		}
 	}
-
-	rt, mono := now()
-	vsock := VSockCIDAny
-	if req.VSockCID != nil {
-		vsock = *req.VSockCID
-	}
-	mc := &machine{
-		info: MachineInfo{
-			Name:              req.Name,
-			ID:                req.ID,
-			Service:           req.Service,
-			Class:             class,
-			Leader:            processID(leader),
-			Supervisor:        supervisor,
-			RootDirectory:     req.RootDirectory,
-			Unit:              unit,
-			Subgroup:          subgroup,
-			Timestamp:         Timestamp{Realtime: rt, Monotonic: mono},
-			NetIf:             append([]int(nil), req.NetIf...),
-			VSockCID:          vsock,
-			SSHAddress:        req.SSHAddress,
-			SSHPrivateKeyPath: req.SSHPrivateKeyPath,
-			ControlAddress:    req.ControlAddress,
-			UID:               c.UID,
-			State:             StateRunning,
-		},
-		leader:    leader,
-		uids:      uids,
-		gids:      gids,
-		allocated: allocated,
-	}
+	rec := req.record(c, class, leader, unit, subgroup)
+	mc := machineFromRecord(rec, leader, uids, gids)
+	mc.allocated = allocated
 
 	// Phase 2: publish.
+	info, err := m.publish(mc, rec)
+	if err != nil {
+		return MachineInfo{}, err
+	}
+	keep, releaseUnit = true, false
+	return info, nil
+}
+
+// pinLeader pins the leader a request names: pid, or the caller when pid is 0.
+func (c Caller) pinLeader(pid int) (*proc.PidRef, error) {
+	var leader *proc.PidRef
+	var err error
+	if pid == 0 {
+		leader, err = c.pidRef()
+	} else {
+		leader, err = proc.Open(pid)
+	}
+	if err != nil {
+		return nil, leaderOpenError(pid, err)
+	}
+	return leader, nil
+}
+
+// checkLeader refuses PID 1 (the caller may be it) and a pinned process that is
+// not the one whose pidfd id the request names.
+func (r *RegisterRequest) checkLeader(leader *proc.PidRef) error {
+	if leader.PID == 1 {
+		return invalidArg("leader", "invalid leader PID 1")
+	}
+	if r.LeaderPIDFDID != 0 && leader.ID != 0 && r.LeaderPIDFDID != leader.ID {
+		return invalidArg("leader", "pidfd id %d does not match process %d", r.LeaderPIDFDID, leader.PID)
+	}
+	return nil
+}
+
+// record is the state-file record of the machine the request registers, stamped
+// with the current time.
+func (r *RegisterRequest) record(c Caller, class Class, leader *proc.PidRef, unit, subgroup string) persist.Record {
+	// The supervisor (v262) is the caller when it is not the leader. It is only
+	// recorded: it is signalled on explicit request, after re-pinning it.
+	var supervisor ProcessID
+	if c.PID > 0 && c.PID != leader.PID {
+		supervisor = c.processID()
+	}
+	vsock := VSockCIDAny
+	if r.VSockCID != nil {
+		vsock = *r.VSockCID
+	}
+	rt, mono := now()
+	return persist.Record{
+		Name:              r.Name,
+		UID:               c.UID,
+		HasUID:            true,
+		Unit:              unit,
+		Subgroup:          subgroup,
+		Service:           r.Service,
+		RootDirectory:     r.RootDirectory,
+		ID:                r.ID,
+		Leader:            leader.PID,
+		LeaderPIDFDID:     leader.ID,
+		Supervisor:        supervisor.PID,
+		SupervisorPIDFDID: supervisor.PIDFDID,
+		Class:             string(class),
+		Realtime:          rt,
+		Monotonic:         mono,
+		NetIf:             append([]int(nil), r.NetIf...),
+		VSockCID:          vsock,
+		SSHAddress:        r.SSHAddress,
+		SSHPrivateKeyPath: r.SSHPrivateKeyPath,
+		ControlAddress:    r.ControlAddress,
+	}
+}
+
+// reserve holds a name, a leader and a place in the caller's quota for a
+// registration in flight, so that the slow work between the two locked phases
+// runs without the lock while duplicates are still refused.
+func (m *Manager) reserve(c Caller, name string, leader *proc.PidRef) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.checkFreeLocked(name, leader); err != nil {
+		return err
+	}
+	if err := m.checkQuotaLocked(c); err != nil {
+		return err
+	}
+	m.pendingNames[name] = true
+	m.pendingLeaders[leader.PID] = true
+	m.perUID[c.UID]++
+	return nil
+}
+
+// unreserve ends what reserve began; the quota place stays taken when the
+// machine was published (kept).
+func (m *Manager) unreserve(c Caller, name string, leader *proc.PidRef, kept bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.pendingNames, name)
+	delete(m.pendingLeaders, leader.PID)
+	if !kept {
+		m.releaseQuotaLocked(c.UID)
+	}
+}
+
+// publish saves rec, the record mc was built from, and enters mc in the
+// registry, unless the daemon is stopping, another machine took the unit or the
+// leader exited meanwhile. It returns the machine as registered.
+func (m *Manager) publish(mc *machine, rec persist.Record) (MachineInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name := mc.info.Name
 	if m.closed {
 		return MachineInfo{}, fmt.Errorf("daemon is shutting down: %w", ErrNotAvailable)
 	}
 	if mc.info.OwnsUnit() {
-		if other := m.byUnit[unit]; other != nil {
-			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", unit, other.info.Name)
+		if other := m.byUnit[mc.info.Unit]; other != nil {
+			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", mc.info.Unit, other.info.Name)
 		}
 	}
-	if !leader.Alive() {
-		return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", leader.PID)
+	if !mc.leader.Alive() {
+		return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", mc.leader.PID)
 	}
-	if err := m.state.Save(recordOf(mc)); err != nil {
-		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", req.Name, err)
+	if err := m.state.Save(rec); err != nil {
+		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", name, err)
 	}
-	keep, releaseUnit = true, false
 	m.startLocked(mc)
-	m.log.Info("New machine "+req.Name+".", "NAME", req.Name, "LEADER", leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
+	m.log.Info("New machine "+name+".", "NAME", name, "LEADER", mc.leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
 	return mc.snapshot(), nil
 }
 
@@ -288,8 +309,9 @@ func (m *Manager) releaseQuotaLocked(uid uint32) {
 	}
 }
 
-// resolveUnit creates the machine's scope, or finds the unit its leader lives in.
-// A leader in no unit is fine (upstream refuses it): the machine then has no unit.
+// resolveUnit creates the machine's scope, or finds the unit its leader lives in
+// (unitOfProcess, the reading lookups use). A leader in no unit is fine
+// (upstream refuses it): the machine then has no unit.
 func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Class, leader *proc.PidRef, uid uint32) (unit, subgroup string, allocated bool, err error) {
 	if req.AllocateUnit {
 		if m.cfg.Units == nil {
@@ -314,14 +336,7 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 		}
 		return unit, "", true, nil
 	}
-	if m.cfg.Units != nil {
-		unit, subgroup, err = m.cfg.Units.UnitOfPID(leader.PID)
-	} else {
-		var path string
-		if path, err = proc.CgroupPath(leader.PID); err == nil {
-			unit, subgroup = proc.UnitFromCgroupPath(path)
-		}
-	}
+	unit, subgroup, err = unitOfProcess(leader.PID)
 	if err != nil {
 		if errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
 			return "", "", false, invalidArg("leader", "leader process %d does not exist", leader.PID)
@@ -348,35 +363,4 @@ func (m *Manager) startLocked(mc *machine) {
 	}
 	m.emitLocked(MachineNew, mc.info.Name)
 	m.watchLeader(mc)
-}
-
-func recordOf(mc *machine) persist.Record {
-	i := mc.info
-	return persist.Record{
-		Name:              i.Name,
-		UID:               i.UID,
-		HasUID:            true,
-		Unit:              i.Unit,
-		Service:           i.Service,
-		RootDirectory:     i.RootDirectory,
-		ID:                i.ID,
-		Leader:            i.Leader.PID,
-		LeaderPIDFDID:     i.Leader.PIDFDID,
-		Supervisor:        i.Supervisor.PID,
-		SupervisorPIDFDID: i.Supervisor.PIDFDID,
-		Subgroup:          i.Subgroup,
-		Class:             string(i.Class),
-		Realtime:          i.Timestamp.Realtime,
-		Monotonic:         i.Timestamp.Monotonic,
-		NetIf:             i.NetIf,
-		VSockCID:          i.VSockCID,
-		SSHAddress:        i.SSHAddress,
-		SSHPrivateKeyPath: i.SSHPrivateKeyPath,
-		ControlAddress:    i.ControlAddress,
-	}
-}
-
-// now returns CLOCK_REALTIME and CLOCK_MONOTONIC in µs, as the state file stores them.
-func now() (realtime, monotonic uint64) {
-	return uint64(time.Now().UnixMicro()), monotonicMicros()
 }

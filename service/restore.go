@@ -53,45 +53,20 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 		leader.Close()
 		return false
 	}
-	supervisor := ProcessID{PID: r.Supervisor, PIDFDID: r.SupervisorPIDFDID}
-	if supervisor.PIDFDID != 0 {
-		supervisor.BootID = bootID()
-	}
-	class := Class(r.Class)
 	var uids, gids proc.IDMap
-	if class == ClassContainer {
+	if Class(r.Class) == ClassContainer {
 		if uids, gids, err = proc.ReadIDMaps(leader); err != nil {
 			log.Info("dropping machine whose leader is gone", "leader", r.Leader)
 			leader.Close()
 			return false
 		}
 	}
-	mc := &machine{
-		info: MachineInfo{
-			Name:              r.Name,
-			ID:                r.ID,
-			Service:           r.Service,
-			Class:             class,
-			Leader:            processID(leader),
-			Supervisor:        supervisor,
-			RootDirectory:     r.RootDirectory,
-			Unit:              r.Unit,
-			Subgroup:          r.Subgroup,
-			Timestamp:         Timestamp{Realtime: r.Realtime, Monotonic: r.Monotonic},
-			NetIf:             r.NetIf,
-			VSockCID:          r.VSockCID,
-			SSHAddress:        r.SSHAddress,
-			SSHPrivateKeyPath: r.SSHPrivateKeyPath,
-			ControlAddress:    r.ControlAddress,
-			UID:               r.UID,
-			State:             StateRunning,
-		},
-		leader: leader,
-		uids:   uids,
-		gids:   gids,
-		// A scope we created for it is ours to release again.
-		allocated: r.Unit == MachineScope(r.Name),
-	}
+	// The file is rewritten in our format: with the leader's pidfd id (files
+	// from older writers have none) and the owner's UID (252 writes none: root).
+	r.LeaderPIDFDID, r.HasUID = leader.ID, true
+	mc := machineFromRecord(r, leader, uids, gids)
+	// A scope we created for it is ours to release again.
+	mc.allocated = r.Unit == MachineScope(r.Name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, dup := m.machines[r.Name]; dup || m.byLeader[leader.PID] != nil || (mc.info.OwnsUnit() && m.byUnit[r.Unit] != nil) {
@@ -103,10 +78,9 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 		leader.Close()
 		return false
 	}
-	// Rewrite in our format (adding LEADER_PIDFDID to files from older
-	// writers), but only a file that would change: a restart after a crash
-	// does not rewrite ten thousand files that already say the same.
-	if _, err := m.state.SaveIfChanged(recordOf(mc), stored); err != nil {
+	// Only a file that would change is rewritten: a restart after a crash does
+	// not rewrite ten thousand files that already say the same.
+	if _, err := m.state.SaveIfChanged(r, stored); err != nil {
 		log.Warn("rewrite state file", "err", err)
 	}
 	m.perUID[mc.info.UID]++ // restored machines count, but are never refused

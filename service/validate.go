@@ -8,20 +8,17 @@ import (
 	"github.com/machined-go/machined/service/persist"
 )
 
-// ValidMachineName is upstream's hostname rule (hostname_is_valid without flags):
-// 1..64 bytes of ASCII letters, digits, '-' and '.', dot-separated labels that
-// neither start nor end with '-'. Underscores are refused although upstream's man
-// page claims otherwise; state-file readers apply the same rule.
-func ValidMachineName(s string) bool { return persist.ValidMachineName(s) }
-
-// validLookupName also admits ".host", which lookups accept and registration never does.
-func validLookupName(s string) bool { return s == HostName || ValidMachineName(s) }
+// ValidLookupName reports whether a lookup may name s: a machine name
+// (persist.ValidMachineName, the one home of that rule, since state-file
+// readers apply it too) or ".host", which lookups accept and registration never
+// does.
+func ValidLookupName(s string) bool { return s == HostName || persist.ValidMachineName(s) }
 
 func validateName(field, name string) error {
 	if name == "" {
 		return invalidArg(field, "machine name is empty")
 	}
-	if !ValidMachineName(name) {
+	if !persist.ValidMachineName(name) {
 		return invalidArg(field, "invalid machine name %q", name)
 	}
 	return nil

@@ -5,19 +5,15 @@ import (
 	"testing"
 
 	"github.com/machined-go/machined/service/persist"
+	"github.com/machined-go/machined/service/proc"
 )
 
-func TestValidMachineName(t *testing.T) {
-	good := []string{"a", "rawhide", "fedora-40", "a.b", "A9", "x-y.z-w", strings.Repeat("a", 64)}
-	bad := []string{"", ".host", "a_b", "-a", "a-", "a..b", ".a", "a.", "a b", "a/b", "ä", strings.Repeat("a", 65), "a.-b", "a-.b"}
-	for _, n := range good {
-		if !ValidMachineName(n) {
-			t.Errorf("%q should be valid", n)
-		}
-	}
-	for _, n := range bad {
-		if ValidMachineName(n) {
-			t.Errorf("%q should be invalid", n)
+// Lookups take any valid machine name and .host; the name rule itself is
+// persist's (TestValidMachineName there).
+func TestValidLookupName(t *testing.T) {
+	for n, want := range map[string]bool{"a": true, HostName: true, "a_b": false, "": false, ".hos": false} {
+		if ValidLookupName(n) != want {
+			t.Errorf("ValidLookupName(%q) = %v, want %v", n, !want, want)
 		}
 	}
 }
@@ -133,17 +129,16 @@ func TestWorstCaseRecordFits(t *testing.T) {
 	for i := range r.NetIf {
 		r.NetIf[i] = 1<<31 - 1
 	}
+	cid := uint32(1 << 30)
+	r.VSockCID = &cid
 	if _, err := r.validate(); err != nil {
 		t.Fatalf("worst case refused: %v", err)
 	}
-	mc := &machine{info: MachineInfo{
-		Name: r.Name, Service: r.Service, Class: ClassContainer, RootDirectory: r.RootDirectory,
-		Unit: "machine-" + r.Name + ".scope", Subgroup: strings.Repeat("s", maxPathLen),
-		NetIf: r.NetIf, SSHAddress: r.SSHAddress, SSHPrivateKeyPath: r.SSHPrivateKeyPath, ControlAddress: r.ControlAddress,
-		Leader: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)}, Supervisor: ProcessID{PID: 1<<22 - 1, PIDFDID: ^uint64(0)},
-		Timestamp: Timestamp{Realtime: ^uint64(0), Monotonic: ^uint64(0)}, UID: ^uint32(0), VSockCID: 1 << 30,
-	}}
-	if n := len(persist.Encode(recordOf(mc))); n > persist.MaxFileSize {
+	caller := Caller{UID: ^uint32(0), PID: 1<<22 - 2, PIDFD: -1, PIDFDID: ^uint64(0)}
+	leader := &proc.PidRef{PID: 1<<22 - 1, ID: ^uint64(0)}
+	rec := r.record(caller, ClassContainer, leader, "machine-"+r.Name+".scope", strings.Repeat("s", maxPathLen))
+	rec.Realtime, rec.Monotonic = ^uint64(0), ^uint64(0)
+	if n := len(persist.Encode(rec)); n > persist.MaxFileSize {
 		t.Errorf("worst-case record is %d bytes, over %d", n, persist.MaxFileSize)
 	}
 }

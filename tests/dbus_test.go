@@ -229,7 +229,8 @@ func TestDBusBusctl(t *testing.T) {
 	}
 }
 
-// Callers other than root are refused where §2.6 says, by the daemon (the
+// Callers other than root are refused where upstream refuses them
+// (docs/DECISIONS.md 12), by the daemon (the
 // packaged bus policy lets them call every method), and may act on their own
 // machines.
 func TestDBusUnprivileged(t *testing.T) {

@@ -15,10 +15,9 @@ import (
 	"github.com/machined-go/machined/service"
 )
 
-// D-Bus error names (spec §2.5).
+// D-Bus error names, as upstream machined and sd-bus answer them.
 const (
 	ErrNoSuchMachine       = "org.freedesktop.machine1.NoSuchMachine"
-	ErrNoSuchImage         = "org.freedesktop.machine1.NoSuchImage"
 	ErrNoMachineForPID     = "org.freedesktop.machine1.NoMachineForPID"
 	ErrMachineExists       = "org.freedesktop.machine1.MachineExists"
 	ErrNoPrivateNetworking = "org.freedesktop.machine1.NoPrivateNetworking"
@@ -58,7 +57,7 @@ var coreErrors = []struct {
 	// other container-only methods.
 	{service.ErrNotContainer, ErrInvalidArgs},
 	{service.ErrNoPrivateNetworking, ErrNoPrivateNetworking},
-	// Upstream answers a missing os-release with ENOENT (quirk §9.7).
+	// Upstream answers a missing os-release with ENOENT, hence the errno name.
 	{service.ErrNoOSRelease, ErrFileNotFound},
 	// GetMachineUIDShift of a complex mapping is NotSupported upstream.
 	{service.ErrNoUIDShift, ErrNotSupported},
@@ -70,7 +69,6 @@ var coreErrors = []struct {
 	{service.ErrUserInHostRange, ErrNoSuchUserMapping},
 	{service.ErrGroupInHostRange, ErrNoSuchGroupMapping},
 	{service.ErrNoSuchProcess, ErrNoSuchProcess},
-	{service.ErrTooManyOperations, ErrLimitsExceeded},
 	// The per-user machine cap; the message names the limit.
 	{service.ErrTooManyMachines, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},

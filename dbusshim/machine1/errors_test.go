@@ -13,7 +13,7 @@ import (
 	"github.com/machined-go/machined/service"
 )
 
-// Every core error kind has exactly its §2.5 name, with the core's message.
+// Every core error kind has exactly the name upstream answers, with the core's message.
 func TestErrorTable(t *testing.T) {
 	want := map[error]string{
 		service.ErrNoSuchMachine:        "org.freedesktop.machine1.NoSuchMachine",
@@ -32,7 +32,6 @@ func TestErrorTable(t *testing.T) {
 		service.ErrUserInHostRange:      "org.freedesktop.machine1.NoSuchUserMapping",
 		service.ErrGroupInHostRange:     "org.freedesktop.machine1.NoSuchGroupMapping",
 		service.ErrNoSuchProcess:        "org.freedesktop.DBus.Error.UnixProcessIdUnknown",
-		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrUnitAllocationFailed: "org.freedesktop.systemd1.JobFailed",
 		service.ErrTooManyMachines:      "org.freedesktop.DBus.Error.LimitsExceeded",
 	}
@@ -66,7 +65,7 @@ func TestErrorTranslation(t *testing.T) {
 		{fmt.Errorf("org.freedesktop.machine1.manage-machines requires privileges: %w", service.ErrPermissionDenied), ErrAccessDenied, "org.freedesktop.machine1.manage-machines requires privileges"},
 		{errors.New("secret internal detail /etc/shadow"), ErrFailed, "Internal error"},
 		{errorf(ErrUnknownObject, "Unknown object '/x'."), ErrUnknownObject, "Unknown object '/x'."},
-		{fmt.Errorf("wrapped: %w", &dbus.Error{Name: ErrNoSuchImage, Body: []any{"No image"}}), ErrNoSuchImage, "No image"},
+		{fmt.Errorf("wrapped: %w", &dbus.Error{Name: ErrNoSuchMachine, Body: []any{"No machine"}}), ErrNoSuchMachine, "No machine"},
 	} {
 		de := toDBus(c.err)
 		if de.Name != c.name || de.Body[0] != c.msg {

@@ -13,7 +13,7 @@ import (
 )
 
 // upstream* are the members of systemd-machined v262 as its introspection
-// data has them (spec §2.2, §2.3; argument names from org.freedesktop.machine1(5)).
+// data has them (argument names as in the org.freedesktop.machine1(5) man page).
 var upstreamManager = []string{
 	"method GetMachine(in s name, out o machine)",
 	"method GetImage(in s name, out o image)",

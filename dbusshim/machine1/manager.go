@@ -81,7 +81,7 @@ var nobody = service.Caller{UID: math.MaxUint32, GID: math.MaxUint32, PIDFD: -1}
 // can have is simply not known, as upstream's lookups answer, rather than an
 // invalid argument (which the Varlink API answers).
 func machineByName(c *call, name string) (service.MachineInfo, error) {
-	if name != service.HostName && !service.ValidMachineName(name) {
+	if !service.ValidLookupName(name) {
 		return service.MachineInfo{}, errorf(ErrNoSuchMachine, "No machine '%s' known", name)
 	}
 	return c.mgr().Get(nobody, service.Selector{Name: name})

@@ -4,6 +4,7 @@
 // upstream machined, so keys, order and quoting follow upstream.
 //
 // It must not import varlink, godbus or any other project package but
-// internal/quicksys, through which the hot path's file system calls go, and
-// internal/bufpool.
+// internal/quicksys, through which the hot path's file system calls go,
+// internal/bufpool and service/envfile, the env-file reader it shares with
+// os-release.
 package persist

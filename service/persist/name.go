@@ -2,7 +2,9 @@ package persist
 
 // ValidMachineName is the hostname rule: 1..64 bytes of ASCII letters, digits,
 // '-' and '.', dot-separated non-empty labels that neither start nor end with '-'.
-// Underscores are refused.
+// Underscores are refused, although upstream's man page claims otherwise: its
+// code (hostname_is_valid without flags) refuses them. Registration, lookups and
+// state-file readers all apply this one rule.
 func ValidMachineName(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false

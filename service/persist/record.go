@@ -13,7 +13,6 @@ type Record struct {
 	UID               uint32 // who registered it (UID=, 258+)
 	HasUID            bool   // UID= was present / is to be written
 	Unit              string // SCOPE= (historical key name)
-	ScopeJob          string
 	Subgroup          string // SUBGROUP=: upstream reads but never writes it; we write it
 	Service           string
 	RootDirectory     string // ROOT=
@@ -68,7 +67,6 @@ func appendEncoded(b []byte, r Record) []byte {
 		b = append(b, '\n')
 	}
 	put("SCOPE", r.Unit)
-	put("SCOPE_JOB", r.ScopeJob)
 	put("SUBGROUP", r.Subgroup)
 	put("SERVICE", r.Service)
 	put("ROOT", r.RootDirectory)
@@ -106,6 +104,8 @@ func appendEncoded(b []byte, r Record) []byte {
 
 // Decode parses a state file named name. It accepts what upstream 252 and newer
 // versions write, ignores unknown keys, and names the key of any bad value.
+// SCOPE_JOB, the scope's start job that 252 writes, is among the ignored keys:
+// nothing waits on a job that belonged to the previous run.
 func Decode(name string, data []byte) (Record, error) {
 	kv, err := parseEnv(data)
 	if err != nil {
@@ -122,7 +122,7 @@ func Decode(name string, data []byte) (Record, error) {
 	if r.Class != "container" && r.Class != "vm" {
 		return Record{}, fmt.Errorf("CLASS: invalid class %q", r.Class)
 	}
-	r.Unit, r.ScopeJob, r.Subgroup = kv["SCOPE"], kv["SCOPE_JOB"], kv["SUBGROUP"]
+	r.Unit, r.Subgroup = kv["SCOPE"], kv["SUBGROUP"]
 	r.Service, r.RootDirectory = kv["SERVICE"], kv["ROOT"]
 	r.SSHAddress, r.SSHPrivateKeyPath, r.ControlAddress = kv["SSH_ADDRESS"], kv["SSH_PRIVATE_KEY_PATH"], kv["CONTROL_ADDRESS"]
 

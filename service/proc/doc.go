@@ -14,6 +14,7 @@
 // tracking, metadata queries) and by cmd/machined (cgroup root discovery). It
 // must not import the Varlink or D-Bus libraries or any other package of this
 // project but internal/quicksys (the raw file system calls of the registration
-// hot path) and internal/bufpool: its other dependencies are the standard library and
-// golang.org/x/sys/unix.
+// hot path), internal/bufpool and service/envfile (the env-file reader it
+// shares with the state files): its other dependencies are the standard library
+// and golang.org/x/sys/unix.
 package proc

@@ -129,7 +129,7 @@ func inInitialUserNS(pid int) bool {
 	return userNSLink(strconv.Itoa(pid)) == own
 }
 
-// ToHost translates an ID inside the namespace to the host (spec §5.3): the
+// ToHost translates an ID inside the namespace to the host (MapFromMachine*): the
 // first line whose inner range contains it wins.
 func (m IDMap) ToHost(inner uint32) (uint32, bool) {
 	for _, l := range m {
@@ -140,7 +140,7 @@ func (m IDMap) ToHost(inner uint32) (uint32, bool) {
 	return 0, false
 }
 
-// FromHost translates a host ID into the namespace (spec §5.2). Lines with
+// FromHost translates a host ID into the namespace (MapToMachine*). Lines with
 // Outer 0 are skipped: identity and non-userns ranges never "own" host IDs,
 // which keeps a plain container from claiming every host user.
 func (m IDMap) FromHost(host uint32) (uint32, bool) {
@@ -162,7 +162,7 @@ func (m IDMap) Identity() bool {
 	return len(m) == 0 || len(m) == 1 && m[0] == IDMapLine{Inner: 0, Outer: 0, Count: fullRange}
 }
 
-// Shift implements spec §5.1 for one map: a single line with inner 0 and a
+// Shift is the UID/GID shift of one map: a single line with inner 0 and a
 // count of at least 65534 (so nobody is mapped) yields its outer base; the
 // identity line yields 0. Anything else is a complex mapping: (0, false).
 //

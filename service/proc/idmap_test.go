@@ -66,7 +66,7 @@ func TestIDMapShift(t *testing.T) {
 		ok    bool
 	}{
 		{IDMap{{0, 655360, 65536}}, 655360, true},
-		{IDMap{{0, 65536, 65534}}, 65536, true}, // the minimum count §5.1 accepts
+		{IDMap{{0, 65536, 65534}}, 65536, true}, // the smallest count that still maps nobody
 		{identity(), 0, true},
 		{IDMap{{0, 0, 65536}}, 0, true},
 		{nil, 0, false},

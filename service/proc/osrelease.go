@@ -1,15 +1,15 @@
 package proc
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"syscall"
-	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/envfile"
 )
 
 // maxOSRelease bounds what we read of a container-controlled file.
@@ -78,13 +78,14 @@ func osReleaseAt(rootfd int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		pairs, err := ParseEnvFile(data)
+		// The container writes this file: read it as systemd would.
+		as, err := envfile.ParseLenient(data)
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", name, err)
 		}
-		out := make([]string, 0, len(pairs))
-		for _, kv := range pairs {
-			out = append(out, kv[0]+"="+kv[1])
+		out := make([]string, 0, len(as))
+		for _, a := range as {
+			out = append(out, a.Key+"="+a.Value)
 		}
 		return out, nil
 	}
@@ -149,144 +150,4 @@ func readRegular(fd int, name string, limit int) ([]byte, error) {
 		buf = buf[:len(buf)+n]
 	}
 	return nil, fmt.Errorf("read %s: larger than %d bytes: %w", name, limit, syscall.EFBIG)
-}
-
-// envState is where ParseEnvFile is within a line.
-type envState int
-
-const (
-	envLineStart    envState = iota // before a key, skipping blanks
-	envComment                      // inside a comment line
-	envKey                          // reading a key
-	envValueStart                   // after '=', skipping blanks
-	envValue                        // unquoted value
-	envValueEscape                  // after '\' in an unquoted value
-	envSingle                       // inside '...'
-	envDouble                       // inside "..."
-	envDoubleEscape                 // after '\' inside "..."
-)
-
-// ParseEnvFile parses an environment file in os-release(5) syntax into ordered
-// key/value pairs. Blank lines and lines starting with '#' or ';' are skipped.
-// A value may mix unquoted, '…' and "…" parts: single quotes are literal;
-// inside double quotes a backslash escapes one of " \ ` $ and joins lines before
-// a newline, and is kept before anything else; outside quotes a backslash
-// escapes any byte. Unquoted trailing blanks are dropped. Lines without '=',
-// keys that are not [A-Za-z_][A-Za-z0-9_]* and values that are not UTF-8 are
-// ignored; duplicate keys are kept in order. Only a NUL byte fails the parse.
-func ParseEnvFile(data []byte) ([][2]string, error) {
-	if bytes.IndexByte(data, 0) >= 0 {
-		return nil, fmt.Errorf("env file contains a NUL byte: %w", syscall.EINVAL)
-	}
-	var (
-		out  [][2]string
-		key  []byte
-		val  []byte
-		keep int // len(val) without trailing unquoted blanks
-		st   = envLineStart
-	)
-	emit := func() {
-		k := string(bytes.TrimRight(key, " \t\r"))
-		if v := val[:keep]; validEnvKey(k) && utf8.Valid(v) {
-			out = append(out, [2]string{k, string(v)})
-		}
-		key, val, keep = key[:0], val[:0], 0
-	}
-	add := func(c ...byte) { val = append(val, c...); keep = len(val) }
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		switch st {
-		case envLineStart:
-			switch c {
-			case ' ', '\t', '\r', '\n':
-			case '#', ';':
-				st = envComment
-			case '=':
-				key, st = key[:0], envValueStart
-			default:
-				key, st = append(key[:0], c), envKey
-			}
-		case envComment:
-			if c == '\n' {
-				st = envLineStart
-			}
-		case envKey:
-			switch c {
-			case '=':
-				st = envValueStart
-			case '\n': // no assignment on this line
-				key, st = key[:0], envLineStart
-			default:
-				key = append(key, c)
-			}
-		case envValueStart, envValue:
-			switch c {
-			case '\n':
-				emit()
-				st = envLineStart
-			case ' ', '\t', '\r':
-				if st == envValue {
-					val = append(val, c) // kept only if something follows
-				}
-			case '\'':
-				st = envSingle
-			case '"':
-				st = envDouble
-			case '\\':
-				st = envValueEscape
-			default:
-				add(c)
-				st = envValue
-			}
-		case envValueEscape:
-			if c != '\n' { // backslash-newline continues the line
-				add(c)
-			}
-			st = envValue
-		case envSingle:
-			if c == '\'' {
-				st = envValue
-			} else {
-				add(c)
-			}
-		case envDouble:
-			switch c {
-			case '"':
-				st = envValue
-			case '\\':
-				st = envDoubleEscape
-			default:
-				add(c)
-			}
-		case envDoubleEscape:
-			switch c {
-			case '\n':
-			case '"', '\\', '`', '$':
-				add(c)
-			default:
-				add('\\', c)
-			}
-			st = envDouble
-		}
-	}
-	if st >= envValueStart {
-		// Last line without newline, or an unterminated quote: keep what we have.
-		emit()
-	}
-	return out, nil
-}
-
-// validEnvKey reports whether k is a portable environment variable name.
-func validEnvKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9' {
-			continue
-		}
-		return false
-	}
-	return true
 }

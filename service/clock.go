@@ -7,6 +7,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// now returns CLOCK_REALTIME and CLOCK_MONOTONIC in µs, as the state file stores them.
+func now() (realtime, monotonic uint64) {
+	return uint64(time.Now().UnixMicro()), monotonicMicros()
+}
+
 // monotonicMicros is CLOCK_MONOTONIC in µs. It is read by syscall once; after
 // that Go's own monotonic clock (vDSO) advances it, saving a syscall per
 // registration.
