@@ -28,7 +28,6 @@ var (
 	ErrUserInHostRange      = errors.New("user belongs to the host range")
 	ErrGroupInHostRange     = errors.New("group belongs to the host range")
 	ErrNoSuchProcess        = errors.New("no such process")
-	ErrTooManyOperations    = errors.New("too many ongoing operations")
 	ErrUnitAllocationFailed = errors.New("unit allocation failed")
 	ErrTooManyMachines      = errors.New("too many machines")
 )

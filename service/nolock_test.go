@@ -30,10 +30,6 @@ func (b *blockingUnits) CreateScope(context.Context, ScopeRequest) error {
 	b.wait("CreateScope")
 	return nil
 }
-func (b *blockingUnits) UnitOfPID(int) (string, string, error) {
-	b.wait("UnitOfPID")
-	return "", "", nil
-}
 func (b *blockingUnits) Stop(context.Context, string) error {
 	b.wait("Stop")
 	return nil

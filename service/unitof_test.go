@@ -8,16 +8,10 @@ import (
 	"github.com/machined-go/machined/service/proc"
 )
 
-// misleadingUnits names a unit no process is in, as a service manager that
-// answers differently from the cgroup file would.
-type misleadingUnits struct{ blockingUnits }
-
-func (*misleadingUnits) UnitOfPID(int) (string, string, error) { return "elsewhere.service", "", nil }
-
-// A registering leader's unit is read from its cgroup, as lookups read it, not
-// asked of the unit back end: registration and lookup by PID agree.
+// A registering leader's unit is read from its cgroup, as lookups read it (the
+// unit back end has no say in it): registration and lookup by PID agree.
 func TestRegisterReadsLeaderUnitFromCgroup(t *testing.T) {
-	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Units: &misleadingUnits{}})
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Units: &blockingUnits{}})
 	if err != nil {
 		t.Fatal(err)
 	}

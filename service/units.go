@@ -42,10 +42,6 @@ type Units interface {
 	// CreateScope creates req.Unit with the leader in it. It returns when the unit
 	// exists (the systemd backend waits for the start job).
 	CreateScope(ctx context.Context, req ScopeRequest) error
-	// UnitOfPID returns the unit a process belongs to and the cgroup path below
-	// that unit's cgroup ("" when the process sits at the unit's top). A process
-	// in no unit gives unit "" and a nil error.
-	UnitOfPID(pid int) (unit, subgroup string, err error)
 	// Stop stops the unit: every process in it gets SIGTERM, then SIGKILL once a
 	// grace period has passed. It returns once the stop has been initiated.
 	Stop(ctx context.Context, unit string) error

@@ -468,14 +468,6 @@ func (d *daemon) registerAll(names []string, ls []*leader) error {
 	return errors.Join(errs...)
 }
 
-// count returns how many machines (with .host) the daemon lists.
-func (d *daemon) count(v *vconn, c *dbus.Conn) (int, error) {
-	if v != nil {
-		return v.callMore(listAllReq)
-	}
-	return dbusListCount(c)
-}
-
 // gone reports whether the machine is no longer registered.
 func (d *daemon) gone(v *vconn, c *dbus.Conn, name string) (bool, error) {
 	if v != nil {

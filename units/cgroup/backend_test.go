@@ -198,7 +198,7 @@ func TestScopeLifecycle(t *testing.T) {
 	if want := "/" + slice + "/" + unit; err != nil || path != want {
 		t.Fatalf("cgroup of leader = %q, %v; want %q", path, err, want)
 	}
-	if u, sub, err := b.UnitOfPID(pid); err != nil || u != unit || sub != "" {
+	if u, sub, err := unitOf(pid); err != nil || u != unit || sub != "" {
 		t.Fatalf("UnitOfPID = %q, %q, %v", u, sub, err)
 	}
 	if !active(b, unit) {
@@ -247,10 +247,10 @@ func TestCreateScopeExists(t *testing.T) {
 		t.Fatalf("second CreateScope = %v, want EEXIST", err)
 	}
 	// The failed attempt must not have touched the existing scope.
-	if u, _, _ := b.UnitOfPID(c1.Process.Pid); u != unit {
+	if u, _, _ := unitOf(c1.Process.Pid); u != unit {
 		t.Fatalf("first leader now in unit %q", u)
 	}
-	if u, _, _ := b.UnitOfPID(c2.Process.Pid); u != "" {
+	if u, _, _ := unitOf(c2.Process.Pid); u != "" {
 		t.Fatalf("second leader moved into unit %q", u)
 	}
 }
@@ -267,7 +267,7 @@ func TestCreateScopeReplacesStaleDir(t *testing.T) {
 	if err := b.CreateScope(context.Background(), request(unit, slice, cmd.Process.Pid, -1)); err != nil {
 		t.Fatalf("CreateScope over a stale empty dir: %v", err)
 	}
-	if u, _, _ := b.UnitOfPID(cmd.Process.Pid); u != unit {
+	if u, _, _ := unitOf(cmd.Process.Pid); u != unit {
 		t.Fatalf("leader in unit %q, want %q", u, unit)
 	}
 }
@@ -429,7 +429,7 @@ func TestKillSubgroupAndFallback(t *testing.T) {
 	if err := writeFile(filepath.Join(payload, "cgroup.procs"), fmt.Sprint(other.Process.Pid)); err != nil {
 		t.Fatal(err)
 	}
-	if u, sub, err := b.UnitOfPID(other.Process.Pid); err != nil || u != unit || sub != "payload" {
+	if u, sub, err := unitOf(other.Process.Pid); err != nil || u != unit || sub != "payload" {
 		t.Fatalf("UnitOfPID(payload process) = %q, %q, %v", u, sub, err)
 	}
 
@@ -490,7 +490,7 @@ func TestAdoptedUnit(t *testing.T) {
 	if err := writeFile(filepath.Join(dir, "cgroup.procs"), fmt.Sprint(cmd.Process.Pid)); err != nil {
 		t.Fatal(err)
 	}
-	if u, sub, err := b.UnitOfPID(cmd.Process.Pid); err != nil || u != "adopted.service" || sub != "sub" {
+	if u, sub, err := unitOf(cmd.Process.Pid); err != nil || u != "adopted.service" || sub != "sub" {
 		t.Fatalf("UnitOfPID = %q, %q, %v", u, sub, err)
 	}
 	if !active(b, "adopted.service") {
@@ -506,31 +506,6 @@ func TestAdoptedUnit(t *testing.T) {
 	}
 	if sig := signalOf(waitExit(t, cmd, 3*time.Second)); sig != syscall.SIGTERM {
 		t.Fatalf("ended by %v", sig)
-	}
-}
-
-func TestUnitOfPIDHost(t *testing.T) {
-	b, _ := newTestBackend(t)
-	path, err := proc.CgroupPath(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantUnit, wantSub := proc.UnitFromCgroupPath(path)
-	if u, sub, err := b.UnitOfPID(os.Getpid()); err != nil || u != wantUnit || sub != wantSub {
-		t.Fatalf("UnitOfPID(self) = %q, %q, %v; want %q, %q", u, sub, err, wantUnit, wantSub)
-	}
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := b.UnitOfPID(cmd.Process.Pid); !errors.Is(err, syscall.ESRCH) {
-		t.Fatalf("UnitOfPID(dead) = %v, want ESRCH", err)
-	}
-	if _, _, err := b.UnitOfPID(-1); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("UnitOfPID(-1) = %v, want EINVAL", err)
-	}
-	if active(b, "machine-nonexistent-test.scope") || active(b, "../bad") {
-		t.Fatal("Active = true for a unit without cgroup")
 	}
 }
 
@@ -566,7 +541,7 @@ func TestCreateScopeConcurrent(t *testing.T) {
 		t.Fatalf("%d creations failed, want %d", failed, n)
 	}
 	for i, c := range cmds {
-		if u, _, _ := b.UnitOfPID(c.Process.Pid); u != fmt.Sprintf("machine-c%d.scope", i) {
+		if u, _, _ := unitOf(c.Process.Pid); u != fmt.Sprintf("machine-c%d.scope", i) {
 			t.Errorf("process %d in unit %q", i, u)
 		}
 	}
@@ -587,4 +562,15 @@ func active(b *Backend, unit string) bool {
 		return false
 	}
 	return err != nil || pop
+}
+
+// unitOf is the unit a process is in and its cgroup below that unit, read from
+// /proc/PID/cgroup as the core reads it.
+func unitOf(pid int) (unit, subgroup string, err error) {
+	path, err := proc.CgroupPath(pid)
+	if err != nil {
+		return "", "", err
+	}
+	unit, subgroup = proc.UnitFromCgroupPath(path)
+	return unit, subgroup, nil
 }

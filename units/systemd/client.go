@@ -3,14 +3,12 @@ package systemd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/machined-go/machined/service"
-	"github.com/machined-go/machined/service/proc"
 )
 
 // DefaultCallTimeout bounds every bus call when CallTimeout is zero. It matches
@@ -49,8 +47,6 @@ type Client struct {
 
 	wg sync.WaitGroup // asynchronous UnrefUnit/StopUnit calls (tests wait on it)
 
-	// readCgroup reads a process's cgroup2 path; tests replace it.
-	readCgroup func(pid int) (string, error)
 }
 
 var _ service.Units = (*Client)(nil)
@@ -61,7 +57,7 @@ func New(conn *dbus.Conn, logger *slog.Logger) *Client {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{conn: conn, log: logger, readCgroup: proc.CgroupPath}
+	return &Client{conn: conn, log: logger}
 }
 
 // Available reports whether org.freedesktop.systemd1 currently has an owner on
@@ -94,19 +90,6 @@ func (c *Client) callObject(ctx context.Context, path dbus.ObjectPath, method st
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	return c.conn.Object(busName, path).CallWithContext(ctx, method, 0, args...)
-}
-
-// getString reads a string property of a unit object.
-func (c *Client) getString(ctx context.Context, path dbus.ObjectPath, iface, prop string) (string, error) {
-	var v dbus.Variant
-	if err := c.callObject(ctx, path, propsGet, iface, prop).Store(&v); err != nil {
-		return "", err
-	}
-	s, ok := v.Value().(string)
-	if !ok {
-		return "", fmt.Errorf("property %s.%s of %s has type %s, want s", iface, prop, path, v.Signature())
-	}
-	return s, nil
 }
 
 // errorName returns the D-Bus error name in err's chain, or "".

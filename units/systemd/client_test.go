@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -373,59 +372,6 @@ func TestStopKillRelease(t *testing.T) {
 	}
 	if got := f.Calls(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("calls\n got %q\nwant %q", got, want)
-	}
-}
-
-func TestUnitOfPID(t *testing.T) {
-	c, f, _ := setup(t)
-	var mu sync.Mutex
-	cgroups := map[int]string{
-		10: "/machine.slice/machine-a.scope",
-		11: "/machine.slice/machine-a.scope/payload/x",
-		12: "/machine.slice",
-		13: "/system.slice/foo.service/sub",
-		14: "/machine.slice/machine-b.scope/y",
-		15: "/",
-	}
-	c.readCgroup = func(pid int) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if cg, ok := cgroups[pid]; ok {
-			return cg, nil
-		}
-		return "", syscall.ESRCH
-	}
-	f.set(func(c *fakeConfig) {
-		c.units["machine-a.scope"] = fakeUnit{ControlGroup: "/machine.slice/machine-a.scope"}
-		c.units["machine.slice"] = fakeUnit{ControlGroup: "/machine.slice"}
-		c.units["foo.service"] = fakeUnit{} // no ControlGroup known
-		c.pidUnit[10] = "machine-a.scope"
-		c.pidUnit[11] = "machine-a.scope"
-		c.pidUnit[12] = "machine.slice"
-		c.pidUnit[13] = "foo.service"
-		// 14 and 15: the manager does not know; the cgroup path decides.
-	})
-	for _, tc := range []struct {
-		pid       int
-		unit, sub string
-	}{
-		{10, "machine-a.scope", ""},
-		{11, "machine-a.scope", "payload/x"},
-		{12, "", ""},
-		{13, "foo.service", "sub"},
-		{14, "machine-b.scope", "y"},
-		{15, "", ""},
-	} {
-		unit, sub, err := c.UnitOfPID(tc.pid)
-		if err != nil || unit != tc.unit || sub != tc.sub {
-			t.Errorf("UnitOfPID(%d) = %q, %q, %v; want %q, %q", tc.pid, unit, sub, err, tc.unit, tc.sub)
-		}
-	}
-	if _, _, err := c.UnitOfPID(99); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("UnitOfPID(gone) = %v, want ESRCH", err)
-	}
-	if _, _, err := c.UnitOfPID(0); !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("UnitOfPID(0) = %v, want EINVAL", err)
 	}
 }
 

@@ -40,7 +40,6 @@ type fakeConfig struct {
 	killErr      string        // error name for KillUnit(Subgroup)
 	block        time.Duration // StopUnit sleeps this long
 	units        map[string]fakeUnit
-	pidUnit      map[uint32]string // GetUnitByPID answers
 }
 
 // set changes the fake's behaviour under its lock (handlers run on other
@@ -65,7 +64,6 @@ func newFakeManager(t *testing.T, addr string) *fakeManager {
 	t.Helper()
 	f := &fakeManager{conn: connect(t, addr)}
 	f.cfg.units = map[string]fakeUnit{}
-	f.cfg.pidUnit = map[uint32]string{}
 	if err := f.conn.Export(f, managerPath, managerIf); err != nil {
 		t.Fatal(err)
 	}
@@ -189,17 +187,6 @@ func (f *fakeManager) GetUnit(name string) (dbus.ObjectPath, *dbus.Error) {
 	return f.exportUnit(name), nil
 }
 
-func (f *fakeManager) GetUnitByPID(pid uint32) (dbus.ObjectPath, *dbus.Error) {
-	f.record("GetUnitByPID %d", pid)
-	f.mu.Lock()
-	name, ok := f.cfg.pidUnit[pid]
-	f.mu.Unlock()
-	if !ok {
-		return "", fail("org.freedesktop.systemd1.NoUnitForPID")
-	}
-	return f.exportUnit(name), nil
-}
-
 // exportUnit serves Properties.Get for a unit and returns its object path.
 func (f *fakeManager) exportUnit(name string) dbus.ObjectPath {
 	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + labelEscape(name))
@@ -214,15 +201,8 @@ type fakeUnitObject struct {
 
 func (u *fakeUnitObject) Get(iface, prop string) (dbus.Variant, *dbus.Error) {
 	u.f.record("Get %s %s.%s", u.name, iface, prop)
-	cfg := u.f.config()
-	u.f.mu.Lock()
-	st := cfg.units[u.name]
-	u.f.mu.Unlock()
-	switch {
-	case iface == unitIf && prop == "Id":
+	if iface == unitIf && prop == "Id" {
 		return dbus.MakeVariant(u.name), nil
-	case iface == typeInterface(u.name) && prop == "ControlGroup":
-		return dbus.MakeVariant(st.ControlGroup), nil
 	}
 	return dbus.Variant{}, fail(errUnknownProperty)
 }
