@@ -22,6 +22,7 @@ type RegisterRequest struct {
 	Leader        int
 	LeaderPIDFDID uint64
 	LeaderRef     *proc.PidRef
+	leaderField   string // the request field that named Leader, for NameLeader
 
 	RootDirectory     string
 	NetIf             []int
@@ -156,6 +157,24 @@ func (c Caller) pinLeader(pid int) (*proc.PidRef, error) {
 		return nil, leaderOpenError(pid, err)
 	}
 	return leader, nil
+}
+
+// NameLeader sets the leader from one of the request's fields that name it
+// (Varlink leader and leaderProcessId, D-Bus LeaderPID and LeaderPIDFD's
+// process). An explicit leader is never PID 0, and every field that names one
+// must name the same process.
+func (r *RegisterRequest) NameLeader(field string, pid int) error {
+	if pid <= 0 {
+		return invalidArg(field, "invalid leader PID")
+	}
+	if r.leaderField != "" {
+		if r.Leader != pid {
+			return invalidArg(field, "%s and %s refer to different processes", r.leaderField, field)
+		}
+		return nil
+	}
+	r.Leader, r.leaderField = pid, field
+	return nil
 }
 
 // checkLeader refuses PID 1 (the caller may be it) and a pinned process that is

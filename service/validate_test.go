@@ -142,3 +142,21 @@ func TestWorstCaseRecordFits(t *testing.T) {
 		t.Errorf("worst-case record is %d bytes, over %d", n, persist.MaxFileSize)
 	}
 }
+
+// Every field naming the leader must name a real PID, and the same one.
+func TestNameLeader(t *testing.T) {
+	var r RegisterRequest
+	if err := r.NameLeader("leader", 0); !isInvalidArg(err, "leader") {
+		t.Errorf("leader 0: %v", err)
+	}
+	if err := r.NameLeader("leader", 42); err != nil || r.Leader != 42 {
+		t.Fatalf("leader 42: %v, Leader %d", err, r.Leader)
+	}
+	if err := r.NameLeader("leaderProcessId", 42); err != nil {
+		t.Errorf("the same process named twice: %v", err)
+	}
+	err := r.NameLeader("leaderProcessId", 43)
+	if ia, ok := AsInvalidArg(err); !ok || ia.Field != "leaderProcessId" || ia.Reason != "leader and leaderProcessId refer to different processes" {
+		t.Errorf("two processes: %v", err)
+	}
+}

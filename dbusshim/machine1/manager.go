@@ -449,11 +449,12 @@ func exRequest(name string, v any) (req service.RegisterRequest, err error) {
 		}
 	}
 	if hasPID {
-		if req.Leader, err = leaderPID(pid); err != nil {
+		p, err := leaderPID(pid)
+		if err != nil {
 			return req, err
 		}
-		if req.Leader == 0 {
-			return req, errorf(ErrInvalidArgs, "Invalid leader PID")
+		if err := req.NameLeader("LeaderPID", p); err != nil {
+			return req, err
 		}
 	}
 	if hasID && !hasPID && pidfd < 0 {
@@ -465,9 +466,9 @@ func exRequest(name string, v any) (req service.RegisterRequest, err error) {
 		if ferr != nil {
 			return req, errorf(ErrInvalidArgs, "LeaderPIDFD is not a valid pidfd")
 		}
-		if hasPID && ref.PID != req.Leader {
+		if err := req.NameLeader("LeaderPIDFD", ref.PID); err != nil {
 			ref.Close()
-			return req, errorf(ErrInvalidArgs, "LeaderPID and LeaderPIDFD refer to different processes")
+			return req, err
 		}
 		req.LeaderRef = ref
 	}

@@ -136,16 +136,14 @@ func (f *machineIface) register(ctx context.Context, c *varlink.Call) error {
 		}
 	}
 	if hasLeader {
-		if leader == 0 {
-			return replyError(ctx, c, &varlink.ParamError{Name: "leader"})
+		if err := req.NameLeader("leader", int(leader)); err != nil {
+			return replyError(ctx, c, err)
 		}
-		req.Leader = int(leader)
 	}
 	if leaderPID.set {
-		if leaderPID.pid == 0 || (hasLeader && leaderPID.pid != leader) {
-			return replyError(ctx, c, &varlink.ParamError{Name: "leaderProcessId"})
+		if err := req.NameLeader("leaderProcessId", int(leaderPID.pid)); err != nil {
+			return replyError(ctx, c, err)
 		}
-		req.Leader = int(leaderPID.pid)
 		req.LeaderPIDFDID = uint64(leaderPID.pidfdID)
 	}
 	if hasVSock {
