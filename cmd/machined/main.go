@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,9 +19,7 @@ import (
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/internal/loglevel"
 	"github.com/machined-go/machined/service"
-	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
-	"github.com/machined-go/machined/varlink/machine"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -158,25 +155,11 @@ func run(o options) error {
 		return err
 	}
 	defer lock.Close()
-	// The daemon is I/O-bound: with one P, a request never bounces between CPUs
-	// on its way through the netpoller (measured: 2,459 -> 3,748 register pairs/s,
-	// docs/BENCHMARKS.md). An explicit GOMAXPROCS in the environment wins.
-	if os.Getenv("GOMAXPROCS") == "" {
-		procs := o.procs
-		if procs <= 0 {
-			procs = runtime.NumCPU()
-		}
-		runtime.GOMAXPROCS(procs)
+	setProcs(o.procs)
+	log, level, logh, err := setupLogging(o.logLevel)
+	if err != nil {
+		return err
 	}
-	level := new(slog.LevelVar)
-	lvl, ok := loglevel.Parse(o.logLevel)
-	if !ok {
-		return fmt.Errorf("unknown log level %q", o.logLevel)
-	}
-	level.Set(lvl)
-	logh := newLineHandler(os.Stderr, level)
-	log := slog.New(logh)
-	slog.SetDefault(log)
 	syscall.Umask(0o022)
 	raiseFDLimit(log)
 
@@ -185,16 +168,7 @@ func run(o options) error {
 
 	// The D-Bus side: the shim's handler goes on the connection from the
 	// start, and answers "starting up" until the core is ready.
-	var shim *machine1.Server
-	if o.bus != "none" {
-		shim = machine1.New(machine1.Config{
-			Logger:           log,
-			LogLevel:         level,
-			LogTarget:        logh.Target,
-			SetLogTarget:     logh.SetTarget,
-			SyslogIdentifier: filepath.Base(os.Args[0]),
-		})
-	}
+	shim := newShim(o, log, level, logh)
 	bus, err := connectBus(o, shim, log)
 	if err != nil {
 		return err
@@ -211,113 +185,37 @@ func run(o options) error {
 		defer unitHost.apiBus.Close()
 		unitHost.watchAPIBus(ctx)
 	}
-	var authz service.Authorizer
-	switch {
-	case o.user:
-		// Polkit is not consulted by a per-user instance.
-	case bus != nil && polkit.Available(ctx, bus.Conn):
-		authz = polkit.New(bus.Conn, log)
-		log.Info("asking polkit about unprivileged callers")
-	default:
-		log.Info("polkit not available: only root and a machine's owner may manage it")
-	}
-
 	mgr, err := service.New(service.Config{
-		StateDir:    filepath.Join(o.runtimeDir, "systemd", "machines"),
-		Units:       units,
-		Authorizer:  authz,
-		HostMachine: !o.user,
-		StopTimeout: o.stopTimeout,
-		Logger:      log,
-
+		StateDir:          filepath.Join(o.runtimeDir, "systemd", "machines"),
+		Units:             units,
+		Authorizer:        pickAuthorizer(ctx, o, bus, log),
+		HostMachine:       !o.user,
+		StopTimeout:       o.stopTimeout,
+		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
 	})
 	if err != nil {
 		return err
 	}
 	defer mgr.Close()
+
 	// The sockets serve from here on, the restore below included: a call
 	// waits for it instead of its client finding no socket.
-	ready := make(chan struct{})
-	restore := func() {
-		restored, dropped := mgr.Restore()
-		log.Info("state restored", "machines", restored, "dropped", dropped, "units", mgr.UnitsBackend())
-		close(ready)
+	sv := newVarlinkSide(o, mgr, level, log)
+	if conn := sv.activatedConn(); conn != nil {
+		// varlinkctl exec: handed us one connected client: serve it, then stop.
+		sv.restore()
+		sv.machine.ServeConn(ctx, conn)
+		return nil
 	}
-
-	id := varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"}
-	machineDisp := machine.New(mgr, level, id, log)
-	machineSrv := varlink.NewServer("machine", varlink.AfterReady(ready, machineDisp.Handle), o.limits, log)
-
-	// Socket activation: a listening socket named "varlink" (systemd-machined.socket)
-	// replaces our own bind; a connected socket (varlinkctl exec:) is one client.
-	var machineL varlink.Acceptor
-	for _, a := range varlink.ActivationFiles() {
-		c, err := net.FileConn(a.File)
-		if !a.Listening {
-			if err == nil {
-				if uc, ok := c.(*net.UnixConn); ok {
-					restore()
-					machineSrv.ServeConn(ctx, uc)
-					return nil
-				}
-			}
-			continue
-		}
-		if c != nil {
-			c.Close()
-		}
-		l, lerr := net.FileListener(a.File)
-		a.File.Close()
-		if lerr != nil {
-			continue
-		}
-		if ul, ok := l.(*net.UnixListener); ok && (a.Name == "varlink" || a.Name == "" || a.Name == "unknown") && machineL == nil {
-			machineL = ul
-			log.Info("using socket-activated Varlink socket")
-		} else {
-			l.Close()
-		}
+	// Our listeners close on every return (the bus name taken, say), so no
+	// dead socket file stays behind.
+	defer sv.close()
+	if err := sv.serve(ctx); err != nil {
+		return err
 	}
-	if machineL == nil {
-		path := filepath.Join(o.runtimeDir, "systemd", "machine", "io.systemd.Machine")
-		mode := os.FileMode(0o666)
-		if o.user {
-			mode = 0o600
-		}
-		own, err := varlink.Listen(path, mode)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", path, err)
-		}
-		machineL = own
-		log.Info("listening", "socket", path)
-	}
-
-	errc := make(chan error, 2)
-	// Also on an early return (the bus name taken, say): our socket files go
-	// with us rather than stay behind dead.
-	defer machineL.Close()
-	go func() { errc <- machineSrv.Serve(ctx, machineL) }()
-
-	var userdbSrv *varlink.Server
-	if o.userdbDir != "" && o.userdbDir != "none" {
-		udisp := userdb.NewDispatcher(mgr, id, log)
-		path := filepath.Join(o.userdbDir, userdb.ServiceName)
-		ul, err := varlink.Listen(path, 0o666)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", path, err)
-		}
-		if err := userdb.SetSocketXattrs(path); err != nil {
-			log.Debug("cannot label the userdb socket", "err", err)
-		}
-		userdbSrv = varlink.NewServer("userdb", varlink.AfterReady(ready, udisp.Handle), o.limits, log)
-		defer ul.Close()
-		go func() { errc <- userdbSrv.Serve(ctx, ul) }()
-		log.Info("listening", "socket", path)
-	}
-
-	restore()
-	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": machineSrv, "userdb": userdbSrv})
+	sv.restore()
+	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": sv.machine, "userdb": sv.userdb})
 	if bus != nil {
 		if err := shim.Start(ctx, bus, mgr); err != nil {
 			return fmt.Errorf("D-Bus: %w", err)
@@ -335,18 +233,69 @@ func run(o options) error {
 	varlink.Notify("READY=1\nSTATUS=Processing requests...")
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-sv.errc:
 		log.Error("varlink server stopped", "err", err)
 	}
 	varlink.Notify("STOPPING=1")
 	log.Info("shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	machineSrv.Shutdown(sctx)
-	if userdbSrv != nil {
-		userdbSrv.Shutdown(sctx)
-	}
+	sv.shutdown()
 	return err
+}
+
+// setProcs sets GOMAXPROCS from --procs. The daemon is I/O-bound: with one P,
+// a request never bounces between CPUs on its way through the netpoller
+// (docs/BENCHMARKS.md). An explicit GOMAXPROCS in the environment wins.
+func setProcs(procs int) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if procs <= 0 {
+		procs = runtime.NumCPU()
+	}
+	runtime.GOMAXPROCS(procs)
+}
+
+// setupLogging makes the daemon's logger, at the level --log-level names.
+func setupLogging(name string) (*slog.Logger, *slog.LevelVar, *lineHandler, error) {
+	lvl, ok := loglevel.Parse(name)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("unknown log level %q", name)
+	}
+	level := new(slog.LevelVar)
+	level.Set(lvl)
+	logh := newLineHandler(os.Stderr, level)
+	log := slog.New(logh)
+	slog.SetDefault(log)
+	return log, level, logh, nil
+}
+
+// newShim is the org.freedesktop.machine1 server, nil with --bus none.
+func newShim(o options, log *slog.Logger, level *slog.LevelVar, logh *lineHandler) *machine1.Server {
+	if o.bus == "none" {
+		return nil
+	}
+	return machine1.New(machine1.Config{
+		Logger:           log,
+		LogLevel:         level,
+		LogTarget:        logh.Target,
+		SetLogTarget:     logh.SetTarget,
+		SyslogIdentifier: filepath.Base(os.Args[0]),
+	})
+}
+
+// pickAuthorizer is polkit when it is on the shim's bus at start, else nil:
+// the core's own rule then applies.
+func pickAuthorizer(ctx context.Context, o options, bus *busconn.Conn, log *slog.Logger) service.Authorizer {
+	switch {
+	case o.user:
+		// Polkit is not consulted by a per-user instance.
+	case bus != nil && polkit.Available(ctx, bus.Conn):
+		log.Info("asking polkit about unprivileged callers")
+		return polkit.New(bus.Conn, log)
+	default:
+		log.Info("polkit not available: only root and a machine's owner may manage it")
+	}
+	return nil
 }
 
 // connectBus returns the daemon's one bus connection, guarded by busconn and
