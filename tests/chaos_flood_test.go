@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/machined-go/machined/internal/dialas"
 )
 
 // TestChaosRegistrationFlood: an unprivileged user registers with interface
@@ -34,7 +36,7 @@ func TestChaosRegistrationFlood(t *testing.T) {
 	rss := sampleRSS(d.pid())
 	good.start(d)
 
-	c, err := dialAs(d.sock(), 65534, 65534)
+	c, err := dialas.Unix(d.sock(), 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/dialas"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -56,7 +57,7 @@ func TestChaosResourceAttack(t *testing.T) {
 				attackers.Add(1)
 				go func(sock string, uid int) {
 					defer attackers.Done()
-					c, err := dialAs(sock, uid, uid)
+					c, err := dialas.Unix(sock, uid, uid)
 					if err != nil {
 						return
 					}
@@ -80,7 +81,7 @@ func TestChaosResourceAttack(t *testing.T) {
 			go func(uid int) {
 				defer attackers.Done()
 				for i := 0; i < 200; i++ {
-					c, err := dialAs(d.sock(), uid, uid)
+					c, err := dialas.Unix(d.sock(), uid, uid)
 					if err != nil {
 						return
 					}

@@ -3,6 +3,8 @@ package tests
 import (
 	"net"
 	"testing"
+
+	"github.com/machined-go/machined/internal/dialas"
 )
 
 // Unprivileged users filling their whole share of connections lock out
@@ -17,7 +19,7 @@ func TestRootGetsInWhenUsersFillTheirShare(t *testing.T) {
 		if uid == 0 {
 			c, err = net.Dial("unix", d.sock())
 		} else {
-			c, err = dialAs(d.sock(), uid, uid)
+			c, err = dialas.Unix(d.sock(), uid, uid)
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/machined-go/machined/internal/dialas"
 )
 
 func smallBudgetLimits() Limits {
@@ -65,7 +67,7 @@ func TestInputBudgetRefusesTheHog(t *testing.T) {
 	}
 	lim := smallBudgetLimits()
 	path, s := serveOn(t, lim, echo)
-	first, err := dialAs(path, 65534, 65534)
+	first, err := dialas.Unix(path, 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestInputBudgetRefusesTheHog(t *testing.T) {
 	first.Write(part)
 	waitFor(t, func() bool { return s.PendingInput() >= lim.MaxMessageSize }, "the first partial message to be buffered")
 
-	second, err := dialAs(path, 65534, 65534)
+	second, err := dialas.Unix(path, 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestInputBudgetRefusesTheHog(t *testing.T) {
 	waitFor(t, func() bool { return s.PendingInput() == 0 }, "the budget to drain")
 
 	// A connection closed mid-message gives its reservation back too.
-	third, err := dialAs(path, 65534, 65534)
+	third, err := dialas.Unix(path, 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func TestInputBudgetFitsMaximalMessage(t *testing.T) {
 	}
 	lim := smallBudgetLimits()
 	path, _ := serveOn(t, lim, echo)
-	c, err := dialAs(path, 65534, 65534)
+	c, err := dialas.Unix(path, 65534, 65534)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/internal/dialas"
 )
 
 // Unprivileged users share MaxConnections-ReservedConnections, each at most
@@ -24,7 +26,7 @@ func TestConnectionReserve(t *testing.T) {
 		if uid == 0 {
 			c, err = net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 		} else {
-			c, err = dialAs(path, uid, uid)
+			c, err = dialas.Unix(path, uid, uid)
 		}
 		if err != nil {
 			t.Fatal(err)

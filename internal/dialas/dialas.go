@@ -1,4 +1,9 @@
-package varlink
+// Package dialas connects to a unix socket under another user's credentials,
+// for tests that play an unprivileged client of the daemon from a root test
+// process.
+//
+// It must import nothing of this module.
+package dialas
 
 import (
 	"fmt"
@@ -7,11 +12,11 @@ import (
 	"syscall"
 )
 
-// dialAs connects to path with uid and gid as the credentials the server sees
+// Unix connects to path with uid and gid as the credentials the server sees
 // (SO_PEERCRED records them at connect). The switch happens on a locked thread
 // of a goroutine that never unlocks it, so the runtime throws that thread
 // away instead of running other goroutines under the borrowed identity.
-func dialAs(path string, uid, gid int) (*net.UnixConn, error) {
+func Unix(path string, uid, gid int) (*net.UnixConn, error) {
 	type result struct {
 		c   *net.UnixConn
 		err error
