@@ -62,6 +62,11 @@ func TestCreateMachineScopePropertyTypes(t *testing.T) {
 			Weight uint64
 		}{{"/dev/sda", 200}})},
 		{"AllowedCPUs", dbus.MakeVariant([]byte{0x05})},
+		{"Wants", dbus.MakeVariant([]string{})},
+		{"IOWriteIOPSMax", dbus.MakeVariant([]struct {
+			Path  string
+			Value uint64
+		}{})},
 		{"IPAddressDeny", dbus.MakeVariant([]struct {
 			Family    int32
 			Address   []byte
@@ -84,6 +89,8 @@ func TestCreateMachineScopePropertyTypes(t *testing.T) {
 		{Name: "SendSIGHUP", Value: service.BoolValue(true)},
 		{Name: "IODeviceWeight", Value: service.DeviceSettingListValue{{Path: "/dev/sda", Value: 200}}},
 		{Name: "AllowedCPUs", Value: service.BitmaskValue{0x05}},
+		{Name: "Wants", Value: service.StringListValue{}},
+		{Name: "IOWriteIOPSMax", Value: service.DeviceSettingListValue{}},
 		{Name: "IPAddressDeny", Value: service.IPPrefixListValue{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}},
 	}
 	if got := reqs[0]; got.Slice != "machine.slice" || !reflect.DeepEqual(got.Properties, want) {

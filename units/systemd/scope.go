@@ -30,8 +30,9 @@ type auxUnit struct {
 // props, []) and waits for the start job's JobRemoved signal. The properties
 // follow upstream machined's order: Slice, Description, PIDFDs (or PIDs),
 // Delegate, CollectMode, AddRef, TasksMax, User (only for a non-root
-// registrant), then req.Properties, each encoded with the D-Bus signature the
-// core's whitelist gives its name (see toVariant).
+// registrant), then req.Properties, last so that a caller's Description or
+// TasksMax wins, each encoded with the D-Bus signature the core's whitelist
+// gives its name (see toVariant).
 //
 // The leader goes in as a pidfd when one is known and the connection passes
 // fds; a manager that does not understand PIDFDs is asked again with PIDs. When
