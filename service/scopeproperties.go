@@ -2,30 +2,39 @@ package service
 
 import "strings"
 
-// scopePropertyNames are the properties a client may set on the scope machined
-// creates for its machine. Upstream hands the caller's array to the service
-// manager unchecked; we accept what real clients send (nspawn: its device
-// policy, kill settings, controller and the resource limits of --property= and
-// .nspawn files; libvirt: After, Before) and refuse the rest, so nobody can
-// override what the daemon itself sets: the leader (PIDs, PIDFDs), Delegate,
-// User, AddRef, CollectMode. Description is harmless and allowed.
-var scopePropertyNames = map[string]bool{
-	"Description": true, "Controller": true, "DevicePolicy": true, "DeviceAllow": true,
-	"KillSignal": true, "KillMode": true, "FinalKillSignal": true, "SendSIGKILL": true,
-	"SendSIGHUP": true, "TimeoutStopUSec": true,
-	"After": true, "Before": true, "Wants": true, "Requires": true, "BindsTo": true,
-	"PartOf": true, "Conflicts": true, "RequiresMountsFor": true,
-	"CPUAccounting": true, "CPUWeight": true, "StartupCPUWeight": true,
-	"CPUShares": true, "StartupCPUShares": true, "CPUQuotaPerSecUSec": true,
-	"CPUQuotaPeriodUSec": true, "AllowedCPUs": true, "AllowedMemoryNodes": true,
-	"MemoryAccounting": true, "MemoryMin": true, "MemoryLow": true, "MemoryHigh": true,
-	"MemoryMax": true, "MemorySwapMax": true, "MemoryLimit": true,
-	"TasksAccounting": true, "TasksMax": true,
-	"IOAccounting": true, "IOWeight": true, "StartupIOWeight": true,
-	"IODeviceWeight": true, "IOReadBandwidthMax": true, "IOWriteBandwidthMax": true,
-	"IOReadIOPSMax": true, "IOWriteIOPSMax": true,
-	"BlockIOAccounting": true, "BlockIOWeight": true,
-	"IPAccounting": true, "IPAddressAllow": true, "IPAddressDeny": true,
+// scopePropertySignatures are the properties a client may set on the scope
+// machined creates for its machine, each with the D-Bus signature the service
+// manager reads for it (and so the PropertyValue type it must have). Upstream
+// hands the caller's array to the service manager unchecked; we accept what
+// real clients send (nspawn: its device policy, kill settings, controller and
+// the resource limits of --property= and .nspawn files; libvirt: After,
+// Before) and refuse the rest, so nobody can override what the daemon itself
+// sets: the leader (PIDs, PIDFDs), Delegate, User, AddRef, CollectMode.
+// Description is harmless and allowed.
+var scopePropertySignatures = map[string]string{
+	"Description": "s", "Controller": "s", "DevicePolicy": "s", "DeviceAllow": "a(ss)",
+	"KillSignal": "i", "KillMode": "s", "FinalKillSignal": "i", "SendSIGKILL": "b",
+	"SendSIGHUP": "b", "TimeoutStopUSec": "t",
+	"After": "as", "Before": "as", "Wants": "as", "Requires": "as", "BindsTo": "as",
+	"PartOf": "as", "Conflicts": "as", "RequiresMountsFor": "as",
+	"CPUAccounting": "b", "CPUWeight": "t", "StartupCPUWeight": "t",
+	"CPUShares": "t", "StartupCPUShares": "t", "CPUQuotaPerSecUSec": "t",
+	"CPUQuotaPeriodUSec": "t", "AllowedCPUs": "ay", "AllowedMemoryNodes": "ay",
+	"MemoryAccounting": "b", "MemoryMin": "t", "MemoryLow": "t", "MemoryHigh": "t",
+	"MemoryMax": "t", "MemorySwapMax": "t", "MemoryLimit": "t",
+	"TasksAccounting": "b", "TasksMax": "t",
+	"IOAccounting": "b", "IOWeight": "t", "StartupIOWeight": "t",
+	"IODeviceWeight": "a(st)", "IOReadBandwidthMax": "a(st)", "IOWriteBandwidthMax": "a(st)",
+	"IOReadIOPSMax": "a(st)", "IOWriteIOPSMax": "a(st)",
+	"BlockIOAccounting": "b", "BlockIOWeight": "t",
+	"IPAccounting": "b", "IPAddressAllow": "a(iayu)", "IPAddressDeny": "a(iayu)",
+}
+
+// ScopePropertySignature returns the D-Bus signature of a whitelisted scope
+// property, for back ends that encode values for the service manager.
+func ScopePropertySignature(name string) (string, bool) {
+	sig, ok := scopePropertySignatures[name]
+	return sig, ok
 }
 
 // DefaultMachineSlice is where machine scopes go unless the client names a slice.
@@ -47,8 +56,32 @@ func validateScope(slice string, props []UnitProperty) error {
 		if p.Name == "Slice" {
 			return invalidArg("Slice", "Slice must be given once, as a string")
 		}
-		if !scopePropertyNames[p.Name] {
-			return invalidArg("scopeProperties", "unsupported scope property %q", p.Name)
+		if err := validateScopeProperty(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateScopeProperty checks one property: its name is on the whitelist and
+// its value has the type the service manager reads for it, so a back end never
+// sends a value of the wrong type under a name it accepts.
+func validateScopeProperty(p UnitProperty) error {
+	want, ok := scopePropertySignatures[p.Name]
+	if !ok {
+		return invalidArg("scopeProperties", "unsupported scope property %q", p.Name)
+	}
+	if p.Value == nil {
+		return invalidArg("scopeProperties", "scope property %q has no value, want type %q", p.Name, want)
+	}
+	if got := p.Value.Signature(); got != want {
+		return invalidArg("scopeProperties", "scope property %q takes type %q, not %q", p.Name, want, got)
+	}
+	if prefixes, ok := p.Value.(IPPrefixListValue); ok {
+		for _, pfx := range prefixes {
+			if !pfx.IsValid() {
+				return invalidArg("scopeProperties", "scope property %q: invalid address prefix %s", p.Name, pfx)
+			}
 		}
 	}
 	return nil

@@ -14,20 +14,20 @@ type ScopeRequest struct {
 	LeaderPID   int
 	LeaderPIDFD int // -1 when unknown
 	UID         uint32
-	// Properties are extra scope properties from the caller (D-Bus a(sv)) whose
-	// names the core has checked against its whitelist; the systemd backend
-	// passes them on verbatim, the cgroup backend ignores them.
+	// Properties are extra scope properties from the caller whose names and
+	// value types the core has checked against its whitelist; the systemd
+	// backend encodes each with its property's D-Bus signature, the cgroup
+	// backend ignores them.
 	Properties []UnitProperty
 }
 
-// UnitProperty is one (name, value) scope property. The core reads only the
-// name. Value is opaque to the core, forwarded by back ends that speak D-Bus:
-// the D-Bus front end puts the caller's variant there as it came, and only the
-// systemd back end reads it. Typing it would mean modelling every whitelisted
-// property's D-Bus signature for a value nobody but systemd interprets.
+// UnitProperty is one (name, value) scope property. The value is typed so that
+// no front end's wire representation travels through the core: the D-Bus front
+// end converts a caller's variant into it, and a back end converts it back to
+// what its service manager reads.
 type UnitProperty struct {
 	Name  string
-	Value any
+	Value PropertyValue
 }
 
 // Units creates, stops and signals the units machines live in. Two backends

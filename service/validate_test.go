@@ -75,7 +75,7 @@ func TestRegisterValidation(t *testing.T) {
 	fill(r.NetIf)
 	r.ScopeProperties = make([]UnitProperty, MaxScopeProperties)
 	for i := range r.ScopeProperties {
-		r.ScopeProperties[i].Name = "After"
+		r.ScopeProperties[i] = UnitProperty{Name: "After", Value: StringListValue{"a.service"}}
 	}
 	r.RootDirectory = longPath(maxPathLen)
 	r.SSHPrivateKeyPath = "/run/..key/./x.." // ".." only as a whole component

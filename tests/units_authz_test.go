@@ -61,7 +61,8 @@ func TestCreateUnitNeedsPrivileges(t *testing.T) {
 
 // The slice and the properties of CreateMachine are checked before anything
 // is created: a bad slice name, the root slice and properties outside the
-// whitelist are InvalidArgs naming the culprit, and the leader stays put.
+// whitelist or of another type than theirs are InvalidArgs naming the
+// culprit, and the leader stays put.
 func TestCreateMachineScopeProperties(t *testing.T) {
 	needCgroup2(t)
 	_, bus := startBusDaemon(t, "--units", "cgroup", "--stop-timeout", "2s")
@@ -87,6 +88,8 @@ func TestCreateMachineScopeProperties(t *testing.T) {
 		{[]prop{{"User", dbus.MakeVariant("root")}}, `"User"`},
 		{[]prop{{"PIDs", dbus.MakeVariant([]uint32{1})}}, `"PIDs"`},
 		{[]prop{{"Delegate", dbus.MakeVariant(false)}}, `"Delegate"`},
+		{[]prop{{"KillSignal", dbus.MakeVariant("15")}}, `Scope property "KillSignal" takes type "i", not "s"`},
+		{[]prop{{"DeviceAllow", dbus.MakeVariant(map[string]string{"/dev/null": "rw"})}}, `Scope property "DeviceAllow" has type "a{ss}"`},
 	} {
 		err := managerCall(t, c, "CreateMachine", "badprops", []byte{}, "", "container", uint32(l.pid), "", tc.props).Store()
 		var de dbus.Error

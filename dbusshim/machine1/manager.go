@@ -248,8 +248,8 @@ func classic(body []any) (service.RegisterRequest, error) {
 
 // scopeProperties decodes a CreateMachine property array into the request:
 // Slice becomes the typed field the core checks and backends act on; the
-// other properties go on as (name, variant) for the core's whitelist, and the
-// systemd backend sends the variants unchanged.
+// other properties become typed values for the core's whitelist, which the
+// systemd backend encodes again.
 func scopeProperties(req *service.RegisterRequest, v any) error {
 	kv, err := propertyArray(v)
 	if err != nil {
@@ -266,7 +266,11 @@ func scopeProperties(req *service.RegisterRequest, v any) error {
 			req.Slice, sliceSeen = s, true
 			continue
 		}
-		req.ScopeProperties = append(req.ScopeProperties, service.UnitProperty{Name: p.Name, Value: p.Value})
+		val, err := scopePropertyValue(p.Name, p.Value)
+		if err != nil {
+			return err
+		}
+		req.ScopeProperties = append(req.ScopeProperties, service.UnitProperty{Name: p.Name, Value: val})
 	}
 	return nil
 }

@@ -32,8 +32,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvUnits(t, nil)
+}
+
+// newEnvUnits is newEnv with a unit back end for the core.
+func newEnvUnits(t *testing.T, units service.Units) *env {
+	t.Helper()
 	bus := bustest.Start(t, "")
-	mgr, err := service.New(service.Config{StateDir: filepath.Join(t.TempDir(), "machines"), HostMachine: true, Logger: slog.New(slog.DiscardHandler)})
+	mgr, err := service.New(service.Config{StateDir: filepath.Join(t.TempDir(), "machines"), HostMachine: true, Units: units, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

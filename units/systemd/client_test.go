@@ -106,15 +106,14 @@ func TestAvailable(t *testing.T) {
 func TestCreateScopeProperties(t *testing.T) {
 	c, f, tap, _ := setupTap(t)
 	pid, fd := leader(t)
-	deviceAllow := dbus.MakeVariant([]struct{ Path, Access string }{{"/dev/net/tun", "rwm"}, {"char-pts", "rw"}})
 	req := service.ScopeRequest{
 		Unit: `machine-fedora\x2d40.scope`, Slice: "machine.slice", Description: "Container fedora-40",
 		LeaderPID: pid, LeaderPIDFD: fd, UID: 1000,
 		Properties: []service.UnitProperty{
-			{Name: "Controller", Value: ":1.42"},
-			{Name: "DevicePolicy", Value: dbus.MakeVariant("closed")},
-			{Name: "DeviceAllow", Value: deviceAllow},
-			{Name: "KillSignal", Value: int32(9)},
+			{Name: "Controller", Value: service.StringValue(":1.42")},
+			{Name: "DevicePolicy", Value: service.StringValue("closed")},
+			{Name: "DeviceAllow", Value: service.DeviceAccessListValue{{Path: "/dev/net/tun", Access: "rwm"}, {Path: "char-pts", Access: "rw"}}},
+			{Name: "KillSignal", Value: service.Int32Value(9)},
 		},
 	}
 	if err := c.CreateScope(ctxT(t), req); err != nil {
@@ -180,12 +179,20 @@ func TestCreateScopeProperties(t *testing.T) {
 	}
 }
 
+// A property the core would have refused (no value, a name off the
+// whitelist, a value of another type than its name takes) is not sent.
 func TestCreateScopeBadProperty(t *testing.T) {
 	c, f, _ := setup(t)
-	req := service.ScopeRequest{Unit: "machine-x.scope", LeaderPID: 1, LeaderPIDFD: -1,
-		Properties: []service.UnitProperty{{Name: "Bad", Value: func() {}}}}
-	if err := c.CreateScope(ctxT(t), req); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("CreateScope with unencodable property = %v, want EINVAL", err)
+	for _, p := range []service.UnitProperty{
+		{Name: "KillSignal"},
+		{Name: "Bad", Value: service.StringValue("x")},
+		{Name: "KillSignal", Value: service.StringValue("9")},
+		{Name: "TasksMax", Value: service.Int32Value(9)},
+	} {
+		req := service.ScopeRequest{Unit: "machine-x.scope", LeaderPID: 1, LeaderPIDFD: -1, Properties: []service.UnitProperty{p}}
+		if err := c.CreateScope(ctxT(t), req); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("CreateScope with property %s %#v = %v, want EINVAL", p.Name, p.Value, err)
+		}
 	}
 	for _, call := range f.Calls() {
 		if strings.HasPrefix(call, "StartTransientUnit") {

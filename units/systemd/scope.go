@@ -30,7 +30,9 @@ type auxUnit struct {
 // props, []) and waits for the start job's JobRemoved signal. The properties
 // follow upstream machined's order: Slice, Description, PIDFDs (or PIDs),
 // Delegate, CollectMode, AddRef, TasksMax, User (only for a non-root
-// registrant), then req.Properties verbatim so callers can override any of them.
+// registrant), then req.Properties, last so that a caller's Description or
+// TasksMax wins, each encoded with the D-Bus signature the core's whitelist
+// gives its name (see toVariant).
 //
 // The leader goes in as a pidfd when one is known and the connection passes
 // fds; a manager that does not understand PIDFDs is asked again with PIDs. When
@@ -114,30 +116,13 @@ func scopeProperties(req service.ScopeRequest, usePIDFD bool) ([]property, error
 		props = append(props, property{"User", dbus.MakeVariant(strconv.FormatUint(uint64(req.UID), 10))})
 	}
 	for _, p := range req.Properties {
-		v, err := toVariant(p.Value)
+		v, err := toVariant(p)
 		if err != nil {
-			return nil, fmt.Errorf("scope property %s: %w", p.Name, err)
+			return nil, err
 		}
 		props = append(props, property{p.Name, v})
 	}
 	return props, nil
-}
-
-// toVariant wraps a caller's property value; a dbus.Variant passes unchanged.
-// godbus panics on types D-Bus cannot carry, which becomes an error here.
-func toVariant(v any) (_ dbus.Variant, err error) {
-	switch v := v.(type) {
-	case dbus.Variant:
-		return v, nil
-	case nil:
-		return dbus.Variant{}, fmt.Errorf("no value: %w", syscall.EINVAL)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("value of type %T cannot be sent over D-Bus: %w", v, syscall.EINVAL)
-		}
-	}()
-	return dbus.MakeVariant(v), nil
 }
 
 // waitJob returns the result of job from the JobRemoved signals arriving on ch.
