@@ -248,18 +248,10 @@ func TestAddressesLeavesNoThreadBehind(t *testing.T) {
 
 func strayThreads(t *testing.T, own string) []string {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stray []string
-	for _, e := range ents {
-		ns, err := os.Readlink("/proc/self/task/" + e.Name() + "/ns/net")
-		if err == nil && ns != own {
-			stray = append(stray, e.Name()+":"+ns)
-		}
-	}
-	return stray
+	return threadsWhere(t, func(tid string) (string, bool) {
+		ns, err := os.Readlink("/proc/self/task/" + tid + "/ns/net")
+		return tid + ":" + ns, err == nil && ns != own
+	})
 }
 
 // addrMessage builds one RTM_NEWADDR message as the kernel sends it.

@@ -100,21 +100,29 @@ func TestAsOwner(t *testing.T) {
 
 func threadsNotRoot(t *testing.T) []string {
 	t.Helper()
+	return threadsWhere(t, func(tid string) (string, bool) {
+		data, err := os.ReadFile("/proc/self/task/" + tid + "/status")
+		if err != nil {
+			return "", false // gone meanwhile
+		}
+		return tid, !bytes.Contains(data, []byte("\nUid:\t0\t0\t0\t0\n")) || !bytes.Contains(data, []byte("\nGid:\t0\t0\t0\t0\n"))
+	})
+}
+
+// threadsWhere lists what odd says of each of our threads it picks out.
+func threadsWhere(t *testing.T, odd func(tid string) (string, bool)) []string {
+	t.Helper()
 	ents, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stray []string
+	var out []string
 	for _, e := range ents {
-		data, err := os.ReadFile("/proc/self/task/" + e.Name() + "/status")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		if !bytes.Contains(data, []byte("\nUid:\t0\t0\t0\t0\n")) || !bytes.Contains(data, []byte("\nGid:\t0\t0\t0\t0\n")) {
-			stray = append(stray, e.Name())
+		if what, ok := odd(e.Name()); ok {
+			out = append(out, what)
 		}
 	}
-	return stray
+	return out
 }
 
 // userNSLeader starts, as nobody, a leader in its own user and mount namespace
