@@ -116,11 +116,18 @@ func TestChaosResourceAttack(t *testing.T) {
 
 	// RSS back near the baseline: polled, since the kernel frees closed
 	// connections' buffers at its own pace.
+	// How far above its baseline the daemon may stay once the attack is over.
+	// A race-built daemon keeps the detector's shadow of every heap page it
+	// ever touched, which it never gives back: twice the room there.
+	margin := 32 << 10
+	if raceEnabled {
+		margin = 64 << 10
+	}
 	var after int
 	settled := false
 	for time.Since(attackEnd) < settle {
 		after = rssKiB(d.pid())
-		if after <= baseRSS+32<<10 {
+		if after <= baseRSS+margin {
 			settled = true
 			if !long {
 				break
@@ -137,7 +144,7 @@ func TestChaosResourceAttack(t *testing.T) {
 		t.Errorf("RSS peaked at %.1f MiB under the attack, over 256 MiB", float64(rssPeak)/1024)
 	}
 	if !settled {
-		t.Errorf("RSS %.1f MiB %v after the attack, more than 32 MiB over the baseline %.1f MiB", float64(after)/1024, settle, float64(baseRSS)/1024)
+		t.Errorf("RSS %.1f MiB %v after the attack, more than %d MiB over the baseline %.1f MiB", float64(after)/1024, settle, margin>>10, float64(baseRSS)/1024)
 	}
 }
 

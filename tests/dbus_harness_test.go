@@ -101,12 +101,14 @@ func busctl(t *testing.T, bus *privateBus, cred *syscall.Credential, args ...str
 }
 
 // systemdNS is a shell prologue that makes the tools of systemd 252 believe
-// they run on a systemd host with our daemon, without touching the host: in a
-// private mount namespace, a tmpfs over /run/systemd gets an empty system/
+// they run on a systemd host with our daemon, without touching the host (but for
+// an empty /run/systemd where no systemd ever ran, to mount over): in a private
+// mount namespace, a tmpfs over /run/systemd gets an empty system/
 // (sd_booted() tests for it) and bind mounts of the daemon's state, machine
 // and userdb directories. Then it drops to $RUN_AS_UID if set and execs the
 // command. $RT is the daemon's runtime directory.
 const systemdNS = `set -e
+mkdir -p /run/systemd
 mount -t tmpfs -o mode=0755 tmpfs /run/systemd
 mkdir -p /run/systemd/system /run/systemd/machines /run/systemd/machine /run/systemd/userdb
 mount --bind "$RT/systemd/machines" /run/systemd/machines
