@@ -217,6 +217,9 @@ func TestDBusBusctl(t *testing.T) {
 		{"GetMachine", []any{"bad/name"}, "org.freedesktop.machine1.NoSuchMachine", "No machine 'bad/name' known"},
 		{"TerminateMachine", []any{"bad/name"}, "org.freedesktop.machine1.NoSuchMachine", "No machine 'bad/name' known"},
 		{"GetMachineAddresses", []any{"-x"}, "org.freedesktop.machine1.NoSuchMachine", "No machine '-x' known"},
+		{"MapFromMachineUser", []any{"bad/name", uint32(0)}, "org.freedesktop.machine1.NoSuchMachine", "No machine 'bad/name' known"},
+		{"MapFromMachineGroup", []any{"-x", uint32(0)}, "org.freedesktop.machine1.NoSuchMachine", "No machine '-x' known"},
+		{"MapFromMachineUser", []any{"bad/name", uint32(65535)}, "org.freedesktop.DBus.Error.InvalidArgs", "Invalid user ID 65535"},
 	} {
 		err := managerCall(t, gc, c.method, c.args...).Store()
 		var de dbus.Error

@@ -82,9 +82,15 @@ var nobody = service.Caller{UID: math.MaxUint32, GID: math.MaxUint32, PIDFD: -1}
 // invalid argument (which the Varlink API answers).
 func machineByName(c *call, name string) (service.MachineInfo, error) {
 	if !service.ValidLookupName(name) {
-		return service.MachineInfo{}, errorf(ErrNoSuchMachine, "No machine '%s' known", name)
+		return service.MachineInfo{}, noSuchMachine(name)
 	}
 	return c.mgr().Get(nobody, service.Selector{Name: name})
+}
+
+// noSuchMachine is upstream's answer to a name no machine can have: sd-bus
+// looks it up like any other and finds nothing.
+func noSuchMachine(name string) error {
+	return errorf(ErrNoSuchMachine, "No machine '%s' known", name)
 }
 
 func getMachine(c *call) ([]any, error) {
@@ -143,6 +149,10 @@ func mapFrom(group bool) func(*call) ([]any, error) {
 	return func(c *call) ([]any, error) {
 		id := c.body[1].(uint32)
 		sel := service.Selector{Name: c.body[0].(string)}
+		// Upstream checks the id first, then looks the name up.
+		if service.ValidID(id) && !service.ValidLookupName(sel.Name) {
+			return nil, noSuchMachine(sel.Name)
+		}
 		var m service.IDMapping
 		var err error
 		if group {
