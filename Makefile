@@ -74,6 +74,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadMessage -fuzztime 30s ./varlink/
 	$(GO) test -run '^$$' -fuzz FuzzDuplicateKey -fuzztime 30s ./varlink/
 	$(GO) test -run '^$$' -fuzz FuzzEachMember -fuzztime 30s ./varlink/
+	$(GO) test -run '^$$' -fuzz FuzzLazyWalk -fuzztime 30s ./varlink/
 	$(GO) test -run '^$$' -fuzz FuzzLabel -fuzztime 30s ./dbusshim/machine1/
 	$(GO) test -run '^$$' -fuzz FuzzParseHeader -fuzztime 30s ./dbusshim/busconn/
 

@@ -201,8 +201,8 @@ type groupRecord struct {
 func replyError(ctx context.Context, c *varlink.Call, err error) error {
 	var pe *varlink.ParamError
 	switch {
-	case errors.As(err, &pe):
-		return c.ReplyInvalidParameter(ctx, pe.Name)
+	case errors.As(err, &pe), errors.Is(err, varlink.ErrMalformed):
+		return varlink.ReplyParamError(ctx, c, err)
 	case errors.Is(err, service.ErrNoSuchUser), errors.Is(err, service.ErrNoSuchGroup):
 		return c.ReplyError(ctx, errNoRecord, nil)
 	}

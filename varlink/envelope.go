@@ -20,16 +20,15 @@ var errEnvelope = errors.New("malformed message envelope")
 
 var envelopeKeys = []string{"method", "parameters", "more", "oneway", "upgrade"}
 
-// parseEnvelope is the one parse of a message: it checks the whole message is
-// JSON, then walks the top-level object once. A key given twice, or a case
-// variant of an envelope key ("Method"), is refused: encoding/json would take
-// the last duplicate and match keys case-insensitively, so another reader of
-// the same bytes could see another call. Unknown keys are ignored.
+// parseEnvelope is the one parse of a message: it walks the top-level object
+// once (see members.go), reading the method and the flags and taking the
+// parameters as a slice for the decoder, which checks them as it reads them.
+// A key given twice, or a case variant of an envelope key ("Method"), is
+// refused: encoding/json would take the last duplicate and match keys
+// case-insensitively, so another reader of the same bytes could see another
+// call. Unknown keys are ignored, but must be JSON.
 func parseEnvelope(msg []byte) (envelope, error) {
 	var env envelope
-	if !json.Valid(msg) {
-		return env, errEnvelope
-	}
 	var set keySet
 	err := eachMember(msg, func(key string, v []byte) error {
 		if set.add(key) {
@@ -67,6 +66,9 @@ func parseEnvelope(msg []byte) (envelope, error) {
 				if strings.EqualFold(key, k) {
 					return errEnvelope
 				}
+			}
+			if !json.Valid(v) {
+				return errEnvelope
 			}
 		}
 		return nil

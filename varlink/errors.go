@@ -20,10 +20,14 @@ const (
 	NameInteractiveAuth   = "io.systemd.InteractiveAuthenticationRequired"
 )
 
-// ReplyParamError answers err with InvalidParameter naming its field when err
-// is a *ParamError, and with io.systemd.System otherwise.
+// ReplyParamError answers an error of DecodeParams: InvalidParameter naming the
+// field of a *ParamError, io.systemd.Protocol for parameters that are not JSON
+// (ErrMalformed), io.systemd.System otherwise.
 func ReplyParamError(ctx context.Context, c *Call, err error) error {
 	var pe *ParamError
+	if errors.Is(err, ErrMalformed) {
+		return c.ReplyError(ctx, NameProtocol, nil)
+	}
 	if errors.As(err, &pe) {
 		return c.ReplyInvalidParameter(ctx, pe.Name)
 	}

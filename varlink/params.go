@@ -27,8 +27,10 @@ type Field struct {
 // unknown and duplicate keys rejected (naming the key), types checked per
 // field, missing required fields reported. A missing or null "parameters"
 // counts as {}. null for an optional field means "absent", as in sd-varlink.
-// raw must be valid JSON, as every message is once parseEnvelope accepted it:
-// the members are walked in place, never copied into a map.
+// The members are walked in place, never copied into a map, and every value is
+// checked by the field that reads it: a structure that is not JSON is
+// ErrMalformed (io.systemd.Protocol), a value that is not what its field takes
+// a ParamError naming the field.
 func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 	if raw == nil || isNull(*raw) {
 		return checkRequired(fields, nil)
@@ -51,21 +53,37 @@ func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 			return nil
 		}
 		seen[i] = true
-		if fields[i].decode != nil {
-			if err := fields[i].decode(v); err != nil {
-				return &ParamError{Name: k}
+		decode := fields[i].decode
+		if decode == nil {
+			decode = anyJSON
+		}
+		if err := decode(v); err != nil {
+			if errors.Is(err, ErrMalformed) {
+				return err
 			}
+			return &ParamError{Name: k}
 		}
 		return nil
 	})
-	if err != nil {
-		var pe *ParamError
-		if errors.As(err, &pe) {
-			return pe
-		}
+	var pe *ParamError
+	switch {
+	case err == nil:
+	case errors.As(err, &pe):
+		return pe
+	case errors.Is(err, ErrMalformed):
+		return ErrMalformed
+	default:
 		return &ParamError{Name: "parameters"}
 	}
 	return checkRequired(fields, seen)
+}
+
+// anyJSON accepts what an ignored field holds, as long as it is JSON.
+func anyJSON(v json.RawMessage) error {
+	if !json.Valid(v) {
+		return ErrMalformed
+	}
+	return nil
 }
 
 // checkRequired names the first required field not seen.
@@ -118,7 +136,7 @@ func IntField(name string, dst *int64, set *bool, required bool, min, max int64)
 // ParseInt reads an integer and takes a JSON number only: json.Number on its own
 // would also take the string "12". Integral floats (5.0, 1e3) count, as in sd-json.
 func ParseInt(v json.RawMessage) (int64, error) {
-	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+	if !jsonNumber(v) {
 		return 0, fmt.Errorf("not a number")
 	}
 	// v is a JSON number (the message is valid JSON and v starts like one).
@@ -130,6 +148,44 @@ func ParseInt(v json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("not an integer")
 	}
 	return int64(f), nil
+}
+
+// jsonNumber reports whether v is a number as JSON spells it:
+// -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(v []byte) bool {
+	i := 0
+	digits := func() bool {
+		start := i
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(v) && v[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(v) && v[i] == '0':
+		i++
+	case !digits():
+		return false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		if !digits() {
+			return false
+		}
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		if !digits() {
+			return false
+		}
+	}
+	return i == len(v)
 }
 
 // IntListField decodes an array of at most maxLen integers within [min, max].

@@ -36,7 +36,7 @@ var machineErrors = []struct {
 // io.systemd.System with their errno, or EIO: internal text never reaches clients.
 func replyError(ctx context.Context, c *varlink.Call, err error) error {
 	var pe *varlink.ParamError
-	if errors.As(err, &pe) {
+	if errors.As(err, &pe) || errors.Is(err, varlink.ErrMalformed) {
 		return varlink.ReplyParamError(ctx, c, err)
 	}
 	if ia, ok := service.AsInvalidArg(err); ok {
