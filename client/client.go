@@ -21,6 +21,7 @@ type Client struct {
 	// interactive asks the daemon to let polkit query the user for
 	// authentication where it supports that.
 	interactive bool
+	dialFn      func(ctx context.Context, path string) (net.Conn, error)
 
 	mu     sync.Mutex
 	idle   *conn
@@ -41,6 +42,13 @@ type Option func(*Client)
 // call that has it, so that polkit may ask the user instead of refusing.
 func WithInteractiveAuthentication() Option {
 	return func(c *Client) { c.interactive = true }
+}
+
+// WithDialer makes the Client connect with dial instead of a plain connect to
+// the path, e.g. to connect under other credentials. Fds travel only over a
+// *net.UnixConn.
+func WithDialer(dial func(ctx context.Context, path string) (net.Conn, error)) Option {
+	return func(c *Client) { c.dialFn = dial }
 }
 
 // Dial connects to the machine socket at path (DefaultPath when empty). The
@@ -78,7 +86,7 @@ func (c *Client) Close() error {
 var ErrClosed = errors.New("client: closed")
 
 func (c *Client) dial(ctx context.Context) (*conn, error) {
-	d := &rawDialer{}
+	d := &rawDialer{dial: c.dialFn}
 	vc, err := vl.NewConnectionWithDialer(ctx, "unix:"+c.path, d)
 	if err != nil {
 		return nil, err
@@ -87,11 +95,20 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 }
 
 // rawDialer dials a unix socket and remembers it.
-type rawDialer struct{ raw *net.UnixConn }
+type rawDialer struct {
+	dial func(ctx context.Context, path string) (net.Conn, error)
+	raw  *net.UnixConn
+}
 
 func (d *rawDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, network, addr)
+	var nc net.Conn
+	var err error
+	if d.dial != nil {
+		nc, err = d.dial(ctx, addr)
+	} else {
+		var nd net.Dialer
+		nc, err = nd.DialContext(ctx, network, addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,244 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+
+	"github.com/machined-go/machined/client"
+	"github.com/machined-go/machined/internal/dialas"
+	"golang.org/x/sys/unix"
+)
+
+// The client library against the built daemon: the same calls the examples in
+// client/example_test.go make, which need a daemon and so only compile there.
+
+func dialClient(t *testing.T, d *daemon, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.sock(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// asNobody makes the client connect as uid/gid 65534.
+func asNobody() client.Option {
+	return client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
+		return dialas.Unix(path, 65534, 65534)
+	})
+}
+
+func openPidfd(t *testing.T, pid int) *os.File {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestClientRegisterGetListAgainstDaemon(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t)
+	c := dialClient(t, d)
+	ctx := context.Background()
+	l := spawnLeader(t)
+	cid := uint32(77)
+	req := client.RegisterRequest{
+		Name: "cl-full", ID: "0123456789abcdef0123456789abcdef", Service: "client-test", Class: client.ClassVM,
+		Leader: openPidfd(t, l.pid), VSockCID: &cid, IfIndices: []int{1}, RootDirectory: "/",
+		SSHAddress: "10.0.0.1:22", SSHPrivateKeyPath: "/etc/ssh/key", ControlAddress: "unix:/run/cl-full",
+	}
+	if err := c.Register(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Get(ctx, client.ByName("cl-full"), client.MetadataNo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != req.ID || m.Service != req.Service || m.Class != client.ClassVM || m.VSockCID == nil || *m.VSockCID != 77 ||
+		m.RootDirectory != "/" || m.SSHAddress != req.SSHAddress || m.SSHPrivateKeyPath != req.SSHPrivateKeyPath ||
+		m.ControlAddress != req.ControlAddress || m.Leader == nil || m.Leader.PID != l.pid || m.UID == nil || *m.UID != 0 {
+		t.Fatalf("machine as listed: %+v", m)
+	}
+	if byPID, err := c.Get(ctx, client.ByPID(l.pid), client.MetadataNo); err != nil || byPID.Name != "cl-full" {
+		t.Fatalf("Get by the leader's pid: %+v %v", byPID, err)
+	}
+	if byProc, err := c.Get(ctx, client.ByProcess(*m.Leader), client.MetadataNo); err != nil || byProc.Name != "cl-full" {
+		t.Fatalf("Get by the leader's ProcessId: %+v %v", byProc, err)
+	}
+	// A plain PID leader, and the list of both.
+	l2 := spawnLeader(t)
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-pid", Class: client.ClassContainer, LeaderPID: l2.pid}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for m, err := range c.List(ctx, client.MetadataGraceful) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, m.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{".host", "cl-full", "cl-pid"}) {
+		t.Fatalf("List: %v", names)
+	}
+
+	// The typed errors.
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-pid", Class: client.ClassContainer, LeaderPID: spawnLeader(t).pid}); !errors.Is(err, client.ErrMachineExists) {
+		t.Errorf("second cl-pid: %v", err)
+	}
+	if _, err := c.Get(ctx, client.ByName("cl-none"), client.MetadataNo); !errors.Is(err, client.ErrNoSuchMachine) {
+		t.Errorf("Get of no machine: %v", err)
+	}
+	bad := uint32(1)
+	err = c.Register(ctx, client.RegisterRequest{Name: "cl-bad", Class: client.ClassVM, LeaderPID: spawnLeader(t).pid, VSockCID: &bad})
+	var ce *client.Error
+	if !errors.Is(err, client.ErrInvalidParameter) || !errors.As(err, &ce) || ce.Parameter() != "vSockCid" {
+		t.Errorf("Register with vSockCid 1: %v", err)
+	}
+	if _, _, err := c.Open(ctx, client.ByName("cl-pid"), client.OpenRequest{Mode: client.OpenShell}); !errors.Is(err, client.ErrNotSupported) {
+		t.Errorf("Open: %v", err)
+	}
+	if _, err := c.OpenRootDirectory(ctx, client.ByName("cl-pid")); !errors.Is(err, client.ErrNotSupported) {
+		t.Errorf("OpenRootDirectory: %v", err)
+	}
+
+	// A pidfd of a process that has exited is refused before the call.
+	l3 := spawnLeader(t)
+	dead := openPidfd(t, l3.pid)
+	l3.kill()
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-dead", Class: client.ClassContainer, Leader: dead}); !errors.Is(err, client.ErrLeaderExited) {
+		t.Errorf("Register with a dead leader's pidfd: %v", err)
+	}
+}
+
+func TestClientLifecycleAgainstDaemon(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--stop-timeout", "2s")
+	c := dialClient(t, d)
+	ctx := context.Background()
+	leaders := map[string]*leader{}
+	for _, n := range []string{"cl-kill", "cl-term", "cl-unreg"} {
+		leaders[n] = spawnLeader(t)
+		if err := c.Register(ctx, client.RegisterRequest{Name: n, Class: client.ClassContainer, LeaderPID: leaders[n].pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Kill(ctx, client.ByName("cl-kill"), client.KillLeader, int(syscall.SIGKILL)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Terminate(ctx, client.ByName("cl-term")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unregister(ctx, client.ByName("cl-unreg")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"cl-kill", "cl-term", "cl-unreg"} {
+		eventually(t, n+" goes", func() bool {
+			_, err := c.Get(ctx, client.ByName(n), client.MetadataNo)
+			return errors.Is(err, client.ErrNoSuchMachine)
+		})
+	}
+	if err := syscall.Kill(leaders["cl-unreg"].pid, 0); err != nil {
+		t.Errorf("Unregister stopped the leader: %v", err)
+	}
+	if err := c.Kill(ctx, client.ByName("cl-kill"), "sideways", 15); !errors.Is(err, client.ErrInvalidParameter) {
+		t.Errorf("Kill whom=sideways: %v", err)
+	}
+}
+
+func TestClientMapAgainstDaemon(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t)
+	c := dialClient(t, d)
+	ctx := context.Background()
+	const shift = 1_000_000
+	l := spawnUserNSLeader(t, shift)
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-ns", Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := c.MapFrom(ctx, client.ByName("cl-ns"), client.UserID(1000))
+	if err != nil || ids.UID == nil || *ids.UID != shift+1000 || ids.GID != nil {
+		t.Fatalf("MapFrom uid 1000: %+v %v", ids, err)
+	}
+	ids, name, err := c.MapTo(ctx, client.GroupID(shift+5))
+	if err != nil || name != "cl-ns" || ids.GID == nil || *ids.GID != 5 {
+		t.Fatalf("MapTo gid: %+v %q %v", ids, name, err)
+	}
+	if _, _, err := c.MapTo(ctx, client.UserID(1000)); !errors.Is(err, client.ErrUserInHostRange) {
+		t.Errorf("MapTo of a host uid: %v", err)
+	}
+	if _, err := c.MapFrom(ctx, client.ByName(".host"), client.UserID(0)); !errors.Is(err, client.ErrNotSupported) {
+		t.Errorf("MapFrom .host: %v", err)
+	}
+}
+
+// nobody registers its own leader and manages it through the client; it may
+// not touch root's machine, and its machine cap answers io.systemd.System
+// ENOBUFS, which matches the errno.
+func TestClientAsNobody(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--max-machines-per-uid", "1")
+	root := dialClient(t, d)
+	c := dialClient(t, d, asNobody())
+	ctx := context.Background()
+	if err := root.Register(ctx, client.RegisterRequest{Name: "cl-root", Class: client.ClassContainer, LeaderPID: spawnLeader(t).pid}); err != nil {
+		t.Fatal(err)
+	}
+	own := startAs(t, nobody, "exec sleep 100000")
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-nobody", Class: client.ClassContainer, LeaderPID: own}); err != nil {
+		t.Fatalf("nobody registering its own leader: %v", err)
+	}
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-steal", Class: client.ClassContainer, LeaderPID: spawnLeader(t).pid}); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("nobody registering root's process: %v", err)
+	}
+	second := startAs(t, nobody, "exec sleep 100000")
+	err := c.Register(ctx, client.RegisterRequest{Name: "cl-second", Class: client.ClassContainer, LeaderPID: second})
+	if !errors.Is(err, syscall.ENOBUFS) || !errors.Is(err, client.ErrSystem) {
+		t.Errorf("nobody over its cap: %v", err)
+	}
+	if err := c.Terminate(ctx, client.ByName("cl-root")); !errors.Is(err, client.ErrPermissionDenied) {
+		t.Errorf("nobody terminating root's machine: %v", err)
+	}
+	m, err := c.Get(ctx, client.ByName("cl-root"), client.MetadataNo)
+	if err != nil || m.Leader != nil {
+		t.Errorf("root's machine as nobody sees it: %+v %v", m, err)
+	}
+	n := 0
+	for _, err := range c.List(ctx, client.MetadataNo) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("nobody lists %d machines, want 3", n)
+	}
+	if err := c.Unregister(ctx, client.ByName("cl-nobody")); err != nil {
+		t.Errorf("nobody unregistering its own machine: %v", err)
+	}
+}
+
+// Deadlines: a call whose context has already ended is not sent; the client
+// stays usable afterwards.
+func TestClientDeadlineAgainstDaemon(t *testing.T) {
+	d := startDaemon(t)
+	c := dialClient(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Get(ctx, client.ByName(".host"), client.MetadataNo); err == nil {
+		t.Fatal("call with an ended context succeeded")
+	}
+	if m, err := c.Get(context.Background(), client.ByName(".host"), client.MetadataNo); err != nil || m.Class != client.ClassHost {
+		t.Fatalf("after the cancelled call: %+v %v", m, err)
+	}
+}
