@@ -1,0 +1,144 @@
+package client_test
+
+// These examples need a running machine manager on client.DefaultPath, so they
+// are compiled by `go test` but not run (they have no Output comment); the same
+// calls run against the built daemon in tests/client_test.go.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/machined-go/machined/client"
+	"golang.org/x/sys/unix"
+)
+
+// Register a process as the leader of a container, pinned by its pidfd, then
+// stop it.
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.DefaultPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	leader := exec.Command("sleep", "infinity")
+	if err := leader.Start(); err != nil {
+		log.Fatal(err)
+	}
+	fd, err := unix.PidfdOpen(leader.Process.Pid, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pidfd := os.NewFile(uintptr(fd), "pidfd")
+	defer pidfd.Close()
+
+	err = c.Register(ctx, client.RegisterRequest{Name: "demo", Class: client.ClassContainer, Leader: pidfd})
+	if errors.Is(err, client.ErrMachineExists) {
+		log.Fatal("a machine called demo is already registered")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	m, err := c.Get(ctx, client.ByName("demo"), client.MetadataNo)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(m.Name, m.Class, m.Leader.PID == leader.Process.Pid)
+	if err := c.Terminate(ctx, client.ByName("demo")); err != nil {
+		log.Fatal(err)
+	}
+	leader.Wait()
+}
+
+func ExampleClient_List() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for m, err := range c.List(ctx, client.MetadataGraceful) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(m.Name, m.Class, m.Unit)
+	}
+}
+
+// Watch machines come and go until the context ends.
+func ExampleClient_Subscribe() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{Class: client.ClassVM}) {
+		switch {
+		case errors.Is(err, client.ErrBacklogExceeded):
+			log.Print("fell behind; subscribe again for a fresh snapshot")
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			return
+		case err != nil:
+			log.Fatal(err)
+		case ev.Kind == client.EventSnapshotComplete:
+			fmt.Println("-- live from here --")
+		case ev.Kind == client.EventRemoved:
+			fmt.Println(ev.Kind, ev.Machine.Name, ev.Reason)
+		default:
+			fmt.Println(ev.Kind, ev.Machine.Name)
+		}
+	}
+}
+
+// Errors of the daemon are typed: sentinels for the Varlink error names, the
+// errno of io.systemd.System, the parameter of InvalidParameter.
+func ExampleError() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Register(ctx, client.RegisterRequest{Name: "vm0", Class: client.ClassVM, LeaderPID: os.Getpid()})
+	var e *client.Error
+	switch {
+	case err == nil:
+		fmt.Println("registered")
+	case errors.Is(err, client.ErrPermissionDenied):
+		fmt.Println("not allowed")
+	case errors.Is(err, syscall.ENOBUFS):
+		fmt.Println("too many machines for this user")
+	case errors.Is(err, client.ErrInvalidParameter) && errors.As(err, &e):
+		fmt.Println("bad", e.Parameter())
+	default:
+		log.Fatal(err)
+	}
+}
+
+func ExampleClient_Open() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	pty, path, err := c.Open(ctx, client.ByName("demo"), client.OpenRequest{Mode: client.OpenShell, User: "root"})
+	if errors.Is(err, client.ErrNotSupported) {
+		fmt.Println("this daemon cannot open a shell in demo")
+		return
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer pty.Close()
+	fmt.Println("shell on", path)
+}
