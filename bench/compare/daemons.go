@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/machined-go/machined/internal/peer"
 )
 
 // Stock paths machined 252 uses, with no way to move them.
@@ -21,7 +23,6 @@ const (
 	stockUserdbSock = "/run/systemd/userdb/io.systemd.Machine"
 	stockStateDir   = "/run/systemd/machines"
 	machined252     = "/lib/systemd/systemd-machined"
-	machined257     = "/usr/lib/systemd/systemd-machined" // inside the trixie tree
 )
 
 // daemon is one machined under test.
@@ -252,40 +253,33 @@ func dbusAddr(mode string) string {
 func new257(root string) (*daemon, error) {
 	d := &daemon{key: "257", exitNote: "never (no systemd)"}
 	atExit(d.shutdown)
-	if _, err := os.Stat(filepath.Join(root, machined257)); err != nil {
-		return nil, fmt.Errorf("machined 257 not installed in %s (run make deps): %w", root, err)
+	if err := peer.Installed257(root); err != nil {
+		return nil, err
 	}
 	d.version = "systemd-machined " + dpkgVersion(filepath.Join(root, "var/lib/dpkg"), "systemd-container")
 	d.label = d.version + " (Debian 13 tree " + root + ")"
-	run, undo, err := tmpfsDir("bench-compare-257-")
+	dir, undo, err := tmpfsDir("bench-compare-257-")
 	if err != nil {
 		return nil, err
 	}
 	d.onStop = append(d.onStop, undo)
-	for _, s := range []string{"dbus", "systemd", "lock", "log"} {
-		os.MkdirAll(filepath.Join(run, s), 0o755)
+	run := peer.Run257(dir)
+	if err := run.Prepare(); err != nil {
+		d.shutdown()
+		return nil, err
 	}
-	d.logf = filepath.Join(run, "daemon.log")
-	d.machineSock = filepath.Join(run, "systemd", "machine", "io.systemd.Machine")
-	d.userdbSock = filepath.Join(run, "systemd", "userdb", "io.systemd.Machine")
-	b, err := startBus(filepath.Join(run, "dbus", "system_bus_socket"), run)
+	d.logf = filepath.Join(dir, "daemon.log")
+	d.machineSock = run.MachineSocket()
+	d.userdbSock = run.UserdbSocket()
+	b, err := startBus(run.BusSocket(), dir)
 	if err != nil {
 		d.shutdown()
 		return nil, err
 	}
 	d.bus = b
 	d.onStop = append(d.onStop, b.stop)
-	script := `set -e
-R="$1"; RUN="$2"
-mount -t proc proc "$R/proc"
-mount --rbind /sys "$R/sys"
-mount --rbind /dev "$R/dev"
-mount --bind "$RUN" "$R/run"
-exec chroot "$R" ` + machined257
 	d.start = func() error {
-		cmd := exec.Command("/bin/sh", "-c", script, "sh", root, run)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // Go makes / rprivate first
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_LOG_LEVEL=" + upstreamLogLevel, "SYSTEMD_LOG_TARGET=console"}
+		cmd := peer.Command257(root, run, "SYSTEMD_LOG_LEVEL="+upstreamLogLevel, "SYSTEMD_LOG_TARGET=console")
 		if err := d.launch(cmd); err != nil {
 			return err
 		}
