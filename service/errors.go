@@ -30,6 +30,7 @@ var (
 	ErrNoSuchProcess        = errors.New("no such process")
 	ErrUnitAllocationFailed = errors.New("unit allocation failed")
 	ErrTooManyMachines      = errors.New("too many machines")
+	ErrBacklogExceeded      = errors.New("event backlog exceeded")
 )
 
 // InvalidArgError says which request field was wrong. Field uses the Varlink

@@ -1,58 +1,210 @@
 package service
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
 // EventKind says what happened to a machine.
 type EventKind int
 
 const (
-	MachineNew     EventKind = iota // registered, or restored at start-up
-	MachineRemoved                  // finalized: unregistered, or its leader died
+	MachineNew          EventKind = iota // registered, or restored at start-up
+	MachineRemoved                       // finalized: see Event.Reason
+	MachineStateChanged                  // its State changed (running -> closing)
 )
 
+// Reason says why a machine came or went. The start-up outcomes happen before any
+// socket serves a call: a restored machine reaches front ends' subscribers only
+// when they watched before Restore (the D-Bus shim), and a record dropped at
+// start-up was never in the registry, so nothing is announced for it.
+type Reason string
+
+const (
+	ReasonNone         Reason = ""
+	ReasonRestored     Reason = "restored"     // MachineNew of a machine loaded from its state file
+	ReasonUnregistered Reason = "unregistered" // MachineRemoved by Unregister
+	ReasonTerminated   Reason = "terminated"   // MachineRemoved: its leader exited after Terminate
+	ReasonLeaderExited Reason = "leaderExited" // MachineRemoved: its leader exited on its own
+)
+
+// EventBacklog is how many undelivered events the core holds for one watcher
+// before it drops it. It holds them only while the watcher lags: memory follows
+// the lag, not the limit.
+const EventBacklog = 4096
+
 // Event is one change of the registry, delivered in the order it happened.
+// Machine is the record as it was at that moment; it is shared by every watcher
+// and must not be modified.
 type Event struct {
-	Kind EventKind
-	Name string
+	Kind    EventKind
+	Name    string
+	Reason  Reason
+	Machine *MachineInfo
 }
 
-type subscriber struct {
-	ch   chan Event
-	once sync.Once
+// Watch is one subscription to the registry's events. Emitting never waits for
+// the watcher: events queue up to its backlog, and one more drops it. A Watch may
+// be read by one goroutine.
+type Watch struct {
+	m       *Manager
+	limit   int
+	ready   chan struct{} // holds a token while there is something to Take
+	mu      sync.Mutex
+	queue   []Event
+	end     error // ErrBacklogExceeded or errWatchEnded, once the watch is over
+	spare   []Event
+	cancels sync.Once
 }
 
-func (s *subscriber) close() { s.once.Do(func() { close(s.ch) }) }
+// errWatchEnded ends a watch that was cancelled or whose Manager closed.
+var errWatchEnded = errors.New("watch ended")
 
-// Subscribe returns a channel of registry events. A subscriber that falls more than
-// buf events behind is dropped (its channel is closed) rather than stalling the
-// registry; it can resubscribe and List to resynchronize.
-func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
-	s := &subscriber{ch: make(chan Event, buf)}
+// Watch returns the machines registered now and a subscription to every change
+// after them: the snapshot is taken and the watcher registered under the registry
+// lock, so no change falls between the two or is seen in both. limit bounds the
+// backlog (EventBacklog when <= 0).
+func (m *Manager) Watch(limit int) ([]MachineInfo, *Watch) {
+	if limit <= 0 {
+		limit = EventBacklog
+	}
+	w := &Watch{m: m, limit: limit, ready: make(chan struct{}, 1)}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.closed {
-		m.mu.Unlock()
-		s.close()
-		return s.ch, func() {}
+		w.endLocked(errWatchEnded)
+		return nil, w
 	}
-	m.subs[s] = struct{}{}
-	m.mu.Unlock()
-	return s.ch, func() {
-		m.mu.Lock()
-		delete(m.subs, s)
-		m.mu.Unlock()
-		s.close()
+	sorted := m.sortedLocked()
+	snap := make([]MachineInfo, 0, len(sorted))
+	for _, mc := range sorted {
+		snap = append(snap, mc.snapshot())
+	}
+	m.subs[w] = struct{}{}
+	return snap, w
+}
+
+// Ready has a value when Take has events or the end to return.
+func (w *Watch) Ready() <-chan struct{} { return w.ready }
+
+// Take returns the events queued since the last Take, in order, and, once the
+// watch is over, why: ErrBacklogExceeded when the watcher fell more than its
+// limit behind (the queued events are discarded then), any other error when it
+// was cancelled or the Manager closed. The returned slice is valid until the
+// next Take.
+func (w *Watch) Take() ([]Event, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	evs := w.queue
+	clear(w.spare)
+	w.queue, w.spare = w.spare[:0], evs
+	return evs, w.end
+}
+
+// Cancel ends the watch; it is safe to call more than once.
+func (w *Watch) Cancel() {
+	w.cancels.Do(func() {
+		w.m.mu.Lock()
+		delete(w.m.subs, w)
+		w.m.mu.Unlock()
+		w.mu.Lock()
+		w.endLocked(errWatchEnded)
+		w.mu.Unlock()
+	})
+}
+
+// endLocked records why the watch is over, unless it already is. w.mu must be held.
+func (w *Watch) endLocked(err error) {
+	if w.end == nil {
+		w.end = err
+	}
+	w.signal()
+}
+
+func (w *Watch) signal() {
+	select {
+	case w.ready <- struct{}{}:
+	default:
 	}
 }
 
-// emitLocked delivers an event. m.mu must be held, which keeps events in order.
-func (m *Manager) emitLocked(kind EventKind, name string) {
-	for s := range m.subs {
-		select {
-		case s.ch <- Event{Kind: kind, Name: name}:
-		default:
-			m.log.Warn("dropping slow event subscriber")
-			delete(m.subs, s)
-			s.close()
+// push queues ev, or ends the watch when its backlog is full. It reports whether
+// the watcher is still subscribed. m.mu must be held (which keeps events in order).
+func (w *Watch) push(ev Event) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.end != nil {
+		return false
+	}
+	if len(w.queue) >= w.limit {
+		w.queue, w.spare = nil, nil
+		w.endLocked(ErrBacklogExceeded)
+		return false
+	}
+	w.queue = append(w.queue, ev)
+	w.signal()
+	return true
+}
+
+// Subscribe returns a channel of registry events without a snapshot. A subscriber
+// that falls more than buf events behind is dropped (its channel is closed) rather
+// than stalling the registry; it can resubscribe and List to resynchronize.
+func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
+	_, w := m.Watch(buf)
+	ch := make(chan Event)
+	stop := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-w.Ready():
+			}
+			evs, end := w.Take()
+			for _, ev := range evs {
+				select {
+				case ch <- ev:
+				case <-stop:
+					return
+				}
+			}
+			if end != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			w.Cancel()
+			close(stop)
+		})
+	}
+}
+
+// emitLocked delivers an event about mc to every watcher. m.mu must be held,
+// which keeps events in order.
+func (m *Manager) emitLocked(kind EventKind, mc *machine, reason Reason) {
+	if len(m.subs) == 0 {
+		return
+	}
+	mi := mc.snapshot()
+	ev := Event{Kind: kind, Name: mi.Name, Reason: reason, Machine: &mi}
+	for w := range m.subs {
+		if !w.push(ev) {
+			m.log.Warn("dropping event watcher that fell behind", "backlog", w.limit)
+			delete(m.subs, w)
 		}
 	}
+}
+
+// closeWatchesLocked ends every watch as the Manager closes. m.mu must be held.
+func (m *Manager) closeWatchesLocked() {
+	for w := range m.subs {
+		w.mu.Lock()
+		w.endLocked(errWatchEnded)
+		w.mu.Unlock()
+	}
+	clear(m.subs)
 }

@@ -25,7 +25,11 @@ func (m *Manager) watchLeader(mc *machine) {
 			// stops the unit before it finalizes.
 			m.stopUnitAsync(mc.info.Unit)
 		}
-		m.finalizeLocked(mc, "leader exited")
+		reason := ReasonLeaderExited
+		if mc.info.State == StateClosing {
+			reason = ReasonTerminated
+		}
+		m.finalizeLocked(mc, reason)
 	})
 	if err != nil {
 		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.info.Name, "err", err)
@@ -34,7 +38,7 @@ func (m *Manager) watchLeader(mc *machine) {
 
 // finalizeLocked removes a machine: indexes, state file, unit link, announcement.
 // Nothing is stopped or signalled. m.mu must be held.
-func (m *Manager) finalizeLocked(mc *machine, why string) {
+func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	if mc.finalized {
 		return
 	}
@@ -61,8 +65,8 @@ func (m *Manager) finalizeLocked(mc *machine, why string) {
 		m.cfg.Units.Release(mc.info.Unit)
 	}
 	mc.leader.Close()
-	m.emitLocked(MachineRemoved, name)
-	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", why, "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
+	m.emitLocked(MachineRemoved, mc, why)
+	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", string(why), "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
 }
 
 func (m *Manager) stopUnitAsync(unit string) {
@@ -118,7 +122,7 @@ func (m *Manager) Unregister(ctx context.Context, c Caller, sel Selector) error 
 	if m.machines[mc.info.Name] != mc {
 		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
 	}
-	m.finalizeLocked(mc, "unregistered")
+	m.finalizeLocked(mc, ReasonUnregistered)
 	return nil
 }
 
@@ -140,7 +144,10 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 		m.mu.Unlock()
 		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
 	}
-	mc.info.State = StateClosing
+	if mc.info.State != StateClosing {
+		mc.info.State = StateClosing
+		m.emitLocked(MachineStateChanged, mc, ReasonNone)
+	}
 	info, leader := mc.info, mc.leader
 	m.mu.Unlock()
 

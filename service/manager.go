@@ -54,7 +54,7 @@ type Manager struct {
 	pendingLeaders map[int]bool
 	perUID         map[uint32]int // machines per registering uid: started, and in flight
 	nextGen        uint64
-	subs           map[*subscriber]struct{}
+	subs           map[*Watch]struct{}
 	closed         bool
 	wg             sync.WaitGroup // leader watchers
 	stop           chan struct{}
@@ -78,7 +78,7 @@ func New(cfg Config) (*Manager, error) {
 		pendingNames:   map[string]bool{},
 		pendingLeaders: map[int]bool{},
 		perUID:         map[uint32]int{},
-		subs:           map[*subscriber]struct{}{},
+		subs:           map[*Watch]struct{}{},
 		stop:           make(chan struct{}),
 	}
 	m.ids.init()
@@ -106,10 +106,7 @@ func (m *Manager) Close() {
 	}
 	m.closed = true
 	close(m.stop)
-	for s := range m.subs {
-		s.close()
-	}
-	m.subs = map[*subscriber]struct{}{}
+	m.closeWatchesLocked()
 	m.mu.Unlock()
 	m.exits.close()
 	m.wg.Wait()

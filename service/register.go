@@ -278,7 +278,7 @@ func (m *Manager) publish(mc *machine, rec persist.Record) (MachineInfo, error) 
 	if err := m.state.Save(rec); err != nil {
 		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", name, err)
 	}
-	m.startLocked(mc)
+	m.startLocked(mc, ReasonNone)
 	m.log.Info("New machine "+name+".", "NAME", name, "LEADER", mc.leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
 	return mc.snapshot(), nil
 }
@@ -368,7 +368,7 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 }
 
 // startLocked indexes a machine, announces it and watches its leader. m.mu must be held.
-func (m *Manager) startLocked(mc *machine) {
+func (m *Manager) startLocked(mc *machine, why Reason) {
 	m.nextGen++
 	mc.gen = m.nextGen
 	m.machines[mc.info.Name] = mc
@@ -380,6 +380,6 @@ func (m *Manager) startLocked(mc *machine) {
 	if mc.info.Class == ClassContainer {
 		m.ids.add(mc.info.Name, mc.uids, mc.gids)
 	}
-	m.emitLocked(MachineNew, mc.info.Name)
+	m.emitLocked(MachineNew, mc, why)
 	m.watchLeader(mc)
 }

@@ -84,7 +84,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 		log.Warn("rewrite state file", "err", err)
 	}
 	m.perUID[mc.info.UID]++ // restored machines count, but are never refused
-	m.startLocked(mc)
+	m.startLocked(mc, ReasonRestored)
 	return true
 }
 

@@ -21,6 +21,7 @@ type Call struct {
 	more, oneway bool
 	conn         *Conn
 	fds          []*os.File
+	hangup       *hangupWatch // started by Done
 }
 
 // WantsMore reports whether the client accepts several replies.
@@ -36,6 +37,29 @@ func (c *Call) TakeFDs() []*os.File {
 	fds := c.fds
 	c.fds = nil
 	return fds
+}
+
+// Flush sends the stream replies buffered so far now. Replies with Continues
+// are coalesced until a buffer fills; a stream whose replies come as things
+// happen (a subscription) flushes after each batch so that none waits for the next.
+func (c *Call) Flush() error { return c.conn.Flush() }
+
+// Done is closed when the peer hangs up. A handler that waits for events selects
+// on it so that a departed subscriber ends its call at once, not at its next
+// write. Watching starts with the first call of Done and ends with the call.
+func (c *Call) Done() <-chan struct{} {
+	if c.hangup == nil {
+		c.hangup = c.conn.watchHangup()
+	}
+	return c.hangup.done
+}
+
+// end releases what the call still holds once the handler returned.
+func (c *Call) end() {
+	closeFiles(c.fds)
+	if c.hangup != nil {
+		c.conn.stopHangupWatch(c.hangup)
+	}
 }
 
 // reply is a reply's frame, in the field order sd-varlink and varlink/go send.

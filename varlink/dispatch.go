@@ -72,7 +72,7 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *Conn, msg []byte, fds []*
 		return conn.WriteRaw(ctx, protocolError)
 	}
 	c := &Call{Method: env.Method, Parameters: env.Parameters, more: env.More, oneway: env.Oneway, conn: conn, fds: fds}
-	defer func() { closeFiles(c.fds) }()
+	defer c.end()
 	if env.Upgrade || (env.More && env.Oneway) {
 		return c.ReplyError(ctx, NameProtocol, nil)
 	}

@@ -30,6 +30,18 @@ var machineErrors = []struct {
 	{service.ErrGroupInHostRange, "io.systemd.Machine.GroupInHostRange"},
 	{service.ErrPermissionDenied, varlink.NamePermissionDenied},
 	{service.ErrInteractiveAuth, varlink.NameInteractiveAuth},
+	{service.ErrBacklogExceeded, eventsIfaceName + ".BacklogExceeded"},
+}
+
+// errorName is the reply name of one of the table's kinds, for replies that carry
+// parameters of their own.
+func errorName(err error) string {
+	for _, e := range machineErrors {
+		if errors.Is(err, e.kind) {
+			return e.name
+		}
+	}
+	return varlink.NameSystem
 }
 
 // replyError answers a call with the error err maps to. Unknown errors become

@@ -21,11 +21,11 @@ type machineIface struct {
 	mgr *service.Manager
 }
 
-// New builds the dispatcher of the machine socket: io.systemd.Machine and
-// io.systemd.service (with io.systemd and org.varlink.service, which every
+// New builds the dispatcher of the machine socket: io.systemd.Machine,
+// io.github.machinedgo.MachineEvents and io.systemd.service (with io.systemd and org.varlink.service, which every
 // dispatcher has).
 func New(mgr *service.Manager, level *slog.LevelVar, id varlink.Identity, log *slog.Logger) *varlink.Dispatcher {
-	return varlink.NewDispatcher(id, log, &machineIface{mgr: mgr}, &serviceIface{level: level})
+	return varlink.NewDispatcher(id, log, &machineIface{mgr: mgr}, &eventsIface{mgr: mgr}, &serviceIface{level: level})
 }
 
 func (*machineIface) Name() string        { return "io.systemd.Machine" }
