@@ -3,6 +3,8 @@ package tests
 import (
 	"context"
 	"errors"
+	"fmt"
+	"iter"
 	"net"
 	"os"
 	"slices"
@@ -240,5 +242,164 @@ func TestClientDeadlineAgainstDaemon(t *testing.T) {
 	}
 	if m, err := c.Get(context.Background(), client.ByName(".host"), client.MetadataNo); err != nil || m.Class != client.ClassHost {
 		t.Fatalf("after the cancelled call: %+v %v", m, err)
+	}
+}
+
+// nextEvent reads one event of a subscription.
+func nextEvent(t *testing.T, next func() (client.Event, error, bool)) client.Event {
+	t.Helper()
+	ev, err, ok := next()
+	if !ok || err != nil {
+		t.Fatalf("subscription ended: %v", err)
+	}
+	return ev
+}
+
+// The event stream through the client: the snapshot, its marker, then each
+// change with its reason, in order; a filter by name; the context ends it.
+func TestClientSubscribeAgainstDaemon(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--stop-timeout", "2s")
+	c := dialClient(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.Register(ctx, client.RegisterRequest{Name: "ev-before", Class: client.ClassContainer, LeaderPID: spawnLeader(t).pid}); err != nil {
+		t.Fatal(err)
+	}
+	next, stop := iter.Pull2(c.Subscribe(ctx, client.SubscribeOptions{}))
+	defer stop()
+	only, stopOnly := iter.Pull2(c.Subscribe(ctx, client.SubscribeOptions{Name: "ev-b"}))
+	defer stopOnly()
+	var snap []string
+	for {
+		ev := nextEvent(t, next)
+		if ev.Kind == client.EventSnapshotComplete {
+			break
+		}
+		if ev.Kind != client.EventExisting {
+			t.Fatalf("%s before the snapshot was complete", ev.Kind)
+		}
+		snap = append(snap, ev.Machine.Name)
+	}
+	if !slices.Equal(snap, []string{".host", "ev-before"}) {
+		t.Fatalf("snapshot %v", snap)
+	}
+	if ev := nextEvent(t, only); ev.Kind != client.EventSnapshotComplete {
+		t.Fatalf("filtered snapshot: %+v", ev)
+	}
+
+	la, lb := spawnLeader(t), spawnLeader(t)
+	for n, l := range map[string]*leader{"ev-a": la, "ev-b": lb} {
+		if err := c.Register(ctx, client.RegisterRequest{Name: n, Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Unregister(ctx, client.ByName("ev-a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Terminate(ctx, client.ByName("ev-b")); err != nil {
+		t.Fatal(err)
+	}
+	lc := spawnLeader(t)
+	if err := c.Register(ctx, client.RegisterRequest{Name: "ev-c", Class: client.ClassContainer, LeaderPID: lc.pid}); err != nil {
+		t.Fatal(err)
+	}
+	lc.kill()
+
+	type seen struct {
+		kind   client.EventKind
+		name   string
+		reason client.RemovalReason
+	}
+	var got []seen
+	for len(got) < 2 || got[len(got)-1].name != "ev-c" || got[len(got)-1].kind != client.EventRemoved {
+		ev := nextEvent(t, next)
+		got = append(got, seen{ev.Kind, ev.Machine.Name, ev.Reason})
+	}
+	// ev-a and ev-b were registered by one goroutine in map order: compare
+	// without their relative order.
+	if got[0].kind != client.EventRegistered || got[1].kind != client.EventRegistered {
+		t.Fatalf("events %v", got)
+	}
+	want := []seen{
+		{client.EventRemoved, "ev-a", client.RemovedUnregistered},
+		{client.EventStateChanged, "ev-b", ""},
+	}
+	rest := got[2:]
+	if len(rest) < 2 || rest[0] != want[0] || rest[1] != want[1] {
+		t.Fatalf("events %v", got)
+	}
+	// ev-b goes once its leader exits after Terminate; ev-c registers and its
+	// leader dies; the two removals may interleave with ev-c's registration.
+	var names []string
+	for _, s := range rest[2:] {
+		names = append(names, fmt.Sprint(s.kind, " ", s.name, " ", s.reason))
+	}
+	if !slices.Contains(names, "removed ev-b terminated") || !slices.Contains(names, "registered ev-c ") ||
+		names[len(names)-1] != "removed ev-c leaderExited" {
+		t.Fatalf("events after Terminate: %q", names)
+	}
+
+	// The filtered subscription saw ev-b only.
+	for _, k := range []client.EventKind{client.EventRegistered, client.EventStateChanged, client.EventRemoved} {
+		if ev := nextEvent(t, only); ev.Kind != k || ev.Machine.Name != "ev-b" {
+			t.Fatalf("filtered: %+v, want %s ev-b", ev, k)
+		}
+	}
+
+	cancel()
+	for {
+		_, err, ok := next()
+		if !ok {
+			t.Fatal("stream ended without an error after cancel")
+		}
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("after cancel: %v", err)
+			}
+			break
+		}
+	}
+}
+
+// A subscriber that stops reading is dropped with BacklogExceeded, which the
+// client reports as ErrBacklogExceeded; a new subscription starts afresh.
+func TestClientSubscribeBacklogAgainstDaemon(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--log-level", "info")
+	c := dialClient(t, d)
+	ctx := context.Background()
+	next, stop := iter.Pull2(c.Subscribe(ctx, client.SubscribeOptions{}))
+	defer stop()
+	for nextEvent(t, next).Kind != client.EventSnapshotComplete {
+	}
+	// Stalled: nothing reads the stream while the changes pile up, well past
+	// the daemon's backlog plus what the socket buffers hold.
+	l := spawnLeader(t)
+	for i := range 6000 {
+		if err := c.Register(ctx, client.RegisterRequest{Name: "storm", Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
+			t.Fatalf("register %d: %v", i, err)
+		}
+		if err := c.Unregister(ctx, client.ByName("storm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		_, err, ok := next()
+		if !ok {
+			t.Fatal("stream ended without BacklogExceeded")
+		}
+		if err != nil {
+			var ce *client.Error
+			if !errors.Is(err, client.ErrBacklogExceeded) || !errors.As(err, &ce) {
+				t.Fatalf("stalled subscriber: %v", err)
+			}
+			break
+		}
+	}
+	again, stopAgain := iter.Pull2(c.Subscribe(ctx, client.SubscribeOptions{}))
+	defer stopAgain()
+	if ev := nextEvent(t, again); ev.Kind != client.EventExisting || ev.Machine.Name != ".host" {
+		t.Fatalf("resubscribed: %+v", ev)
 	}
 }
