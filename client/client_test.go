@@ -34,6 +34,8 @@ func TestErrorsMatchSentinelsAndErrno(t *testing.T) {
 		"c": {"io.systemd.System", map[string]any{"errno": int(syscall.ENOBUFS), "origin": "linux"}},
 		"d": {"org.varlink.service.PermissionDenied", map[string]any{}},
 		"e": {"io.systemd.Machine.NotSupported", map[string]any{}},
+		"f": {"org.varlink.service.ExpectedMore", map[string]any{}},
+		"g": {"io.systemd.InteractiveAuthenticationRequired", map[string]any{}},
 	}
 	d := startFake(t, func(fc fakeConn, call fakeCall) {
 		var p struct{ Name string }
@@ -62,6 +64,12 @@ func TestErrorsMatchSentinelsAndErrno(t *testing.T) {
 	}
 	if !errors.Is(c.Terminate(ctx, ByName("e")), ErrNotSupported) {
 		t.Fatal("NotSupported not matched")
+	}
+	if err := c.Terminate(ctx, ByName("f")); !errors.Is(err, ErrExpectedMore) || errors.Is(err, ErrNotSupported) {
+		t.Fatalf("ExpectedMore: %v", err)
+	}
+	if !errors.Is(c.Terminate(ctx, ByName("g")), ErrInteractiveAuthRequired) {
+		t.Fatal("InteractiveAuthenticationRequired not matched")
 	}
 	// Error replies leave the connection at a message boundary: it is kept.
 	if n := d.accepts.Load(); n != 1 {

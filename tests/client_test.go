@@ -225,6 +225,13 @@ func TestClientAsNobody(t *testing.T) {
 	if n != 3 {
 		t.Errorf("nobody lists %d machines, want 3", n)
 	}
+	// Its event stream shows root's machine as List does: without the leader.
+	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{Name: "cl-root"}) {
+		if err != nil || ev.Kind != client.EventExisting || ev.Machine.Name != "cl-root" || ev.Machine.Leader != nil {
+			t.Errorf("nobody's snapshot of cl-root: %+v %v", ev, err)
+		}
+		break
+	}
 	if err := c.Unregister(ctx, client.ByName("cl-nobody")); err != nil {
 		t.Errorf("nobody unregistering its own machine: %v", err)
 	}
