@@ -107,7 +107,11 @@ func TestClientRegisterGetListAgainstDaemon(t *testing.T) {
 	if !errors.Is(err, client.ErrInvalidParameter) || !errors.As(err, &ce) || ce.Parameter() != "vSockCid" {
 		t.Errorf("Register with vSockCid 1: %v", err)
 	}
-	if _, _, err := c.Open(ctx, client.ByName("cl-pid"), client.OpenRequest{Mode: client.OpenShell}); !errors.Is(err, client.ErrNotSupported) {
+	if _, _, err := c.Open(ctx, client.ByName("cl-pid"), client.OpenRequest{
+		Mode: client.OpenShell, User: "root", Path: "/bin/sh", Args: []string{"sh", "-l"}, Environment: []string{"TERM=vt100"},
+	}); !errors.Is(err, client.ErrNotSupported) {
+		// The daemon decodes every field strictly first: an InvalidParameter
+		// here would be a field the client names wrongly.
 		t.Errorf("Open: %v", err)
 	}
 	if _, err := c.OpenRootDirectory(ctx, client.ByName("cl-pid")); !errors.Is(err, client.ErrNotSupported) {
@@ -121,6 +125,29 @@ func TestClientRegisterGetListAgainstDaemon(t *testing.T) {
 	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-dead", Class: client.ClassContainer, Leader: dead}); !errors.Is(err, client.ErrLeaderExited) {
 		t.Errorf("Register with a dead leader's pidfd: %v", err)
 	}
+}
+
+// allocateUnit: the daemon makes the machine's scope (the cgroup backend here).
+func TestClientAllocateUnitAgainstDaemon(t *testing.T) {
+	needCgroup2(t)
+	d := startDaemon(t, "--units", "cgroup", "--stop-timeout", "2s")
+	c := dialClient(t, d)
+	ctx := context.Background()
+	l := spawnLeader(t)
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-unit", Class: client.ClassContainer, Leader: openPidfd(t, l.pid), AllocateUnit: true}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Get(ctx, client.ByName("cl-unit"), client.MetadataNo)
+	if err != nil || m.Unit != `machine-cl\x2dunit.scope` {
+		t.Fatalf("unit of cl-unit: %q %v", m.Unit, err)
+	}
+	if err := c.Terminate(ctx, client.ByName("cl-unit")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cl-unit goes", func() bool {
+		_, err := c.Get(ctx, client.ByName("cl-unit"), client.MetadataNo)
+		return errors.Is(err, client.ErrNoSuchMachine)
+	})
 }
 
 func TestClientLifecycleAgainstDaemon(t *testing.T) {
