@@ -173,6 +173,27 @@ func TestEventsFilters(t *testing.T) {
 	if _, errOut, code := varlinkctl(t, "call", d.sock(), eventsSubscribe, "{}"); code == 0 || !strings.Contains(errOut, "ExpectedMore") {
 		t.Errorf("without more: exit %d %s", code, errOut)
 	}
+	if _, errOut, code := varlinkctl(t, "call", d.sock(), "io.github.machinedgo.MachineEvents.Watch", "{}"); code == 0 || !strings.Contains(errOut, "MethodNotFound") {
+		t.Errorf("unknown method: exit %d %s", code, errOut)
+	}
+}
+
+// varlinkctl 257 accepts the interface's name and its description.
+func TestEventsIntrospect(t *testing.T) {
+	d := startDaemon(t, "--units", "none")
+	out, errOut, code := varlinkctl(t, "info", d.sock())
+	if code != 0 || !strings.Contains(out, "io.github.machinedgo.MachineEvents") {
+		t.Errorf("info: %s %s", out, errOut)
+	}
+	out, errOut, code = varlinkctl(t, "introspect", d.sock(), "io.github.machinedgo.MachineEvents")
+	if code != 0 {
+		t.Fatalf("introspect: %s", errOut)
+	}
+	for _, want := range []string{"method Subscribe(", "kinds: ?[]EventKind", "error BacklogExceeded", "leaderExited"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("introspection lacks %q", want)
+		}
+	}
 }
 
 // As nobody, a subscriber sees root's machines exactly as List shows them to
