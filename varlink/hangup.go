@@ -52,10 +52,11 @@ func (c *Conn) watchHangup() *hangupWatch {
 }
 
 // stopHangupWatch wakes the parked goroutine with a past deadline and waits for
-// it, so that it never reads beside the next ReadMessage (which arms its own
-// deadline).
+// it, so that it never reads beside the next ReadMessage. A message begun before
+// the call gets its own deadline back (armDeadline sets it only once per
+// message); otherwise the next read arms the idle one.
 func (c *Conn) stopHangupWatch(h *hangupWatch) {
 	c.uc.SetReadDeadline(time.Unix(1, 0))
 	<-h.exited
-	c.uc.SetReadDeadline(time.Time{})
+	c.uc.SetReadDeadline(c.msgDeadline)
 }
