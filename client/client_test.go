@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -205,7 +206,7 @@ func TestDeadlineAbandonsTheConnection(t *testing.T) {
 }
 
 func TestListStreamsAndStopsEarly(t *testing.T) {
-	empty := false
+	var empty atomic.Bool
 	d := startFake(t, func(fc fakeConn, call fakeCall) {
 		if call.Method != "io.systemd.Machine.List" {
 			fc.reply(map[string]any{}, "", false)
@@ -215,7 +216,7 @@ func TestListStreamsAndStopsEarly(t *testing.T) {
 			fc.reply(map[string]any{}, "org.varlink.service.ExpectedMore", false)
 			return
 		}
-		if empty {
+		if empty.Load() {
 			fc.reply(map[string]any{}, "io.systemd.Machine.NoSuchMachine", false)
 			return
 		}
@@ -252,7 +253,7 @@ func TestListStreamsAndStopsEarly(t *testing.T) {
 	if n := d.accepts.Load(); n != 2 {
 		t.Fatalf("%d connections after a cut stream, want 2", n)
 	}
-	empty = true
+	empty.Store(true)
 	for m, err := range c.List(ctx, MetadataNo) {
 		t.Fatalf("empty registry yielded %v %v", m, err)
 	}
