@@ -16,14 +16,12 @@ const (
 
 // Unregister forgets a machine without stopping any of its processes.
 func (c *Client) Unregister(ctx context.Context, t Target) error {
-	_, err := c.call(ctx, "io.systemd.Machine.Unregister", c.lookup(t), nil)
-	return err
+	return c.call(ctx, "io.systemd.Machine.Unregister", c.lookup(t), nil)
 }
 
 // Terminate stops a machine; its record goes once the leader has exited.
 func (c *Client) Terminate(ctx context.Context, t Target) error {
-	_, err := c.call(ctx, "io.systemd.Machine.Terminate", c.lookup(t), nil)
-	return err
+	return c.call(ctx, "io.systemd.Machine.Terminate", c.lookup(t), nil)
 }
 
 // Kill sends signal to the machine's processes that whom names ("" lets the
@@ -34,8 +32,7 @@ func (c *Client) Kill(ctx context.Context, t Target, whom KillWhom, signal int) 
 		Whom   KillWhom `json:"whom,omitempty"`
 		Signal int      `json:"signal"`
 	}{c.lookup(t), whom, signal}
-	_, err := c.call(ctx, "io.systemd.Machine.Kill", p, nil)
-	return err
+	return c.call(ctx, "io.systemd.Machine.Kill", p, nil)
 }
 
 // IDs is a user id, a group id or both; nil means not asked or not answered.
@@ -57,7 +54,7 @@ func (c *Client) MapFrom(ctx context.Context, t Target, ids IDs) (IDs, error) {
 		IDs
 	}{c.lookup(t), ids}
 	var out IDs
-	_, err := c.call(ctx, "io.systemd.Machine.MapFrom", p, &out)
+	err := c.call(ctx, "io.systemd.Machine.MapFrom", p, &out)
 	return out, err
 }
 
@@ -68,7 +65,7 @@ func (c *Client) MapTo(ctx context.Context, ids IDs) (IDs, string, error) {
 		IDs
 		MachineName string `json:"machineName"`
 	}
-	_, err := c.call(ctx, "io.systemd.Machine.MapTo", ids, &out)
+	err := c.call(ctx, "io.systemd.Machine.MapTo", ids, &out)
 	return out.IDs, out.MachineName, err
 }
 
@@ -105,7 +102,7 @@ func (c *Client) Open(ctx context.Context, t Target, r OpenRequest) (*os.File, s
 		PTY     int    `json:"ptyFileDescriptor"`
 		PTYPath string `json:"ptyPath"`
 	}
-	fds, err := c.call(ctx, "io.systemd.Machine.Open", p, &out)
+	fds, err := c.callFDs(ctx, "io.systemd.Machine.Open", p, &out)
 	f, err := pick(fds, out.PTY, "ptyFileDescriptor", err)
 	if err != nil {
 		return nil, "", err
@@ -119,7 +116,7 @@ func (c *Client) OpenRootDirectory(ctx context.Context, t Target) (*os.File, err
 	var out struct {
 		FD int `json:"fileDescriptor"`
 	}
-	fds, err := c.call(ctx, "io.systemd.Machine.OpenRootDirectory", c.lookup(t), &out)
+	fds, err := c.callFDs(ctx, "io.systemd.Machine.OpenRootDirectory", c.lookup(t), &out)
 	return pick(fds, out.FD, "fileDescriptor", err)
 }
 

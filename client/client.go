@@ -168,9 +168,20 @@ func (c *Client) give(conn *conn) {
 	c.mu.Unlock()
 }
 
-// call makes one call that has one reply and returns the fds of the reply,
-// which the caller owns.
-func (c *Client) call(ctx context.Context, method string, in, out any) ([]*os.File, error) {
+// call makes one call that has one reply; fds sent with it are closed.
+func (c *Client) call(ctx context.Context, method string, in, out any) error {
+	fds, err := c.callFDs(ctx, method, in, out)
+	for _, f := range fds {
+		if f != nil {
+			f.Close()
+		}
+	}
+	return err
+}
+
+// callFDs makes one call that has one reply and returns the fds of the reply,
+// which the caller owns, also with an error.
+func (c *Client) callFDs(ctx context.Context, method string, in, out any) ([]*os.File, error) {
 	conn, err := c.take(ctx)
 	if err != nil {
 		return nil, err
@@ -196,8 +207,9 @@ func (c *Client) release(conn *conn, err error) {
 	conn.Close()
 }
 
-// stream makes a call with "more" and yields each reply decoded by decode; the
-// connection is returned only if the stream ended with its last reply.
+// stream makes a call with "more" and yields each reply decoded as a T; the
+// connection is kept for the next call only if the stream ended with its last
+// reply or an error reply. Fds sent with replies are closed.
 func stream[T any](ctx context.Context, c *Client, method string, in any, yield func(T, error) bool) {
 	var zero T
 	conn, err := c.take(ctx)

@@ -374,3 +374,30 @@ func TestSubscribeStreamsUntilBacklogOrCancel(t *testing.T) {
 		t.Fatalf("cancelled stream ended with %v", last)
 	}
 }
+
+// Fds the daemon sends with a reply that has none are closed, not leaked.
+func TestUnexpectedReplyFDsAreClosed(t *testing.T) {
+	nul, _ := os.Open(os.DevNull)
+	defer nul.Close()
+	nulFD := int(nul.Fd())
+	d := startFake(t, func(fc fakeConn, call fakeCall) { fc.reply(map[string]any{}, "", false, nulFD, nulFD, nulFD) })
+	c := dialFake(t, d)
+	before := openFDs(t)
+	for range 5 {
+		if err := c.Terminate(context.Background(), ByName("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("%d fds open after 5 replies with 3 fds each, %d before", after, before)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -25,7 +25,7 @@ type listParams struct {
 // Get returns the one machine t names.
 func (c *Client) Get(ctx context.Context, t Target, md AcquireMetadata) (Machine, error) {
 	var m Machine
-	_, err := c.call(ctx, "io.systemd.Machine.List", listParams{c.lookup(t), md}, &m)
+	err := c.call(ctx, "io.systemd.Machine.List", listParams{c.lookup(t), md}, &m)
 	return m, err
 }
 

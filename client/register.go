@@ -78,8 +78,7 @@ func (c *Client) Register(ctx context.Context, r RegisterRequest) error {
 		}
 		p.Leader, p.LeaderProcessID = 0, &id
 	}
-	_, err := c.call(ctx, "io.systemd.Machine.Register", p, nil)
-	return err
+	return c.call(ctx, "io.systemd.Machine.Register", p, nil)
 }
 
 // PidfdProcess describes the process of a pidfd: its PID in this process's PID
