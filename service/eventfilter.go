@@ -40,7 +40,7 @@ func (f EventFilter) Selects(mi *MachineInfo) bool {
 }
 
 // Passes reports whether ev is for this subscriber.
-func (f EventFilter) Passes(ev Event) bool {
+func (f EventFilter) Passes(ev *Event) bool {
 	if ev.Machine == nil || !f.Selects(ev.Machine) {
 		return false
 	}

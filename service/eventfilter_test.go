@@ -35,14 +35,14 @@ func TestEventFilterPasses(t *testing.T) {
 	a := &MachineInfo{Name: "a", Class: ClassVM}
 	b := &MachineInfo{Name: "b", Class: ClassContainer}
 	f := EventFilter{Name: "a", Kinds: []EventKind{MachineRemoved}}
-	if f.Passes(Event{Kind: MachineNew, Machine: a}) || !f.Passes(Event{Kind: MachineRemoved, Machine: a}) || f.Passes(Event{Kind: MachineRemoved, Machine: b}) {
+	if f.Passes(&Event{Kind: MachineNew, Machine: a}) || !f.Passes(&Event{Kind: MachineRemoved, Machine: a}) || f.Passes(&Event{Kind: MachineRemoved, Machine: b}) {
 		t.Error("name and kind filter")
 	}
 	f = EventFilter{Class: ClassContainer}
-	if f.Passes(Event{Kind: MachineNew, Machine: a}) || !f.Passes(Event{Kind: MachineStateChanged, Machine: b}) {
+	if f.Passes(&Event{Kind: MachineNew, Machine: a}) || !f.Passes(&Event{Kind: MachineStateChanged, Machine: b}) {
 		t.Error("class filter")
 	}
-	if (EventFilter{}).Passes(Event{Kind: MachineNew}) {
+	if (EventFilter{}).Passes(&Event{Kind: MachineNew}) {
 		t.Error("an event without a record passed")
 	}
 }

@@ -51,9 +51,9 @@ type Watch struct {
 	limit   int
 	ready   chan struct{} // holds a token while there is something to Take
 	mu      sync.Mutex
-	queue   []Event
+	queue   []*Event // shared with the other watchers: a lagging one costs a pointer per event
 	end     error // ErrBacklogExceeded or errWatchEnded, once the watch is over
-	spare   []Event
+	spare   []*Event
 	cancels sync.Once
 }
 
@@ -91,8 +91,8 @@ func (w *Watch) Ready() <-chan struct{} { return w.ready }
 // watch is over, why: ErrBacklogExceeded when the watcher fell more than its
 // limit behind (the queued events are discarded then), any other error when it
 // was cancelled or the Manager closed. The returned slice is valid until the
-// next Take.
-func (w *Watch) Take() ([]Event, error) {
+// next Take; the events are shared and must not be modified.
+func (w *Watch) Take() ([]*Event, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	evs := w.queue
@@ -130,7 +130,7 @@ func (w *Watch) signal() {
 
 // push queues ev, or ends the watch when its backlog is full. It reports whether
 // the watcher is still subscribed. m.mu must be held (which keeps events in order).
-func (w *Watch) push(ev Event) bool {
+func (w *Watch) push(ev *Event) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.end != nil {
@@ -164,7 +164,7 @@ func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
 			evs, end := w.Take()
 			for _, ev := range evs {
 				select {
-				case ch <- ev:
+				case ch <- *ev:
 				case <-stop:
 					return
 				}
@@ -190,7 +190,7 @@ func (m *Manager) emitLocked(kind EventKind, mc *machine, reason Reason) {
 		return
 	}
 	mi := mc.snapshot()
-	ev := Event{Kind: kind, Name: mi.Name, Reason: reason, Machine: &mi}
+	ev := &Event{Kind: kind, Name: mi.Name, Reason: reason, Machine: &mi}
 	for w := range m.subs {
 		if !w.push(ev) {
 			m.log.Warn("dropping event watcher that fell behind", "backlog", w.limit)

@@ -12,9 +12,9 @@ import (
 )
 
 // takeN reads events from w until it has n of them, or the watch ends.
-func takeN(t *testing.T, w *Watch, n int) ([]Event, error) {
+func takeN(t *testing.T, w *Watch, n int) ([]*Event, error) {
 	t.Helper()
-	var got []Event
+	var got []*Event
 	for len(got) < n {
 		select {
 		case <-w.Ready():
@@ -222,7 +222,7 @@ func TestWatchOverflowDropsOnlyThatWatcher(t *testing.T) {
 	_, reader := m.Watch(limit)
 	defer reader.Cancel()
 	l := startSleep(t)
-	var got []Event
+	var got []*Event
 	for i := range limit/2 + 1 {
 		name := fmt.Sprintf("m%d", i)
 		if _, err := m.Register(ctx, root, RegisterRequest{Name: name, Class: "vm", Leader: l.Process.Pid}); err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/dialas"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -404,5 +405,29 @@ func TestEventsStorm(t *testing.T) {
 		if w, err := again.read(); err != nil || w.Parameters.Event != want {
 			t.Fatalf("resubscribed: %+v %v", w, err)
 		}
+	}
+}
+
+// A subscriber that hangs up ends its call though no event comes: its
+// connection slot is free again. With 2 slots per user, nobody subscribes and
+// hangs up 5 times in a row; without the hangup watch the third would be refused.
+func TestEventsHangupFreesConnection(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--max-connections-per-uid", "2")
+	subscribed := func() bool {
+		c, err := dialas.Unix(d.sock(), 65534, 65534)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(`{"method":"` + eventsSubscribe + `","parameters":{},"more":true}` + "\x00")); err != nil {
+			return false
+		}
+		r := &rawSubscriber{c: c, br: bufio.NewReader(c)}
+		w, err := r.read()
+		return err == nil && w.Parameters.Event == "existing"
+	}
+	for i := range 5 {
+		eventually(t, fmt.Sprintf("subscription %d", i), subscribed)
 	}
 }

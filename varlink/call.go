@@ -41,8 +41,22 @@ func (c *Call) TakeFDs() []*os.File {
 
 // Flush sends the stream replies buffered so far now. Replies with Continues
 // are coalesced until a buffer fills; a stream whose replies come as things
-// happen (a subscription) flushes after each batch so that none waits for the next.
-func (c *Call) Flush() error { return c.conn.Flush() }
+// happen (a subscription) flushes after each batch so that none waits for the
+// next. It first waits, without a time limit, until the socket has room: a
+// client that does not read then holds its handler here, where the handler
+// costs nothing but the socket's buffer, rather than in a write that would end
+// the connection after the write timeout. A handler keeps what it buffers
+// between Flushes small (Buffered) so that the write itself does not block.
+// The wait ends with ctx (the server cancels it on shutdown).
+func (c *Call) Flush(ctx context.Context) error {
+	if err := c.conn.waitWritable(ctx); err != nil {
+		return err
+	}
+	return c.conn.Flush()
+}
+
+// Buffered is how many bytes of stream replies wait for the next Flush.
+func (c *Call) Buffered() int { return c.conn.buffered() }
 
 // Done is closed when the peer hangs up. A handler that waits for events selects
 // on it so that a departed subscriber ends its call at once, not at its next

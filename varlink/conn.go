@@ -393,6 +393,44 @@ func (c *Conn) Flush() error {
 	return c.flushLocked()
 }
 
+func (c *Conn) buffered() int {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	return len(c.out)
+}
+
+// waitWritable parks on the netpoller until the socket can take data, or the
+// peer is gone (the write that follows then fails). The write deadline is
+// lifted meanwhile (the flush sets it again); the end of ctx wakes the wait
+// with a past one.
+func (c *Conn) waitWritable(ctx context.Context) error {
+	if c.rc == nil {
+		return net.ErrClosed
+	}
+	c.uc.SetWriteDeadline(time.Time{})
+	woken := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.uc.SetWriteDeadline(time.Unix(1, 0))
+		close(woken)
+	})
+	defer func() {
+		if !stop() {
+			<-woken // its deadline must not land on a later write
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.rc.Write(func(fd uintptr) bool {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, 0)
+		if err == unix.EINTR {
+			return false
+		}
+		return err != nil || n > 0
+	})
+}
+
 func (c *Conn) flushLocked() error {
 	if len(c.out) == 0 {
 		return nil

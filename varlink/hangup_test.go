@@ -17,7 +17,7 @@ func TestCallFlushSendsStreamReplyNow(t *testing.T) {
 	if err := c.Reply(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Flush(); err != nil {
+	if err := c.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	a.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -75,5 +75,44 @@ func TestCallDoneKeepsDataAndStops(t *testing.T) {
 	a.Close()
 	if _, _, err := conn.ReadMessage(context.Background()); err != io.EOF {
 		t.Fatalf("after hangup: %v", err)
+	}
+}
+
+// A stream flush waits for a client that stopped reading for as long as it
+// takes, rather than time out its write and drop the connection (and with it
+// the error reply a subscriber that fell behind is owed); ctx ends the wait.
+func TestCallFlushWaitsForRoom(t *testing.T) {
+	a, b := socketpair(t)
+	conn := newConn(b, Limits{WriteTimeout: 20 * time.Millisecond}, Peer{})
+	// Fill the socket: the peer reads nothing yet.
+	b.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	chunk := make([]byte, 64<<10)
+	filled := 0
+	for {
+		n, err := b.Write(chunk)
+		filled += n
+		if err != nil {
+			break
+		}
+	}
+	b.SetWriteDeadline(time.Time{})
+	c := &Call{more: true, conn: conn, Continues: true}
+	if err := c.Reply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Flush(ctx); err == nil {
+		t.Fatal("Flush with an ended ctx succeeded on a full socket")
+	}
+	if err := c.Reply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- c.Flush(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // well past the write timeout
+	go io.Copy(io.Discard, a)
+	if err := <-flushed; err != nil {
+		t.Fatalf("Flush gave up on a slow reader: %v", err)
 	}
 }

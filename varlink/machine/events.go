@@ -59,6 +59,11 @@ type eventJSON struct {
 	Reason  string            `json:"reason,omitempty"`
 }
 
+// flushChunk is how much of a batch of events is written at once. Flush waits
+// for room in the socket first, which is then far more than this, so the write
+// never blocks on a client that stopped reading.
+const flushChunk = 16 << 10
+
 // maxKinds bounds the kinds list as it is decoded (the core checks its own bound).
 const maxKinds = 8
 
@@ -107,17 +112,24 @@ func (f *eventsIface) subscribe(ctx context.Context, c *varlink.Call) error {
 				return err // the connection is gone
 			}
 		}
+		if c.Buffered() >= flushChunk {
+			if err := c.Flush(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if err := send("snapshotComplete", nil, service.ReasonNone); err != nil {
 		return err
 	}
 	hungUp := c.Done()
 	for {
-		if err := c.Flush(); err != nil {
+		if err := c.Flush(ctx); err != nil {
 			return err
 		}
 		select {
 		case <-hungUp:
+			return nil
+		case <-ctx.Done():
 			return nil
 		case <-w.Ready():
 		}
@@ -129,8 +141,16 @@ func (f *eventsIface) subscribe(ctx context.Context, c *varlink.Call) error {
 			if err := send(eventKindName(ev.Kind), ev.Machine, ev.Reason); err != nil {
 				return err
 			}
+			if c.Buffered() >= flushChunk {
+				if err := c.Flush(ctx); err != nil {
+					return err
+				}
+			}
 		}
 		if errors.Is(end, service.ErrBacklogExceeded) {
+			if err := c.Flush(ctx); err != nil {
+				return err
+			}
 			c.Continues = false
 			return c.ReplyError(ctx, errorName(end), backlogExceeded{Limit: service.EventBacklog})
 		}
