@@ -52,7 +52,7 @@ type Watch struct {
 	ready   chan struct{} // holds a token while there is something to Take
 	mu      sync.Mutex
 	queue   []*Event // shared with the other watchers: a lagging one costs a pointer per event
-	end     error // ErrBacklogExceeded or errWatchEnded, once the watch is over
+	end     error    // ErrBacklogExceeded or errWatchEnded, once the watch is over
 	spare   []*Event
 	cancels sync.Once
 }
