@@ -382,6 +382,11 @@ func TestUnexpectedReplyFDsAreClosed(t *testing.T) {
 	nulFD := int(nul.Fd())
 	d := startFake(t, func(fc fakeConn, call fakeCall) { fc.reply(map[string]any{}, "", false, nulFD, nulFD, nulFD) })
 	c := dialFake(t, d)
+	// One call first, so that the connection it opens (and keeps idle) is
+	// counted in before: only the replies' fds may not add up.
+	if err := c.Terminate(context.Background(), ByName("x")); err != nil {
+		t.Fatal(err)
+	}
 	before := openFDs(t)
 	for range 5 {
 		if err := c.Terminate(context.Background(), ByName("x")); err != nil {
