@@ -30,6 +30,7 @@ var (
 	ErrNoSuchProcess        = errors.New("no such process")
 	ErrUnitAllocationFailed = errors.New("unit allocation failed")
 	ErrTooManyMachines      = errors.New("too many machines")
+	ErrTooManyWatches       = errors.New("too many event subscriptions")
 	ErrBacklogExceeded      = errors.New("event backlog exceeded")
 )
 

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -28,6 +29,15 @@ const (
 	ReasonLeaderExited Reason = "leaderExited" // MachineRemoved: its leader exited on its own
 )
 
+// Watches an unprivileged uid may hold at once, and all unprivileged uids
+// together. Each costs a queue append under the registry lock for every event,
+// and up to EventBacklog queued pointers while it lags: without a bound, one user
+// with many connections could slow every registration and hold the memory.
+const (
+	MaxWatchesPerUID       = 16
+	MaxUnprivilegedWatches = 256
+)
+
 // EventBacklog is how many undelivered events the core holds for one watcher
 // before it drops it. It holds them only while the watcher lags: memory follows
 // the lag, not the limit.
@@ -49,6 +59,7 @@ type Event struct {
 type Watch struct {
 	m       *Manager
 	limit   int
+	owner   *uint32       // the unprivileged uid it is counted for; nil when not counted
 	ready   chan struct{} // holds a token while there is something to Take
 	mu      sync.Mutex
 	queue   []*Event // shared with the other watchers: a lagging one costs a pointer per event
@@ -63,8 +74,25 @@ var errWatchEnded = errors.New("watch ended")
 // Watch returns the machines registered now and a subscription to every change
 // after them: the snapshot is taken and the watcher registered under the registry
 // lock, so no change falls between the two or is seen in both. limit bounds the
-// backlog (EventBacklog when <= 0).
+// backlog (EventBacklog when <= 0). It is the daemon's own watch (the D-Bus
+// signals); a client's is WatchAs.
 func (m *Manager) Watch(limit int) ([]MachineInfo, *Watch) {
+	snap, w, _ := m.watch(nil, limit)
+	return snap, w
+}
+
+// WatchAs is Watch for a client: an unprivileged caller may hold at most
+// MaxWatchesPerUID watches, and all of them together MaxUnprivilegedWatches;
+// past that, ErrTooManyWatches.
+func (m *Manager) WatchAs(c Caller, limit int) ([]MachineInfo, *Watch, error) {
+	if c.privileged() {
+		return m.watch(nil, limit)
+	}
+	uid := c.UID
+	return m.watch(&uid, limit)
+}
+
+func (m *Manager) watch(owner *uint32, limit int) ([]MachineInfo, *Watch, error) {
 	if limit <= 0 {
 		limit = EventBacklog
 	}
@@ -73,7 +101,15 @@ func (m *Manager) Watch(limit int) ([]MachineInfo, *Watch) {
 	defer m.mu.Unlock()
 	if m.closed {
 		w.endLocked(errWatchEnded)
-		return nil, w
+		return nil, w, nil
+	}
+	if owner != nil {
+		if m.watchesOf[*owner] >= MaxWatchesPerUID || m.unprivWatches >= MaxUnprivilegedWatches {
+			return nil, nil, fmt.Errorf("user %d may not watch the registry more than %d times, and all users %d: %w", *owner, MaxWatchesPerUID, MaxUnprivilegedWatches, ErrTooManyWatches)
+		}
+		m.watchesOf[*owner]++
+		m.unprivWatches++
+		w.owner = owner
 	}
 	sorted := m.sortedLocked()
 	snap := make([]MachineInfo, 0, len(sorted))
@@ -81,7 +117,22 @@ func (m *Manager) Watch(limit int) ([]MachineInfo, *Watch) {
 		snap = append(snap, mc.snapshot())
 	}
 	m.subs[w] = struct{}{}
-	return snap, w
+	return snap, w, nil
+}
+
+// unwatchLocked forgets w and gives back its place in its owner's count. m.mu
+// must be held.
+func (m *Manager) unwatchLocked(w *Watch) {
+	if _, ok := m.subs[w]; !ok {
+		return
+	}
+	delete(m.subs, w)
+	if w.owner != nil {
+		if m.watchesOf[*w.owner]--; m.watchesOf[*w.owner] <= 0 {
+			delete(m.watchesOf, *w.owner)
+		}
+		m.unprivWatches--
+	}
 }
 
 // Ready has a value when Take has events or the end to return.
@@ -105,7 +156,7 @@ func (w *Watch) Take() ([]*Event, error) {
 func (w *Watch) Cancel() {
 	w.cancels.Do(func() {
 		w.m.mu.Lock()
-		delete(w.m.subs, w)
+		w.m.unwatchLocked(w)
 		w.m.mu.Unlock()
 		w.mu.Lock()
 		w.endLocked(errWatchEnded)
@@ -194,7 +245,7 @@ func (m *Manager) emitLocked(kind EventKind, mc *machine, reason Reason) {
 	for w := range m.subs {
 		if !w.push(ev) {
 			m.log.Warn("dropping event watcher that fell behind", "backlog", w.limit)
-			delete(m.subs, w)
+			m.unwatchLocked(w)
 		}
 	}
 }
@@ -207,4 +258,6 @@ func (m *Manager) closeWatchesLocked() {
 		w.mu.Unlock()
 	}
 	clear(m.subs)
+	clear(m.watchesOf)
+	m.unprivWatches = 0
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -291,10 +292,78 @@ func TestWatchEndsOnCancelAndClose(t *testing.T) {
 
 func startSleepIgnoringTerm(t *testing.T) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", "trap '' TERM; exec sleep 1000")
+	// The disposition survives the exec; "ready" says it is in place, so no
+	// SIGTERM can come before it.
+	cmd := exec.Command("sh", "-c", "trap '' TERM; echo ready; exec sleep 1000")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("leader ignoring SIGTERM: %q %v", line, err)
+	}
 	return cmd
+}
+
+// An unprivileged caller holds at most MaxWatchesPerUID watches, all of them
+// together MaxUnprivilegedWatches; a watch that ends gives its place back, and
+// root is not counted.
+func TestWatchAsCaps(t *testing.T) {
+	m := newTestManager(t)
+	user := func(uid uint32) Caller { return Caller{UID: uid, PIDFD: -1} }
+	var held []*Watch
+	defer func() {
+		for _, w := range held {
+			w.Cancel()
+		}
+	}()
+	for i := 0; i < MaxWatchesPerUID; i++ {
+		_, w, err := m.WatchAs(user(1000), 0)
+		if err != nil {
+			t.Fatalf("watch %d of uid 1000: %v", i, err)
+		}
+		held = append(held, w)
+	}
+	if _, _, err := m.WatchAs(user(1000), 0); !errors.Is(err, ErrTooManyWatches) {
+		t.Fatalf("watch past the per-uid cap: %v", err)
+	}
+	held[0].Cancel()
+	_, w, err := m.WatchAs(user(1000), 0)
+	if err != nil {
+		t.Fatalf("a cancelled watch did not give its place back: %v", err)
+	}
+	held[0] = w
+	for uid := uint32(2000); len(held) < MaxUnprivilegedWatches; uid++ {
+		for i := 0; i < MaxWatchesPerUID && len(held) < MaxUnprivilegedWatches; i++ {
+			_, w, err := m.WatchAs(user(uid), 0)
+			if err != nil {
+				t.Fatalf("watch %d of uid %d: %v", i, uid, err)
+			}
+			held = append(held, w)
+		}
+	}
+	if _, _, err := m.WatchAs(user(9999), 0); !errors.Is(err, ErrTooManyWatches) {
+		t.Fatalf("watch past the unprivileged total: %v", err)
+	}
+	if _, w, err := m.WatchAs(root, 0); err != nil {
+		t.Fatalf("root refused: %v", err)
+	} else {
+		w.Cancel()
+	}
+	// A watcher dropped for lagging gives its place back too.
+	lag := held[len(held)-1]
+	lagOwner := *lag.owner
+	m.mu.Lock()
+	for range EventBacklog + 1 {
+		m.emitLocked(MachineNew, m.machines[HostName], ReasonNone)
+	}
+	n := m.watchesOf[lagOwner]
+	m.mu.Unlock()
+	if n != 0 {
+		t.Errorf("uid %d still counts %d watches after all of them lagged out", lagOwner, n)
+	}
 }

@@ -55,6 +55,8 @@ type Manager struct {
 	perUID         map[uint32]int // machines per registering uid: started, and in flight
 	nextGen        uint64
 	subs           map[*Watch]struct{}
+	watchesOf      map[uint32]int // watches held per unprivileged uid (WatchAs)
+	unprivWatches  int            // and by all of them
 	closed         bool
 	wg             sync.WaitGroup // leader watchers
 	stop           chan struct{}
@@ -79,6 +81,7 @@ func New(cfg Config) (*Manager, error) {
 		pendingLeaders: map[int]bool{},
 		perUID:         map[uint32]int{},
 		subs:           map[*Watch]struct{}{},
+		watchesOf:      map[uint32]int{},
 		stop:           make(chan struct{}),
 	}
 	m.ids.init()

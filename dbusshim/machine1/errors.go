@@ -71,6 +71,7 @@ var coreErrors = []struct {
 	{service.ErrNoSuchProcess, ErrNoSuchProcess},
 	// The per-user machine cap; the message names the limit.
 	{service.ErrTooManyMachines, ErrLimitsExceeded},
+	{service.ErrTooManyWatches, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
 }
 

@@ -68,7 +68,7 @@ func errnoOf(err error) syscall.Errno {
 	switch {
 	case errors.Is(err, service.ErrNoSuchProcess):
 		errno = syscall.ESRCH
-	case errors.Is(err, service.ErrTooManyMachines):
+	case errors.Is(err, service.ErrTooManyMachines), errors.Is(err, service.ErrTooManyWatches):
 		// No io.systemd.Machine error says "limit reached"; ENOBUFS is what
 		// sd-bus turns into LimitsExceeded, the D-Bus side's answer.
 		errno = syscall.ENOBUFS

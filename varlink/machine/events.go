@@ -103,7 +103,10 @@ func (f *eventsIface) subscribe(ctx context.Context, c *varlink.Call) error {
 		return c.Reply(ctx, r)
 	}
 
-	snap, w := f.mgr.Watch(service.EventBacklog)
+	snap, w, err := f.mgr.WatchAs(callerOf(ctx, interactive), service.EventBacklog)
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
 	defer w.Cancel()
 	c.Continues = true
 	for i := range snap {
