@@ -145,6 +145,11 @@ func subscriber(ctx context.Context, cl *client.Client, want int, ready chan<- s
 	got := 0
 	snapshot := true
 	for ev, err := range cl.Subscribe(ctx, client.SubscribeOptions{}) {
+		if errors.Is(err, client.ErrBacklogExceeded) {
+			// The documented drop, not a lost event: emitting never waits,
+			// and the storm outran this reader on this machine.
+			return done, fmt.Errorf("dropped after %d changes, more than the backlog behind the storm: %w", got, err)
+		}
 		if err != nil {
 			return done, fmt.Errorf("after %d changes: %w", got, err)
 		}
