@@ -66,12 +66,13 @@ func (c *stormConn) call(req []byte) error {
 }
 
 // stormRequests are the Register and Unregister requests of connection g's
-// pairs: pair i registers ev<g>-<i mod stormNames> with the farm's leaders in
-// turn, then unregisters it.
+// pairs: pair i registers ev<g>-<i mod stormNames>, then unregisters it. A
+// process leads one machine at a time, so connection g has leader g of the
+// farm to itself.
 func stormRequests(f *leaderFarm, g, pairs int) (reg, unreg [][]byte) {
+	pid := f.pids[g]
 	for i := range pairs {
 		name := fmt.Sprintf("ev%d-%d", g, i%stormNames)
-		pid := f.pids[(g+i*stormConns)%len(f.pids)]
 		reg = append(reg, []byte(fmt.Sprintf(`{"method":"io.systemd.Machine.Register","parameters":{"name":"%s","class":"container","leader":%d}}`+"\x00", name, pid)))
 		unreg = append(unreg, []byte(`{"method":"io.systemd.Machine.Unregister","parameters":{"name":"`+name+`"}}`+"\x00"))
 	}
