@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/machined-go/machined/client"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +20,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 	reg := func(extra string) string {
 		return fmt.Sprintf(`{"class":"container","leader":%d%s}`, l.pid, extra)
 	}
-	register(t, d, "vmx", spawnLeader(t).pid, map[string]any{"class": "vm"})
+	registerReq(t, d, client.RegisterRequest{Name: "vmx", LeaderPID: spawnLeader(t).pid, Class: client.ClassVM})
 	cases := []struct {
 		desc, method, params, wantErr, wantParam string
 	}{
@@ -92,17 +93,17 @@ func TestDuplicatesRefused(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	a, b := spawnLeader(t), spawnLeader(t)
-	register(t, d, "first", a.pid, nil)
+	register(t, d, "first", a.pid)
 	_, e := d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "first", "class": "container", "leader": b.pid})
 	wantError(t, e, "io.systemd.Machine.MachineExists")
 	_, e = d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "second", "class": "container", "leader": a.pid})
 	wantInvalid(t, e, "leader")
-	m, e := listOne(t, d, "first")
-	if e != nil {
-		t.Fatalf("existing machine disturbed: %s", e.Name)
+	m, err := getOne(t, d, "first")
+	if err != nil {
+		t.Fatalf("existing machine disturbed: %v", err)
 	}
-	if int(m["leader"].(map[string]any)["pid"].(float64)) != a.pid {
-		t.Errorf("existing machine's leader changed: %v", m["leader"])
+	if m.Leader == nil || m.Leader.PID != a.pid {
+		t.Errorf("existing machine's leader changed: %+v", m.Leader)
 	}
 	if a.cmd.ProcessState != nil || syscall.Kill(a.pid, 0) != nil {
 		t.Error("the existing machine's leader was harmed")

@@ -22,6 +22,7 @@ import (
 	vl "github.com/varlink/go/varlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/service/persist"
 )
 
@@ -260,7 +261,7 @@ func TestChaosHostileLoad(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--units", "none", "--log-level", "info", "--idle-timeout", "20s")
 	for i := 0; i < 100; i++ {
-		register(t, d, fmt.Sprintf("h%d", i), spawnLeader(t).pid, map[string]any{"service": strings.Repeat("s", 200)})
+		registerReq(t, d, client.RegisterRequest{Name: fmt.Sprintf("h%d", i), LeaderPID: spawnLeader(t).pid, Service: strings.Repeat("s", 200)})
 	}
 	base := d.stats(t) // the registrations' connections stay open: part of the baseline
 

@@ -81,7 +81,7 @@ func TestOSReleaseReadAsOwner(t *testing.T) {
 	}
 
 	l := spawnLeader(t)
-	register(t, d, "rootbox", l.pid, nil)
+	register(t, d, "rootbox", l.pid)
 	out, errOut, code := varlinkctl(t, "call", "-j", d.sock(), "io.systemd.Machine.List", `{"name":"rootbox","acquireMetadata":"graceful"}`)
 	if code != 0 || !strings.Contains(out, `"OSRelease"`) || !strings.Contains(out, "ID=") {
 		t.Errorf("root-owned container's os-release: exit %d %s %s", code, out, errOut)
@@ -108,7 +108,7 @@ func TestMachinesPerUIDCapVarlink(t *testing.T) {
 		t.Error("the refused machine is registered")
 	}
 	for i := range 4 {
-		register(t, d, fmt.Sprintf("root%d", i), spawnLeader(t).pid, nil)
+		register(t, d, fmt.Sprintf("root%d", i), spawnLeader(t).pid)
 	}
 }
 
@@ -231,7 +231,7 @@ func TestRequestBoundsDBus(t *testing.T) {
 func TestInvalidIDsUserdb(t *testing.T) {
 	d := startUserdbDaemon(t)
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "ids", ns.pid, nil)
+	register(t, d, "ids", ns.pid)
 	const inner65535 = "720895" // 655360 + 65535
 	if got, ok := getent(t, "passwd", "vu-ids-65534"); !ok || !strings.HasPrefix(got, "vu-ids-65534:x:720894:") {
 		t.Fatalf("getent passwd vu-ids-65534 = %q (the control case)", got)
@@ -276,7 +276,7 @@ func TestInvalidIDsUserdb(t *testing.T) {
 func TestInvalidIDsDBus(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "ids", ns.pid, nil)
+	register(t, d, "ids", ns.pid)
 	for _, id := range []string{"65535", "4294967295"} {
 		for _, call := range [][]string{
 			{"MapFromMachineUser", "su", "ids", id},

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/client"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -339,25 +340,86 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func register(t *testing.T, d *daemon, name string, pid int, extra map[string]any) {
+// register registers a container with a plain PID leader through the client.
+func register(t *testing.T, d *daemon, name string, pid int) {
 	t.Helper()
-	p := map[string]any{"name": name, "class": "container", "leader": pid}
-	for k, v := range extra {
-		p[k] = v
+	registerReq(t, d, client.RegisterRequest{Name: name, LeaderPID: pid})
+}
+
+// registerReq registers r through the client; Class defaults to container.
+func registerReq(t *testing.T, d *daemon, r client.RegisterRequest) {
+	t.Helper()
+	if r.Class == "" {
+		r.Class = client.ClassContainer
 	}
-	if _, e := d.call(t, "io.systemd.Machine.Register", p); e != nil {
-		t.Fatalf("Register %s: %s %s", name, e.Name, paramsOf(e))
+	c := oneShotClient(t, d)
+	defer c.Close()
+	if err := c.Register(context.Background(), r); err != nil {
+		t.Fatalf("Register %s: %v", r.Name, err)
 	}
 }
 
-func listOne(t *testing.T, d *daemon, name string) (map[string]any, *vl.Error) {
+// getOne looks a machine up by name through the client; the error, if any, is
+// a *client.Error (a transport error fails the test).
+func getOne(t *testing.T, d *daemon, name string) (client.Machine, error) {
 	t.Helper()
-	return d.call(t, "io.systemd.Machine.List", map[string]any{"name": name})
+	c := oneShotClient(t, d)
+	defer c.Close()
+	m, err := c.Get(context.Background(), client.ByName(name), client.MetadataNo)
+	return m, daemonError(t, err)
 }
 
 func gone(t *testing.T, d *daemon, name string) bool {
-	_, e := listOne(t, d, name)
-	return e != nil && e.Name == "io.systemd.Machine.NoSuchMachine"
+	_, err := getOne(t, d, name)
+	return errors.Is(err, client.ErrNoSuchMachine)
+}
+
+// oneShotClient is a client for the caller to close once its call is done, so
+// that polling loops do not pile connections up until the test ends.
+func oneShotClient(t *testing.T, d *daemon) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.sock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// daemonError returns err when it is nil or an error reply of the daemon, and
+// fails the test on any other (transport) error.
+func daemonError(t *testing.T, err error) error {
+	t.Helper()
+	var ce *client.Error
+	if err != nil && !errors.As(err, &ce) {
+		t.Fatalf("call failed at transport level: %v", err)
+	}
+	return err
+}
+
+// wantReply checks that err is the daemon's error reply called name.
+func wantReply(t *testing.T, err error, name string) {
+	t.Helper()
+	var ce *client.Error
+	if err == nil {
+		t.Fatalf("call succeeded, want error %s", name)
+	}
+	if !errors.As(err, &ce) {
+		t.Fatalf("call failed at transport level: %v, want error %s", err, name)
+	}
+	if ce.Name != name {
+		t.Fatalf("error %v, want %s", ce, name)
+	}
+}
+
+// wantInvalidReply checks that err is InvalidParameter naming param.
+func wantInvalidReply(t *testing.T, err error, param string) {
+	t.Helper()
+	wantReply(t, err, "org.varlink.service.InvalidParameter")
+	var ce *client.Error
+	errors.As(err, &ce)
+	if got := ce.Parameter(); got != param {
+		t.Fatalf("InvalidParameter %q, want %q", got, param)
+	}
 }
 
 // rawConn is a plain unix socket for protocol abuse.

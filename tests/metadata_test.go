@@ -10,8 +10,8 @@ func TestMetadataAndMapping(t *testing.T) {
 	d := startDaemon(t)
 	plain := spawnLeader(t)
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "plain", plain.pid, nil)
-	register(t, d, "ns", ns.pid, nil)
+	register(t, d, "plain", plain.pid)
+	register(t, d, "ns", ns.pid)
 
 	m, e := d.call(t, "io.systemd.Machine.List", map[string]any{"name": "plain", "acquireMetadata": "graceful"})
 	if e != nil {

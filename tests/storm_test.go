@@ -85,13 +85,13 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 		t.Log("no registration was acknowledged before the kill")
 	}
 	for name, pid := range acked {
-		_, e := listOne(t, d, name)
+		_, err := getOne(t, d, name)
 		if dead[pid] {
-			if e == nil {
+			if err == nil {
 				t.Errorf("%s came back with a dead leader", name)
 			}
-		} else if e != nil {
-			t.Errorf("acknowledged machine %s lost: %s", name, e.Name)
+		} else if err != nil {
+			t.Errorf("acknowledged machine %s lost: %v", name, err)
 		}
 	}
 	// Everything listed has a live leader.
