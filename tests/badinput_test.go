@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -94,10 +95,11 @@ func TestDuplicatesRefused(t *testing.T) {
 	d := startDaemon(t)
 	a, b := spawnLeader(t), spawnLeader(t)
 	register(t, d, "first", a.pid)
-	_, e := d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "first", "class": "container", "leader": b.pid})
-	wantError(t, e, "io.systemd.Machine.MachineExists")
-	_, e = d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "second", "class": "container", "leader": a.pid})
-	wantInvalid(t, e, "leader")
+	c := dialClient(t, d)
+	err := c.Register(context.Background(), client.RegisterRequest{Name: "first", Class: client.ClassContainer, LeaderPID: b.pid})
+	wantReply(t, err, "io.systemd.Machine.MachineExists")
+	err = c.Register(context.Background(), client.RegisterRequest{Name: "second", Class: client.ClassContainer, LeaderPID: a.pid})
+	wantInvalidReply(t, err, "leader")
 	m, err := getOne(t, d, "first")
 	if err != nil {
 		t.Fatalf("existing machine disturbed: %v", err)

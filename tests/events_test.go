@@ -129,9 +129,7 @@ func TestEventsVarlinkctl(t *testing.T) {
 		t.Errorf("stateChanged record %v", m)
 	}
 	s.expect("removed", "ev-db", "terminated")
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "ev-pre"}); e != nil {
-		t.Fatal(e)
-	}
+	unregister(t, d, "ev-pre")
 	s.expect("removed", "ev-pre", "unregistered")
 	vm.kill()
 	s.expect("removed", "ev-vl", "leaderExited")
@@ -150,12 +148,8 @@ func TestEventsFilters(t *testing.T) {
 	byClass.expect("snapshotComplete", "", "")
 	registerReq(t, d, client.RegisterRequest{Name: "flt-b", LeaderPID: b.pid, Class: client.ClassVM})
 	byName.expect("registered", "flt-b", "")
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "flt-a"}); e != nil {
-		t.Fatal(e)
-	}
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "flt-b"}); e != nil {
-		t.Fatal(e)
-	}
+	unregister(t, d, "flt-a")
+	unregister(t, d, "flt-b")
 	byName.expect("removed", "flt-b", "unregistered")
 	byClass.expect("removed", "flt-b", "unregistered")
 

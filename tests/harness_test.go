@@ -359,6 +359,16 @@ func registerReq(t *testing.T, d *daemon, r client.RegisterRequest) {
 	}
 }
 
+// unregister unregisters a machine through the client.
+func unregister(t *testing.T, d *daemon, name string) {
+	t.Helper()
+	c := oneShotClient(t, d)
+	defer c.Close()
+	if err := c.Unregister(context.Background(), client.ByName(name)); err != nil {
+		t.Fatalf("Unregister %s: %v", name, err)
+	}
+}
+
 // getOne looks a machine up by name through the client; the error, if any, is
 // a *client.Error (a transport error fails the test).
 func getOne(t *testing.T, d *daemon, name string) (client.Machine, error) {

@@ -128,9 +128,7 @@ func TestUserdbNegative(t *testing.T) {
 	register(t, d, "multi", complexLeader.pid)
 	unreg := spawnUserNSLeader(t, 3276800)
 	register(t, d, "gone", unreg.pid)
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "gone"}); e != nil {
-		t.Fatal(e.Name)
-	}
+	unregister(t, d, "gone")
 
 	for _, key := range []string{
 		"60000",               // below 65536: the host's
