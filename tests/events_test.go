@@ -16,7 +16,6 @@ import (
 
 	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/internal/dialas"
-	vl "github.com/varlink/go/varlink"
 )
 
 const eventsSubscribe = "io.github.machinedgo.MachineEvents.Subscribe"
@@ -326,20 +325,19 @@ func TestEventsStorm(t *testing.T) {
 		go func() {
 			defer swg.Done()
 			l := spawnLeader(t)
-			c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+			c, err := client.Dial(context.Background(), d.sock())
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.Close()
-			var out map[string]any
 			for i := range perConn {
 				name := fmt.Sprintf("st%d-%d", g, i%namesPerConn)
-				if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": l.pid}, &out); err != nil {
+				if err := c.Register(context.Background(), client.RegisterRequest{Name: name, Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
 					errs <- fmt.Errorf("register %s: %w", name, err)
 					return
 				}
-				if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
+				if err := c.Unregister(context.Background(), client.ByName(name)); err != nil {
 					errs <- fmt.Errorf("unregister %s: %w", name, err)
 					return
 				}

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -393,6 +394,20 @@ func oneShotClient(t *testing.T, d *daemon) *client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// dialOneConn dials a client that reports, through its second result, whether
+// it ever had to connect again: the client redials silently when the daemon
+// has closed its idle connection, and tests that require one connection to
+// serve every call check this.
+func dialOneConn(path string) (*client.Client, func() bool, error) {
+	var dials atomic.Int32
+	c, err := client.Dial(context.Background(), path, client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
+		dials.Add(1)
+		var nd net.Dialer
+		return nd.DialContext(ctx, "unix", path)
+	}))
+	return c, func() bool { return dials.Load() > 1 }, err
 }
 
 // daemonError returns err when it is nil or an error reply of the daemon, and

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/client"
 )
 
 // A restart over many persisted machines binds its sockets before it
@@ -27,13 +27,9 @@ func TestRestartServesWhileRestoring(t *testing.T) {
 	const n = 2000
 	d := startDaemon(t, "--units", "none", "--log-level", "info")
 	farm := startFarm(t, n+1)
-	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := oneShotClient(t, d)
 	for i := 0; i < n; i++ {
-		var out map[string]any
-		if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": fmt.Sprintf("m%d", i), "class": "container", "leader": farm.pids[i]}, &out); err != nil {
+		if err := c.Register(context.Background(), client.RegisterRequest{Name: fmt.Sprintf("m%d", i), Class: client.ClassContainer, LeaderPID: farm.pids[i]}); err != nil {
 			t.Fatalf("register m%d: %v", i, err)
 		}
 	}
