@@ -164,8 +164,8 @@ func TestOversizedMessage(t *testing.T) {
 			break
 		}
 	}
-	if _, e := d.call(t, "org.varlink.service.GetInfo", struct{}{}); e != nil {
-		t.Fatalf("daemon not serving after oversized message: %s", e.Name)
+	if err := d.getInfo(); err != nil {
+		t.Fatalf("daemon not serving after oversized message: %v", err)
 	}
 }
 
@@ -202,8 +202,8 @@ func TestFDFlood(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, "daemon fd count back to baseline", func() bool { return countFDs(t, d.pid()) <= base+2 })
-	if _, e := d.call(t, "org.varlink.service.GetInfo", struct{}{}); e != nil {
-		t.Fatalf("daemon not serving after fd flood: %s", e.Name)
+	if err := d.getInfo(); err != nil {
+		t.Fatalf("daemon not serving after fd flood: %v", err)
 	}
 }
 
