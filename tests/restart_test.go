@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,24 +62,19 @@ func TestRestartServesWhileRestoring(t *testing.T) {
 	eventually(t, "the new daemon to bind its socket", func() bool {
 		return bytes.Contains(readFrom(logPath, logStart), []byte(`listening socket="`+d.sock()))
 	})
-	early, err := net.Dial("unix", d.sock())
+	early, err := client.Dial(context.Background(), d.sock())
 	if err != nil {
 		t.Fatalf("a connection right after the bind was refused: %v", err)
 	}
 	defer early.Close()
-	early.SetDeadline(time.Now().Add(60 * time.Second))
-	early.Write([]byte(`{"method":"io.systemd.Machine.List","parameters":{},"more":true}` + "\x00"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	got := 0
-	br := bufio.NewReader(early)
-	for {
-		msg, err := br.ReadBytes(0)
+	for _, err := range early.List(ctx, "") {
 		if err != nil {
 			t.Fatalf("the early client got no complete answer: %v", err)
 		}
 		got++
-		if !bytes.Contains(msg, []byte(`"continues":true`)) {
-			break
-		}
 	}
 	log := readFrom(logPath, logStart)
 	bound := bytes.Index(log, []byte(`listening socket="`+d.sock()))
