@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/client"
+	"github.com/machined-go/machined/internal/dialas"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -321,6 +322,24 @@ func oneShotClient(t *testing.T, d *daemon) *client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// dialClient is a client of the daemon, closed when the test ends.
+func dialClient(t *testing.T, d *daemon, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.sock(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// asNobody makes the client connect as uid/gid 65534.
+func asNobody() client.Option {
+	return client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
+		return dialas.Unix(path, 65534, 65534)
+	})
 }
 
 // dialOneConn dials a client that reports, through its second result, whether
