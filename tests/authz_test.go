@@ -15,7 +15,7 @@ func TestUnprivilegedCaller(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	rootLeader := spawnLeader(t)
-	register(t, d, "rootsbox", rootLeader.pid, nil)
+	register(t, d, "rootsbox", rootLeader.pid)
 
 	call := func(method, params string) (string, string, int) {
 		return varlinkctlAs(t, nobody, "call", "-j", d.sock(), "io.systemd.Machine."+method, params)
@@ -37,8 +37,8 @@ func TestUnprivilegedCaller(t *testing.T) {
 	if _, errOut, code := varlinkctlAs(t, nobody, "call", "--more", d.sock(), "io.systemd.Machine.List", `{}`); code != 0 {
 		t.Errorf("List as nobody: %s", errOut)
 	}
-	if _, e := listOne(t, d, "rootsbox"); e != nil {
-		t.Fatalf("root's machine disturbed: %s", e.Name)
+	if _, err := getOne(t, d, "rootsbox"); err != nil {
+		t.Fatalf("root's machine disturbed: %v", err)
 	}
 
 	// nobody's own leader.
@@ -46,9 +46,9 @@ func TestUnprivilegedCaller(t *testing.T) {
 	if out, errOut, code := call("Register", fmt.Sprintf(`{"name":"mine","class":"container","leader":%d}`, own.pid)); code != 0 {
 		t.Fatalf("nobody registering its own leader: %s %s", out, errOut)
 	}
-	m, e := listOne(t, d, "mine")
-	if e != nil || m["UID"] != float64(65534) {
-		t.Fatalf("nobody's machine: %v %v", m, e)
+	m, err := getOne(t, d, "mine")
+	if err != nil || m.UID == nil || *m.UID != 65534 {
+		t.Fatalf("nobody's machine: %+v %v", m, err)
 	}
 	if _, errOut, code := call("Unregister", `{"name":"mine"}`); code != 0 {
 		t.Errorf("owner could not unregister: %s", errOut)

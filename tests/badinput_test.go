@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/machined-go/machined/client"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,7 +21,7 @@ func TestBadInputVarlinkctl(t *testing.T) {
 	reg := func(extra string) string {
 		return fmt.Sprintf(`{"class":"container","leader":%d%s}`, l.pid, extra)
 	}
-	register(t, d, "vmx", spawnLeader(t).pid, map[string]any{"class": "vm"})
+	registerReq(t, d, client.RegisterRequest{Name: "vmx", LeaderPID: spawnLeader(t).pid, Class: client.ClassVM})
 	cases := []struct {
 		desc, method, params, wantErr, wantParam string
 	}{
@@ -92,17 +94,18 @@ func TestDuplicatesRefused(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	a, b := spawnLeader(t), spawnLeader(t)
-	register(t, d, "first", a.pid, nil)
-	_, e := d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "first", "class": "container", "leader": b.pid})
-	wantError(t, e, "io.systemd.Machine.MachineExists")
-	_, e = d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "second", "class": "container", "leader": a.pid})
-	wantInvalid(t, e, "leader")
-	m, e := listOne(t, d, "first")
-	if e != nil {
-		t.Fatalf("existing machine disturbed: %s", e.Name)
+	register(t, d, "first", a.pid)
+	c := dialClient(t, d)
+	err := c.Register(context.Background(), client.RegisterRequest{Name: "first", Class: client.ClassContainer, LeaderPID: b.pid})
+	wantReply(t, err, "io.systemd.Machine.MachineExists")
+	err = c.Register(context.Background(), client.RegisterRequest{Name: "second", Class: client.ClassContainer, LeaderPID: a.pid})
+	wantInvalidReply(t, err, "leader")
+	m, err := getOne(t, d, "first")
+	if err != nil {
+		t.Fatalf("existing machine disturbed: %v", err)
 	}
-	if int(m["leader"].(map[string]any)["pid"].(float64)) != a.pid {
-		t.Errorf("existing machine's leader changed: %v", m["leader"])
+	if m.Leader == nil || m.Leader.PID != a.pid {
+		t.Errorf("existing machine's leader changed: %+v", m.Leader)
 	}
 	if a.cmd.ProcessState != nil || syscall.Kill(a.pid, 0) != nil {
 		t.Error("the existing machine's leader was harmed")
@@ -161,8 +164,8 @@ func TestOversizedMessage(t *testing.T) {
 			break
 		}
 	}
-	if _, e := d.call(t, "org.varlink.service.GetInfo", struct{}{}); e != nil {
-		t.Fatalf("daemon not serving after oversized message: %s", e.Name)
+	if err := d.getInfo(); err != nil {
+		t.Fatalf("daemon not serving after oversized message: %v", err)
 	}
 }
 
@@ -199,8 +202,8 @@ func TestFDFlood(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, "daemon fd count back to baseline", func() bool { return countFDs(t, d.pid()) <= base+2 })
-	if _, e := d.call(t, "org.varlink.service.GetInfo", struct{}{}); e != nil {
-		t.Fatalf("daemon not serving after fd flood: %s", e.Name)
+	if err := d.getInfo(); err != nil {
+		t.Fatalf("daemon not serving after fd flood: %v", err)
 	}
 }
 

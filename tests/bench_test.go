@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/client"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +65,7 @@ func startBench(b *testing.B, d *daemon) {
 		b.Fatal(err)
 	}
 	for i := 0; i < 1000; i++ {
-		if c, err := vl.NewConnection(context.Background(), "unix:"+d.sock()); err == nil {
+		if c, err := client.Dial(context.Background(), d.sock()); err == nil {
 			c.Close()
 			return
 		}
@@ -100,14 +100,13 @@ func startFarm(b testing.TB, n int) *leaderFarm {
 
 func registerFarm(b *testing.B, d *daemon, f *leaderFarm) {
 	b.Helper()
-	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+	c, err := client.Dial(context.Background(), d.sock())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	for i, pid := range f.pids {
-		var out struct{}
-		if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": fmt.Sprintf("m%d", i), "class": "container", "leader": pid}, &out); err != nil {
+		if err := c.Register(context.Background(), client.RegisterRequest{Name: fmt.Sprintf("m%d", i), Class: client.ClassContainer, LeaderPID: pid}); err != nil {
 			b.Fatalf("register %d: %v", i, err)
 		}
 	}
@@ -124,24 +123,22 @@ func rssKiB(pid int) int {
 	return 0
 }
 
-// Register+Unregister pairs on one connection.
+// Register+Unregister pairs on one connection, through the project's client.
 func BenchmarkVarlinkRegisterUnregister(b *testing.B) {
 	d := benchDaemon(b)
 	f := startFarm(b, 1)
-	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+	c, err := client.Dial(context.Background(), d.sock())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	reg := map[string]any{"name": "bench", "class": "container", "leader": f.pids[0]}
-	unreg := map[string]any{"name": "bench"}
-	var out struct{}
+	reg := client.RegisterRequest{Name: "bench", Class: client.ClassContainer, LeaderPID: f.pids[0]}
 	b.ResetTimer()
 	for b.Loop() {
-		if err := c.Call(context.Background(), "io.systemd.Machine.Register", reg, &out); err != nil {
+		if err := c.Register(context.Background(), reg); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", unreg, &out); err != nil {
+		if err := c.Unregister(context.Background(), client.ByName("bench")); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -152,30 +149,19 @@ func benchList(b *testing.B, n int) {
 	d := benchDaemon(b)
 	f := startFarm(b, n)
 	registerFarm(b, d, f)
-	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+	c, err := client.Dial(context.Background(), d.sock())
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
 	b.ResetTimer()
 	for b.Loop() {
-		recv, err := c.Send(context.Background(), "io.systemd.Machine.List", struct{}{}, vl.More)
-		if err != nil {
-			b.Fatal(err)
-		}
 		got := 0
-		for {
-			var m struct {
-				Name string `json:"name"`
-			}
-			flags, err := recv(context.Background(), &m)
+		for _, err := range c.List(context.Background(), "") {
 			if err != nil {
 				b.Fatal(err)
 			}
 			got++
-			if flags&vl.Continues == 0 {
-				break
-			}
 		}
 		if got != n+1 {
 			b.Fatalf("listed %d, want %d", got, n+1)
@@ -199,8 +185,8 @@ func BenchmarkIdleRSS(b *testing.B) {
 
 // leanConn is a minimal Varlink client on a blocking socket: plain read and write
 // syscalls, no netpoller, no JSON decoding of replies. It measures the daemon's
-// side of a call; the varlink/go client adds its own cost on top, and the
-// side-by-side harness gives every daemon this same client.
+// side of a call; the project's client (client/, on varlink/go) adds its own
+// cost on top, and the side-by-side harness gives every daemon this same client.
 type leanConn struct {
 	fd    int
 	buf   []byte // buf[start:] is received and not yet returned

@@ -3,7 +3,8 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/internal/dialas"
 )
 
@@ -43,17 +45,6 @@ func TestChaosRegistrationFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	call := func(params map[string]any) map[string]any {
-		t.Helper()
-		b, _ := json.Marshal(map[string]any{"method": "io.systemd.Machine.Register", "parameters": params})
-		reply, err := roundTripRaw(c, string(b))
-		if err != nil {
-			t.Fatalf("register as nobody: %v", err)
-		}
-		var m map[string]any
-		json.Unmarshal([]byte(reply), &m)
-		return m
-	}
 
 	// Ten registrations, each with as many interfaces as 16 MiB holds. The
 	// list is built once and written around each request's head and tail
@@ -78,19 +69,20 @@ func TestChaosRegistrationFlood(t *testing.T) {
 	}
 
 	// Then one machine per leader, until the cap answers.
+	nobodyClient := dialClient(t, d, asNobody())
 	accepted, capped := 0, 0
 	for i, pid := range leaders {
-		r := call(map[string]any{"name": fmt.Sprintf("flood%d", i), "class": "container", "leader": pid})
-		switch e, _ := r["error"].(string); e {
-		case "":
+		err := nobodyClient.Register(context.Background(), client.RegisterRequest{Name: fmt.Sprintf("flood%d", i), Class: client.ClassContainer, LeaderPID: pid})
+		switch {
+		case err == nil:
 			accepted++
-		case "io.systemd.System":
-			if p, _ := r["parameters"].(map[string]any); p["errnoName"] != "ENOBUFS" {
-				t.Fatalf("registration %d refused with %v, want ENOBUFS", i, r)
+		case errors.Is(err, client.ErrSystem):
+			if !errors.Is(err, syscall.ENOBUFS) {
+				t.Fatalf("registration %d refused with %v, want ENOBUFS", i, err)
 			}
 			capped++
 		default:
-			t.Fatalf("registration %d: %v", i, r)
+			t.Fatalf("registration %d: %v", i, err)
 		}
 	}
 	peak := d.stats(t)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/internal/dialas"
 	vl "github.com/varlink/go/varlink"
 )
@@ -164,18 +165,19 @@ func newGoodClient(t *testing.T, d *daemon, leader int) *goodClient {
 	return &goodClient{d: d, leader: leader, quit: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (g *goodClient) round(c *vl.Connection, i int) error {
+func (g *goodClient) round(c *client.Client, i int) error {
+	ctx := context.Background()
 	name := fmt.Sprintf("good%d", i%4)
-	var out map[string]any
-	if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": g.leader}, &out); err != nil {
+	if err := c.Register(ctx, client.RegisterRequest{Name: name, Class: client.ClassContainer, LeaderPID: g.leader}); err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
-	if err := c.Call(context.Background(), "io.systemd.Machine.List", map[string]any{"name": name}, &out); err != nil {
+	if _, err := c.Get(ctx, client.ByName(name), ""); err != nil {
 		return fmt.Errorf("list: %w", err)
 	}
-	if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
+	if err := c.Unregister(ctx, client.ByName(name)); err != nil {
 		return fmt.Errorf("unregister: %w", err)
 	}
+	// The userdb socket is not the client's: a plain Varlink connection.
 	u, err := vl.NewConnection(context.Background(), "unix:"+g.d.userdbSock())
 	if err != nil {
 		return fmt.Errorf("userdb connect: %w", err)
@@ -193,7 +195,7 @@ func (g *goodClient) round(c *vl.Connection, i int) error {
 // warm runs the client's paths before the baseline is taken.
 func (g *goodClient) warm(t *testing.T) {
 	t.Helper()
-	c := g.d.conn(t)
+	c := dialClient(t, g.d)
 	for i := 0; i < 50; i++ {
 		if err := g.round(c, i); err != nil {
 			t.Fatal(err)
@@ -205,7 +207,7 @@ func (g *goodClient) warm(t *testing.T) {
 func (g *goodClient) start(d *daemon) {
 	go func() {
 		defer close(g.done)
-		c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+		c, redialed, err := dialOneConn(d.sock())
 		if err != nil {
 			g.err = err
 			return
@@ -220,6 +222,10 @@ func (g *goodClient) start(d *daemon) {
 			t0 := time.Now()
 			if err := g.round(c, i); err != nil {
 				g.err = err
+				return
+			}
+			if redialed() {
+				g.err = errors.New("the daemon closed the connection between rounds")
 				return
 			}
 			g.lat = append(g.lat, time.Since(t0))

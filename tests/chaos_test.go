@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
-	vl "github.com/varlink/go/varlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/service/persist"
 )
 
@@ -65,7 +65,7 @@ func TestChaosCrashRounds(t *testing.T) {
 			go func(w int, seed uint64) {
 				defer wg.Done()
 				r := rand.New(rand.NewPCG(seed, uint64(w)))
-				c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+				c, err := client.Dial(context.Background(), d.sock())
 				if err != nil {
 					return
 				}
@@ -81,7 +81,6 @@ func TestChaosCrashRounds(t *testing.T) {
 					l := pool[w][i]
 					mu.Unlock()
 					name := fmt.Sprintf("c%d-%d", w, i)
-					var out struct{}
 					var err error
 					switch r.IntN(8) {
 					case 0: // a leader dies while the daemon runs
@@ -95,9 +94,9 @@ func TestChaosCrashRounds(t *testing.T) {
 						mu.Lock()
 						delete(acked, name) // an unacknowledged unregister may or may not have happened
 						mu.Unlock()
-						err = c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out)
+						err = c.Unregister(context.Background(), client.ByName(name))
 					default:
-						err = c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": l.pid}, &out)
+						err = c.Register(context.Background(), client.RegisterRequest{Name: name, Class: client.ClassContainer, LeaderPID: l.pid})
 						if err == nil {
 							mu.Lock()
 							acked[name] = l.pid
@@ -105,8 +104,8 @@ func TestChaosCrashRounds(t *testing.T) {
 							mu.Unlock()
 						}
 					}
-					var verr *vl.Error
-					if err != nil && !errors.As(err, &verr) {
+					var ce *client.Error
+					if err != nil && !errors.As(err, &ce) {
 						return // the connection died with the daemon
 					}
 				}
@@ -227,28 +226,19 @@ func stateFiles(t *testing.T, d *daemon) map[string]persist.Record {
 // listAll returns name -> leader pid of every listed machine.
 func listAll(t *testing.T, d *daemon) map[string]int {
 	t.Helper()
-	c := d.conn(t)
-	recv, err := c.Send(context.Background(), "io.systemd.Machine.List", struct{}{}, vl.More)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := oneShotClient(t, d)
+	defer c.Close()
 	out := map[string]int{}
-	for {
-		var m struct {
-			Name   string `json:"name"`
-			Leader struct {
-				PID int `json:"pid"`
-			} `json:"leader"`
-		}
-		flags, err := recv(context.Background(), &m)
+	for m, err := range c.List(context.Background(), "") {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out[m.Name] = m.Leader.PID
-		if flags&vl.Continues == 0 {
-			return out
+		out[m.Name] = 0
+		if m.Leader != nil {
+			out[m.Name] = m.Leader.PID
 		}
 	}
+	return out
 }
 
 // TestChaosHostileLoad serves a well-behaved client while others open 1,000
@@ -260,9 +250,10 @@ func TestChaosHostileLoad(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--units", "none", "--log-level", "info", "--idle-timeout", "20s")
 	for i := 0; i < 100; i++ {
-		register(t, d, fmt.Sprintf("h%d", i), spawnLeader(t).pid, map[string]any{"service": strings.Repeat("s", 200)})
+		registerReq(t, d, client.RegisterRequest{Name: fmt.Sprintf("h%d", i), LeaderPID: spawnLeader(t).pid, Service: strings.Repeat("s", 200)})
 	}
-	base := d.stats(t) // the registrations' connections stay open: part of the baseline
+	eventually(t, "the registrations' connections closed", func() bool { return d.stats(t).conns == 0 })
+	base := d.stats(t)
 
 	var rssPeak int
 	stopRSS := make(chan struct{})
@@ -288,7 +279,7 @@ func TestChaosHostileLoad(t *testing.T) {
 	goodDone := make(chan struct{})
 	go func() {
 		defer close(goodDone)
-		c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+		c, redialed, err := dialOneConn(d.sock())
 		if err != nil {
 			goodErr = err
 			return
@@ -300,10 +291,13 @@ func TestChaosHostileLoad(t *testing.T) {
 				return
 			default:
 			}
-			var out map[string]any
 			t0 := time.Now()
-			if err := c.Call(context.Background(), "io.systemd.Machine.List", map[string]any{"name": fmt.Sprintf("h%d", i%100)}, &out); err != nil {
+			if _, err := c.Get(context.Background(), client.ByName(fmt.Sprintf("h%d", i%100)), ""); err != nil {
 				goodErr = err
+				return
+			}
+			if redialed() {
+				goodErr = errors.New("the daemon closed the connection between calls")
 				return
 			}
 			lat = append(lat, time.Since(t0))

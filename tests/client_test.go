@@ -5,36 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net"
 	"os"
 	"slices"
 	"syscall"
 	"testing"
 
 	"github.com/machined-go/machined/client"
-	"github.com/machined-go/machined/internal/dialas"
 	"golang.org/x/sys/unix"
 )
 
 // The client library against the built daemon: the same calls the examples in
 // client/example_test.go make, which need a daemon and so only compile there.
-
-func dialClient(t *testing.T, d *daemon, opts ...client.Option) *client.Client {
-	t.Helper()
-	c, err := client.Dial(context.Background(), d.sock(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// asNobody makes the client connect as uid/gid 65534.
-func asNobody() client.Option {
-	return client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
-		return dialas.Unix(path, 65534, 65534)
-	})
-}
 
 func openPidfd(t *testing.T, pid int) *os.File {
 	t.Helper()

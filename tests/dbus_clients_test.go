@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/client"
 )
 
 // machinectl from systemd 252 against the daemon: list, status, show, kill,
@@ -26,7 +27,7 @@ func TestMachinectl(t *testing.T) {
 	leaders := map[string]*leader{}
 	for _, n := range []string{"box-1", "box-2", "box-3", "box-4", "box-5", "box-6"} {
 		leaders[n] = spawnLeader(t)
-		register(t, d, n, leaders[n].pid, map[string]any{"service": "demo", "id": "112233445566778899aabbccddeeff01"})
+		registerReq(t, d, client.RegisterRequest{Name: n, LeaderPID: leaders[n].pid, Service: "demo", ID: "112233445566778899aabbccddeeff01"})
 	}
 
 	out, errOut, code := mctl("list", "--no-legend")
@@ -158,15 +159,15 @@ func TestNspawn(t *testing.T) {
 			w.wait("MachineNew", tc.name)
 
 			// Varlink sees it.
-			m, e := listOne(t, d, tc.name)
-			if e != nil {
-				t.Fatalf("Varlink List: %s", e.Name)
+			m, err := getOne(t, d, tc.name)
+			if err != nil {
+				t.Fatalf("Varlink List: %v", err)
 			}
-			if m["service"] != "systemd-nspawn" || m["class"] != "container" || m["rootDirectory"] != root {
-				t.Errorf("Varlink fields: %v", m)
+			if m.Service != "systemd-nspawn" || m.Class != client.ClassContainer || m.RootDirectory != root {
+				t.Errorf("Varlink fields: %+v", m)
 			}
-			if m["unit"] != tc.unit {
-				t.Errorf("unit %v, want %s", m["unit"], tc.unit)
+			if m.Unit != tc.unit {
+				t.Errorf("unit %v, want %s", m.Unit, tc.unit)
 			}
 			// D-Bus sees it.
 			var list []struct {
@@ -190,10 +191,13 @@ func TestNspawn(t *testing.T) {
 			if want := strings.HasPrefix(tc.name, "nsp-userns"); (shift != 0) != want {
 				t.Errorf("uid shift %d", shift)
 			}
-			if want, ok := m["UIDShift"]; ok && want != float64(shift) {
-				t.Errorf("Varlink UIDShift %v, D-Bus %d", want, shift)
+			if m.UIDShift != nil && *m.UIDShift != shift {
+				t.Errorf("Varlink UIDShift %v, D-Bus %d", *m.UIDShift, shift)
 			}
-			leader := int(m["leader"].(map[string]any)["pid"].(float64))
+			if m.Leader == nil {
+				t.Fatalf("Varlink shows no leader: %+v", m)
+			}
+			leader := m.Leader.PID
 			cg, _ := os.ReadFile("/proc/" + strconv.Itoa(leader) + "/cgroup")
 			if !strings.Contains(string(cg), "0::/machine.slice/"+tc.unit) {
 				t.Errorf("leader not in its scope %s: %s", tc.unit, cg)
@@ -261,7 +265,7 @@ func TestNssMymachines(t *testing.T) {
 	}
 	// A container in the host's network namespace has no addresses of its own.
 	l := spawnLeader(t)
-	register(t, d, "hostnet", l.pid, nil)
+	register(t, d, "hostnet", l.pid)
 	if out, _, code := inSystemdNS(t, d, bus, -1, "getent", "hosts", "hostnet"); code == 0 {
 		t.Errorf("getent hosts hostnet resolved: %q", out)
 	}

@@ -41,7 +41,7 @@ func TestPolkit(t *testing.T) {
 	boxes := map[string]*leader{}
 	for _, n := range []string{"pk-1", "pk-2", "pk-3", "pk-4"} {
 		boxes[n] = spawnLeader(t)
-		register(t, d, n, boxes[n].pid, nil)
+		register(t, d, n, boxes[n].pid)
 	}
 	dbusSend := func(member string, args ...string) (string, int) {
 		t.Helper()

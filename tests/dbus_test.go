@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/client"
 )
 
 // upstream*Rows are upstream machined's (v262) members as `busctl introspect`
@@ -151,7 +153,7 @@ func sameRows(t *testing.T, what string, got, want []string) {
 func TestDBusBusctl(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	l := spawnLeader(t)
-	register(t, d, "web-1", l.pid, map[string]any{"service": "demo"})
+	registerReq(t, d, client.RegisterRequest{Name: "web-1", LeaderPID: l.pid, Service: "demo"})
 
 	out, errOut, code := busctl(t, bus, nil, "tree", "--list", m1Dest)
 	if code != 0 {
@@ -185,9 +187,9 @@ func TestDBusBusctl(t *testing.T) {
 	if _, errOut, code := busctl(t, bus, nil, "call", m1Dest, m1Path, m1Manager, "RegisterMachine", "sayssus", "db-2", "0", "svc2", "vm", fmt.Sprint(l2.pid), ""); code != 0 {
 		t.Fatalf("RegisterMachine: %s", errOut)
 	}
-	m, e := listOne(t, d, "db-2")
-	if e != nil || m["class"] != "vm" || m["service"] != "svc2" {
-		t.Fatalf("Varlink List of a D-Bus registration: %v %v", m, e)
+	m, err := getOne(t, d, "db-2")
+	if err != nil || m.Class != client.ClassVM || m.Service != "svc2" {
+		t.Fatalf("Varlink List of a D-Bus registration: %+v %v", m, err)
 	}
 
 	for _, c := range []struct {
@@ -239,7 +241,7 @@ func TestDBusBusctl(t *testing.T) {
 func TestDBusUnprivileged(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	l := spawnLeader(t)
-	register(t, d, "rootsbox", l.pid, nil)
+	register(t, d, "rootsbox", l.pid)
 
 	call := func(args ...string) (string, string, int) {
 		return busctl(t, bus, nobody, append([]string{"call", m1Dest, m1Path, m1Manager}, args...)...)
@@ -323,12 +325,12 @@ func TestDBusCrossTransportSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.wait("MachineNew", "from-dbus")
-	if m, e := listOne(t, d, "from-dbus"); e != nil || m["service"] != "x" {
-		t.Fatalf("Varlink List: %v %v", m, e)
+	if m, err := getOne(t, d, "from-dbus"); err != nil || m.Service != "x" {
+		t.Fatalf("Varlink List: %+v %v", m, err)
 	}
 
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "from-dbus"}); e != nil {
-		t.Fatal(e.Name)
+	if err := dialClient(t, d).Unregister(context.Background(), client.ByName("from-dbus")); err != nil {
+		t.Fatal(err)
 	}
 	w.wait("MachineRemoved", "from-dbus")
 	if err := managerCall(t, c, "UnregisterMachine", "from-varlink").Store(); err != nil {
@@ -340,7 +342,7 @@ func TestDBusCrossTransportSignals(t *testing.T) {
 	}
 	// A leader's death, noticed by the core, is a removal too.
 	l3 := spawnLeader(t)
-	register(t, d, "dies", l3.pid, nil)
+	register(t, d, "dies", l3.pid)
 	w.wait("MachineNew", "dies")
 	l3.kill()
 	w.wait("MachineRemoved", "dies")
@@ -387,9 +389,9 @@ func TestDBusBusGoesAway(t *testing.T) {
 		return strings.Contains(string(b), "lost the D-Bus connection")
 	})
 	l := spawnLeader(t)
-	register(t, d, "after", l.pid, nil)
-	if _, e := listOne(t, d, "after"); e != nil {
-		t.Fatalf("Varlink after the bus left: %s", e.Name)
+	register(t, d, "after", l.pid)
+	if _, err := getOne(t, d, "after"); err != nil {
+		t.Fatalf("Varlink after the bus left: %v", err)
 	}
 	if d.cmd.ProcessState != nil {
 		t.Fatal("daemon exited")

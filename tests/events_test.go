@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/client"
 	"github.com/machined-go/machined/internal/dialas"
-	vl "github.com/varlink/go/varlink"
 )
 
 const eventsSubscribe = "io.github.machinedgo.MachineEvents.Subscribe"
@@ -103,7 +103,7 @@ func (s *eventStream) expect(event, name, reason string) map[string]any {
 func TestEventsVarlinkctl(t *testing.T) {
 	d, bus := startBusDaemon(t)
 	pre := spawnLeader(t)
-	register(t, d, "ev-pre", pre.pid, nil)
+	register(t, d, "ev-pre", pre.pid)
 	s := subscribeVarlinkctl(t, d, nil, "{}")
 	s.expect("existing", ".host", "")
 	if m := s.expect("existing", "ev-pre", ""); m["state"] != "running" || m["leader"] == nil {
@@ -112,7 +112,7 @@ func TestEventsVarlinkctl(t *testing.T) {
 	s.expect("snapshotComplete", "", "")
 
 	vm := spawnLeader(t)
-	register(t, d, "ev-vl", vm.pid, map[string]any{"class": "vm"})
+	registerReq(t, d, client.RegisterRequest{Name: "ev-vl", LeaderPID: vm.pid, Class: client.ClassVM})
 	if m := s.expect("registered", "ev-vl", ""); m["class"] != "vm" || int(m["leader"].(map[string]any)["pid"].(float64)) != vm.pid {
 		t.Errorf("registered record %v", m)
 	}
@@ -128,9 +128,7 @@ func TestEventsVarlinkctl(t *testing.T) {
 		t.Errorf("stateChanged record %v", m)
 	}
 	s.expect("removed", "ev-db", "terminated")
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "ev-pre"}); e != nil {
-		t.Fatal(e)
-	}
+	unregister(t, d, "ev-pre")
 	s.expect("removed", "ev-pre", "unregistered")
 	vm.kill()
 	s.expect("removed", "ev-vl", "leaderExited")
@@ -142,19 +140,15 @@ func TestEventsFilters(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	a, b := spawnLeader(t), spawnLeader(t)
-	register(t, d, "flt-a", a.pid, nil)
+	register(t, d, "flt-a", a.pid)
 	byName := subscribeVarlinkctl(t, d, nil, `{"name":"flt-b"}`)
 	byClass := subscribeVarlinkctl(t, d, nil, `{"class":"vm","kinds":["removed"]}`)
 	byName.expect("snapshotComplete", "", "")
 	byClass.expect("snapshotComplete", "", "")
-	register(t, d, "flt-b", b.pid, map[string]any{"class": "vm"})
+	registerReq(t, d, client.RegisterRequest{Name: "flt-b", LeaderPID: b.pid, Class: client.ClassVM})
 	byName.expect("registered", "flt-b", "")
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "flt-a"}); e != nil {
-		t.Fatal(e)
-	}
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "flt-b"}); e != nil {
-		t.Fatal(e)
-	}
+	unregister(t, d, "flt-a")
+	unregister(t, d, "flt-b")
 	byName.expect("removed", "flt-b", "unregistered")
 	byClass.expect("removed", "flt-b", "unregistered")
 
@@ -204,8 +198,9 @@ func TestEventsAsNobody(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	l := spawnLeader(t)
-	secret := map[string]any{"rootDirectory": "/srv/secret", "sshAddress": "10.0.0.1", "sshPrivateKeyPath": "/root/key", "service": "svc"}
-	register(t, d, "rootbox", l.pid, secret)
+	secret := client.RegisterRequest{RootDirectory: "/srv/secret", SSHAddress: "10.0.0.1", SSHPrivateKeyPath: "/root/key", Service: "svc"}
+	secret.Name, secret.LeaderPID = "rootbox", l.pid
+	registerReq(t, d, secret)
 	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
 	s := subscribeVarlinkctl(t, d, nobody, "{}")
 	s.expect("existing", ".host", "")
@@ -225,7 +220,8 @@ func TestEventsAsNobody(t *testing.T) {
 		t.Errorf("snapshot record as nobody\n%s\nList as nobody\n%s", a, b)
 	}
 	l2 := spawnLeader(t)
-	register(t, d, "rootbox2", l2.pid, secret)
+	secret.Name, secret.LeaderPID = "rootbox2", l2.pid
+	registerReq(t, d, secret)
 	ev := s.expect("registered", "rootbox2", "")
 	for _, hidden := range []string{"leader", "supervisor", "rootDirectory", "sshAddress", "sshPrivateKeyPath", "UID"} {
 		if _, ok := ev[hidden]; ok {
@@ -329,20 +325,19 @@ func TestEventsStorm(t *testing.T) {
 		go func() {
 			defer swg.Done()
 			l := spawnLeader(t)
-			c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+			c, err := client.Dial(context.Background(), d.sock())
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.Close()
-			var out map[string]any
 			for i := range perConn {
 				name := fmt.Sprintf("st%d-%d", g, i%namesPerConn)
-				if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": l.pid}, &out); err != nil {
+				if err := c.Register(context.Background(), client.RegisterRequest{Name: name, Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
 					errs <- fmt.Errorf("register %s: %w", name, err)
 					return
 				}
-				if err := c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out); err != nil {
+				if err := c.Unregister(context.Background(), client.ByName(name)); err != nil {
 					errs <- fmt.Errorf("unregister %s: %w", name, err)
 					return
 				}

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/machined-go/machined/client"
 )
 
 // waitExec waits until pid has exec'd name (its setup is done).
@@ -81,7 +83,7 @@ func TestOSReleaseReadAsOwner(t *testing.T) {
 	}
 
 	l := spawnLeader(t)
-	register(t, d, "rootbox", l.pid, nil)
+	register(t, d, "rootbox", l.pid)
 	out, errOut, code := varlinkctl(t, "call", "-j", d.sock(), "io.systemd.Machine.List", `{"name":"rootbox","acquireMetadata":"graceful"}`)
 	if code != 0 || !strings.Contains(out, `"OSRelease"`) || !strings.Contains(out, "ID=") {
 		t.Errorf("root-owned container's os-release: exit %d %s %s", code, out, errOut)
@@ -108,7 +110,7 @@ func TestMachinesPerUIDCapVarlink(t *testing.T) {
 		t.Error("the refused machine is registered")
 	}
 	for i := range 4 {
-		register(t, d, fmt.Sprintf("root%d", i), spawnLeader(t).pid, nil)
+		register(t, d, fmt.Sprintf("root%d", i), spawnLeader(t).pid)
 	}
 }
 
@@ -142,15 +144,14 @@ func TestRequestBoundsVarlink(t *testing.T) {
 	for i := range ifs {
 		ifs[i] = i + 1
 	}
-	_, e := d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "many", "class": "container", "leader": l.pid, "ifIndices": ifs})
-	wantInvalid(t, e, "ifIndices")
-	_, e = d.call(t, "io.systemd.Machine.Register", map[string]any{"name": "many", "class": "container", "leader": l.pid, "ifIndices": ifs[:256]})
-	if e != nil {
-		t.Fatalf("256 interfaces: %s %s", e.Name, paramsOf(e))
+	cl := dialClient(t, d)
+	ctx := context.Background()
+	err := cl.Register(ctx, client.RegisterRequest{Name: "many", Class: client.ClassContainer, LeaderPID: l.pid, IfIndices: ifs})
+	wantInvalidReply(t, err, "ifIndices")
+	if err := cl.Register(ctx, client.RegisterRequest{Name: "many", Class: client.ClassContainer, LeaderPID: l.pid, IfIndices: ifs[:256]}); err != nil {
+		t.Fatalf("256 interfaces: %v", err)
 	}
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "many"}); e != nil {
-		t.Fatal(e.Name)
-	}
+	unregister(t, d, "many")
 
 	// A message-sized array of small numbers, on a raw connection.
 	c := rawConn(t, d)
@@ -166,30 +167,25 @@ func TestRequestBoundsVarlink(t *testing.T) {
 		t.Errorf("7 Mi interfaces: %s", b)
 	}
 
-	for _, p := range []map[string]any{
-		{"rootDirectory": "/var/lib/machines/../../etc"},
-		{"sshPrivateKeyPath": "/run/../root/.ssh/id_ed25519", "sshAddress": "vsock/3"},
+	for _, tc := range []struct {
+		req   client.RegisterRequest
+		field string
+	}{
+		{client.RegisterRequest{RootDirectory: "/var/lib/machines/../../etc"}, "rootDirectory"},
+		{client.RegisterRequest{SSHPrivateKeyPath: "/run/../root/.ssh/id_ed25519", SSHAddress: "vsock/3"}, "sshPrivateKeyPath"},
 	} {
-		params := map[string]any{"name": "dots", "class": "container", "leader": l.pid}
-		var field string
-		for k, v := range p {
-			params[k] = v
-			if k != "sshAddress" {
-				field = k
-			}
-		}
-		_, e := d.call(t, "io.systemd.Machine.Register", params)
-		wantInvalid(t, e, field)
+		tc.req.Name, tc.req.Class, tc.req.LeaderPID = "dots", client.ClassContainer, l.pid
+		wantInvalidReply(t, cl.Register(ctx, tc.req), tc.field)
 	}
 	// Open's lists are bounded too, before the machine is looked up.
 	args := make([]string, 1025)
 	for i := range args {
 		args[i] = "x"
 	}
-	_, e = d.call(t, "io.systemd.Machine.Open", map[string]any{"name": ".host", "mode": "shell", "args": args})
-	wantInvalid(t, e, "args")
-	_, e = d.call(t, "io.systemd.Machine.Open", map[string]any{"name": ".host", "mode": "shell", "environment": args})
-	wantInvalid(t, e, "environment")
+	_, _, err = cl.Open(ctx, client.ByName(".host"), client.OpenRequest{Mode: client.OpenShell, Args: args})
+	wantInvalidReply(t, err, "args")
+	_, _, err = cl.Open(ctx, client.ByName(".host"), client.OpenRequest{Mode: client.OpenShell, Environment: args})
+	wantInvalidReply(t, err, "environment")
 	if _, _, code := varlinkctl(t, "call", d.sock(), "io.systemd.Machine.List", `{"name":"many"}`); code == 0 {
 		t.Error("a refused machine is registered")
 	}
@@ -231,7 +227,7 @@ func TestRequestBoundsDBus(t *testing.T) {
 func TestInvalidIDsUserdb(t *testing.T) {
 	d := startUserdbDaemon(t)
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "ids", ns.pid, nil)
+	register(t, d, "ids", ns.pid)
 	const inner65535 = "720895" // 655360 + 65535
 	if got, ok := getent(t, "passwd", "vu-ids-65534"); !ok || !strings.HasPrefix(got, "vu-ids-65534:x:720894:") {
 		t.Fatalf("getent passwd vu-ids-65534 = %q (the control case)", got)
@@ -254,19 +250,21 @@ func TestInvalidIDsUserdb(t *testing.T) {
 		t.Errorf("GetUserRecord uid %s: %s", inner65535, out)
 	}
 
-	_, e := d.call(t, "io.systemd.Machine.MapTo", map[string]any{"uid": 720895})
-	wantError(t, e, "io.systemd.Machine.NoSuchUser")
-	_, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"gid": 720895})
-	wantError(t, e, "io.systemd.Machine.NoSuchGroup")
-	for _, id := range []int64{65535, 4294967295} {
-		_, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"uid": id})
-		wantInvalid(t, e, "uid")
-		_, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"gid": id})
-		wantInvalid(t, e, "gid")
-		_, e = d.call(t, "io.systemd.Machine.MapFrom", map[string]any{"name": "ids", "uid": id})
-		wantInvalid(t, e, "uid")
-		_, e = d.call(t, "io.systemd.Machine.MapFrom", map[string]any{"name": "ids", "gid": id})
-		wantInvalid(t, e, "gid")
+	cl := dialClient(t, d)
+	ctx := context.Background()
+	_, _, err := cl.MapTo(ctx, client.UserID(720895))
+	wantReply(t, err, "io.systemd.Machine.NoSuchUser")
+	_, _, err = cl.MapTo(ctx, client.GroupID(720895))
+	wantReply(t, err, "io.systemd.Machine.NoSuchGroup")
+	for _, id := range []uint32{65535, 4294967295} {
+		_, _, err = cl.MapTo(ctx, client.UserID(id))
+		wantInvalidReply(t, err, "uid")
+		_, _, err = cl.MapTo(ctx, client.GroupID(id))
+		wantInvalidReply(t, err, "gid")
+		_, err = cl.MapFrom(ctx, client.ByName("ids"), client.UserID(id))
+		wantInvalidReply(t, err, "uid")
+		_, err = cl.MapFrom(ctx, client.ByName("ids"), client.GroupID(id))
+		wantInvalidReply(t, err, "gid")
 	}
 	if out, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.Machine.MapFrom", `{"name":"ids","uid":65535}`); code == 0 || !strings.Contains(out+errOut, "InvalidParameter") {
 		t.Errorf("varlinkctl MapFrom uid 65535: exit %d %s %s", code, out, errOut)
@@ -276,7 +274,7 @@ func TestInvalidIDsUserdb(t *testing.T) {
 func TestInvalidIDsDBus(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "ids", ns.pid, nil)
+	register(t, d, "ids", ns.pid)
 	for _, id := range []string{"65535", "4294967295"} {
 		for _, call := range [][]string{
 			{"MapFromMachineUser", "su", "ids", id},

@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/client"
+	"github.com/machined-go/machined/internal/dialas"
 	vl "github.com/varlink/go/varlink"
 )
 
@@ -135,13 +138,8 @@ func (d *daemon) waitReady() {
 	d.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := vl.NewConnection(context.Background(), "unix:"+d.sock()); err == nil {
-			var interfaces []string
-			err = c.GetInfo(context.Background(), nil, nil, nil, nil, &interfaces)
-			c.Close()
-			if err == nil {
-				return
-			}
+		if d.getInfo() == nil {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -174,84 +172,16 @@ func (d *daemon) Restart(sig syscall.Signal) {
 
 func (d *daemon) pid() int { return d.cmd.Process.Pid }
 
-// conn opens a Go Varlink client connection.
-func (d *daemon) conn(t *testing.T) *vl.Connection {
-	t.Helper()
+// getInfo calls org.varlink.service.GetInfo on a fresh connection, which
+// client/ does not offer: it is how the tests see that the daemon serves.
+func (d *daemon) getInfo() error {
 	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// call makes one call on a fresh connection; the error, if any, is a *vl.Error.
-func (d *daemon) call(t *testing.T, method string, params any) (map[string]any, *vl.Error) {
-	t.Helper()
-	c := d.conn(t)
-	var out map[string]any
-	err := c.Call(context.Background(), method, params, &out)
-	return out, asVarlinkError(t, err)
-}
-
-func asVarlinkError(t *testing.T, err error) *vl.Error {
-	t.Helper()
-	if err == nil {
-		return nil
-	}
-	var ve *vl.Error
-	if errors.As(err, &ve) {
-		return ve
-	}
-	// varlink/go turns two of the standard errors into their own types.
-	var ip *vl.InvalidParameter
-	if errors.As(err, &ip) {
-		raw := json.RawMessage(fmt.Sprintf(`{"parameter":%q}`, ip.Parameter))
-		return &vl.Error{Name: "org.varlink.service.InvalidParameter", Parameters: &raw}
-	}
-	var mnf *vl.MethodNotFound
-	if errors.As(err, &mnf) {
-		raw := json.RawMessage(fmt.Sprintf(`{"method":%q}`, mnf.Method))
-		return &vl.Error{Name: "org.varlink.service.MethodNotFound", Parameters: &raw}
-	}
-	t.Fatalf("call failed at transport level: %v", err)
-	return nil
-}
-
-// errParam returns a parameter of a Varlink error reply.
-func errParam(e *vl.Error, key string) string {
-	var m map[string]any
-	json.Unmarshal([]byte(paramsOf(e)), &m)
-	s, _ := m[key].(string)
-	return s
-}
-
-func wantError(t *testing.T, e *vl.Error, name string) {
-	t.Helper()
-	if e == nil {
-		t.Fatalf("call succeeded, want error %s", name)
-	}
-	if e.Name != name {
-		t.Fatalf("error %s %s, want %s", e.Name, paramsOf(e), name)
-	}
-}
-
-func wantInvalid(t *testing.T, e *vl.Error, param string) {
-	t.Helper()
-	wantError(t, e, "org.varlink.service.InvalidParameter")
-	if got := errParam(e, "parameter"); got != param {
-		t.Fatalf("InvalidParameter %q, want %q", got, param)
-	}
-}
-
-func paramsOf(e *vl.Error) string {
-	if e == nil {
-		return "{}"
-	}
-	if raw, ok := e.Parameters.(*json.RawMessage); ok && raw != nil {
-		return string(*raw)
-	}
-	return "{}"
+	defer c.Close()
+	var interfaces []string
+	return c.GetInfo(context.Background(), nil, nil, nil, nil, &interfaces)
 }
 
 // run runs a command and returns stdout, stderr and its exit code.
@@ -339,25 +269,128 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func register(t *testing.T, d *daemon, name string, pid int, extra map[string]any) {
+// register registers a container with a plain PID leader through the client.
+func register(t *testing.T, d *daemon, name string, pid int) {
 	t.Helper()
-	p := map[string]any{"name": name, "class": "container", "leader": pid}
-	for k, v := range extra {
-		p[k] = v
+	registerReq(t, d, client.RegisterRequest{Name: name, LeaderPID: pid})
+}
+
+// registerReq registers r through the client; Class defaults to container.
+func registerReq(t *testing.T, d *daemon, r client.RegisterRequest) {
+	t.Helper()
+	if r.Class == "" {
+		r.Class = client.ClassContainer
 	}
-	if _, e := d.call(t, "io.systemd.Machine.Register", p); e != nil {
-		t.Fatalf("Register %s: %s %s", name, e.Name, paramsOf(e))
+	c := oneShotClient(t, d)
+	defer c.Close()
+	if err := c.Register(context.Background(), r); err != nil {
+		t.Fatalf("Register %s: %v", r.Name, err)
 	}
 }
 
-func listOne(t *testing.T, d *daemon, name string) (map[string]any, *vl.Error) {
+// unregister unregisters a machine through the client.
+func unregister(t *testing.T, d *daemon, name string) {
 	t.Helper()
-	return d.call(t, "io.systemd.Machine.List", map[string]any{"name": name})
+	c := oneShotClient(t, d)
+	defer c.Close()
+	if err := c.Unregister(context.Background(), client.ByName(name)); err != nil {
+		t.Fatalf("Unregister %s: %v", name, err)
+	}
+}
+
+// getOne looks a machine up by name through the client; the error, if any, is
+// a *client.Error (a transport error fails the test).
+func getOne(t *testing.T, d *daemon, name string) (client.Machine, error) {
+	t.Helper()
+	c := oneShotClient(t, d)
+	defer c.Close()
+	m, err := c.Get(context.Background(), client.ByName(name), client.MetadataNo)
+	return m, daemonError(t, err)
 }
 
 func gone(t *testing.T, d *daemon, name string) bool {
-	_, e := listOne(t, d, name)
-	return e != nil && e.Name == "io.systemd.Machine.NoSuchMachine"
+	_, err := getOne(t, d, name)
+	return errors.Is(err, client.ErrNoSuchMachine)
+}
+
+// oneShotClient is a client for the caller to close once its call is done, so
+// that polling loops do not pile connections up until the test ends.
+func oneShotClient(t *testing.T, d *daemon) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.sock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialClient is a client of the daemon, closed when the test ends.
+func dialClient(t *testing.T, d *daemon, opts ...client.Option) *client.Client {
+	t.Helper()
+	c, err := client.Dial(context.Background(), d.sock(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// asNobody makes the client connect as uid/gid 65534.
+func asNobody() client.Option {
+	return client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
+		return dialas.Unix(path, 65534, 65534)
+	})
+}
+
+// dialOneConn dials a client that reports, through its second result, whether
+// it ever had to connect again: the client redials silently when the daemon
+// has closed its idle connection, and tests that require one connection to
+// serve every call check this.
+func dialOneConn(path string) (*client.Client, func() bool, error) {
+	var dials atomic.Int32
+	c, err := client.Dial(context.Background(), path, client.WithDialer(func(ctx context.Context, path string) (net.Conn, error) {
+		dials.Add(1)
+		var nd net.Dialer
+		return nd.DialContext(ctx, "unix", path)
+	}))
+	return c, func() bool { return dials.Load() > 1 }, err
+}
+
+// daemonError returns err when it is nil or an error reply of the daemon, and
+// fails the test on any other (transport) error.
+func daemonError(t *testing.T, err error) error {
+	t.Helper()
+	var ce *client.Error
+	if err != nil && !errors.As(err, &ce) {
+		t.Fatalf("call failed at transport level: %v", err)
+	}
+	return err
+}
+
+// wantReply checks that err is the daemon's error reply called name.
+func wantReply(t *testing.T, err error, name string) {
+	t.Helper()
+	var ce *client.Error
+	if err == nil {
+		t.Fatalf("call succeeded, want error %s", name)
+	}
+	if !errors.As(err, &ce) {
+		t.Fatalf("call failed at transport level: %v, want error %s", err, name)
+	}
+	if ce.Name != name {
+		t.Fatalf("error %v, want %s", ce, name)
+	}
+}
+
+// wantInvalidReply checks that err is InvalidParameter naming param.
+func wantInvalidReply(t *testing.T, err error, param string) {
+	t.Helper()
+	wantReply(t, err, "org.varlink.service.InvalidParameter")
+	var ce *client.Error
+	errors.As(err, &ce)
+	if got := ce.Parameter(); got != param {
+		t.Fatalf("InvalidParameter %q, want %q", got, param)
+	}
 }
 
 // rawConn is a plain unix socket for protocol abuse.

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/machined-go/machined/client"
 )
 
 // Register, list and unregister with the real varlinkctl.
@@ -81,9 +84,9 @@ func TestLeaderDeath(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	l := spawnLeader(t)
-	register(t, d, "dies", l.pid, nil)
-	if _, e := listOne(t, d, "dies"); e != nil {
-		t.Fatal(e.Name)
+	register(t, d, "dies", l.pid)
+	if _, err := getOne(t, d, "dies"); err != nil {
+		t.Fatal(err)
 	}
 	l.kill()
 	eventually(t, "machine removed after leader exit", func() bool { return gone(t, d, "dies") })
@@ -99,21 +102,33 @@ func TestRestartRestores(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			d := startDaemon(t)
 			live, dead := spawnLeader(t), spawnLeader(t)
-			register(t, d, "live", live.pid, map[string]any{"service": "svc", "id": "00112233445566778899aabbccddeeff", "ifIndices": []int{1}})
-			register(t, d, "dead", dead.pid, nil)
-			before, _ := listOne(t, d, "live")
+			registerReq(t, d, client.RegisterRequest{Name: "live", LeaderPID: live.pid, Service: "svc", ID: "00112233445566778899aabbccddeeff", IfIndices: []int{1}})
+			register(t, d, "dead", dead.pid)
+			before, err := getOne(t, d, "live")
+			if err != nil {
+				t.Fatal(err)
+			}
 
 			d.stop(sig)
 			dead.kill()
 			d.start()
 
-			after, e := listOne(t, d, "live")
-			if e != nil {
-				t.Fatalf("live machine lost: %s", e.Name)
+			after, err := getOne(t, d, "live")
+			if err != nil {
+				t.Fatalf("live machine lost: %v", err)
 			}
-			for _, k := range []string{"id", "service", "leader", "timestamp", "class"} {
-				if fmt.Sprint(before[k]) != fmt.Sprint(after[k]) {
-					t.Errorf("%s changed across restart: %v -> %v", k, before[k], after[k])
+			for _, k := range []struct {
+				name          string
+				before, after any
+			}{
+				{"id", before.ID, after.ID},
+				{"service", before.Service, after.Service},
+				{"leader", before.Leader, after.Leader},
+				{"timestamp", before.Timestamp, after.Timestamp},
+				{"class", before.Class, after.Class},
+			} {
+				if !reflect.DeepEqual(k.before, k.after) {
+					t.Errorf("%s changed across restart: %+v -> %+v", k.name, k.before, k.after)
 				}
 			}
 			if !gone(t, d, "dead") {
@@ -134,7 +149,7 @@ func TestRecycledPIDFDID(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	l := spawnLeader(t)
-	register(t, d, "rec", l.pid, nil)
+	register(t, d, "rec", l.pid)
 	d.stop(syscall.SIGTERM)
 	path := filepath.Join(d.stateDir(), "rec")
 	b, _ := os.ReadFile(path)
@@ -170,13 +185,13 @@ func TestDamagedStateFile(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t)
 	l := spawnLeader(t)
-	register(t, d, "good", l.pid, nil)
+	register(t, d, "good", l.pid)
 	d.stop(syscall.SIGTERM)
 	os.WriteFile(filepath.Join(d.stateDir(), "broken"), []byte("NAME=other\nLEADER=x\n"), 0o644)
 	os.WriteFile(filepath.Join(d.stateDir(), "garbage"), []byte{0xff, 0, '\n', '='}, 0o644)
 	d.start()
-	if _, e := listOne(t, d, "good"); e != nil {
-		t.Fatalf("good machine lost next to damaged files: %s", e.Name)
+	if _, err := getOne(t, d, "good"); err != nil {
+		t.Fatalf("good machine lost next to damaged files: %v", err)
 	}
 	if !gone(t, d, "broken") || !gone(t, d, "garbage") {
 		t.Error("damaged records were loaded")
@@ -201,11 +216,11 @@ func TestUpstream252StateFile(t *testing.T) {
 	if !gone(t, d, "recycled") {
 		t.Error("a 252 record whose PID was recycled came back")
 	}
-	m, e := listOne(t, d, "old252")
-	if e != nil {
-		t.Fatalf("252 record not restored: %s", e.Name)
+	m, err := getOne(t, d, "old252")
+	if err != nil {
+		t.Fatalf("252 record not restored: %v", err)
 	}
-	if m["unit"] != "peer-old.scope" || m["service"] != "svc-ns" {
-		t.Errorf("fields: %v", m)
+	if m.Unit != "peer-old.scope" || m.Service != "svc-ns" {
+		t.Errorf("fields: %+v", m)
 	}
 }

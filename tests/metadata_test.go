@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/client"
 )
 
 func TestMetadataAndMapping(t *testing.T) {
@@ -10,53 +13,55 @@ func TestMetadataAndMapping(t *testing.T) {
 	d := startDaemon(t)
 	plain := spawnLeader(t)
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "plain", plain.pid, nil)
-	register(t, d, "ns", ns.pid, nil)
+	register(t, d, "plain", plain.pid)
+	register(t, d, "ns", ns.pid)
 
-	m, e := d.call(t, "io.systemd.Machine.List", map[string]any{"name": "plain", "acquireMetadata": "graceful"})
-	if e != nil {
-		t.Fatal(e.Name)
+	c := dialClient(t, d)
+	ctx := context.Background()
+	m, err := c.Get(ctx, client.ByName("plain"), client.MetadataGraceful)
+	if err != nil {
+		t.Fatal(err)
 	}
-	osr, _ := m["OSRelease"].([]any)
 	found := false
-	for _, kv := range osr {
-		if strings.HasPrefix(kv.(string), "ID=") {
+	for _, kv := range m.OSRelease {
+		if strings.HasPrefix(kv, "ID=") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("OSRelease without ID=: %v", m["OSRelease"])
+		t.Errorf("OSRelease without ID=: %v", m.OSRelease)
 	}
-	if m["UIDShift"] != float64(0) {
-		t.Errorf("plain UIDShift %v", m["UIDShift"])
+	if m.UIDShift == nil || *m.UIDShift != 0 {
+		t.Errorf("plain UIDShift %v", m.UIDShift)
 	}
-	if _, ok := m["addresses"]; ok {
-		t.Errorf("graceful listed addresses for a host-netns container: %v", m["addresses"])
+	if m.Addresses != nil {
+		t.Errorf("graceful listed addresses for a host-netns container: %v", m.Addresses)
 	}
-	_, e = d.call(t, "io.systemd.Machine.List", map[string]any{"name": "plain", "acquireMetadata": "yes"})
-	wantError(t, e, "io.systemd.Machine.NoPrivateNetworking")
+	_, err = c.Get(ctx, client.ByName("plain"), client.MetadataYes)
+	wantReply(t, err, "io.systemd.Machine.NoPrivateNetworking")
 
-	m, e = d.call(t, "io.systemd.Machine.List", map[string]any{"name": "ns", "acquireMetadata": "graceful"})
-	if e != nil || m["UIDShift"] != float64(655360) {
-		t.Errorf("ns UIDShift: %v %v", m["UIDShift"], e)
+	m, err = c.Get(ctx, client.ByName("ns"), client.MetadataGraceful)
+	if err != nil || m.UIDShift == nil || *m.UIDShift != 655360 {
+		t.Errorf("ns UIDShift: %v %v", m.UIDShift, err)
 	}
 
-	m, e = d.call(t, "io.systemd.Machine.MapFrom", map[string]any{"name": "ns", "uid": 1000, "gid": 5})
-	if e != nil || m["uid"] != float64(656360) || m["gid"] != float64(655365) {
-		t.Errorf("MapFrom: %v %v", m, e)
+	uid, gid := uint32(1000), uint32(5)
+	ids, err := c.MapFrom(ctx, client.ByName("ns"), client.IDs{UID: &uid, GID: &gid})
+	if err != nil || ids.UID == nil || *ids.UID != 656360 || ids.GID == nil || *ids.GID != 655365 {
+		t.Errorf("MapFrom: %+v %v", ids, err)
 	}
-	m, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"uid": 656360})
-	if e != nil || m["uid"] != float64(1000) || m["machineName"] != "ns" {
-		t.Errorf("MapTo: %v %v", m, e)
+	ids, name, err := c.MapTo(ctx, client.UserID(656360))
+	if err != nil || ids.UID == nil || *ids.UID != 1000 || name != "ns" {
+		t.Errorf("MapTo: %+v %q %v", ids, name, err)
 	}
-	_, e = d.call(t, "io.systemd.Machine.MapFrom", map[string]any{"name": "ns", "uid": 70000})
-	wantError(t, e, "io.systemd.Machine.NoSuchUser")
+	_, err = c.MapFrom(ctx, client.ByName("ns"), client.UserID(70000))
+	wantReply(t, err, "io.systemd.Machine.NoSuchUser")
 	// A machine without a user namespace owns no host ids.
-	_, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"uid": 70000})
-	wantError(t, e, "io.systemd.Machine.NoSuchUser")
+	_, _, err = c.MapTo(ctx, client.UserID(70000))
+	wantReply(t, err, "io.systemd.Machine.NoSuchUser")
 
 	ns.kill()
 	eventually(t, "ns gone", func() bool { return gone(t, d, "ns") })
-	_, e = d.call(t, "io.systemd.Machine.MapTo", map[string]any{"uid": 656360})
-	wantError(t, e, "io.systemd.Machine.NoSuchUser")
+	_, _, err = c.MapTo(ctx, client.UserID(656360))
+	wantReply(t, err, "io.systemd.Machine.NoSuchUser")
 }

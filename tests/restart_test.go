@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/client"
 )
 
 // A restart over many persisted machines binds its sockets before it
@@ -27,13 +25,9 @@ func TestRestartServesWhileRestoring(t *testing.T) {
 	const n = 2000
 	d := startDaemon(t, "--units", "none", "--log-level", "info")
 	farm := startFarm(t, n+1)
-	c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := oneShotClient(t, d)
 	for i := 0; i < n; i++ {
-		var out map[string]any
-		if err := c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": fmt.Sprintf("m%d", i), "class": "container", "leader": farm.pids[i]}, &out); err != nil {
+		if err := c.Register(context.Background(), client.RegisterRequest{Name: fmt.Sprintf("m%d", i), Class: client.ClassContainer, LeaderPID: farm.pids[i]}); err != nil {
 			t.Fatalf("register m%d: %v", i, err)
 		}
 	}
@@ -68,24 +62,19 @@ func TestRestartServesWhileRestoring(t *testing.T) {
 	eventually(t, "the new daemon to bind its socket", func() bool {
 		return bytes.Contains(readFrom(logPath, logStart), []byte(`listening socket="`+d.sock()))
 	})
-	early, err := net.Dial("unix", d.sock())
+	early, err := client.Dial(context.Background(), d.sock())
 	if err != nil {
 		t.Fatalf("a connection right after the bind was refused: %v", err)
 	}
 	defer early.Close()
-	early.SetDeadline(time.Now().Add(60 * time.Second))
-	early.Write([]byte(`{"method":"io.systemd.Machine.List","parameters":{},"more":true}` + "\x00"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	got := 0
-	br := bufio.NewReader(early)
-	for {
-		msg, err := br.ReadBytes(0)
+	for _, err := range early.List(ctx, "") {
 		if err != nil {
 			t.Fatalf("the early client got no complete answer: %v", err)
 		}
 		got++
-		if !bytes.Contains(msg, []byte(`"continues":true`)) {
-			break
-		}
 	}
 	log := readFrom(logPath, logStart)
 	bound := bytes.Index(log, []byte(`listening socket="`+d.sock()))

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	vl "github.com/varlink/go/varlink"
+	"github.com/machined-go/machined/client"
 )
 
 // SIGKILL in the middle of a registration storm: after the restart nothing is
@@ -32,7 +32,7 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			c, err := vl.NewConnection(context.Background(), "unix:"+d.sock())
+			c, err := client.Dial(context.Background(), d.sock())
 			if err != nil {
 				return
 			}
@@ -45,9 +45,8 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 					default:
 					}
 					name := fmt.Sprintf("s%d-%d", w, i)
-					var out struct{}
 					if round%2 == 0 {
-						if c.Call(context.Background(), "io.systemd.Machine.Register", map[string]any{"name": name, "class": "container", "leader": l.pid}, &out) != nil {
+						if c.Register(context.Background(), client.RegisterRequest{Name: name, Class: client.ClassContainer, LeaderPID: l.pid}) != nil {
 							return
 						}
 						mu.Lock()
@@ -58,7 +57,7 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 						mu.Lock()
 						delete(acked, name)
 						mu.Unlock()
-						if c.Call(context.Background(), "io.systemd.Machine.Unregister", map[string]any{"name": name}, &out) != nil {
+						if c.Unregister(context.Background(), client.ByName(name)) != nil {
 							return
 						}
 					}
@@ -85,13 +84,13 @@ func TestSIGKILLDuringStorm(t *testing.T) {
 		t.Log("no registration was acknowledged before the kill")
 	}
 	for name, pid := range acked {
-		_, e := listOne(t, d, name)
+		_, err := getOne(t, d, name)
 		if dead[pid] {
-			if e == nil {
+			if err == nil {
 				t.Errorf("%s came back with a dead leader", name)
 			}
-		} else if e != nil {
-			t.Errorf("acknowledged machine %s lost: %s", name, e.Name)
+		} else if err != nil {
+			t.Errorf("acknowledged machine %s lost: %v", name, err)
 		}
 	}
 	// Everything listed has a live leader.

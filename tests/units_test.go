@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/machined-go/machined/client"
 )
 
 func needCgroup2(t *testing.T) {
@@ -27,14 +30,14 @@ func TestAllocateUnitCgroup(t *testing.T) {
 	for i, verb := range []string{"Kill", "Terminate"} {
 		l := spawnLeader(t)
 		name := fmt.Sprintf("scoped-%d", i)
-		register(t, d, name, l.pid, map[string]any{"allocateUnit": true})
-		m, e := listOne(t, d, name)
-		if e != nil {
-			t.Fatal(e.Name)
+		registerReq(t, d, client.RegisterRequest{Name: name, LeaderPID: l.pid, AllocateUnit: true})
+		m, err := getOne(t, d, name)
+		if err != nil {
+			t.Fatal(err)
 		}
 		unit := "machine-scoped\\x2d" + fmt.Sprint(i) + ".scope"
-		if m["unit"] != unit {
-			t.Errorf("unit %v, want %s", m["unit"], unit)
+		if m.Unit != unit {
+			t.Errorf("unit %v, want %s", m.Unit, unit)
 		}
 		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", l.pid))
 		if !strings.Contains(string(cg), "/machine.slice/"+unit) {
@@ -43,12 +46,14 @@ func TestAllocateUnitCgroup(t *testing.T) {
 		if target, err := os.Readlink(filepath.Join(d.stateDir(), "unit:"+unit)); err != nil || target != name {
 			t.Errorf("unit link: %q %v", target, err)
 		}
-		params := map[string]any{"name": name}
+		c := dialClient(t, d)
 		if verb == "Kill" {
-			params["signal"] = 15
+			err = c.Kill(context.Background(), client.ByName(name), "", 15)
+		} else {
+			err = c.Terminate(context.Background(), client.ByName(name))
 		}
-		if _, e := d.call(t, "io.systemd.Machine."+verb, params); e != nil {
-			t.Fatalf("%s: %s %s", verb, e.Name, paramsOf(e))
+		if err != nil {
+			t.Fatalf("%s: %v", verb, err)
 		}
 		eventually(t, verb+" stops the machine", func() bool { return gone(t, d, name) })
 		if _, err := os.Lstat(filepath.Join(d.stateDir(), "unit:"+unit)); !os.IsNotExist(err) {
@@ -62,12 +67,13 @@ func TestTerminateWithoutUnit(t *testing.T) {
 	needRoot(t)
 	d := startDaemon(t, "--units", "none")
 	l := spawnLeader(t)
-	register(t, d, "bare", l.pid, nil)
-	if _, e := d.call(t, "io.systemd.Machine.Kill", map[string]any{"name": "bare", "whom": "leader", "signal": 0}); e == nil {
+	register(t, d, "bare", l.pid)
+	c := dialClient(t, d)
+	if err := c.Kill(context.Background(), client.ByName("bare"), client.KillLeader, 0); daemonError(t, err) == nil {
 		t.Error("signal 0 accepted")
 	}
-	if _, e := d.call(t, "io.systemd.Machine.Terminate", map[string]any{"name": "bare"}); e != nil {
-		t.Fatalf("Terminate: %s %s", e.Name, paramsOf(e))
+	if err := c.Terminate(context.Background(), client.ByName("bare")); err != nil {
+		t.Fatalf("Terminate: %v", err)
 	}
 	eventually(t, "terminated machine removed", func() bool { return gone(t, d, "bare") })
 }

@@ -56,7 +56,7 @@ func getent(t *testing.T, db, key string) (string, bool) {
 func TestUserdbRealClients(t *testing.T) {
 	d := startUserdbDaemon(t)
 	ns := spawnUserNSLeader(t, 655360)
-	register(t, d, "ns1", ns.pid, nil)
+	register(t, d, "ns1", ns.pid)
 
 	want := "vu-ns1-0:x:655360:65534:UID 0 of Container ns1:/:/usr/sbin/nologin"
 	for _, key := range []string{"vu-ns1-0", "655360"} {
@@ -118,19 +118,17 @@ func TestUserdbRealClients(t *testing.T) {
 func TestUserdbNegative(t *testing.T) {
 	d := startUserdbDaemon(t)
 	plain := spawnLeader(t)
-	register(t, d, "plain", plain.pid, nil)
+	register(t, d, "plain", plain.pid)
 	dotted := spawnUserNSLeader(t, 1310720)
-	register(t, d, "a.b", dotted.pid, nil)
+	register(t, d, "a.b", dotted.pid)
 	long := spawnUserNSLeader(t, 1966080)
-	register(t, d, "averyveryverylongmachinename", long.pid, nil)
+	register(t, d, "averyveryverylongmachinename", long.pid)
 	cm := []syscall.SysProcIDMap{{ContainerID: 0, HostID: 2621440, Size: 1000}, {ContainerID: 1000, HostID: 3000000, Size: 64536}}
 	complexLeader := spawnLeaderWith(t, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: cm, GidMappings: cm})
-	register(t, d, "multi", complexLeader.pid, nil)
+	register(t, d, "multi", complexLeader.pid)
 	unreg := spawnUserNSLeader(t, 3276800)
-	register(t, d, "gone", unreg.pid, nil)
-	if _, e := d.call(t, "io.systemd.Machine.Unregister", map[string]any{"name": "gone"}); e != nil {
-		t.Fatal(e.Name)
-	}
+	register(t, d, "gone", unreg.pid)
+	unregister(t, d, "gone")
 
 	for _, key := range []string{
 		"60000",               // below 65536: the host's

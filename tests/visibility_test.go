@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/machined-go/machined/client"
 )
 
 // privateFields are the List fields a caller sees only of machines it may
@@ -34,9 +36,11 @@ func listAs(t *testing.T, d *daemon, cred *syscall.Credential, params string) ma
 func registerVisible(t *testing.T, d *daemon) (root, own *leader) {
 	t.Helper()
 	root = spawnLeader(t)
-	register(t, d, "rootbox", root.pid, map[string]any{
-		"rootDirectory": "/srv/rootbox", "sshAddress": "vsock/7:22", "sshPrivateKeyPath": "/root/.ssh/box",
-		"controlAddress": "unix:/run/rootbox.ctl", "vSockCid": 7, "service": "svc",
+	cid := uint32(7)
+	registerReq(t, d, client.RegisterRequest{
+		Name: "rootbox", LeaderPID: root.pid,
+		RootDirectory: "/srv/rootbox", SSHAddress: "vsock/7:22", SSHPrivateKeyPath: "/root/.ssh/box",
+		ControlAddress: "unix:/run/rootbox.ctl", VSockCID: &cid, Service: "svc",
 	})
 	own = spawnLeaderWith(t, &syscall.SysProcAttr{Credential: nobody})
 	params := fmt.Sprintf(`{"name":"nobodybox","class":"container","leader":%d,"rootDirectory":"/home/nobody/box"}`, own.pid)

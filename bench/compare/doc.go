@@ -19,6 +19,13 @@
 //	measure.go    rates, latencies, medians, RSS
 //	report.go     the markdown table; svg.go: the chart
 //
+// The Varlink workloads deliberately use the lean client of varlink.go, not the
+// project's client library (client/): they measure the daemons, and a client
+// that decodes every reply into Go values would add its own cost to each
+// figure, the same for every daemon but large next to the daemon's part of a
+// call. The library's own cost shows in the `make bench` benchmarks of tests/
+// that go through it.
+//
 // It needs root: cgroups, user namespaces, mounts for the 257 chroot, and the
 // stock paths /run/systemd/userdb and /run/systemd/machines that machined 252
 // and glibc's nss-systemd use, which it takes only under an exclusive flock of
