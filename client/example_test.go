@@ -1,8 +1,8 @@
 package client_test
 
-// These examples need a running machine manager on client.DefaultPath, so they
-// are compiled by `go test` but not run (they have no Output comment); the same
-// calls run against the built daemon in tests/client_test.go.
+// These examples run under `go test` against a daemon TestMain starts
+// (daemon_test.go); socketPath is its socket. A program passes "" to Dial for
+// the system's machine socket.
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.DefaultPath)
+	c, err := client.Dial(ctx, socketPath)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -55,11 +55,25 @@ func Example() {
 		log.Fatal(err)
 	}
 	leader.Wait()
+	// The machine goes away as soon as the daemon sees its leader exit.
+	for {
+		_, err := c.Get(ctx, client.ByName("demo"), client.MetadataNo)
+		if errors.Is(err, client.ErrNoSuchMachine) {
+			fmt.Println("demo is gone")
+			return
+		} else if err != nil {
+			log.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Output:
+	// demo container true
+	// demo is gone
 }
 
 func ExampleClient_List() {
 	ctx := context.Background()
-	c, err := client.Dial(ctx, "")
+	c, err := client.Dial(ctx, socketPath)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,33 +84,54 @@ func ExampleClient_List() {
 		}
 		fmt.Println(m.Name, m.Class, m.Unit)
 	}
+	// Output:
+	// .host host -.slice
 }
 
-// Watch machines come and go until the context ends.
+// Watch one machine come and go.
 func ExampleClient_Subscribe() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(ctx, "")
+	c, err := client.Dial(ctx, socketPath)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{Class: client.ClassVM}) {
+	done := make(chan struct{})
+	for ev, err := range c.Subscribe(ctx, client.SubscribeOptions{Name: "watched"}) {
 		switch {
 		case errors.Is(err, client.ErrBacklogExceeded):
 			log.Print("fell behind; subscribe again for a fresh snapshot")
-			return
-		case errors.Is(err, context.DeadlineExceeded):
 			return
 		case err != nil:
 			log.Fatal(err)
 		case ev.Kind == client.EventSnapshotComplete:
 			fmt.Println("-- live from here --")
+			go func() { // the same Client serves both
+				comeAndGo(ctx, c, "watched")
+				close(done)
+			}()
 		case ev.Kind == client.EventRemoved:
 			fmt.Println(ev.Kind, ev.Machine.Name, ev.Reason)
+			<-done
+			return
 		default:
 			fmt.Println(ev.Kind, ev.Machine.Name)
 		}
+	}
+	// Output:
+	// -- live from here --
+	// registered watched
+	// removed watched unregistered
+}
+
+// comeAndGo registers this process as a VM called name, and unregisters it.
+func comeAndGo(ctx context.Context, c *client.Client, name string) {
+	if err := c.Register(ctx, client.RegisterRequest{Name: name, Class: client.ClassVM, LeaderPID: os.Getpid()}); err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Unregister(ctx, client.ByName(name)); err != nil {
+		log.Fatal(err)
 	}
 }
 
@@ -104,7 +139,7 @@ func ExampleClient_Subscribe() {
 // errno of io.systemd.System, the parameter of InvalidParameter.
 func ExampleError() {
 	ctx := context.Background()
-	c, err := client.Dial(ctx, "")
+	c, err := client.Dial(ctx, socketPath)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -123,22 +158,27 @@ func ExampleError() {
 	default:
 		log.Fatal(err)
 	}
+	if err := c.Unregister(ctx, client.ByName("vm0")); err != nil {
+		log.Fatal(err)
+	}
+	// Output: registered
 }
 
 func ExampleClient_Open() {
 	ctx := context.Background()
-	c, err := client.Dial(ctx, "")
+	c, err := client.Dial(ctx, socketPath)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	pty, path, err := c.Open(ctx, client.ByName("demo"), client.OpenRequest{Mode: client.OpenShell, User: "root"})
+	pty, path, err := c.Open(ctx, client.ByName(".host"), client.OpenRequest{Mode: client.OpenShell, User: "root"})
 	if errors.Is(err, client.ErrNotSupported) {
-		fmt.Println("this daemon cannot open a shell in demo")
+		fmt.Println("this daemon cannot open a shell yet")
 		return
 	} else if err != nil {
 		log.Fatal(err)
 	}
 	defer pty.Close()
 	fmt.Println("shell on", path)
+	// Output: this daemon cannot open a shell yet
 }
