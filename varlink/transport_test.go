@@ -181,22 +181,15 @@ func echo(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
 
 func roundTrip(t *testing.T, c net.Conn, msg string) (string, error) {
 	t.Helper()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Write([]byte(msg + "\x00")); err != nil {
 		return "", err
 	}
-	var buf []byte
-	b := make([]byte, 512)
-	for {
-		n, err := c.Read(b)
-		buf = append(buf, b[:n]...)
-		if i := bytes.IndexByte(buf, 0); i >= 0 {
-			return string(buf[:i]), nil
-		}
-		if err != nil {
-			return "", err
-		}
+	r, err := readOne(c)
+	if err != nil {
+		return "", err
 	}
+	return r, nil
 }
 
 func TestServerPanicAndProtocolErrors(t *testing.T) {
