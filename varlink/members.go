@@ -12,8 +12,6 @@ var (
 	// ErrMalformed: the message is not JSON where it was read. It is
 	// io.systemd.Protocol, as a message json.Valid refuses is.
 	ErrMalformed = errors.New("malformed JSON")
-	// errStop ends a walk early without being an error for the walk's caller.
-	errStop = errors.New("stop")
 )
 
 // maxDepth bounds how deeply a message's arrays and objects may nest; sd-json

@@ -139,3 +139,20 @@ func FuzzDuplicateKey(f *testing.F) {
 		}
 	})
 }
+
+// duplicateKey reports the first key the object in data (valid JSON) names a
+// second time, with the walk and the key set parseEnvelope uses.
+func duplicateKey(data []byte) (dup string, found bool) {
+	var set keySet
+	eachMember(data, func(key string, _ []byte) error {
+		if set.add(key) {
+			dup, found = key, true
+			return errStop
+		}
+		return nil
+	})
+	return dup, found
+}
+
+// errStop ends duplicateKey's walk at the first repeat.
+var errStop = errors.New("stop")

@@ -1,7 +1,10 @@
 package varlink
 
 // keySet finds repeated keys: a scan while there are few, a map past that,
-// so that a million keys stay linear.
+// so that a million keys stay linear. A message naming a key twice is refused:
+// encoding/json keeps the last of them silently, so two readers of one message
+// (a proxy that checks the first "method", a dispatcher that runs the second)
+// could disagree.
 type keySet struct {
 	few  []string
 	many map[string]bool
@@ -29,20 +32,4 @@ func (s *keySet) add(key string) bool {
 	}
 	s.few = append(s.few, key)
 	return false
-}
-
-// duplicateKey reports the first key the object in data (valid JSON) names a
-// second time. encoding/json keeps the last of them silently, so two readers of
-// one message (a proxy that checks the first "method", a dispatcher that runs
-// the second) could disagree; we refuse such messages instead.
-func duplicateKey(data []byte) (dup string, found bool) {
-	var set keySet
-	eachMember(data, func(key string, _ []byte) error {
-		if set.add(key) {
-			dup, found = key, true
-			return errStop
-		}
-		return nil
-	})
-	return dup, found
 }
