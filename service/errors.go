@@ -32,6 +32,8 @@ var (
 	ErrTooManyMachines      = errors.New("too many machines")
 	ErrTooManyWatches       = errors.New("too many event subscriptions")
 	ErrBacklogExceeded      = errors.New("event backlog exceeded")
+	ErrTooManyOperations    = errors.New("too many operations running")
+	ErrNoIPC                = errors.New("no system bus in the container")
 )
 
 // InvalidArgError says which request field was wrong. Field uses the Varlink

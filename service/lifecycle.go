@@ -64,6 +64,7 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	if mc.allocated && m.cfg.Units != nil {
 		m.cfg.Units.Release(mc.info.Unit)
 	}
+	m.ops.Cancel(mc, ErrNoSuchMachine)
 	mc.leader.Close()
 	m.emitLocked(MachineRemoved, mc, why)
 	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", string(why), "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/machined-go/machined/service/ops"
 	"github.com/machined-go/machined/service/persist"
 	"github.com/machined-go/machined/service/proc"
 )
@@ -44,6 +45,7 @@ type Manager struct {
 	state persist.Dir
 	ids   idIndex // readable without mu: userdb answers never wait on the registry
 	exits *exitWatcher
+	ops   *ops.Registry // copies, image work: bounded, cancelled with their machine
 
 	mu             sync.Mutex
 	machines       map[string]*machine // by name, incl. .host
@@ -73,6 +75,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		cfg:            cfg,
 		log:            cfg.Logger,
+		ops:            ops.NewRegistry(ops.Max),
 		state:          persist.Dir{Path: cfg.StateDir},
 		machines:       map[string]*machine{},
 		byLeader:       map[int]*machine{},
@@ -111,6 +114,7 @@ func (m *Manager) Close() {
 	close(m.stop)
 	m.closeWatchesLocked()
 	m.mu.Unlock()
+	m.stopOperations()
 	m.exits.close()
 	m.wg.Wait()
 }

@@ -72,6 +72,7 @@ var coreErrors = []struct {
 	// The per-user machine cap; the message names the limit.
 	{service.ErrTooManyMachines, ErrLimitsExceeded},
 	{service.ErrTooManyWatches, ErrLimitsExceeded},
+	{service.ErrTooManyOperations, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
 }
 

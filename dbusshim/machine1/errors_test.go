@@ -35,6 +35,7 @@ func TestErrorTable(t *testing.T) {
 		service.ErrUnitAllocationFailed: "org.freedesktop.systemd1.JobFailed",
 		service.ErrTooManyMachines:      "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrTooManyWatches:       "org.freedesktop.DBus.Error.LimitsExceeded",
+		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
 	}
 	if len(want) != len(coreErrors) {
 		t.Errorf("table has %d entries, test knows %d kinds", len(coreErrors), len(want))

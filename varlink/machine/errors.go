@@ -31,6 +31,8 @@ var machineErrors = []struct {
 	{service.ErrPermissionDenied, varlink.NamePermissionDenied},
 	{service.ErrInteractiveAuth, varlink.NameInteractiveAuth},
 	{service.ErrBacklogExceeded, eventsIfaceName + ".BacklogExceeded"},
+	{service.ErrTooManyOperations, "io.systemd.Machine.TooManyOperations"},
+	{service.ErrNoIPC, "io.systemd.Machine.NoIPC"},
 }
 
 // errorName is the reply name of one of the table's kinds, for replies that carry
