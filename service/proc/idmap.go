@@ -174,3 +174,21 @@ func (m IDMap) Shift() (uint32, bool) {
 	}
 	return m[0].Outer, true
 }
+
+// InHostUserNS reports whether p runs in our own user namespace, the one root
+// owns. False when that cannot be told: callers use it to refuse, so unsure must
+// mean "not proven safe" only where they treat false as the dangerous answer.
+func (p *PidRef) InHostUserNS() (bool, error) {
+	own := ownUserNS()
+	if own == "" {
+		return false, fmt.Errorf("cannot read our own user namespace")
+	}
+	theirs := userNSLink(strconv.Itoa(p.PID))
+	if err := p.Verify(); err != nil {
+		return false, err
+	}
+	if theirs == "" {
+		return false, fmt.Errorf("cannot read the user namespace of pid %d", p.PID)
+	}
+	return theirs == own, nil
+}
