@@ -23,6 +23,9 @@ type Config struct {
 	Authorizer Authorizer
 	// HostMachine adds the synthesized .host machine (system scope).
 	HostMachine bool
+	// UserScope makes this a per-user instance: it serves only its own user
+	// and root (see Admits), and only its own user may register machines.
+	UserScope bool
 	// StopTimeout is how long a machine without a unit gets between SIGTERM and
 	// SIGKILL on Terminate. Zero means 10 s.
 	StopTimeout time.Duration

@@ -190,6 +190,7 @@ func run(o options) error {
 		Units:             units,
 		Authorizer:        pickAuthorizer(ctx, o, bus, log),
 		HostMachine:       !o.user,
+		UserScope:         o.user,
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,

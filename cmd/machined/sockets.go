@@ -35,6 +35,9 @@ func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *
 		id: varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"},
 	}
 	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log).Handle), o.limits, log)
+	if mgr.UserScope() {
+		sv.machine.Admit(mgr.Admits)
+	}
 	if o.userdbDir != "" && o.userdbDir != "none" {
 		sv.userdb = varlink.NewServer("userdb", varlink.AfterReady(sv.ready, userdb.NewDispatcher(mgr, sv.id, log).Handle), o.limits, log)
 	}

@@ -257,6 +257,16 @@ func (s *Server) dispatch(c *call) ([]any, error) {
 	if c.iface == peerIface {
 		return s.peer(c)
 	}
+	if c.mgr().UserScope() {
+		// A per-user instance: the bus may let other users reach us.
+		caller, err := c.callerOf()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.mgr().Admit(caller); err != nil {
+			return nil, err
+		}
+	}
 	obj, err := s.resolve(c)
 	if err != nil {
 		return nil, err
