@@ -30,7 +30,9 @@ type userInstance struct {
 	daemon   *exec.Cmd
 }
 
-func (u *userInstance) sock() string { return filepath.Join(u.dir, "systemd", "machine", "io.systemd.Machine") }
+func (u *userInstance) sock() string {
+	return filepath.Join(u.dir, "systemd", "machine", "io.systemd.Machine")
+}
 
 // env is the user's session environment.
 func (u *userInstance) env() []string {
