@@ -19,6 +19,10 @@ import (
 func (m *Manager) HostNames() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.hostNamesLocked()
+}
+
+func (m *Manager) hostNamesLocked() []string {
 	sorted := m.sortedLocked()
 	names := make([]string, 0, len(sorted))
 	for _, mc := range sorted {
@@ -27,6 +31,23 @@ func (m *Manager) HostNames() []string {
 		}
 	}
 	return names
+}
+
+// WatchHostNames is HostNames and a channel closed at the next change of
+// them, taken together so that no change falls between the two. A resolver
+// keeps its filter subscription open for as long as it runs: a channel all of
+// them share costs each registration one close, whatever their number, and
+// nothing queues up for one that does not read.
+func (m *Manager) WatchHostNames() ([]string, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hostNamesLocked(), m.namesChanged
+}
+
+// hostNamesChangedLocked wakes WatchHostNames' callers. m.mu must be held.
+func (m *Manager) hostNamesChangedLocked() {
+	close(m.namesChanged)
+	m.namesChanged = make(chan struct{})
 }
 
 // NameMatch is what the registry knows of a host name.

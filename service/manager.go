@@ -62,6 +62,7 @@ type Manager struct {
 	subs           map[*Watch]struct{}
 	watchesOf      map[uint32]int // watches held per unprivileged uid (WatchAs)
 	unprivWatches  int            // and by all of them
+	namesChanged   chan struct{}  // closed and replaced when a machine comes or goes (WatchHostNames)
 	closed         bool
 	wg             sync.WaitGroup // leader watchers
 	stop           chan struct{}
@@ -88,6 +89,7 @@ func New(cfg Config) (*Manager, error) {
 		perUID:         map[uint32]int{},
 		subs:           map[*Watch]struct{}{},
 		watchesOf:      map[uint32]int{},
+		namesChanged:   make(chan struct{}),
 		stop:           make(chan struct{}),
 	}
 	m.ids.init()

@@ -54,7 +54,8 @@ type filter struct {
 
 // queryFilter answers the machines' names: lookups of other names need not
 // come to us. With 'more' it is a subscription: a new filter follows every
-// change of the set of names, until the resolver hangs up.
+// change of the set of names, until the resolver hangs up. Connection caps
+// bound the subscriptions; each costs no more than its goroutine.
 func (f *hookIface) queryFilter(ctx context.Context, c *varlink.Call) error {
 	if err := varlink.DecodeParams(c.Parameters); err != nil {
 		return replyError(ctx, c, err)
@@ -62,19 +63,9 @@ func (f *hookIface) queryFilter(ctx context.Context, c *varlink.Call) error {
 	if !c.WantsMore() {
 		return c.Reply(ctx, filter{FilterDomains: f.mgr.HostNames()})
 	}
-	snap, w, err := f.mgr.WatchAs(callerOf(ctx), service.EventBacklog)
-	if err != nil {
-		return replyError(ctx, c, err)
-	}
-	defer w.Cancel()
-	sent := make([]string, 0, len(snap))
-	for _, mi := range snap {
-		if mi.Class != service.ClassHost {
-			sent = append(sent, mi.Name)
-		}
-	}
+	names, changed := f.mgr.WatchHostNames()
 	c.Continues = true
-	if err := c.Reply(ctx, filter{FilterDomains: sent}); err != nil {
+	if err := c.Reply(ctx, filter{FilterDomains: names}); err != nil {
 		return err
 	}
 	hungUp := c.Done()
@@ -87,18 +78,15 @@ func (f *hookIface) queryFilter(ctx context.Context, c *varlink.Call) error {
 			return nil
 		case <-ctx.Done():
 			return nil
-		case <-w.Ready():
+		case <-changed:
 		}
-		_, end := w.Take()
-		if end != nil {
-			// Dropped for lagging, or the daemon stops: the resolver asks again
-			// when it reconnects.
-			return end
-		}
-		// The names now, not replayed from the events: the filter is a whole.
-		if names := f.mgr.HostNames(); !slices.Equal(names, sent) {
-			sent = names
-			if err := c.Reply(ctx, filter{FilterDomains: sent}); err != nil {
+		// The filter is a whole: the names now, sent only when they differ
+		// (a machine that came and went in between changes nothing).
+		var now []string
+		now, changed = f.mgr.WatchHostNames()
+		if !slices.Equal(now, names) {
+			names = now
+			if err := c.Reply(ctx, filter{FilterDomains: names}); err != nil {
 				return err
 			}
 		}
@@ -192,13 +180,4 @@ func decodeQuestion(v json.RawMessage) (resourceKey, error) {
 	}
 	k.Type = int(typ)
 	return k, nil
-}
-
-// callerOf describes the peer to the core (its watch is counted per user).
-func callerOf(ctx context.Context) service.Caller {
-	c := service.Caller{PIDFD: -1, UID: math.MaxUint32} // unknown peers are nobody
-	if p, ok := varlink.PeerFromContext(ctx); ok {
-		c.UID, c.GID, c.PID = p.UID, p.GID, p.PID
-	}
-	return c
 }
