@@ -321,11 +321,11 @@ func (s *Server) peer(c *call) ([]any, error) {
 		if err := checkSig(c, ""); err != nil {
 			return nil, err
 		}
-		host, err := c.mgr().Get(nobody, service.Selector{Name: ".host"})
-		if err != nil || host.ID == ([16]byte{}) {
+		id := c.mgr().HostID()
+		if id == ([16]byte{}) {
 			return nil, errorf(ErrFailed, "No machine ID known.")
 		}
-		return []any{hex.EncodeToString(host.ID[:])}, nil
+		return []any{hex.EncodeToString(id[:])}, nil
 	}
 	return nil, errorf(ErrUnknownMethod, "Unknown method %s or interface %s.", c.member, c.iface)
 }

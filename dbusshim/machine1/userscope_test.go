@@ -37,6 +37,12 @@ func TestUserScopeAdmitsOnlyItsUser(t *testing.T) {
 	if out, err := busctlAs(user, 65534, "call", BusName, string(managerPath), "org.freedesktop.DBus.Peer", "Ping"); err != nil {
 		t.Errorf("uid 65534 Ping: %v %q", err, out)
 	}
+	// There is no .host in a per-user instance; the host's ID is still known.
+	want, _ := os.ReadFile("/etc/machine-id")
+	var id string
+	if err := user.call("/", peerIface+".GetMachineId").Store(&id); err != nil || len(id) != 32 || id != strings.TrimSpace(string(want)) {
+		t.Errorf("GetMachineId in a per-user instance: %q %v, want %q", id, err, want)
+	}
 
 	system := newEnv(t)
 	if out, err := busctlAs(system, 65534, list...); err != nil {
