@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -212,5 +213,56 @@ func TestUserInstanceRefusesOtherUsers(t *testing.T) {
 	}
 	if st, err := os.Stat(sys.sock()); err != nil || st.Mode().Perm() != 0o666 {
 		t.Errorf("system socket: %v %v", st, err)
+	}
+}
+
+// Socket-activated as systemd --user starts it (systemd-machined.socket), the
+// per-user instance serves the handed-over socket and still refuses other
+// users, whatever mode the socket unit gave the socket.
+func TestUserInstanceSocketActivated(t *testing.T) {
+	needRoot(t)
+	dir, err := os.MkdirTemp("/tmp", "machined-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	path := filepath.Join(dir, "systemd", "machine", "io.systemd.Machine")
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	os.Chown(filepath.Join(dir, "systemd"), instanceUID, instanceUID)
+	os.Chown(filepath.Dir(path), instanceUID, instanceUID)
+	os.Chown(dir, instanceUID, instanceUID)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	f, _ := l.File()
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, daemonBin, "--user", "--bus", "none")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=varlink", "XDG_RUNTIME_DIR="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: asInstanceUser}
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logb.String())
+		}
+	})
+	// An empty registry answers List of a name NoSuchMachine, once it serves.
+	eventually(t, "the activated socket serves the user", func() bool {
+		_, errOut, _ := varlinkctlAs(t, asInstanceUser, "call", path, "io.systemd.Machine.List", `{"name":"none"}`)
+		return strings.Contains(errOut, "NoSuchMachine")
+	})
+	if out, errOut, code := varlinkctlAs(t, asOtherUser, "call", path, "io.systemd.Machine.List", `{"name":"none"}`); code == 0 || !strings.Contains(errOut, "PermissionDenied") {
+		t.Errorf("uid %d through a 0666 activated socket: %d %q %q, want PermissionDenied", otherUID, code, out, errOut)
 	}
 }
