@@ -14,7 +14,9 @@ BENCH_COMPARE_ARGS ?=
 LIBEXECDIR       ?= $(PREFIX)/lib/machined
 DATADIR          ?= $(PREFIX)/share
 SYSTEMDUNITDIR   ?= $(PREFIX)/lib/systemd/system
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
 DBUSSERVICEDIR   ?= $(DATADIR)/dbus-1/system-services
+DBUSSESSIONSERVICEDIR ?= $(DATADIR)/dbus-1/services
 POLKITACTIONSDIR ?= $(DATADIR)/polkit-1/actions
 ifeq ($(PREFIX),/usr)
 DBUSPOLICYDIR    ?= $(DATADIR)/dbus-1/system.d
@@ -80,10 +82,12 @@ fuzz:
 
 # The daemon, its systemd units (under systemd-machined's names, so everything
 # that starts systemd-machined starts it), D-Bus activation and bus policy, and
-# the polkit actions. Honours DESTDIR and PREFIX.
+# the polkit actions; and the per-user instance's units (for systemctl --user)
+# and its activation on user buses. Honours DESTDIR and PREFIX.
 install: build
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DBUSSERVICEDIR) \
-		$(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(POLKITACTIONSDIR)
+		$(DESTDIR)$(DBUSPOLICYDIR) $(DESTDIR)$(POLKITACTIONSDIR) \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR) $(DESTDIR)$(DBUSSESSIONSERVICEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(LIBEXECDIR)/machined
 	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' packaging/systemd-machined.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/systemd-machined.service
@@ -93,6 +97,11 @@ install: build
 	chmod 0644 $(DESTDIR)$(DBUSSERVICEDIR)/org.freedesktop.machine1.service
 	install -m 0644 packaging/org.freedesktop.machine1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.freedesktop.machine1.conf
 	install -m 0644 packaging/org.freedesktop.machine1.policy $(DESTDIR)$(POLKITACTIONSDIR)/org.freedesktop.machine1.policy
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' packaging/user/systemd-machined.service.in > $(DESTDIR)$(SYSTEMDUSERUNITDIR)/systemd-machined.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUSERUNITDIR)/systemd-machined.service
+	install -m 0644 packaging/user/systemd-machined.socket $(DESTDIR)$(SYSTEMDUSERUNITDIR)/systemd-machined.socket
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' packaging/user/org.freedesktop.machine1.service.in > $(DESTDIR)$(DBUSSESSIONSERVICEDIR)/org.freedesktop.machine1.service
+	chmod 0644 $(DESTDIR)$(DBUSSESSIONSERVICEDIR)/org.freedesktop.machine1.service
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/machined \
@@ -101,7 +110,10 @@ uninstall:
 		$(DESTDIR)$(SYSTEMDUNITDIR)/dbus-org.freedesktop.machine1.service \
 		$(DESTDIR)$(DBUSSERVICEDIR)/org.freedesktop.machine1.service \
 		$(DESTDIR)$(DBUSPOLICYDIR)/org.freedesktop.machine1.conf \
-		$(DESTDIR)$(POLKITACTIONSDIR)/org.freedesktop.machine1.policy
+		$(DESTDIR)$(POLKITACTIONSDIR)/org.freedesktop.machine1.policy \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR)/systemd-machined.service \
+		$(DESTDIR)$(SYSTEMDUSERUNITDIR)/systemd-machined.socket \
+		$(DESTDIR)$(DBUSSESSIONSERVICEDIR)/org.freedesktop.machine1.service
 	-rmdir $(DESTDIR)$(LIBEXECDIR)
 
 clean:

@@ -47,6 +47,9 @@ func (m *Manager) authorize(ctx context.Context, c Caller, action string, detail
 // open to owners, but creating a unit does not: a new scope is a cgroup the
 // caller's process moves into and gets delegated, which stays with root.
 func (m *Manager) authorizeRegister(ctx context.Context, c Caller, req RegisterRequest, class Class, leader *proc.PidRef) error {
+	if m.cfg.UserScope && c.UID != ownUID {
+		return errOtherUser(c.UID)
+	}
 	if c.privileged() {
 		return nil
 	}

@@ -237,6 +237,9 @@ func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
 // emitLocked delivers an event about mc to every watcher. m.mu must be held,
 // which keeps events in order.
 func (m *Manager) emitLocked(kind EventKind, mc *machine, reason Reason) {
+	if kind != MachineStateChanged {
+		m.hostNamesChangedLocked()
+	}
 	if len(m.subs) == 0 {
 		return
 	}

@@ -12,14 +12,7 @@ import (
 
 // hostMachine synthesizes .host: never saved, never collected, never found by PID.
 func hostMachine(log *slog.Logger) *machine {
-	var id [16]byte
-	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-		if raw, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(raw) == 16 {
-			copy(id[:], raw)
-		}
-	} else {
-		log.Debug("no /etc/machine-id", "err", err)
-	}
+	id := hostID(log)
 	vsock := VSockCIDAny
 	if fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err == nil {
 		unix.Close(fd)
@@ -47,4 +40,29 @@ func bootTime() (realtime, monotonic uint64) {
 	}
 	up := time.Duration(ts.Sec)*time.Second + time.Duration(ts.Nsec)
 	return uint64(time.Now().Add(-up).UnixMicro()), 0
+}
+
+// hostID is the host's machine ID, zero when /etc/machine-id has none.
+func hostID(log *slog.Logger) [16]byte {
+	var id [16]byte
+	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
+		if raw, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(raw) == 16 {
+			copy(id[:], raw)
+		}
+	} else {
+		log.Debug("no /etc/machine-id", "err", err)
+	}
+	return id
+}
+
+// HostID is the host's machine ID (.host's, which a per-user instance does
+// not have), zero when unknown.
+func (m *Manager) HostID() [16]byte {
+	m.mu.Lock()
+	host := m.machines[HostName]
+	m.mu.Unlock()
+	if host != nil {
+		return host.info.ID
+	}
+	return hostID(m.log)
 }

@@ -23,6 +23,9 @@ type Config struct {
 	Authorizer Authorizer
 	// HostMachine adds the synthesized .host machine (system scope).
 	HostMachine bool
+	// UserScope makes this a per-user instance: it serves only its own user
+	// and root (see Admits), and only its own user may register machines.
+	UserScope bool
 	// StopTimeout is how long a machine without a unit gets between SIGTERM and
 	// SIGKILL on Terminate. Zero means 10 s.
 	StopTimeout time.Duration
@@ -59,6 +62,7 @@ type Manager struct {
 	subs           map[*Watch]struct{}
 	watchesOf      map[uint32]int // watches held per unprivileged uid (WatchAs)
 	unprivWatches  int            // and by all of them
+	namesChanged   chan struct{}  // closed and replaced when a machine comes or goes (WatchHostNames)
 	closed         bool
 	wg             sync.WaitGroup // leader watchers
 	stop           chan struct{}
@@ -85,6 +89,7 @@ func New(cfg Config) (*Manager, error) {
 		perUID:         map[uint32]int{},
 		subs:           map[*Watch]struct{}{},
 		watchesOf:      map[uint32]int{},
+		namesChanged:   make(chan struct{}),
 		stop:           make(chan struct{}),
 	}
 	m.ids.init()

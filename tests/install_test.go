@@ -21,10 +21,13 @@ func TestMakeInstall(t *testing.T) {
 		for path, want := range map[string]string{
 			bin: "",
 			prefix + "/lib/systemd/system/systemd-machined.service":                   "ExecStart=" + bin + " --bus system\n",
-			prefix + "/lib/systemd/system/systemd-machined.socket":                    "FileDescriptorName=varlink\n",
+			prefix + "/lib/systemd/system/systemd-machined.socket":                    "FileDescriptorName=varlink\nSocketMode=0666\nSymlinks=/run/systemd/machine/io.systemd.MachineImage /run/varlink/registry/io.systemd.Machine /run/varlink/registry/io.systemd.MachineImage\n",
 			prefix + "/share/dbus-1/system-services/org.freedesktop.machine1.service": "Exec=" + bin + " --bus system\n",
 			policyDir + "/org.freedesktop.machine1.conf":                              `<allow own="org.freedesktop.machine1"/>`,
 			prefix + "/share/polkit-1/actions/org.freedesktop.machine1.policy":        `<action id="org.freedesktop.machine1.register-machine">`,
+			prefix + "/lib/systemd/user/systemd-machined.service":                     "ExecStart=" + bin + " --user\n",
+			prefix + "/lib/systemd/user/systemd-machined.socket":                      "ListenStream=%t/systemd/machine/io.systemd.Machine\nFileDescriptorName=varlink\nSocketMode=0600\nSymlinks=%t/systemd/machine/io.systemd.MachineImage %t/varlink/registry/io.systemd.Machine %t/varlink/registry/io.systemd.MachineImage\n",
+			prefix + "/share/dbus-1/services/org.freedesktop.machine1.service":        "Exec=" + bin + " --user\nSystemdService=systemd-machined.service\n",
 		} {
 			b, err := os.ReadFile(filepath.Join(dest, path))
 			if err != nil {

@@ -103,4 +103,8 @@ func TestSocketActivation(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "systemd", "machine", "io.systemd.Machine")); err == nil {
 		t.Error("daemon bound its own socket although one was handed over")
 	}
+	// The socket unit's Symlinks= makes the other names of a handed-over socket.
+	if _, err := os.Lstat(filepath.Join(dir, "varlink", "registry", "io.systemd.Machine")); !os.IsNotExist(err) {
+		t.Errorf("daemon linked a socket it did not bind: %v", err)
+	}
 }

@@ -31,12 +31,7 @@ func Listen(path string, mode os.FileMode) (*Listener, error) {
 		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		// EAGAIN: a full backlog, which only a live server has.
-		if err == nil || errors.Is(err, syscall.EAGAIN) {
+		if liveSocket(path) {
 			return nil, fmt.Errorf("%s: %w", path, ErrSocketInUse)
 		}
 		os.Remove(path)
@@ -69,4 +64,14 @@ func (l *Listener) Close() error {
 		}
 	})
 	return err
+}
+
+// liveSocket reports whether a server accepts on the socket file at path.
+func liveSocket(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	// EAGAIN: a full backlog, which only a live server has.
+	return err == nil || errors.Is(err, syscall.EAGAIN)
 }

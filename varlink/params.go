@@ -250,3 +250,11 @@ func IgnoredField(name string) Field { return Field{name: name} }
 func FuncField(name string, decode func(json.RawMessage) error) Field {
 	return Field{name: name, decode: decode}
 }
+
+// ListField decodes an array of at most maxLen elements, each by elem (which
+// gets valid JSON); the first bad element or the one past maxLen names the field.
+func ListField(name string, maxLen int, elem func(json.RawMessage) error) Field {
+	return Field{name: name, decode: func(v json.RawMessage) error {
+		return decodeArray(v, maxLen, elem)
+	}}
+}

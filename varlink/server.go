@@ -69,6 +69,7 @@ type Server struct {
 	lastDrop  time.Time
 	workers   *workers
 	input     *inputBudget
+	admits    func(uid uint32) bool // nil: every peer is served
 }
 
 // Connection goroutines kept for reuse (see workers): enough for the one-call
@@ -88,6 +89,14 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 
 // protocolError is what a client gets before we hang up on it.
 var protocolError = []byte(`{"parameters":{},"error":"io.systemd.Protocol"}` + "\x00")
+
+// refusedPeer answers the first call of a peer the server does not serve.
+var refusedPeer = []byte(`{"parameters":{},"error":"` + NamePermissionDenied + `"}` + "\x00")
+
+// Admit restricts the server to the peers admits accepts (by uid); the others
+// get their first call answered PermissionDenied, and the connection closed.
+// Call it before Serve.
+func (s *Server) Admit(admits func(uid uint32) bool) { s.admits = admits }
 
 // Acceptor is what Serve needs of a listening socket: *net.UnixListener, or
 // the *Listener that Listen returns.
@@ -224,6 +233,16 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	stop := context.AfterFunc(ctx, func() { uc.CloseRead() })
 	defer stop()
 	ctx = context.WithValue(ctx, peerKey{}, peer)
+	if s.admits != nil && !s.admits(peer.UID) {
+		// Answering the first call, rather than hanging up at once, tells the
+		// client why; a call is what it waits on.
+		s.log.Debug("peer not admitted", "pid", peer.PID, "uid", peer.UID)
+		if _, fds, err := c.ReadMessage(ctx); err == nil {
+			closeFiles(fds)
+			c.WriteRaw(ctx, refusedPeer)
+		}
+		return
+	}
 	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {

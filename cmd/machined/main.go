@@ -34,6 +34,7 @@ type options struct {
 	logLevel    string
 	limits      varlink.Limits
 	userdbDir   string
+	hookDir     string
 	procs       int
 	stopTimeout time.Duration
 	maxPerUID   int
@@ -48,6 +49,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.user, "user", false, "run as a per-user instance (no .host machine)")
 	fs.StringVar(&o.bus, "bus", "auto", "D-Bus side: auto (system bus when reachable, the user bus with --user), none, system ($DBUS_SYSTEM_BUS_ADDRESS or the standard socket), or a bus ADDRESS")
 	fs.StringVar(&o.userdbDir, "userdb-dir", "", "directory of the userdb socket io.systemd.Machine (default RUNTIME-DIR/systemd/userdb; none with --user); \"none\" disables it")
+	fs.StringVar(&o.hookDir, "resolve-hook-dir", "", "directory of the resolver hook socket io.systemd.Machine (default RUNTIME-DIR/systemd/resolve.hook; none with --user); \"none\" disables it")
 	fs.StringVar(&o.units, "units", "auto", "unit backend: auto (systemd where it runs, on the system bus; else cgroup), systemd, cgroup or none")
 	fs.StringVar(&o.cgroupRoot, "cgroup-root", "", "cgroup2 mount point for the cgroup backend (default: detected)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, notice, warning or err")
@@ -83,6 +85,10 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.userdbDir == "" && !o.user {
 		o.userdbDir = filepath.Join(o.runtimeDir, "systemd", "userdb")
+	}
+	// The system's resolver asks the system instance only.
+	if o.hookDir == "" && !o.user {
+		o.hookDir = filepath.Join(o.runtimeDir, "systemd", "resolve.hook")
 	}
 	return o, nil
 }
@@ -177,7 +183,7 @@ func run(o options) error {
 		defer bus.Close()
 	}
 	unitHost := &realHost{ctx: ctx, o: o, log: log}
-	units, err := pickUnits(o.units, unitHost, log)
+	units, err := pickUnits(o.units, o.user, unitHost, log)
 	if err != nil {
 		return err
 	}
@@ -190,6 +196,7 @@ func run(o options) error {
 		Units:             units,
 		Authorizer:        pickAuthorizer(ctx, o, bus, log),
 		HostMachine:       !o.user,
+		UserScope:         o.user,
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
@@ -215,7 +222,7 @@ func run(o options) error {
 		return err
 	}
 	sv.restore()
-	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": sv.machine, "userdb": sv.userdb})
+	logStatsOnSIGUSR1(ctx, log, mgr, map[string]*varlink.Server{"machine": sv.machine, "userdb": sv.userdb, "resolve.hook": sv.hook})
 	if bus != nil {
 		if err := shim.Start(ctx, bus, mgr); err != nil {
 			return fmt.Errorf("D-Bus: %w", err)

@@ -13,10 +13,11 @@ import (
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
 	"github.com/machined-go/machined/varlink/machine"
+	"github.com/machined-go/machined/varlink/resolvehook"
 )
 
-// varlinkSide is the daemon's two Varlink sockets, the machine socket and the
-// userdb socket, and the restore their calls wait for.
+// varlinkSide is the daemon's Varlink sockets, the machine socket, the userdb
+// socket and the resolver hook, and the restore their calls wait for.
 type varlinkSide struct {
 	o     options
 	mgr   *service.Manager
@@ -24,19 +25,26 @@ type varlinkSide struct {
 	id    varlink.Identity
 	ready chan struct{} // closed once the restore is done
 
-	machine, userdb *varlink.Server
-	listeners       []varlink.Acceptor
-	errc            chan error // a server that stopped by itself
+	machine, userdb, hook *varlink.Server
+	listeners             []varlink.Acceptor
+	aliases               []*varlink.Alias
+	errc                  chan error // a server that stopped by itself
 }
 
 func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *slog.Logger) *varlinkSide {
 	sv := &varlinkSide{
-		o: o, mgr: mgr, log: log, ready: make(chan struct{}), errc: make(chan error, 2),
+		o: o, mgr: mgr, log: log, ready: make(chan struct{}), errc: make(chan error, 3),
 		id: varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"},
 	}
 	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log).Handle), o.limits, log)
+	if mgr.UserScope() {
+		sv.machine.Admit(mgr.Admits)
+	}
 	if o.userdbDir != "" && o.userdbDir != "none" {
 		sv.userdb = varlink.NewServer("userdb", varlink.AfterReady(sv.ready, userdb.NewDispatcher(mgr, sv.id, log).Handle), o.limits, log)
+	}
+	if o.hookDir != "" && o.hookDir != "none" {
+		sv.hook = varlink.NewServer("resolve.hook", varlink.AfterReady(sv.ready, resolvehook.New(mgr, sv.id, log).Handle), o.limits, log)
 	}
 	return sv
 }
@@ -72,7 +80,7 @@ func (sv *varlinkSide) activatedConn() *net.UnixConn {
 	return nil
 }
 
-// serve binds what activation did not provide and serves both sockets.
+// serve binds what activation did not provide and serves the sockets.
 func (sv *varlinkSide) serve(ctx context.Context) error {
 	if len(sv.listeners) == 0 {
 		path := filepath.Join(sv.o.runtimeDir, "systemd", "machine", "io.systemd.Machine")
@@ -80,30 +88,74 @@ func (sv *varlinkSide) serve(ctx context.Context) error {
 		if sv.o.user {
 			mode = 0o600
 		}
-		l, err := varlink.Listen(path, mode)
-		if err != nil {
-			return fmt.Errorf("listen on %s: %w", path, err)
+		if _, err := sv.listen(path, mode); err != nil {
+			return err
 		}
-		sv.listeners = append(sv.listeners, l)
-		sv.log.Info("listening", "socket", path)
+		// Bound by us, so the names the socket unit would link are ours to
+		// make too (systemd-machined.socket's Symlinks=).
+		sv.alias(path, aliasesOf(sv.o.runtimeDir)...)
 	}
 	machineL := sv.listeners[0]
 	go func() { sv.errc <- sv.machine.Serve(ctx, machineL) }()
-	if sv.userdb == nil {
-		return nil
+	if sv.userdb != nil {
+		path := filepath.Join(sv.o.userdbDir, userdb.ServiceName)
+		l, err := sv.listen(path, 0o666)
+		if err != nil {
+			return err
+		}
+		if err := userdb.SetSocketXattrs(path); err != nil {
+			sv.log.Debug("cannot label the userdb socket", "err", err)
+		}
+		go func() { sv.errc <- sv.userdb.Serve(ctx, l) }()
 	}
-	path := filepath.Join(sv.o.userdbDir, userdb.ServiceName)
-	l, err := varlink.Listen(path, 0o666)
+	if sv.hook != nil {
+		// resolved connects as its own unprivileged user.
+		l, err := sv.listen(filepath.Join(sv.o.hookDir, resolvehook.SocketName), 0o666)
+		if err != nil {
+			return err
+		}
+		go func() { sv.errc <- sv.hook.Serve(ctx, l) }()
+	}
+	return nil
+}
+
+// listen binds a socket of ours and labels it as a Varlink entry point where
+// the kernel lets us.
+func (sv *varlinkSide) listen(path string, mode os.FileMode) (*varlink.Listener, error) {
+	l, err := varlink.Listen(path, mode)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", path, err)
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	sv.listeners = append(sv.listeners, l)
-	if err := userdb.SetSocketXattrs(path); err != nil {
-		sv.log.Debug("cannot label the userdb socket", "err", err)
+	if err := l.Label(); err != nil {
+		sv.log.Debug("cannot label the socket as Varlink's", "socket", path, "err", err)
 	}
-	go func() { sv.errc <- sv.userdb.Serve(ctx, l) }()
 	sv.log.Info("listening", "socket", path)
-	return nil
+	return l, nil
+}
+
+// aliasesOf are the other names of the machine socket under runtime: the
+// MachineImage interface's name beside it, and both interfaces' entries in
+// the Varlink registry.
+func aliasesOf(runtime string) []string {
+	return []string{
+		filepath.Join(runtime, "systemd", "machine", "io.systemd.MachineImage"),
+		filepath.Join(runtime, "varlink", "registry", "io.systemd.Machine"),
+		filepath.Join(runtime, "varlink", "registry", "io.systemd.MachineImage"),
+	}
+}
+
+// alias links each of names to the socket at target. A name that cannot be
+// made is logged: clients of the main name are not affected.
+func (sv *varlinkSide) alias(target string, names ...string) {
+	for _, name := range names {
+		a, err := varlink.NewAlias(name, target)
+		if err != nil {
+			sv.log.Warn("cannot link the machine socket", "link", name, "err", err)
+			continue
+		}
+		sv.aliases = append(sv.aliases, a)
+	}
 }
 
 // restore loads the machines a previous run left, then lets the calls waiting
@@ -122,10 +174,16 @@ func (sv *varlinkSide) shutdown() {
 	if sv.userdb != nil {
 		sv.userdb.Shutdown(ctx)
 	}
+	if sv.hook != nil {
+		sv.hook.Shutdown(ctx)
+	}
 }
 
 // close closes the listeners; a socket file we bound goes with it.
 func (sv *varlinkSide) close() {
+	for _, a := range sv.aliases {
+		a.Close()
+	}
 	for _, l := range sv.listeners {
 		l.Close()
 	}

@@ -34,7 +34,12 @@ type unitHost interface {
 // sit in a tree it owns, so systemd must make them, and if it cannot be
 // reached the daemon refuses to start rather than guess; elsewhere the
 // built-in cgroup backend makes them.
-func pickUnits(mode string, host unitHost, log *slog.Logger) (service.Units, error) {
+//
+// A per-user instance (user) asks the user's service manager on the user bus
+// when it is there, and otherwise makes no scopes at all: the cgroup backend
+// writes below the root of the hierarchy, which is not the user's, and a
+// user's delegated subtree, where one exists, belongs to that manager.
+func pickUnits(mode string, user bool, host unitHost, log *slog.Logger) (service.Units, error) {
 	switch mode {
 	case "none":
 		return nil, nil
@@ -47,6 +52,14 @@ func pickUnits(mode string, host unitHost, log *slog.Logger) (service.Units, err
 	case "cgroup":
 		return host.cgroup()
 	case "auto":
+		if user {
+			u, err := host.systemd()
+			if err != nil {
+				log.Info("no user service manager: allocateUnit is unavailable", "err", err)
+				return nil, nil
+			}
+			return u, nil
+		}
 		if host.systemdRuns() {
 			u, err := host.systemd()
 			if err != nil {

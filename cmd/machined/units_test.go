@@ -46,6 +46,7 @@ func TestPickUnits(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	for _, tc := range []struct {
 		mode                         string
+		user                         bool // a per-user instance
 		runs, reachable, cgroupWorks bool
 		want                         string // backend picked, "" for none
 		wantErr                      string // part of the error, "" for none
@@ -57,6 +58,11 @@ func TestPickUnits(t *testing.T) {
 		{mode: "auto", runs: false, reachable: true, cgroupWorks: true, want: "cgroup"},
 		{mode: "auto", runs: false, reachable: false, cgroupWorks: true, want: "cgroup"},
 		{mode: "auto", runs: false, cgroupWorks: false, want: ""},
+		// A per-user instance: the user's manager when it answers, else
+		// no scopes, never the cgroup backend nor a refusal to start.
+		{mode: "auto", user: true, runs: true, reachable: true, cgroupWorks: true, want: "systemd", dials: true},
+		{mode: "auto", user: true, runs: true, reachable: false, cgroupWorks: true, want: "", dials: true},
+		{mode: "auto", user: true, runs: false, reachable: false, cgroupWorks: true, want: "", dials: true},
 		// Explicit choices override the host.
 		{mode: "systemd", runs: false, reachable: true, want: "systemd", dials: true},
 		{mode: "systemd", runs: true, reachable: false, wantErr: "--units systemd", dials: true},
@@ -66,7 +72,7 @@ func TestPickUnits(t *testing.T) {
 		{mode: "upstart", runs: true, reachable: true, cgroupWorks: true, wantErr: `unknown --units "upstart"`},
 	} {
 		h := &fakeHost{runs: tc.runs, reachable: tc.reachable, cgroupWorks: tc.cgroupWorks}
-		u, err := pickUnits(tc.mode, h, log)
+		u, err := pickUnits(tc.mode, tc.user, h, log)
 		name := ""
 		if u != nil {
 			name = u.(*fakeUnits).name
@@ -78,6 +84,9 @@ func TestPickUnits(t *testing.T) {
 			t.Errorf("%+v: err = %v", tc, err)
 		case name != tc.want:
 			t.Errorf("%+v: picked %q, want %q", tc, name, tc.want)
+		}
+		if tc.user && h.askedCgroup {
+			t.Errorf("%+v: a per-user instance asked for the cgroup backend", tc)
 		}
 		if h.askedSystemd != tc.dials {
 			t.Errorf("%+v: asked systemd = %v, want %v", tc, h.askedSystemd, tc.dials)

@@ -257,6 +257,16 @@ func (s *Server) dispatch(c *call) ([]any, error) {
 	if c.iface == peerIface {
 		return s.peer(c)
 	}
+	if c.mgr().UserScope() {
+		// A per-user instance: the bus may let other users reach us.
+		caller, err := c.callerOf()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.mgr().Admit(caller); err != nil {
+			return nil, err
+		}
+	}
 	obj, err := s.resolve(c)
 	if err != nil {
 		return nil, err
@@ -311,11 +321,11 @@ func (s *Server) peer(c *call) ([]any, error) {
 		if err := checkSig(c, ""); err != nil {
 			return nil, err
 		}
-		host, err := c.mgr().Get(nobody, service.Selector{Name: ".host"})
-		if err != nil || host.ID == ([16]byte{}) {
+		id := c.mgr().HostID()
+		if id == ([16]byte{}) {
 			return nil, errorf(ErrFailed, "No machine ID known.")
 		}
-		return []any{hex.EncodeToString(host.ID[:])}, nil
+		return []any{hex.EncodeToString(id[:])}, nil
 	}
 	return nil, errorf(ErrUnknownMethod, "Unknown method %s or interface %s.", c.member, c.iface)
 }

@@ -28,6 +28,7 @@ type env struct {
 	level  *slog.LevelVar
 	client *dbus.Conn
 	sigs   chan *dbus.Signal
+	addr   string // the private bus
 }
 
 func newEnv(t *testing.T) *env {
@@ -38,8 +39,16 @@ func newEnv(t *testing.T) *env {
 // newEnvUnits is newEnv with a unit back end for the core.
 func newEnvUnits(t *testing.T, units service.Units) *env {
 	t.Helper()
+	return newEnvConfig(t, service.Config{HostMachine: true, Units: units})
+}
+
+// newEnvConfig is newEnv with a core made from cfg (its state directory and
+// logger filled in).
+func newEnvConfig(t *testing.T, cfg service.Config) *env {
+	t.Helper()
 	bus := bustest.Start(t, "")
-	mgr, err := service.New(service.Config{StateDir: filepath.Join(t.TempDir(), "machines"), HostMachine: true, Units: units, Logger: slog.New(slog.DiscardHandler)})
+	cfg.StateDir, cfg.Logger = filepath.Join(t.TempDir(), "machines"), slog.New(slog.DiscardHandler)
+	mgr, err := service.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +65,7 @@ func newEnvUnits(t *testing.T, units service.Units) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, mgr: mgr, srv: srv, level: level, client: client, sigs: make(chan *dbus.Signal, 64)}
+	e := &env{t: t, mgr: mgr, srv: srv, level: level, client: client, sigs: make(chan *dbus.Signal, 64), addr: bus.Address}
 	t.Cleanup(func() {
 		client.Close()
 		srv.Close()
