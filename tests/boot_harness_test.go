@@ -158,7 +158,7 @@ func bootContainer(t *testing.T, opts bootOpts) *bootedContainer {
 	} else {
 		c.cmd = exec.Command("unshare", append([]string{"-m", "--propagation", "private", "sh", "-c", script, "sh"}, args...)...)
 	}
-	c.cmd.Env = append(append(os.Environ(), "SYSTEMD_LOG_LEVEL=info", "SYSTEMD_COLORS=0"), env...)
+	c.cmd.Env = append(append(os.Environ(), "SYSTEMD_LOG_LEVEL=info", "SYSTEMD_COLORS=0", "TERM=dumb"), env...)
 	logf, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
