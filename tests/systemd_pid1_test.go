@@ -197,6 +197,10 @@ func TestSystemdPID1Scopes(t *testing.T) {
 		if cg := c.mustRun("cat", fmt.Sprintf("/proc/%d/cgroup", pid)); !strings.Contains(cg, "/machine.slice/"+scope+"\n") {
 			t.Errorf("leader of %s not in its scope: %s", name, cg)
 		}
+		// sd-login (through ps) finds the machine from the unit systemd made.
+		if m := strings.TrimSpace(c.mustRun("ps", "-o", "machine=", "-p", strconv.Itoa(pid))); m != name {
+			t.Errorf("ps -o machine of %s's leader: %q", name, m)
+		}
 	}
 
 	// Kill whom=all goes to the unit: the leader gets the signal and lives on.
@@ -221,6 +225,9 @@ func TestSystemdPID1Scopes(t *testing.T) {
 	c.registerMachine("sc", sc)
 	if u := c.machineProp("sc", "Unit"); u != "lead-sc.scope" {
 		t.Errorf("sc: unit %q", u)
+	}
+	if m := strings.TrimSpace(c.mustRun("ps", "-o", "machine=", "-p", strconv.Itoa(sc))); m != "sc" {
+		t.Errorf("ps -o machine of sc's leader: %q", m)
 	}
 	list := c.machines()
 	for _, name := range []string{"vl", "cm", "sc"} {
