@@ -95,6 +95,17 @@ func (c *bootedContainer) machines() string {
 	return c.mustRun("machinectl", "list", "--no-legend")
 }
 
+// hasMachine reports whether machinectl list shows the machine.
+func (c *bootedContainer) hasMachine(name string) bool {
+	c.t.Helper()
+	for _, line := range strings.Split(c.machines(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+			return true
+		}
+	}
+	return false
+}
+
 // registerMachine registers a machine over D-Bus with the container's busctl
 // (RegisterMachine: the machine takes its leader's unit).
 func (c *bootedContainer) registerMachine(name string, leader int) {
@@ -152,8 +163,8 @@ func TestSystemdPID1Activation(t *testing.T) {
 	leader := c.scopeLeader("keep")
 	c.registerMachine("keep", leader)
 	c.mustRun("systemctl", "restart", svc)
-	if out := c.machines(); !strings.Contains(out, "keep ") {
-		t.Errorf("after restart: %q", out)
+	if !c.hasMachine("keep") {
+		t.Errorf("after restart: %q", c.machines())
 	}
 	c.mustRun("systemctl", "stop", svc)
 	out, errOut, code := c.varlinkIn("call", "io.systemd.Machine.List", `{"name":"keep"}`)
@@ -255,7 +266,7 @@ func TestSystemdPID1Scopes(t *testing.T) {
 			s := c.unitState(tc.unit)
 			return s == "inactive" || s == "failed"
 		})
-		eventually(t, tc.name+" gone", func() bool { return !strings.Contains(c.machines(), tc.name+" container") })
+		eventually(t, tc.name+" gone", func() bool { return !c.hasMachine(tc.name) })
 	}
 }
 
@@ -323,4 +334,42 @@ func TestSystemdPID1Journal(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// asTester prefixes a command so that it runs as uid/gid 1000 (tester) in the
+// container.
+func asTester(args ...string) []string {
+	return append([]string{"setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"}, args...)
+}
+
+// Unprivileged users of the container meet the container's polkit, with our
+// policy installed: tester can neither terminate root's machine nor make a
+// unit for a machine of its own (no agent answers, so polkit says no).
+func TestSystemdPID1Polkit(t *testing.T) {
+	c := bootWithOurDaemon(t)
+	// An action upstream 252's policy lacks: polkitd reads ours.
+	c.mustRun("pkaction", "--action-id", "org.freedesktop.machine1.inspect-machines")
+
+	c.registerMachine("rootm", c.scopeLeader("lead-root"))
+	cmd := asTester("machinectl", "terminate", "rootm")
+	if out, errOut, code := c.run(cmd[0], cmd[1:]...); code == 0 {
+		t.Errorf("tester terminated root's machine: %s%s", out, errOut)
+	}
+	if !c.hasMachine("rootm") {
+		t.Error("root's machine is gone")
+	}
+
+	cmd = asTester("sh", "-c", "sleep infinity >/dev/null 2>&1 </dev/null & echo $!")
+	own := strings.TrimSpace(c.mustRun(cmd[0], cmd[1:]...))
+	cmd = asTester("busctl", "call", m1Dest, m1Path, m1Manager, "CreateMachine", "sayssusa(sv)", "tm", "0", "test", "container", own, "/", "0")
+	out, errOut, code := c.run(cmd[0], cmd[1:]...)
+	if code == 0 || !strings.Contains(errOut, "needs interactive authentication") {
+		t.Errorf("tester's CreateMachine: %d %s%s", code, out, errOut)
+	}
+	if c.hasMachine("tm") {
+		t.Error("tester's machine was created")
+	}
+	if s := c.unitState("machine-tm.scope"); s == "active" {
+		t.Error("tester got a scope")
+	}
 }
