@@ -115,19 +115,22 @@ func TestSdLoginReaders(t *testing.T) {
 	prog := sdLoginProgram(t)
 	d := startDaemon(t, "--units", "cgroup")
 	mon := startSdLoginMonitor(t, d, prog)
+	// Names unique to this run: the cgroup back end's scopes live in the
+	// host's machine.slice, shared with anything else running.
+	ctName, vmName := fmt.Sprintf("sdl-ct-%d", os.Getpid()), fmt.Sprintf("sdl-vm-%d", os.Getpid())
 
 	// A container with a scope the cgroup back end makes and two interfaces,
 	// and a VM without a unit.
 	ct := spawnLeader(t)
-	registerReq(t, d, client.RegisterRequest{Name: "sdl-ct", Class: client.ClassContainer, LeaderPID: ct.pid, AllocateUnit: true, IfIndices: []int{1, 7}})
-	mon.waitFor("sdl-ct", true)
+	registerReq(t, d, client.RegisterRequest{Name: ctName, Class: client.ClassContainer, LeaderPID: ct.pid, AllocateUnit: true, IfIndices: []int{1, 7}})
+	mon.waitFor(ctName, true)
 	vm := spawnLeader(t)
-	registerReq(t, d, client.RegisterRequest{Name: "sdl-vm", Class: client.ClassVM, LeaderPID: vm.pid})
-	mon.waitFor("sdl-vm", true)
+	registerReq(t, d, client.RegisterRequest{Name: vmName, Class: client.ClassVM, LeaderPID: vm.pid})
+	mon.waitFor(vmName, true)
 
 	// sd_get_machine_names, sd_machine_get_class and sd_machine_get_ifindices
 	// agree with List.
-	want := map[string]string{"sdl-ct": "1,7", "sdl-vm": "-"}
+	want := map[string]string{ctName: "1,7", vmName: "-"}
 	c := dialClient(t, d)
 	listed := map[string]client.Class{}
 	for m, err := range c.List(context.Background(), client.MetadataNo) {
@@ -161,7 +164,7 @@ func TestSdLoginReaders(t *testing.T) {
 	// sd_pid_get_machine_name and ps -o machine: the leader and another process
 	// in the machine's scope belong to it; a process outside any machine's unit
 	// (the VM's leader has none) to no machine.
-	m, err := getOne(t, d, "sdl-ct")
+	m, err := getOne(t, d, ctName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +175,7 @@ func TestSdLoginReaders(t *testing.T) {
 	defer scope.Close()
 	inScope := spawnLeaderWith(t, &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(scope.Fd())})
 	pids := []int{ct.pid, inScope.pid, vm.pid}
-	wantName := map[int]string{ct.pid: "sdl-ct", inScope.pid: "sdl-ct", vm.pid: fmt.Sprint(-int(syscall.ENODATA))}
+	wantName := map[int]string{ct.pid: ctName, inScope.pid: ctName, vm.pid: fmt.Sprint(-int(syscall.ENODATA))}
 	args := []string{"pid"}
 	for _, p := range pids {
 		args = append(args, strconv.Itoa(p))
@@ -198,8 +201,8 @@ func TestSdLoginReaders(t *testing.T) {
 	}
 
 	// Removal wakes the monitor too, whichever way the machine goes.
-	unregister(t, d, "sdl-vm")
-	mon.waitFor("sdl-vm", false)
+	unregister(t, d, vmName)
+	mon.waitFor(vmName, false)
 	ct.kill()
-	mon.waitFor("sdl-ct", false)
+	mon.waitFor(ctName, false)
 }
