@@ -81,20 +81,31 @@ func TestBootedContainerPrivateUsers(t *testing.T) {
 }
 
 // --register=yes: nspawn registers the booted container with our daemon, which
-// adopts the scope nspawn runs in and shows the container's systemd as leader.
+// adopts the scope nspawn runs in and shows the container's systemd as leader;
+// in a user namespace too, with its uid shift.
 func TestBootedContainerRegisters(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "cgroup")
-	c := bootContainer(t, bootOpts{Daemon: d, Bus: bus})
-	m, err := getOne(t, d, c.Name)
-	if err != nil {
-		t.Fatal(err)
+	conn := dbusConn(t, bus)
+	for _, userns := range []string{"", "pick"} {
+		c := bootContainer(t, bootOpts{Daemon: d, Bus: bus, PrivateUsers: userns})
+		m, err := getOne(t, d, c.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Class != client.ClassContainer || m.Service != "systemd-nspawn" || m.RootDirectory != c.Root || m.Unit != c.Scope {
+			t.Errorf("machine %+v", m)
+		}
+		if m.Leader == nil || m.Leader.PID != c.Leader {
+			t.Errorf("leader %+v, want %d", m.Leader, c.Leader)
+		}
+		var shift uint32
+		if err := managerCall(t, conn, "GetMachineUIDShift", c.Name).Store(&shift); err != nil {
+			t.Fatalf("GetMachineUIDShift: %v", err)
+		}
+		if (shift != 0) != (userns != "") {
+			t.Errorf("private users %q: uid shift %d", userns, shift)
+		}
+		c.stop()
+		eventually(t, "machine gone with its container", func() bool { return gone(t, d, c.Name) })
 	}
-	if m.Class != client.ClassContainer || m.Service != "systemd-nspawn" || m.RootDirectory != c.Root || m.Unit != c.Scope {
-		t.Errorf("machine %+v", m)
-	}
-	if m.Leader == nil || m.Leader.PID != c.Leader {
-		t.Errorf("leader %+v, want %d", m.Leader, c.Leader)
-	}
-	c.stop()
-	eventually(t, "machine gone with its container", func() bool { return gone(t, d, c.Name) })
 }
