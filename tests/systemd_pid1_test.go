@@ -18,19 +18,30 @@ import (
 // through the container's root.
 
 // bootWithOurDaemon boots the tree and installs our daemon in it as README.md
-// says: make install PREFIX=/usr, then systemctl daemon-reload, a reload of
-// the bus for the new policy and activation file, and the socket enabled.
-func bootWithOurDaemon(t *testing.T) *bootedContainer {
+// says: make install (PREFIX=/usr, in place of the distribution's files, as
+// a package would, unless makeArgs say otherwise), then systemctl
+// daemon-reload, a reload of the bus for the new policy and activation file,
+// and the socket enabled.
+func bootWithOurDaemon(t *testing.T, makeArgs ...string) *bootedContainer {
 	t.Helper()
 	c := bootContainer(t, bootOpts{})
-	bin := filepath.Join(t.TempDir(), "machined")
-	if out, err := exec.Command("make", "-s", "-C", "..", "install", "DESTDIR="+c.Root, "PREFIX=/usr", "BIN="+bin).CombinedOutput(); err != nil {
-		t.Fatalf("make install into the container: %v\n%s", err, out)
+	if len(makeArgs) == 0 {
+		makeArgs = []string{"PREFIX=/usr"}
 	}
+	c.make(append([]string{"install"}, makeArgs...)...)
 	c.mustRun("systemctl", "daemon-reload")
 	c.mustRun("systemctl", "reload", "dbus.service")
 	c.mustRun("systemctl", "enable", "--now", "systemd-machined.socket")
 	return c
+}
+
+// make runs a target of our Makefile with DESTDIR the container's root.
+func (c *bootedContainer) make(args ...string) {
+	c.t.Helper()
+	bin := filepath.Join(c.t.TempDir(), "machined")
+	if out, err := exec.Command("make", append([]string{"-s", "-C", "..", "DESTDIR=" + c.Root, "BIN=" + bin}, args...)...).CombinedOutput(); err != nil {
+		c.t.Fatalf("make %v into the container: %v\n%s", args, err, out)
+	}
 }
 
 // varlinkIn calls our daemon's Varlink socket in the container with the
@@ -113,11 +124,15 @@ func (c *bootedContainer) registerMachine(name string, leader int) {
 	c.mustRun("busctl", "call", m1Dest, m1Path, m1Manager, "RegisterMachine", "sayssus", name, "0", "test", "container", strconv.Itoa(leader), "/")
 }
 
-// Activation and readiness under systemd: the socket starts the service on
-// first use, so does the bus; systemctl start returns with the service
-// running (READY=1); machines outlive systemctl restart and stop.
+// Activation and readiness under systemd, installed as README.md says for a
+// host (PREFIX=/usr/local, whose units take precedence over the
+// distribution's): the socket starts the service on first use, so does the
+// bus; systemctl start returns with the service running (READY=1); machines
+// outlive systemctl restart and stop. Then back to upstream's as README.md
+// says: the distribution's systemd-machined answers again and takes over the
+// machines from the state files.
 func TestSystemdPID1Activation(t *testing.T) {
-	c := bootWithOurDaemon(t)
+	c := bootWithOurDaemon(t, "POLKITACTIONSDIR=/usr/share/polkit-1/actions")
 	const svc = "systemd-machined.service"
 	if s := c.unitState(svc); s != "inactive" {
 		t.Fatalf("service %s before first use", s)
@@ -131,7 +146,7 @@ func TestSystemdPID1Activation(t *testing.T) {
 		t.Fatalf("service %s after a Varlink call", s)
 	}
 	pid := c.mustRun("systemctl", "show", "--property=MainPID", "--value", svc)
-	if exe := strings.TrimSpace(c.mustRun("readlink", "/proc/"+strings.TrimSpace(pid)+"/exe")); exe != "/usr/lib/machined/machined" {
+	if exe := strings.TrimSpace(c.mustRun("readlink", "/proc/"+strings.TrimSpace(pid)+"/exe")); exe != "/usr/local/lib/machined/machined" {
 		t.Fatalf("the service runs %q", exe)
 	}
 
@@ -173,6 +188,22 @@ func TestSystemdPID1Activation(t *testing.T) {
 	}
 	if got := c.machineProp("keep", "Leader"); got != strconv.Itoa(leader) {
 		t.Errorf("leader after restarts %s, want %d", got, leader)
+	}
+
+	c.mustRun("systemctl", "disable", "--now", "systemd-machined.socket")
+	c.mustRun("systemctl", "stop", svc)
+	c.make("uninstall", "POLKITACTIONSDIR=/usr/share/polkit-1/actions")
+	c.mustRun("systemctl", "daemon-reload")
+	c.mustRun("systemctl", "reload", "dbus.service")
+	if !c.hasMachine("keep") {
+		t.Errorf("upstream's machined lost the machine: %q", c.machines())
+	}
+	pid = c.mustRun("systemctl", "show", "--property=MainPID", "--value", svc)
+	if exe := strings.TrimSpace(c.mustRun("readlink", "/proc/"+strings.TrimSpace(pid)+"/exe")); exe != "/usr/lib/systemd/systemd-machined" {
+		t.Errorf("after make uninstall the service runs %q", exe)
+	}
+	if got := c.machineProp("keep", "Leader"); got != strconv.Itoa(leader) {
+		t.Errorf("upstream's leader %s, want %d", got, leader)
 	}
 }
 
