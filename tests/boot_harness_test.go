@@ -74,8 +74,8 @@ var bootSeq atomic.Int32
 // environment is the test's business, logged here); the container is torn
 // down at the end of the test.
 //
-// nspawn runs with --keep-unit in a scope cgroup the harness makes (no
-// systemd on this host makes one), in a private network namespace, with a
+// nspawn runs with --keep-unit in a scope cgroup the harness makes (on a host
+// without systemd nobody else would), in a private network namespace, with a
 // tmpfs over /run/systemd in its own mount namespace: nothing it leaves there
 // reaches the host.
 func bootContainer(t *testing.T, opts bootOpts) *bootedContainer {
@@ -301,6 +301,11 @@ func (c *bootedContainer) console() string {
 // stop ends the container at once: SIGKILL to its PID 1 ends its PID
 // namespace, and nspawn exits. A clean shutdown is no business of the tests.
 func (c *bootedContainer) stop() {
+	select {
+	case <-c.done:
+		return // gone already: its PID may be another process's by now
+	default:
+	}
 	if c.Leader > 0 {
 		syscall.Kill(c.Leader, syscall.SIGKILL)
 	}
