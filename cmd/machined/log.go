@@ -17,12 +17,15 @@ import (
 
 // lineHandler writes one line per record. Under journald (JOURNAL_STREAM set) it
 // prefixes the syslog priority as "<N>" and leaves timestamps to the journal;
-// elsewhere it writes a timestamp and the level name.
+// elsewhere it writes a timestamp and the level name. With a native journal
+// connection (native), records go to journald as fields instead, and to stderr
+// only when journald does not take them or the target is "console".
 type lineHandler struct {
 	mu      *sync.Mutex
 	w       io.Writer
 	level   slog.Leveler
 	journal bool
+	native  *journalSender
 	target  *atomic.Value // string: the LogControl1 target last set; "null" mutes
 	attrs   []slog.Attr
 }
@@ -59,6 +62,9 @@ func (h *lineHandler) SetTarget(t string) error {
 // Handle appends the line into a pooled buffer: every registration logs, and
 // fmt and a fresh builder per line were 6 % of a registration's CPU.
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	if h.native != nil && h.target.Load() != "console" && h.sendNative(r) == nil {
+		return nil
+	}
 	bp := lineBufs.Get()
 	b := (*bp)[:0]
 	if h.journal {
@@ -96,6 +102,22 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 var lineBufs = bufpool.New(256, 64<<10)
+
+func (h *lineHandler) sendNative(r slog.Record) error {
+	attrs := make([][2]string, 0, len(h.attrs)+r.NumAttrs())
+	for _, a := range h.attrs {
+		attrs = append(attrs, [2]string{a.Key, a.Value.String()})
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		attrs = append(attrs, [2]string{a.Key, a.Value.String()})
+		return true
+	})
+	bp := lineBufs.Get()
+	b := appendJournalEntry((*bp)[:0], loglevel.ToSyslog(r.Level), h.native.ident, r.Message, attrs)
+	err := h.native.send(b)
+	lineBufs.Put(bp, b)
+	return err
+}
 
 func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h

@@ -9,14 +9,16 @@
 #     trixie tree is debootstrapped into $TRIXIE_ROOT and /usr/local/bin/varlinkctl runs
 #     its binary through trixie's own dynamic loader, on the host's file system;
 #   * for `make bench-compare`: systemd-machined 257 in that tree (systemd-container) and
-#     gcc on the host (the NSS lookup helper is compiled at bench time).
+#     gcc on the host (the NSS lookup helper is compiled at bench time);
+#   * libsystemd-dev: the sd-login reader the tests compile against our state files;
+#   * the cached Debian 12 tree the booted-container tests run (tests/setup/debian-tree.sh).
 # Re-running it only checks what is there.
 set -euo pipefail
 
 TRIXIE_ROOT="${TRIXIE_ROOT:-/var/tmp/trixie-root}"
 TRIXIE_ROOT="${TRIXIE_ROOT%/}"
 VARLINKCTL_WRAPPER="${VARLINKCTL_WRAPPER:-/usr/local/bin/varlinkctl}"
-DEB_PKGS="ca-certificates python3 systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev"
+DEB_PKGS="ca-certificates python3 systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev libsystemd-dev"
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: must run as root (it installs Debian packages)" >&2
@@ -50,27 +52,13 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# The Debian mirror the host's apt uses for its own release (deb822 first, then one-line).
-host_mirror() {
-    if [ -n "${TRIXIE_MIRROR:-}" ]; then echo "$TRIXIE_MIRROR"; return; fi
-    local f uri
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk 'tolower($1)=="uris:" { for (i=2;i<=NF;i++) if ($i !~ /security/ && $i ~ /^(https?|file|ftp):/) { print $i; exit } }' "$f")
-        [ -n "$uri" ] && { echo "${uri%/}"; return; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        uri=$(sed -e 's/#.*//' -e 's/\[[^]]*\]//g' "$f" | awk '$1=="deb" && $2 !~ /security/ && $2 ~ /^(https?|file|ftp):/ { print $2; exit }')
-        [ -n "$uri" ] && { echo "${uri%/}"; return; }
-    done
-    echo "http://deb.debian.org/debian"
-}
+# shellcheck source=tests/setup/host-mirror.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/host-mirror.sh"
 
 if [ ! -x "$TRIXIE_ROOT/usr/bin/varlinkctl" ] || [ ! -x "$TRIXIE_ROOT/usr/lib/systemd/systemd-machined" ]; then
     if [ ! -x "$TRIXIE_ROOT/usr/bin/apt-get" ] || [ ! -f "$TRIXIE_ROOT/etc/debian_version" ]; then
         echo "debootstrap trixie into $TRIXIE_ROOT"
-        debootstrap --variant=minbase trixie "$TRIXIE_ROOT" "$(host_mirror)"
+        debootstrap --variant=minbase trixie "$TRIXIE_ROOT" "$(host_mirror "${TRIXIE_MIRROR:-}")"
     fi
     printf '#!/bin/sh\nexit 101\n' > "$TRIXIE_ROOT/usr/sbin/policy-rc.d"
     chmod 755 "$TRIXIE_ROOT/usr/sbin/policy-rc.d"
@@ -104,3 +92,5 @@ if [ ! -x "$VARLINKCTL_WRAPPER" ] || [ "$(cat "$VARLINKCTL_WRAPPER")" != "$want"
     chmod 755 "$VARLINKCTL_WRAPPER"
 fi
 echo "varlinkctl: $("$VARLINKCTL_WRAPPER" --version | head -1)"
+tree=$(bash "$(dirname -- "${BASH_SOURCE[0]}")/debian-tree.sh")
+echo "booted-container tree: $tree"
