@@ -1,6 +1,9 @@
 package images
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 // Metadata is what an image says about the OS inside it.
 type Metadata struct {
@@ -9,6 +12,10 @@ type Metadata struct {
 	// MachineInfo and OSRelease are KEY=VALUE lines in file order.
 	MachineInfo []string
 	OSRelease   []string
+}
+
+type metadataCache struct {
+	mu sync.Mutex
 }
 
 // Metadata reads the image's metadata, or returns the cached copy while the image
