@@ -1,6 +1,7 @@
 package images
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,3 +125,5 @@ func byName(t testing.TB, imgs []Image, name string) Image {
 }
 
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -364,8 +364,14 @@ func (p *Pool) PoolUsage() (usage, limit uint64) {
 	if err != nil {
 		return unknown, unknown
 	}
-	q, ok := subvolQuota(fd, info.TreeID)
-	if !ok {
+	// Unlike an image's, the pool's numbers are reported during a rescan too:
+	// the limit is right, the usage catches up.
+	id, err := subtreeQgroup(fd, info.TreeID)
+	if err != nil {
+		return unknown, unknown
+	}
+	q, err := qgroupQuota(fd, id)
+	if err != nil {
 		return unknown, unknown
 	}
 	return q.Referenced, q.ReferencedMax
