@@ -127,3 +127,7 @@ func byName(t testing.TB, imgs []Image, name string) Image {
 func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func execCommand(name string, args ...string) *exec.Cmd { return exec.Command(name, args...) }
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
