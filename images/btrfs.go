@@ -65,6 +65,13 @@ type btrfsSubvolInfo struct {
 	Reserved     [8]uint64
 }
 
+// btrfsInoLookupArgs is struct btrfs_ioctl_ino_lookup_args.
+type btrfsInoLookupArgs struct {
+	TreeID   uint64
+	ObjectID uint64
+	Name     [4080]byte
+}
+
 type btrfsQuotaCtlArgs struct {
 	Cmd    uint64
 	Status uint64
@@ -122,6 +129,7 @@ var (
 	btrfsIocSnapDestroy     = ioc(iocWrite, 15, unsafe.Sizeof(btrfsVolArgs{}))
 	btrfsIocSubvolCreate    = ioc(iocWrite, 14, unsafe.Sizeof(btrfsVolArgs{}))
 	btrfsIocTreeSearch      = ioc(iocRead|iocWrite, 17, unsafe.Sizeof(btrfsSearchArgs{}))
+	btrfsIocInoLookup       = ioc(iocRead|iocWrite, 18, unsafe.Sizeof(btrfsInoLookupArgs{}))
 	btrfsIocSnapCreateV2    = ioc(iocWrite, 23, unsafe.Sizeof(btrfsVolArgsV2{}))
 	btrfsIocSubvolGetflags  = ioc(iocRead, 25, 8)
 	btrfsIocSubvolSetflags  = ioc(iocWrite, 26, 8)
@@ -138,6 +146,8 @@ const (
 	btrfsSubvolRdonly       = 1 << 1 // subvolume flag (GETFLAGS/SETFLAGS, snapshot creation)
 	btrfsRootSubvolRdonly   = 1 << 0 // root item flag (GET_SUBVOL_INFO)
 	btrfsFirstFreeObjectID  = 256    // inode number of every subvolume's root directory
+	btrfsRootTreeObjectID   = 1
+	btrfsRootRefKey         = 156
 	btrfsQuotaTreeObjectID  = 8
 	btrfsQgroupInfoKey      = 242
 	btrfsQgroupLimitKey     = 244
@@ -242,10 +252,15 @@ type quotaInfo struct {
 	Referenced, Exclusive, ReferencedMax, ExclusiveMax uint64
 }
 
-// searchQuotaTree runs one tree search over the quota tree and calls f for each
-// item found.
+// searchQuotaTree searches the quota tree (see searchTree).
 func searchQuotaTree(fd int, key btrfsSearchKey, f func(objectID, offset uint64, typ uint32, body []byte)) error {
 	key.TreeID = btrfsQuotaTreeObjectID
+	return searchTree(fd, key, f)
+}
+
+// searchTree runs a tree search over key.TreeID, as many calls as it takes, and
+// calls f for each item found.
+func searchTree(fd int, key btrfsSearchKey, f func(objectID, offset uint64, typ uint32, body []byte)) error {
 	key.MaxTransid = ^uint64(0)
 	for {
 		var args btrfsSearchArgs
@@ -437,4 +452,59 @@ func qgroupRelations(fd int, id uint64) ([]uint64, error) {
 		}
 	})
 	return rel, err
+}
+
+// childSubvolume is a subvolume nested directly in another, by its path
+// relative to the parent subvolume's root.
+type childSubvolume struct {
+	id   uint64
+	path string
+}
+
+// childSubvolumes lists the subvolumes nested directly in the subvolume id
+// (fd is any file on the same file system).
+func childSubvolumes(fd int, id uint64) ([]childSubvolume, error) {
+	type ref struct {
+		child, dirid uint64
+		name         string
+	}
+	var refs []ref
+	err := searchTree(fd, btrfsSearchKey{
+		TreeID:      btrfsRootTreeObjectID,
+		MinObjectID: id, MaxObjectID: id,
+		MinType: btrfsRootRefKey, MaxType: btrfsRootRefKey,
+		MinOffset: 0, MaxOffset: ^uint64(0),
+	}, func(obj, off uint64, typ uint32, body []byte) {
+		// struct btrfs_root_ref: dirid, sequence, name_len, then the name.
+		if obj != id || typ != btrfsRootRefKey || len(body) < 18 {
+			return
+		}
+		n := int(binary.LittleEndian.Uint16(body[16:]))
+		if len(body) < 18+n {
+			return
+		}
+		refs = append(refs, ref{child: off, dirid: binary.LittleEndian.Uint64(body[0:]), name: string(body[18 : 18+n])})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]childSubvolume, 0, len(refs))
+	for _, r := range refs {
+		args := btrfsInoLookupArgs{TreeID: id, ObjectID: r.dirid}
+		if err := ioctlPtr(fd, btrfsIocInoLookup, unsafe.Pointer(&args)); err != nil {
+			return nil, err
+		}
+		dir := string(args.Name[:bytesIndexNul(args.Name[:])])
+		out = append(out, childSubvolume{id: r.child, path: dir + r.name})
+	}
+	return out, nil
+}
+
+func bytesIndexNul(b []byte) int {
+	for i, c := range b {
+		if c == 0 {
+			return i
+		}
+	}
+	return len(b)
 }

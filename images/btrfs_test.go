@@ -248,3 +248,32 @@ func TestCloneDirectoryOntoBtrfs(t *testing.T) {
 		t.Errorf("clone %+v: want a read-only subvolume", img)
 	}
 }
+
+// Nested subvolumes come along in a snapshot clone, with their contents.
+func TestCloneNestedSubvolumes(t *testing.T) {
+	p, pool := btrfsPool(t)
+	outer := filepath.Join(pool, "outer")
+	run(t, "btrfs", "subvolume", "create", outer)
+	mkdirs(t, filepath.Join(outer, "var/lib"))
+	run(t, "btrfs", "subvolume", "create", filepath.Join(outer, "var/lib/inner"))
+	run(t, "btrfs", "subvolume", "create", filepath.Join(outer, "var/lib/inner/deeper"))
+	writeFile(t, filepath.Join(outer, "var/lib/inner/deeper/file"), "deep", 0o644)
+	if err := p.Clone(context.Background(), "outer", "copy", true); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(pool, "copy/var/lib/inner/deeper/file"))
+	if err != nil || string(b) != "deep" {
+		t.Fatalf("nested content: %q, %v", b, err)
+	}
+	var st unix.Stat_t
+	unix.Stat(filepath.Join(pool, "copy/var/lib/inner/deeper"), &st)
+	if st.Ino != btrfsFirstFreeObjectID {
+		t.Errorf("nested subvolume copied as a plain directory")
+	}
+	if err := p.Remove(context.Background(), "copy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(pool, "copy")); !os.IsNotExist(err) {
+		t.Errorf("clone with nested subvolumes not removed")
+	}
+}

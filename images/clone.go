@@ -92,6 +92,12 @@ func (p *Pool) cloneTree(ctx context.Context, img Image, newName string, readOnl
 		// the temporary name must stay removable.
 		err = snapshotSubvolume(src, pfd, tmp, false)
 		subvolume = err == nil
+		if subvolume {
+			err = withDirAt(pfd, tmp, func(dst int) error { return snapshotNested(ctx, src, dst) })
+			if err != nil {
+				return err
+			}
+		}
 		if err != nil && !errors.Is(err, unix.EXDEV) && !isNotSupported(err) {
 			return err
 		}
@@ -155,4 +161,48 @@ func withDirAt(dirfd int, name string, f func(fd int) error) error {
 	}
 	defer unix.Close(fd)
 	return f(fd)
+}
+
+// snapshotNested puts snapshots of the subvolumes nested in the subvolume src
+// into its snapshot dst, where a snapshot leaves only empty directories.
+func snapshotNested(ctx context.Context, src, dst int) error {
+	info, err := subvolInfo(src)
+	if err != nil {
+		return err
+	}
+	children, err := childSubvolumes(src, info.TreeID)
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		dir, name := filepath.Split(c.path)
+		if err := snapshotNestedOne(ctx, src, dst, dir, name); err != nil {
+			return fmt.Errorf("nested subvolume %s: %w", c.path, err)
+		}
+	}
+	return nil
+}
+
+func snapshotNestedOne(ctx context.Context, src, dst int, dir, name string) error {
+	how := &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS}
+	child, err := unix.Openat2(src, filepath.Join(".", dir, name), how)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(child)
+	parent, err := unix.Openat2(dst, filepath.Join(".", dir), how)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	if err := unix.Unlinkat(parent, name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	if err := snapshotSubvolume(child, parent, name, false); err != nil {
+		return err
+	}
+	return withDirAt(parent, name, func(fd int) error { return snapshotNested(ctx, child, fd) })
 }
