@@ -59,6 +59,8 @@ func TestSubvolumeImage(t *testing.T) {
 	run(t, "btrfs", "subvolume", "create", sv)
 	writeFile(t, filepath.Join(sv, "etc/os-release"), "ID=test\n", 0o644)
 	mkdirs(t, filepath.Join(pool, "plain"))
+	// Accounting follows transaction commits: commit, then count.
+	run(t, "btrfs", "filesystem", "sync", pool)
 	run(t, "btrfs", "quota", "rescan", "-w", pool)
 
 	img, err := p.Get("sv")
@@ -87,6 +89,13 @@ func TestSubvolumeImage(t *testing.T) {
 	}
 	if img, _ = p.Get("sv"); !img.ReadOnly {
 		t.Errorf("read-only subvolume not reported read-only")
+	}
+	// A read-only subvolume can still be renamed (its parent is writable).
+	if err := p.Rename("sv", "sv2"); err != nil {
+		t.Fatalf("renaming a read-only subvolume: %v", err)
+	}
+	if err := p.Rename("sv2", "sv"); err != nil {
+		t.Fatal(err)
 	}
 	if err := p.MarkReadOnly("sv", false); err != nil {
 		t.Fatal(err)
