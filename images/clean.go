@@ -10,10 +10,16 @@ import (
 
 // Clean removes every image mode selects (all, or only the hidden ones), except
 // vendor images and the host, skipping images in use (EBUSY). It stops at the
-// first other failure, returning what it removed so far with the error.
+// first other failure, returning what it removed so far with the error. It also
+// finishes removals that were cancelled half way.
 func (p *Pool) Clean(ctx context.Context, mode CleanMode) ([]Removed, error) {
 	if mode != CleanAll && mode != CleanHidden {
 		return nil, fmt.Errorf("clean mode %q: %w", mode, unix.EINVAL)
+	}
+	for _, dir := range p.searchPath() {
+		if err := p.sweepRemovals(ctx, dir); err != nil {
+			return nil, err
+		}
 	}
 	imgs, err := p.List()
 	if err != nil {

@@ -19,9 +19,13 @@ const copyChunk = 64 << 20
 // of every listing (no image name starts so) and the random part out of the way
 // of concurrent work.
 func tempName(final string) string {
+	return ".#" + final + "." + randomSuffix()
+}
+
+func randomSuffix() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return ".#" + final + "." + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // copyFileData copies the contents of src to dst: a reflink when the file system

@@ -365,6 +365,29 @@ func TestRemoveCancelled(t *testing.T) {
 	if _, err := p.Get("victim"); !errors.Is(err, ErrNoSuchImage) {
 		t.Errorf("half-removed image still listed under its name: %v", err)
 	}
+	left, _ := filepath.Glob(filepath.Join(dir, removingPrefix+"*"))
+	if len(left) != 1 {
+		t.Fatalf("leftover of the stopped removal: %v", left)
+	}
+	// A removal in progress (its tree locked) is not touched by Clean; a
+	// stopped one is finished.
+	lock, err := p.lockImagePath(left[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Clean(context.Background(), CleanAll); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left[0]); err != nil {
+		t.Errorf("Clean removed a tree whose removal is in progress: %v", err)
+	}
+	lock.release()
+	if _, err := p.Clean(context.Background(), CleanAll); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("after Clean: %v", entries)
+	}
 }
 
 func TestClean(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -13,7 +14,7 @@ import (
 // is removed, not what it points to; a block device under /dev stays (only its
 // auxiliary files go). A tree is first renamed out of sight, then deleted: if
 // ctx is cancelled meanwhile the deletion stops and what is left carries a
-// ".#" name no listing shows, never the image's.
+// ".#removing." name no listing shows, never the image's; Clean finishes it.
 func (p *Pool) Remove(ctx context.Context, name string) error {
 	img, err := p.Get(name)
 	if err != nil {
@@ -69,7 +70,7 @@ func removeTreeImage(ctx context.Context, path string) error {
 	defer unix.Close(pfd)
 	// The immutable attribute would refuse the rename and the deletion.
 	_ = setImmutablePath(path, false)
-	tmp := tempName(base)
+	tmp := removingPrefix + randomSuffix()
 	if err := unix.Renameat2(pfd, base, pfd, tmp, unix.RENAME_NOREPLACE); err != nil {
 		return err
 	}
@@ -210,4 +211,56 @@ func removeSubvolQgroups(fd int, subvol uint64) {
 		}
 	}
 	_ = destroyQgroup(fd, subvol)
+}
+
+// removingPrefix names a tree whose removal started: ".#" keeps it out of every
+// listing.
+const removingPrefix = ".#removing."
+
+// sweepRemovals finishes the removals that were stopped half way in the
+// directory dir. A removal in progress holds the global lock of its tree (the
+// inode does not change with the rename), so such trees are left alone.
+func (p *Pool) sweepRemovals(ctx context.Context, dir string) error {
+	if lockingDisabled() {
+		return nil // no way to tell a stopped removal from a running one
+	}
+	names, err := readDirNamesPath(dir)
+	if err != nil {
+		return nil
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, removingPrefix) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		path := filepath.Join(dir, n)
+		lock, err := p.lockImagePath(path)
+		if err != nil {
+			continue // in progress, or gone
+		}
+		err = func() error {
+			defer lock.release()
+			pfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(pfd)
+			return removeEntry(ctx, pfd, n)
+		}()
+		if err != nil {
+			return fmt.Errorf("finishing the removal of %s: %w", path, err)
+		}
+	}
+	return nil
+}
+
+func readDirNamesPath(dir string) ([]string, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	return readDirNamesFd(fd)
 }
