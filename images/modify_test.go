@@ -445,3 +445,32 @@ func equalStrings(a, b []string) bool {
 	}
 	return true
 }
+
+// Off a reflinking file system a raw clone keeps the source's holes.
+func TestCloneRawKeepsHoles(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	p, _ := testPool(t, dir)
+	src := filepath.Join(dir, "sparse.raw")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt([]byte("middle"), 64<<20)
+	f.Truncate(128 << 20)
+	f.Close()
+	if err := p.Clone(context.Background(), "sparse", "copy", false); err != nil {
+		t.Fatal(err)
+	}
+	var a, b unix.Stat_t
+	unix.Stat(src, &a)
+	unix.Stat(filepath.Join(dir, "copy.raw"), &b)
+	if b.Size != a.Size || b.Blocks > a.Blocks+64 {
+		t.Errorf("copy: size %d, %d blocks; source: size %d, %d blocks", b.Size, b.Blocks, a.Size, a.Blocks)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "copy.raw"))
+	if string(got[:4]) != "head" || string(got[64<<20:64<<20+6]) != "middle" || got[100<<20] != 0 {
+		t.Errorf("copy content differs")
+	}
+}
