@@ -1,6 +1,7 @@
 package images
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -274,6 +275,17 @@ func TestVersionedImages(t *testing.T) {
 	}
 	if img, err := p.Get("os"); err != nil || img.Path != filepath.Join(v, "os_1.10") {
 		t.Errorf("Get(os) = %+v, %v", img, err)
+	}
+	// The versions carry the name: renaming one would only hide it.
+	if err := p.Rename("os", "other"); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("Rename of a versioned image = %v, want EOPNOTSUPP", err)
+	}
+	// Removing removes the version in use; the next best takes over.
+	if err := p.Remove(context.Background(), "os"); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := p.Get("os"); err != nil || img.Path != filepath.Join(v, "os_1.9") {
+		t.Errorf("after removing 1.10: %+v, %v", img, err)
 	}
 }
 

@@ -215,6 +215,14 @@ func TestRemoveBlock(t *testing.T) {
 	if _, err := os.Stat(dev); err != nil {
 		t.Errorf("%s removed: %v", dev, err)
 	}
+	// udev names the nodes in /dev: no renaming them.
+	devPool := NewPool(Config{SearchPath: []string{"/dev"}, LockDir: t.TempDir(), NspawnDirs: []string{t.TempDir()}})
+	if err := devPool.Rename(filepath.Base(dev), "renamed-loop"); !errors.Is(err, unix.EROFS) {
+		t.Errorf("renaming %s = %v, want EROFS", dev, err)
+	}
+	if _, err := os.Stat(dev); err != nil {
+		t.Errorf("%s gone: %v", dev, err)
+	}
 }
 
 func TestCloneDirectoryCopy(t *testing.T) {
