@@ -286,3 +286,26 @@ func TestCloneNestedSubvolumes(t *testing.T) {
 		t.Errorf("clone with nested subvolumes not removed")
 	}
 }
+
+// A clone into a pool that does not exist yet makes it (a subvolume on btrfs)
+// without turning quota on: only a pool limit asks for that.
+func TestCloneCreatesPoolWithoutQuota(t *testing.T) {
+	mnt := newBtrfs(t, false)
+	src := filepath.Join(mnt, "images")
+	mkdirs(t, filepath.Join(src, "tree/etc"))
+	pool := filepath.Join(mnt, "pool")
+	p := NewPool(Config{SearchPath: []string{pool, src}, PoolPath: pool, LockDir: t.TempDir(), NspawnDirs: []string{t.TempDir()}})
+	if err := p.Clone(context.Background(), "tree", "copy", false); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(pool, &st); err != nil || st.Ino != btrfsFirstFreeObjectID || st.Mode&0o777 != 0o700 {
+		t.Errorf("pool %+v, %v: want a subvolume, mode 0700", st, err)
+	}
+	if out, err := execCommand("btrfs", "qgroup", "show", mnt).CombinedOutput(); err == nil {
+		t.Errorf("quota enabled by a clone:\n%s", out)
+	}
+	if img, err := p.Get("copy"); err != nil || img.Type != TypeSubvolume {
+		t.Errorf("clone %+v, %v", img, err)
+	}
+}
