@@ -126,6 +126,20 @@ func TestSubvolumeImage(t *testing.T) {
 	}
 }
 
+// Limits need btrfs quota: without it SetLimit says so (EOPNOTSUPP) and sizes
+// are unknown.
+func TestSetLimitQuotaOff(t *testing.T) {
+	mnt := newBtrfs(t, false)
+	run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "sv"))
+	p, _ := testPool(t, mnt)
+	if err := p.SetLimit("sv", 1<<20); !errorsIs(err, unix.EOPNOTSUPP) || !strings.Contains(err.Error(), "quota is not enabled") {
+		t.Errorf("SetLimit with quota off = %v, want EOPNOTSUPP naming quota", err)
+	}
+	if img, _ := p.Get("sv"); img.Usage != math.MaxUint64 || img.Limit != math.MaxUint64 {
+		t.Errorf("sizes with quota off: %+v", img)
+	}
+}
+
 func TestPoolLimit(t *testing.T) {
 	p, _ := btrfsPool(t)
 	if err := p.SetPoolLimit(200 << 20); err != nil {

@@ -198,6 +198,11 @@ func setSubtreeLimit(fd int, limit uint64) error {
 	if err != nil {
 		return err
 	}
+	// Without quota the kernel answers with errnos that name something else
+	// (ENOENT for the missing quota tree, ENOTCONN): say what it is.
+	if _, err := qgroupParents(fd, info.TreeID); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTCONN) {
+		return fmt.Errorf("btrfs quota is not enabled: %w", unix.EOPNOTSUPP)
+	}
 	_ = qgroupSetLimit(fd, info.TreeID, limit)
 	_ = autoQgroup(fd, info.TreeID, info.ParentID)
 	id, err := subtreeQgroup(fd, info.TreeID)
