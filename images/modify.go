@@ -16,7 +16,7 @@ func errReadOnly(img Image) error {
 }
 
 // immutableImage reports whether img may not be changed at all.
-func immutableImage(img Image) bool { return img.Vendor() || img.Host() || img.Path == "/" }
+func immutableImage(img Image) bool { return img.Vendor() || img.Host() }
 
 // versioned reports whether img was picked from a NAME.v/ directory.
 func versioned(img Image) bool { return strings.HasSuffix(filepath.Dir(img.Path), ".v") }

@@ -77,6 +77,8 @@ func TestVendorAndHostAreReadOnly(t *testing.T) {
 	for _, img := range []Image{
 		{Name: "v", Path: "/usr/lib/machines/v", Type: TypeDirectory},
 		{Name: HostName, Path: "/", Type: TypeDirectory},
+		{Name: HostName, Path: "/var/lib/machines/.host", Type: TypeDirectory},
+		{Name: "root", Path: "/", Type: TypeDirectory},
 	} {
 		if err := p.remove(context.Background(), img); !errors.Is(err, unix.EROFS) {
 			t.Errorf("remove %s = %v, want EROFS", img.Path, err)
