@@ -11,6 +11,8 @@
 #   * for `make bench-compare`: systemd-machined 257 in that tree (systemd-container) and
 #     gcc on the host (the NSS lookup helper is compiled at bench time);
 #   * libsystemd-dev: the sd-login reader the tests compile against our state files;
+#   * btrfs-progs, e2fsprogs, fdisk: the image pool tests make btrfs and ext4 file systems
+#     and GPT disk images on loop devices;
 #   * the cached Debian 12 tree the booted-container tests run (tests/setup/debian-tree.sh).
 # Re-running it only checks what is there.
 set -euo pipefail
