@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -85,5 +86,10 @@ func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req Bin
 	}
 	defer inside.Close()
 	defer host.Close()
-	return containerfs.BindMount(leader, rootfd, host, inside, b)
+	err = containerfs.BindMount(leader, rootfd, host, inside, b)
+	if errors.Is(err, containerfs.ErrNoIDMap) {
+		// The source is what cannot be used: say so, and why.
+		return invalidArg("source", "the file system of %s does not support idmapped mounts, which machine %s needs: it has a user namespace of its own", req.Source, mi.Name)
+	}
+	return err
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/machined-go/machined/service/proc"
 )
 
+// ErrNoIDMap says the source's file system cannot be idmapped.
+var ErrNoIDMap = errors.New("the file system does not support idmapped mounts")
+
 // Bind describes one bind mount into a container.
 type Bind struct {
 	Source      string // host path
@@ -92,7 +95,7 @@ func setMountAttrs(tree int, b Bind) error {
 		// The kernel answers EINVAL when the file system of the source
 		// cannot idmap (no FS_ALLOW_IDMAP) or the mount is not one it may
 		// idmap: nothing else about the call can be wrong here.
-		return fmt.Errorf("the file system of %s does not support idmapped mounts, which a container with its own user namespace needs: %w", b.Source, err)
+		return fmt.Errorf("%s: %w (%v)", b.Source, ErrNoIDMap, err)
 	case b.UserNS >= 0:
 		return fmt.Errorf("idmap mount of %s: %w", b.Source, err)
 	}
