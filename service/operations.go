@@ -31,6 +31,9 @@ func (m *Manager) runOperation(ctx context.Context, mc *machine, fn func(ctx con
 		defer stop()
 		return fn(ctx)
 	})
+	if err != nil && !errors.Is(err, ops.ErrTooMany) {
+		m.log.Debug("operation failed", "machine", name, "err", err)
+	}
 	if errors.Is(err, ops.ErrTooMany) {
 		return errTooManyOperations()
 	}

@@ -89,7 +89,7 @@ func holdLease(t *testing.T, path string) *leaseHold {
 }
 
 // waiters counts the opens blocked on the lease, from /proc/locks, where each
-// shows as a "->" line of the lease's inode.
+// shows as a "N: -> LEASE BREAKER" line under the lease's own line N.
 func (h *leaseHold) waiters(t *testing.T) int {
 	t.Helper()
 	var st unix.Stat_t
@@ -100,10 +100,14 @@ func (h *leaseHold) waiters(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := ":" + strconv.Itoa(int(st.Ino)) + " "
-	n := 0
+	suffix := ":" + strconv.FormatUint(st.Ino, 10) + " "
+	id, n := "", 0
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if strings.Contains(line, "->") && strings.Contains(line, "LEASE") && strings.Contains(line, suffix) {
+		num, rest, _ := strings.Cut(line, ": ")
+		switch {
+		case strings.HasPrefix(rest, "LEASE") && strings.Contains(rest, suffix):
+			id = num
+		case id != "" && num == id && strings.HasPrefix(rest, "-> "):
 			n++
 		}
 	}
