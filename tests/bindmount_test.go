@@ -140,7 +140,7 @@ func TestBindMountAsNobody(t *testing.T) {
 	wantReply(t, nc.BindMount(ctx, client.ByName("bind-nobody-plain"), client.BindMountRequest{Source: secret, Destination: "/tmp/x"}), "org.varlink.service.PermissionDenied")
 
 	root := makeRootfs(t)
-	os.Chmod(root+"/tmp", 0o1777)
+	os.Chmod(root+"/tmp", os.ModeSticky|0o777)
 	l := spawnContainer(t, root, 65534)
 	if err := nc.Register(ctx, client.RegisterRequest{Name: "bind-nobody-ns", Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
 		t.Fatal(err)

@@ -303,7 +303,7 @@ func TestCopyAsNobody(t *testing.T) {
 	wantReply(t, nobodyClient.CopyTo(ctx, client.ByName("cp-nobody-plain"), client.CopyRequest{Source: host + "/readable", Destination: "/tmp/x"}), "org.varlink.service.PermissionDenied")
 
 	root := makeRootfs(t)
-	os.Chmod(root+"/tmp", 0o1777)
+	os.Chmod(root+"/tmp", os.ModeSticky|0o777)
 	l := spawnContainer(t, root, 65534) // container root is host nobody
 	if err := nobodyClient.Register(ctx, client.RegisterRequest{Name: "cp-nobody-ns", Class: client.ClassContainer, LeaderPID: l.pid}); err != nil {
 		t.Fatal(err)
