@@ -197,10 +197,16 @@ func (c *copier) regular(pin int, st *unix.Stat_t, dstDir int, dstName string) e
 			err := c.dst.Do(func() error {
 				return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(first), dstDir, dstName, unix.AT_SYMLINK_FOLLOW)
 			})
-			if err != nil {
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, unix.EPERM), errors.Is(err, unix.EMLINK), errors.Is(err, unix.EXDEV):
+				// The writer may not link a file it does not own (it was
+				// chowned to the container's root), or the file system
+				// refuses: a copy of its own, as without hard links.
+			default:
 				return fmt.Errorf("link %s: %w", dstName, err)
 			}
-			return nil
 		}
 	}
 	// Reopened through the pin, as the source identity: the pin proved it is
@@ -314,6 +320,9 @@ func (c *copier) directory(pin int, st *unix.Stat_t, dstDir int, dstName string,
 		return fmt.Errorf("create directory %s: %w", dstName, err)
 	}
 	defer unix.Close(d)
+	if err := sameMount(dstDir, d, dstName); err != nil {
+		return err
+	}
 	s, err := c.openSourceDir(pin)
 	if err != nil {
 		return err
@@ -391,7 +400,10 @@ func (c *copier) symlink(pin int, st *unix.Stat_t, dstDir int, dstName string) e
 		if err != nil {
 			return fmt.Errorf("open link %s: %w", dstName, err)
 		}
-		err = unix.Fchownat(l, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		err = sameMount(dstDir, l, dstName)
+		if err == nil {
+			err = unix.Fchownat(l, "", int(uid), int(gid), unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW)
+		}
 		unix.Close(l)
 		if err != nil {
 			return fmt.Errorf("chown %s: %w", dstName, err)
@@ -421,6 +433,9 @@ func (c *copier) node(st *unix.Stat_t, dstDir int, dstName string) error {
 		return fmt.Errorf("open node %s: %w", dstName, err)
 	}
 	defer unix.Close(fd)
+	if err := sameMount(dstDir, fd, dstName); err != nil {
+		return err
+	}
 	if uid, gid, ok := c.owner(st); ok {
 		if err := unix.Fchownat(fd, "", int(uid), int(gid), unix.AT_EMPTY_PATH); err != nil {
 			return fmt.Errorf("chown %s: %w", dstName, err)
@@ -431,6 +446,24 @@ func (c *copier) node(st *unix.Stat_t, dstDir int, dstName string) error {
 	}
 	ts := []unix.Timespec{st.Atim, st.Mtim}
 	_ = unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0)
+	return nil
+}
+
+// sameMount checks that fd, just opened by name in dir, is on dir's mount.
+// What the copy made by name is changed afterwards through an fd, with the
+// daemon's rights: a mount the other side put on the name meanwhile would
+// lead that change to a file the copy never made.
+func sameMount(dir, fd int, name string) error {
+	var a, b unix.Statx_t
+	if err := unix.Statx(dir, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &a); err != nil {
+		return fmt.Errorf("statx: %w", err)
+	}
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &b); err != nil {
+		return fmt.Errorf("statx %s: %w", name, err)
+	}
+	if a.Mnt_id != b.Mnt_id {
+		return fmt.Errorf("%s was replaced by a mount during the copy: %w", name, syscall.EBUSY)
+	}
 	return nil
 }
 
@@ -453,13 +486,14 @@ func (c *copier) finish(fd int, st *unix.Stat_t) error {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	if err := c.dst.Do(func() error { return unix.Fchmod(fd, st.Mode&0o7777) }); err != nil {
+	// Through the fd of what the copy itself created: no path, nothing the
+	// other side can swap, so no need for the writer's identity (which may
+	// no longer own it after the chown).
+	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
 	ts := []unix.Timespec{st.Atim, st.Mtim}
-	if err := c.dst.Do(func() error {
-		return unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0)
-	}); err != nil {
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0); err != nil {
 		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
