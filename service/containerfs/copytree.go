@@ -80,6 +80,8 @@ type copier struct {
 	src, dst *proc.OwnerThread
 	opt      Options
 	links    map[fileID]int // destination fds of copied files with more than one name
+	// noReflink is set once cloning failed in a way the next file would repeat.
+	noReflink bool
 }
 
 func (c *copier) close() {
@@ -254,8 +256,14 @@ func (c *copier) regular(pin int, st *unix.Stat_t, dstDir int, dstName string) e
 // else copy_file_range in chunks (in-kernel, and server-side on network file
 // systems), else read and write.
 func (c *copier) data(in, out int) error {
-	if err := unix.IoctlFileClone(out, in); err == nil {
-		return nil
+	if !c.noReflink {
+		err := unix.IoctlFileClone(out, in)
+		if err == nil {
+			return nil
+		}
+		// The file systems of the copy cannot share extents (ext4, tmpfs,
+		// two file systems): stop asking for each file.
+		c.noReflink = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
 	}
 	for {
 		if err := c.ctx.Err(); err != nil {
