@@ -1,6 +1,9 @@
 package proc
 
-import "sync"
+import (
+	"fmt"
+	"sync"
+)
 
 // OwnerThread runs many small file system calls as one identity: a tree copy
 // opens, creates and renames thousands of entries inside a machine, and a
@@ -45,7 +48,16 @@ func (t *OwnerThread) Do(f func() error) error {
 		return f()
 	}
 	done := make(chan error, 1)
-	t.work <- func() { done <- f() }
+	t.work <- func() {
+		// A panic in f must not take the thread's loop with it: the next
+		// Do would wait for it forever.
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic on the owner's thread: %v", r)
+			}
+		}()
+		done <- f()
+	}
 	return <-done
 }
 

@@ -40,3 +40,19 @@ func TestOwnerThread(t *testing.T) {
 		t.Errorf("root's calls: %v", err)
 	}
 }
+
+// A call that panics fails alone: the thread serves the next one.
+func TestOwnerThreadPanic(t *testing.T) {
+	needRoot(t)
+	th, err := StartOwnerThread(Owner{UID: 65534, GID: 65534})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	if err := th.Do(func() error { panic("boom") }); err == nil {
+		t.Fatal("panic reported as success")
+	}
+	if err := th.Do(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
