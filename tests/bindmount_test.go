@@ -72,6 +72,14 @@ func TestBindMountPlainContainer(t *testing.T) {
 		t.Errorf("file mount: %q", s)
 	}
 	wantErrno(t, c.BindMount(ctx, m, client.BindMountRequest{Source: src, Destination: "/missing"}), syscall.ENOENT)
+	// varlinkctl, destination defaulting to the source path.
+	os.MkdirAll(root+src, 0o755)
+	if _, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.Machine.BindMount", `{"name":"bind-plain","source":"`+src+`","readOnly":true}`); code != 0 {
+		t.Fatalf("varlinkctl BindMount: %s", errOut)
+	}
+	if line := findmntIn(t, l, src); !hasOption(line, "ro") {
+		t.Errorf("varlinkctl bind: findmnt %q", line)
+	}
 	// A destination through the container's symlink stays inside it.
 	up := strings.Repeat("/..", 16)
 	hostDir := t.TempDir()

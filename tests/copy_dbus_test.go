@@ -3,6 +3,7 @@ package tests
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -121,6 +122,24 @@ func TestCopyBindDBusRefusals(t *testing.T) {
 		if de, ok := tc.call.Err.(dbus.Error); tc.msg != "" && (!ok || len(de.Body) == 0 || de.Body[0] != tc.msg) {
 			t.Errorf("%s%v: message %v, want %q", tc.call.Method, tc.call.Args, tc.call.Err, tc.msg)
 		}
+	}
+	// nobody, on a machine root registered: refused by the core, after the
+	// bus let the call through.
+	for _, args := range [][]string{
+		{"CopyToMachine", "sss", "dbus-files", "/etc/passwd", "/tmp/nobody"},
+		{"BindMountMachine", "sssbb", "dbus-files", "/tmp", "/mnt", "false", "false"},
+	} {
+		out, errOut, code := busctl(t, bus, &syscall.Credential{Uid: 65534, Gid: 65534}, append([]string{"call", "org.freedesktop.machine1",
+			"/org/freedesktop/machine1", "org.freedesktop.machine1.Manager"}, args...)...)
+		// busctl shows any AccessDenied as "Access denied": the daemon's
+		// log says it was the daemon's refusal, and why.
+		if code == 0 || !strings.Contains(errOut, "Access denied") ||
+			!strings.Contains(readFile(t, d.dir+"/daemon.log"), `member="`+args[0]+`" path="/org/freedesktop/machine1" err="only root may act inside machine dbus-files`) {
+			t.Errorf("nobody's %s: %d %s %s", args[0], code, out, errOut)
+		}
+	}
+	if _, err := os.Lstat(root + "/tmp/nobody"); err == nil {
+		t.Error("nobody's copy wrote")
 	}
 	// The Machine object copies too, with the replace flag.
 	host := t.TempDir()
