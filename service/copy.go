@@ -68,6 +68,14 @@ func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequ
 		return err
 	}
 	err = m.runOperation(ctx, mc, func(ctx context.Context) error {
+		// Finalizing cancels the machine's operations: one that is only
+		// starting now must see that the machine is gone.
+		m.mu.Lock()
+		registered := m.machines[mi.Name] == mc
+		m.mu.Unlock()
+		if !registered {
+			return fmt.Errorf("no machine '%s' known: %w", mi.Name, ErrNoSuchMachine)
+		}
 		err := m.runCopy(ctx, c, mi, req, to)
 		if ctx.Err() != nil {
 			// What ended the operation, not the interrupted call's complaint.
