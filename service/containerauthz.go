@@ -65,7 +65,8 @@ func pick(cond bool, a, b string) string {
 //   - with polkit, the owner passes for terminals, and polkit decides the rest
 //     (.host always asks polkit: nobody owns it);
 //   - without polkit, only the owner passes, and only into a machine in a user
-//     namespace of its own, for the same reason as the shell rule.
+//     namespace of its own, for the same reason as the shell rule; and not for
+//     a bind mount, which into such a machine is idmapped (see BindMount).
 //
 // details are the polkit details; they are built only when polkit is asked.
 func (m *Manager) authorizeContainerOp(ctx context.Context, c Caller, mc *machine, op ContainerOp, details func() map[string]string) error {
@@ -88,6 +89,12 @@ func (m *Manager) authorizeContainerOp(ctx context.Context, c Caller, mc *machin
 			return nil
 		}
 		return m.cfg.Authorizer.Check(ctx, c, op.action(host), details())
+	}
+	if owner && op == OpBindMount {
+		// Such a machine's bind mounts are idmapped through its user
+		// namespace: host root's files would be its root's, so the owner
+		// would get root's rights over whatever it names.
+		return fmt.Errorf("only root may bind mount into machine %s: the mount would give its root the rights of the source's owners on the host: %w", mc.info.Name, ErrPermissionDenied)
 	}
 	if owner {
 		return nil

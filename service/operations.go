@@ -18,10 +18,22 @@ const operationShutdownGrace = 5 * time.Second
 // the daemon stops. The cap answers ErrTooManyOperations.
 func (m *Manager) runOperation(ctx context.Context, mc *machine, fn func(ctx context.Context) error) error {
 	var owner any
+	name := ""
 	if mc != nil {
-		owner = mc
+		owner, name = mc, mc.info.Name
 	}
-	err := m.ops.Run(ctx, owner, fn)
+	err := m.ops.Run(ctx, owner, func(ctx context.Context) error {
+		// Say why an operation was cut short while it still runs: the
+		// caller left, the machine went away, the daemon stops.
+		stop := context.AfterFunc(ctx, func() {
+			m.log.Debug("operation cancelled", "machine", name, "cause", context.Cause(ctx))
+		})
+		defer stop()
+		return fn(ctx)
+	})
+	if err != nil && !errors.Is(err, ops.ErrTooMany) {
+		m.log.Debug("operation failed", "machine", name, "err", err)
+	}
 	if errors.Is(err, ops.ErrTooMany) {
 		return errTooManyOperations()
 	}

@@ -96,3 +96,25 @@ func ValidSignal(sig int) bool { return sig >= 1 && sig < 65 }
 // regularVSockCID excludes VMADDR_CID_ANY, the hypervisor (0), the local (1) and
 // the host (2) CIDs, which no machine can own.
 func regularVSockCID(cid uint32) bool { return cid >= 3 && cid != VSockCIDAny }
+
+// validOperationPath is upstream's rule for the paths of a copy or bind mount:
+// absolute, at most maxPathLen bytes, no component over 255 bytes, no NUL; with
+// normalized (the D-Bus methods) also no "." or ".." component and no "//".
+// The last component must be a file name: "/" names no entry to copy or mount
+// on.
+func validOperationPath(p string, normalized bool) bool {
+	if !strings.HasPrefix(p, "/") || len(p) > maxPathLen || strings.IndexByte(p, 0) >= 0 {
+		return false
+	}
+	comps := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
+	for i, c := range comps {
+		if len(c) > 255 {
+			return false
+		}
+		if normalized && (c == "." || c == ".." || c == "" && i < len(comps)-1) {
+			return false
+		}
+	}
+	last := comps[len(comps)-1]
+	return last != "" && last != "." && last != ".."
+}

@@ -43,6 +43,7 @@ type config struct {
 	lockWait     time.Duration
 	duel         bool
 	duelReps     int
+	copy         bool
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -90,6 +91,7 @@ func parseFlags(args []string) (config, error) {
 	svg := fs.String("svg", "docs/bench-compare-userdb.svg", "chart file (\"\": none)")
 	fs.StringVar(&upstreamLogLevel, "upstream-log-level", "info", "SYSTEMD_LOG_LEVEL of the upstream daemons (their logs go to the scratch directory)")
 	fs.StringVar(&keepLogs, "logs", "", "directory to keep the daemons' logs in (default: dropped)")
+	fs.BoolVar(&c.copy, "copy", true, "measure copy-to/copy-from of a 1 GiB tree (writes about 3 GiB to the scratch directory)")
 	fs.BoolVar(&c.nss, "nss", true, "measure lookups through glibc NSS (needs the stock userdb path)")
 	fs.StringVar(&c.lockPath, "lock", "/tmp/stock-paths.lock", "lock file guarding the stock paths, held for the whole run")
 	fs.DurationVar(&c.lockWait, "lock-wait", 15*time.Minute, "how long to wait for the lock")
@@ -269,7 +271,7 @@ func run(cfg config) error {
 	atExit(f.close)
 
 	rep := &report{Daemons: cfg.daemons}
-	b := &bench{cfg: cfg, rep: rep, farm: f, nssBin: nssBin, logf: logf}
+	b := &bench{cfg: cfg, rep: rep, farm: f, nssBin: nssBin, logf: logf, scratch: scratch}
 	b.plan()
 	loads := []string{"start " + loadAvg()}
 	started := time.Now()

@@ -93,6 +93,9 @@ type bench struct {
 	logf        func(format string, args ...any)
 	stockLinked bool
 	exitSeq     int
+	scratch     string // the run's scratch directory, on disk
+	copySrc     string // the copy workload's tree, made once
+	copyBytes   int64
 }
 
 // levels are the machine counts the run goes through, ascending.
@@ -148,6 +151,10 @@ func (b *bench) plan() {
 		r.add(gLife, rowStartup(c.maxLevel()), "ms", false)
 	}
 	r.add(gLife, rowExit, "ms", false)
+	if c.copy {
+		r.add(gCopy, rowCopyTo, "MiB/s", true)
+		r.add(gCopy, rowCopyFrom, "MiB/s", true)
+	}
 }
 
 // fillNotRun marks every empty cell of a daemon with why it was not measured.
@@ -191,6 +198,9 @@ func (b *bench) run(d *daemon) error {
 	// Churn first: it leaves no machine behind, but it grows the daemons' heaps
 	// and tables, so the memory figures come from a fresh start afterwards.
 	b.exitLatency(d)
+	if b.cfg.copy {
+		b.copyThroughput(d)
+	}
 	b.varlinkPairs(d, 1)
 	b.varlinkPairs(d, b.cfg.conns)
 	if err := d.restart(); err != nil {

@@ -34,6 +34,8 @@ type creds struct {
 // entry stays right until the name disconnects (NameOwnerChanged to "").
 type credCache struct {
 	log *slog.Logger
+	// departed hears of every unique name that leaves the bus.
+	departed func(name string)
 
 	mu   sync.Mutex
 	m    map[string]creds
@@ -82,6 +84,9 @@ func (cc *credCache) start(ctx context.Context, conn *dbus.Conn) error {
 				newOwner, _ := s.Body[2].(string)
 				if newOwner == "" && len(name) > 0 && name[0] == ':' {
 					cc.drop(name)
+					if cc.departed != nil {
+						cc.departed(name)
+					}
 				}
 			}
 		}
@@ -108,6 +113,13 @@ func (cc *credCache) close() {
 		closeFD(c.pidfd)
 		delete(cc.m, name)
 	}
+}
+
+// connection is the bus connection the cache asks, nil before start.
+func (cc *credCache) connection() *dbus.Conn {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.conn
 }
 
 func (cc *credCache) drop(name string) {

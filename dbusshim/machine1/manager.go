@@ -37,11 +37,11 @@ func managerInterface() *iface {
 			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a PTY"))},
 			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Logging into a machine"))},
 			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(openShell)},
-			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(containerOp("Bind mounting"))},
-			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
-			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(containerOp("Copying files"))},
-			{name: "CopyFromMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyWithFlags)},
-			{name: "CopyToMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyWithFlags)},
+			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(bindMount)},
+			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(copyFiles(false))},
+			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(copyFiles(true))},
+			{name: "CopyFromMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyFiles(false))},
+			{name: "CopyToMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyFiles(true))},
 			{name: "OpenMachineRootDirectory", in: args("s", "name"), out: args("h", "fd"), fn: byName(containerOp("Opening the root directory"))},
 			{name: "GetMachineUIDShift", in: args("s", "name"), out: args("u", "shift"), fn: byName(getUIDShift)},
 			{name: "RemoveImage", in: args("s", "name"), fn: imageMethod},
@@ -603,9 +603,44 @@ func openShell(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
 	return containerOp("Opening a shell")(c, mi, rest)
 }
 
-func copyWithFlags(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
-	if flags := rest[len(rest)-1].(uint64); flags&^1 != 0 {
-		return nil, errorf(ErrInvalidArgs, "Invalid copy flags %#x", flags)
+// copyReplace is the one flag of Copy*WithFlags: replace existing files.
+const copyReplace = 1
+
+// copyFiles serves the Copy* methods, with or without flags (the last
+// argument when there are three). The copy ends when the caller leaves the bus.
+func copyFiles(to bool) func(*call, service.MachineInfo, []any) ([]any, error) {
+	return func(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+		req := service.CopyRequest{Source: rest[0].(string), Destination: rest[1].(string), Normalized: true}
+		if len(rest) == 3 {
+			flags := rest[2].(uint64)
+			if flags&^copyReplace != 0 {
+				return nil, errorf(ErrInvalidArgs, "Invalid copy flags %#x", flags)
+			}
+			req.Replace = flags&copyReplace != 0
+		}
+		caller, err := c.callerOf()
+		if err != nil {
+			return nil, err
+		}
+		ctx, stop := c.s.untilGone(c.ctx, c.sender)
+		defer stop()
+		run := c.mgr().CopyFrom
+		if to {
+			run = c.mgr().CopyTo
+		}
+		return nil, run(ctx, caller, service.Selector{Name: mi.Name}, req)
 	}
-	return containerOp("Copying files")(c, mi, rest)
+}
+
+// bindMount serves BindMountMachine and Machine.BindMount.
+func bindMount(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
+	req := service.BindMountRequest{
+		Source: rest[0].(string), Destination: rest[1].(string),
+		ReadOnly: rest[2].(bool), Mkdir: rest[3].(bool), Normalized: true,
+	}
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	return nil, c.mgr().BindMount(c.ctx, caller, service.Selector{Name: mi.Name}, req)
 }

@@ -54,6 +54,8 @@ type Server struct {
 	mgr  atomic.Pointer[service.Manager]
 	conn atomic.Pointer[busconn.Conn]
 	cred *credCache
+	// departed ends the operations of callers that leave the bus.
+	departed departures
 
 	manager, machine, logControl *iface
 	static                       map[dbus.ObjectPath]*object
@@ -88,6 +90,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	s.callCtx, s.cancelCalls = context.WithCancel(context.Background())
 	s.cred = newCredCache(s.log)
+	s.cred.departed = s.departed.gone
 	s.manager = managerInterface()
 	s.machine = machineInterface()
 	s.logControl = logControlInterface()

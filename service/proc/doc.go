@@ -7,8 +7,12 @@
 // Everything read through /proc/PID is re-checked against the pidfd afterwards,
 // so a recycled PID can never make a stranger's data look like a machine's.
 // Container files are opened with openat2(RESOLVE_IN_ROOT) below the leader's
-// root and network namespaces are entered on a throw-away locked OS thread, so
-// no operation here forks or joins a mount or user namespace.
+// root; network and mount namespaces (the latter only for move_mount, which
+// must run inside the target namespace) are entered on a throw-away locked OS
+// thread, so no operation here forks or joins a user namespace, and no
+// goroutine is ever left in a container's namespace. Work done as a machine's
+// owner runs on threads that gave up the daemon's file system privileges
+// (AsOwner, OwnerThread).
 //
 // The package is called by the service core (registration, lookup by PID, exit
 // tracking, metadata queries) and by cmd/machined (cgroup root discovery). It

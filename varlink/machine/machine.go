@@ -272,17 +272,59 @@ func (f *machineIface) open(ctx context.Context, c *varlink.Call) error {
 }
 
 func (f *machineIface) bindMount(ctx context.Context, c *varlink.Call) error {
-	var src, dst string
-	var ro, mk bool
-	return f.notYet(ctx, c, varlink.StrField("source", &src, true), varlink.StrField("destination", &dst, false),
-		varlink.BoolField("readOnly", &ro), varlink.BoolField("mkdir", &mk))
+	var l lookup
+	var req service.BindMountRequest
+	err := varlink.DecodeParams(c.Parameters, append(l.fields(),
+		varlink.StrField("source", &req.Source, true), varlink.StrField("destination", &req.Destination, false),
+		varlink.BoolField("readOnly", &req.ReadOnly), varlink.BoolField("mkdir", &req.Mkdir))...)
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	if err := f.mgr.BindMount(ctx, callerOf(ctx, l.interactive), l.selector(), req); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
 }
 
+// copy serves CopyFrom and CopyTo. The copy is an operation bound to the
+// client: it ends when the client hangs up.
 func (f *machineIface) copy(ctx context.Context, c *varlink.Call) error {
-	var src, dst string
-	var replace bool
-	return f.notYet(ctx, c, varlink.StrField("source", &src, true), varlink.StrField("destination", &dst, false),
-		varlink.BoolField("replace", &replace))
+	var l lookup
+	var req service.CopyRequest
+	err := varlink.DecodeParams(c.Parameters, append(l.fields(),
+		varlink.StrField("source", &req.Source, true), varlink.StrField("destination", &req.Destination, false),
+		varlink.BoolField("replace", &req.Replace))...)
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	opCtx, cancel := untilHangup(ctx, c)
+	defer cancel()
+	run := f.mgr.CopyFrom
+	if c.Member == "CopyTo" {
+		run = f.mgr.CopyTo
+	}
+	if err := run(opCtx, callerOf(ctx, l.interactive), l.selector(), req); err != nil {
+		return replyError(ctx, c, err)
+	}
+	return replyEmpty(ctx, c)
+}
+
+// untilHangup is ctx ended also when the client hangs up. A oneway call's
+// client may hang up at once and still want the work done.
+func untilHangup(ctx context.Context, c *varlink.Call) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	if c.IsOneway() {
+		return ctx, cancel
+	}
+	done := c.Done()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 func (f *machineIface) openRootDirectory(ctx context.Context, c *varlink.Call) error {

@@ -1,0 +1,95 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/containerfs"
+)
+
+// BindMountRequest mounts a host path inside a container. Destination
+// defaults to Source.
+type BindMountRequest struct {
+	Source, Destination string
+	ReadOnly            bool
+	// Mkdir creates the destination and its parents when missing.
+	Mkdir bool
+	// Normalized applies the D-Bus path rule (see CopyRequest).
+	Normalized bool
+}
+
+// BindMount mounts req.Source of the host on req.Destination inside the
+// container, with the new mount API (containerfs.BindMount). Upstream refuses
+// containers with a user namespace; we give them an idmapped mount through
+// the leader's user namespace, so a file owned by host uid N appears inside
+// as container uid N, as it would in a container without one. A container
+// that shares our mount namespace is refused (EINVAL) as upstream does: the
+// mount would land on the host.
+//
+// The source is opened as the caller and the destination made as the
+// machine's owner (operationThreads); only the mount calls run as root.
+func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req BindMountRequest) error {
+	mc, mi, err := m.selectContainerOp(c, sel)
+	if err != nil {
+		return err
+	}
+	if mi.Class != ClassContainer {
+		return errNotSupportedf("bind mounting is only supported on container machines.")
+	}
+	if req.Destination == "" {
+		req.Destination = req.Source
+	}
+	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
+		return err
+	}
+	details := func() map[string]string {
+		return map[string]string{"name": mi.Name, "verb": "bind", "src": req.Source, "dest": req.Destination}
+	}
+	if err := m.authorizeContainerOp(ctx, c, mc, OpBindMount, details); err != nil {
+		return err
+	}
+	leader, err := leaderRef(mi)
+	if err != nil {
+		return err
+	}
+	defer leader.Close()
+	same, err := leader.SharesMountNS()
+	if err != nil {
+		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
+	}
+	if same {
+		return fmt.Errorf("machine %s shares our mount namespace, a mount would land on the host: %w", mi.Name, syscall.EINVAL)
+	}
+	hostNS, err := leader.InHostUserNS()
+	if err != nil {
+		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
+	}
+	b := containerfs.Bind{Source: req.Source, Destination: req.Destination, ReadOnly: req.ReadOnly, Mkdir: req.Mkdir, UserNS: -1}
+	if !hostNS {
+		if b.UserNS, err = leader.OpenUserNS(); err != nil {
+			return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
+		}
+		defer unix.Close(b.UserNS)
+	}
+	rootfd, err := leader.OpenRoot()
+	if err != nil {
+		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
+	}
+	defer unix.Close(rootfd)
+	inside, host, err := operationThreads(c, mi, leader)
+	if err != nil {
+		return err
+	}
+	defer inside.Close()
+	defer host.Close()
+	err = containerfs.BindMount(leader, rootfd, host, inside, b)
+	if errors.Is(err, containerfs.ErrNoIDMap) {
+		// The source is what cannot be used: say so, and why.
+		return invalidArg("source", "the file system of %s does not support idmapped mounts, which machine %s needs: it has a user namespace of its own", req.Source, mi.Name)
+	}
+	return err
+}

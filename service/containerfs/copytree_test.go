@@ -1,0 +1,142 @@
+package containerfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/proc"
+)
+
+func asIs(t *testing.T) *proc.OwnerThread {
+	t.Helper()
+	th, err := proc.StartOwnerThread(proc.Owner{UID: uint32(os.Geteuid())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(th.Close)
+	return th
+}
+
+func side(t *testing.T, path string) Side {
+	t.Helper()
+	dir, name, err := OpenParentOnHost(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(dir) })
+	return Side{Dir: dir, Name: name, As: asIs(t)}
+}
+
+func noTemp(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			t.Errorf("left %s in %s", e.Name(), dir)
+		}
+	}
+}
+
+// A tree nested deeper than the bound fails with ELOOP, and the new tree is
+// removed whole: nothing under its final name, nothing temporary.
+func TestCopyDepthBound(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	deep := filepath.Join(src, "top", "1", "2", "3", "4")
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "top", "1", "f"), []byte("x"), 0o644)
+	err := Copy(context.Background(), side(t, src+"/top"), side(t, dst+"/top"), Options{MaxDepth: 3})
+	if !errors.Is(err, syscall.ELOOP) {
+		t.Fatalf("copy of a tree 4 deep with a bound of 3: %v", err)
+	}
+	if _, err := os.Lstat(dst + "/top"); err == nil {
+		t.Error("failed copy left its tree under the final name")
+	}
+	noTemp(t, dst)
+	// At the bound it passes.
+	if err := Copy(context.Background(), side(t, src+"/top"), side(t, dst+"/top"), Options{MaxDepth: 4}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A context that has ended copies nothing.
+func TestCopyCancelledContext(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	os.WriteFile(src+"/f", []byte("x"), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Copy(ctx, side(t, src+"/f"), side(t, dst+"/f"), Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled copy: %v", err)
+	}
+	if _, err := os.Lstat(dst + "/f"); err == nil {
+		t.Error("cancelled copy wrote")
+	}
+	noTemp(t, dst)
+}
+
+// Ownership: kept, overridden, or left to the writer.
+func TestCopyOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	src, dst := t.TempDir(), t.TempDir()
+	os.WriteFile(src+"/f", []byte("x"), 0o755)
+	os.Lchown(src+"/f", 1234, 5678)
+	unix.Chmod(src+"/f", 0o4755) // after chown, which clears it
+	os.Symlink("f", src+"/l")
+	os.Lchown(src+"/l", 1234, 5678)
+	for _, tc := range []struct {
+		own      Ownership
+		uid, gid uint32
+	}{
+		{Ownership{Chown: true}, 1234, 5678},
+		{Ownership{Chown: true, Override: true, UID: 7, GID: 8}, 7, 8},
+		{Ownership{}, 0, 0},
+	} {
+		os.RemoveAll(dst)
+		os.Mkdir(dst, 0o755)
+		for _, n := range []string{"f", "l"} {
+			if err := Copy(context.Background(), side(t, src+"/"+n), side(t, dst+"/"+n), Options{Own: tc.own}); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			unix.Lstat(dst+"/"+n, &st)
+			if st.Uid != tc.uid || st.Gid != tc.gid {
+				t.Errorf("%+v: %s owned by %d:%d, want %d:%d", tc.own, n, st.Uid, st.Gid, tc.uid, tc.gid)
+			}
+			if n == "f" && st.Mode&0o7777 != 0o4755 {
+				t.Errorf("%+v: mode %o, want 4755 (set after chown)", tc.own, st.Mode&0o7777)
+			}
+		}
+	}
+}
+
+// removeAll empties directories larger than one read of entries.
+func TestRemoveAll(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "t", "sub", "subsub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "t", "sub", "subsub", "f"), nil, 0o644)
+	for i := range 1000 {
+		os.WriteFile(filepath.Join(dir, "t", strings.Repeat("n", 100)+strconv.Itoa(i)), nil, 0o644)
+	}
+	d, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(d)
+	if err := removeAll(d, "t", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(dir + "/t"); err == nil {
+		t.Fatal("tree still there")
+	}
+}

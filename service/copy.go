@@ -1,0 +1,220 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/containerfs"
+	"github.com/machined-go/machined/service/ops"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// CopyRequest is a copy between the host and a container. Source is on the
+// side the copy reads (the container for CopyFrom); Destination defaults to
+// Source.
+type CopyRequest struct {
+	Source, Destination string
+	// Replace lets files replace existing ones (D-Bus flag CopyReplace,
+	// Varlink replace); without it an existing file is EEXIST.
+	Replace bool
+	// Normalized applies the D-Bus rule to the paths: no "." or ".."
+	// components and no "//". Varlink asks only for absolute, valid paths.
+	Normalized bool
+}
+
+// CopyFrom copies Source inside the container to Destination on the host.
+func (m *Manager) CopyFrom(ctx context.Context, c Caller, sel Selector, req CopyRequest) error {
+	return m.copy(ctx, c, sel, req, false)
+}
+
+// CopyTo copies Source on the host to Destination inside the container.
+func (m *Manager) CopyTo(ctx context.Context, c Caller, sel Selector, req CopyRequest) error {
+	return m.copy(ctx, c, sel, req, true)
+}
+
+// copy runs a copy as an operation of the machine: at most ops.Max at once,
+// ended when the caller goes, when the machine goes and on shutdown.
+//
+// The container side is resolved inside the leader's root and done as the
+// machine's owner; the host side as the caller (a privileged caller as we
+// are): an unprivileged owner copying out of its own container must not read
+// or write on the host what it could not itself. Ownership as upstream: a
+// container without a uid shift keeps the source's owners both ways; with a
+// shift, copies out belong to root and copies in to the container's root (the
+// shift). An unprivileged caller's files on the host stay its own: a
+// root-owned file on the host is not something it may make.
+func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequest, to bool) error {
+	mc, mi, err := m.selectContainerOp(c, sel)
+	if err != nil {
+		return err
+	}
+	if mi.Class != ClassContainer {
+		return errNotSupportedf("copying files is only supported on container machines.")
+	}
+	if req.Destination == "" {
+		req.Destination = req.Source
+	}
+	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
+		return err
+	}
+	details := func() map[string]string {
+		return map[string]string{"name": mi.Name, "verb": "copy", "src": req.Source, "dest": req.Destination}
+	}
+	if err := m.authorizeContainerOp(ctx, c, mc, OpCopy, details); err != nil {
+		return err
+	}
+	err = m.runOperation(ctx, mc, func(ctx context.Context) error {
+		// Finalizing cancels the machine's operations: one that is only
+		// starting now must see that the machine is gone.
+		m.mu.Lock()
+		registered := m.machines[mi.Name] == mc
+		m.mu.Unlock()
+		if !registered {
+			return fmt.Errorf("no machine '%s' known: %w", mi.Name, ErrNoSuchMachine)
+		}
+		err := m.runCopy(ctx, c, mi, req, to)
+		if ctx.Err() != nil {
+			// What ended the operation, not the interrupted call's complaint.
+			return context.Cause(ctx)
+		}
+		return err
+	})
+	return copyError(mi, err)
+}
+
+// selectContainerOp finds the machine of a container operation.
+func (m *Manager) selectContainerOp(c Caller, sel Selector) (*machine, MachineInfo, error) {
+	sel, release := m.resolvePID(c, sel)
+	defer release()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, err := m.selectLocked(sel)
+	if err != nil {
+		return nil, MachineInfo{}, err
+	}
+	return mc, mc.snapshot(), nil
+}
+
+func checkOperationPaths(src, dst string, normalized bool) error {
+	rule := "absolute"
+	if normalized {
+		rule = "absolute and normalized"
+	}
+	if !validOperationPath(src, normalized) {
+		return invalidArg("source", "source path must be %s.", rule)
+	}
+	if !validOperationPath(dst, normalized) {
+		return invalidArg("destination", "destination path must be %s.", rule)
+	}
+	return nil
+}
+
+func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req CopyRequest, to bool) error {
+	shift, err := m.UIDShift(mi)
+	if err != nil {
+		return err
+	}
+	leader, err := leaderRef(mi)
+	if err != nil {
+		return err
+	}
+	defer leader.Close()
+	rootfd, err := leader.OpenRoot()
+	if err != nil {
+		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
+	}
+	defer unix.Close(rootfd)
+	inside, host, err := operationThreads(c, mi, leader)
+	if err != nil {
+		return err
+	}
+	defer inside.Close()
+	defer host.Close()
+
+	containerPath, hostPath := req.Source, req.Destination
+	if to {
+		containerPath, hostPath = req.Destination, req.Source
+	}
+	var cdir, hdir int
+	var cname, hname string
+	if err := inside.Do(func() (err error) {
+		cdir, cname, err = containerfs.OpenParentInRoot(rootfd, containerPath)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer unix.Close(cdir)
+	if err := host.Do(func() (err error) {
+		hdir, hname, err = containerfs.OpenParentOnHost(hostPath)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer unix.Close(hdir)
+
+	containerSide := containerfs.Side{Dir: cdir, Name: cname, As: inside}
+	hostSide := containerfs.Side{Dir: hdir, Name: hname, As: host}
+	opt := containerfs.Options{Replace: req.Replace}
+	if to {
+		opt.Own = containerfs.Ownership{Chown: true, Override: shift != 0, UID: shift, GID: shift}
+		if shift == 0 && !c.privileged() {
+			opt.Own.Chown = false
+		}
+		return containerfs.Copy(ctx, hostSide, containerSide, opt)
+	}
+	opt.Own = containerfs.Ownership{Chown: c.privileged(), Override: shift != 0}
+	return containerfs.Copy(ctx, containerSide, hostSide, opt)
+}
+
+// operationThreads returns the identities of an operation: inside the machine
+// its owner (ownerOf), on the host the caller, which is the owner itself for
+// every unprivileged caller that passes without polkit. A caller whose gid we
+// were not told (D-Bus) gets nogroup.
+func operationThreads(c Caller, mi MachineInfo, leader *proc.PidRef) (inside, host *proc.OwnerThread, err error) {
+	owner := ownerOf(mi, leader)
+	inside, err = proc.StartOwnerThread(owner)
+	if err != nil {
+		return nil, nil, fmt.Errorf("act as owner of machine %s: %w", mi.Name, err)
+	}
+	var hostID proc.Owner
+	switch {
+	case c.privileged():
+		hostID = proc.Owner{UID: c.UID}
+	case c.UID == mi.UID:
+		hostID = owner
+	default:
+		hostID = proc.Owner{UID: c.UID, GID: nogroup}
+		if ValidID(c.GID) {
+			hostID.GID = c.GID
+		}
+	}
+	host, err = proc.StartOwnerThread(hostID)
+	if err != nil {
+		inside.Close()
+		return nil, nil, fmt.Errorf("act as caller: %w", err)
+	}
+	return inside, host, nil
+}
+
+// copyError names why an operation ended: the machine going away or the
+// daemon stopping; refusals of the file system are permission errors and
+// EOPNOTSUPP is NotSupported, as upstream reports them.
+func copyError(mi MachineInfo, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoSuchMachine):
+		return fmt.Errorf("machine %s went away during the operation: %w", mi.Name, ErrNoSuchMachine)
+	case errors.Is(err, ops.ErrShutdown):
+		return fmt.Errorf("machined is stopping: %w", ErrNotAvailable)
+	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("%v: %w", err, ErrPermissionDenied)
+	case errors.Is(err, syscall.EOPNOTSUPP):
+		return fmt.Errorf("%v: %w", err, ErrNotSupported)
+	}
+	return err
+}
