@@ -15,61 +15,66 @@ import (
 // enables the socket with systemctl --user. The machines then live in
 // tester's runtime directory and their scopes in tester's manager.
 
-const (
-	testerUID     = 1000
-	testerRuntime = "/run/user/1000"
+// sessionUser is a user of the booted container with a user manager of its
+// own.
+type sessionUser struct {
+	name string
+	uid  int
+}
+
+// tester is the tree's user; tester2 is made by the test that needs it.
+var (
+	tester  = sessionUser{"tester", 1000}
+	tester2 = sessionUser{"tester2", 1001}
 )
 
-// testerEnv is the session environment of tester's commands.
-var testerEnv = []string{
-	"XDG_RUNTIME_DIR=" + testerRuntime,
-	"DBUS_SESSION_BUS_ADDRESS=unix:path=" + testerRuntime + "/bus",
-	"HOME=/home/tester",
+func (u sessionUser) runtime() string { return fmt.Sprintf("/run/user/%d", u.uid) }
+
+// cmd prefixes a command so that it runs as u, in u's session environment.
+func (u sessionUser) cmd(args ...string) []string {
+	id := strconv.Itoa(u.uid)
+	return append([]string{"setpriv", "--reuid=" + id, "--regid=" + id, "--clear-groups", "--",
+		"env", "XDG_RUNTIME_DIR=" + u.runtime(), "DBUS_SESSION_BUS_ADDRESS=unix:path=" + u.runtime() + "/bus", "HOME=/home/" + u.name}, args...)
 }
 
-// asTesterInSession is asTester with tester's session environment.
-func asTesterInSession(args ...string) []string {
-	return asTester(append(append([]string{"env"}, testerEnv...), args...)...)
-}
-
-// runAsTester runs a command in the container as tester, in its session.
-func (c *bootedContainer) runAsTester(args ...string) (string, string, int) {
+// runAs runs a command in the container as u, in u's session.
+func (c *bootedContainer) runAs(u sessionUser, args ...string) (string, string, int) {
 	c.t.Helper()
-	cmd := asTesterInSession(args...)
+	cmd := u.cmd(args...)
 	return c.run(cmd[0], cmd[1:]...)
 }
 
-func (c *bootedContainer) mustRunAsTester(args ...string) string {
+func (c *bootedContainer) mustRunAs(u sessionUser, args ...string) string {
 	c.t.Helper()
-	cmd := asTesterInSession(args...)
+	cmd := u.cmd(args...)
 	return c.mustRun(cmd[0], cmd[1:]...)
 }
 
-// userUnitState is systemctl --user is-active of tester's unit.
-func (c *bootedContainer) userUnitState(unit string) string {
+// userUnitState is systemctl --user is-active of a unit of u's manager.
+func (c *bootedContainer) userUnitState(u sessionUser, unit string) string {
 	c.t.Helper()
-	out, _, _ := c.runAsTester("systemctl", "--user", "is-active", unit)
+	out, _, _ := c.runAs(u, "systemctl", "--user", "is-active", unit)
 	return strings.TrimSpace(out)
 }
 
 // varlinkUserInstance runs the host's varlinkctl as uid in the container's
-// PID namespace against tester's instance. Only root may follow
-// /proc/LEADER/root (the container's PID 1 is root's), so root opens tester's
+// PID namespace against owner's instance. Only root may follow
+// /proc/LEADER/root (the container's PID 1 is root's), so root opens owner's
 // runtime directory as fd 3 and the client, once it is uid, reaches the socket
 // through /proc/self/fd/3: the socket's own mode is still checked.
-func (c *bootedContainer) varlinkUserInstance(uid int, args ...string) (string, string, int) {
+func (c *bootedContainer) varlinkUserInstance(owner sessionUser, uid int, args ...string) (string, string, int) {
 	c.t.Helper()
-	dir := fmt.Sprintf("/proc/%d/root%s", c.Leader, testerRuntime)
+	dir := fmt.Sprintf("/proc/%d/root%s", c.Leader, owner.runtime())
 	sock := "/proc/self/fd/3/systemd/machine/io.systemd.Machine"
 	script := `exec 3<"$1" || exit 97; u=$2; shift 2; exec setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"`
 	full := []string{"-t", strconv.Itoa(c.Leader), "-p", "--", "sh", "-c", script, "sh", dir, strconv.Itoa(uid), varlinkctlPath(c.t), args[0], sock}
 	return run(c.t, nil, nil, "nsenter", append(full, args[1:]...)...)
 }
 
-// userMachine is List of one machine in tester's instance, as uid.
-func (c *bootedContainer) userMachine(uid int, name string) listedMachine {
+// userMachine is List of one machine in owner's instance, as uid.
+func (c *bootedContainer) userMachine(owner sessionUser, uid int, name string) listedMachine {
 	c.t.Helper()
-	out, errOut, code := c.varlinkUserInstance(uid, "call", "io.systemd.Machine.List", fmt.Sprintf(`{"name":%q}`, name))
+	out, errOut, code := c.varlinkUserInstance(owner, uid, "call", "io.systemd.Machine.List", fmt.Sprintf(`{"name":%q}`, name))
 	if code != 0 {
 		c.t.Fatalf("List %s as uid %d: %d %s%s", name, uid, code, out, errOut)
 	}
@@ -90,12 +95,12 @@ type listedMachine struct {
 	} `json:"leader"`
 }
 
-// testerServiceLeader starts a command as a transient service of tester's
-// manager (systemd-run --user) and returns its PID in the container.
-func (c *bootedContainer) testerServiceLeader(unit string, cmd ...string) int {
+// userServiceLeader starts a command as a transient service of u's manager
+// (systemd-run --user) and returns its PID in the container.
+func (c *bootedContainer) userServiceLeader(u sessionUser, unit string, cmd ...string) int {
 	c.t.Helper()
-	c.mustRunAsTester(append([]string{"systemd-run", "--user", "--quiet", "--unit=" + unit, "--service-type=exec"}, cmd...)...)
-	pid, _ := strconv.Atoi(strings.TrimSpace(c.mustRunAsTester("systemctl", "--user", "show", "--property=MainPID", "--value", unit+".service")))
+	c.mustRunAs(u, append([]string{"systemd-run", "--user", "--quiet", "--unit=" + unit, "--service-type=exec"}, cmd...)...)
+	pid, _ := strconv.Atoi(strings.TrimSpace(c.mustRunAs(u, "systemctl", "--user", "show", "--property=MainPID", "--value", unit+".service")))
 	if pid <= 0 {
 		c.t.Fatalf("%s has no main PID", unit)
 	}
@@ -103,22 +108,29 @@ func (c *bootedContainer) testerServiceLeader(unit string, cmd ...string) int {
 }
 
 // bootWithUserInstance boots the tree with our daemon installed for a host
-// (PREFIX=/usr/local: the system units and the user units), starts tester's
-// user manager by lingering and enables the user socket as tester.
+// (PREFIX=/usr/local: the system units and the user units) and sets up
+// tester's instance.
 func bootWithUserInstance(t *testing.T) *bootedContainer {
 	t.Helper()
 	c := bootWithOurDaemon(t, "POLKITACTIONSDIR=/usr/share/polkit-1/actions")
-	c.mustRun("loginctl", "enable-linger", "tester")
-	eventually(t, "tester's user manager and bus", func() bool {
-		if s := c.unitState("user@1000.service"); s != "active" {
+	c.enableUserInstance(tester)
+	return c
+}
+
+// enableUserInstance starts u's user manager by lingering and enables the
+// user socket as u, as README.md says.
+func (c *bootedContainer) enableUserInstance(u sessionUser) {
+	c.t.Helper()
+	c.mustRun("loginctl", "enable-linger", u.name)
+	eventually(c.t, u.name+"'s user manager and bus", func() bool {
+		if s := c.unitState(fmt.Sprintf("user@%d.service", u.uid)); s != "active" {
 			return false
 		}
-		_, _, code := c.run("test", "-S", testerRuntime+"/bus")
+		_, _, code := c.run("test", "-S", u.runtime()+"/bus")
 		return code == 0
 	})
-	c.mustRunAsTester("systemctl", "--user", "daemon-reload")
-	c.mustRunAsTester("systemctl", "--user", "enable", "--now", "systemd-machined.socket")
-	return c
+	c.mustRunAs(u, "systemctl", "--user", "daemon-reload")
+	c.mustRunAs(u, "systemctl", "--user", "enable", "--now", "systemd-machined.socket")
 }
 
 // Socket activation, registration and the unit of a leader tester's manager
@@ -126,7 +138,7 @@ func bootWithUserInstance(t *testing.T) *bootedContainer {
 func TestUserInstanceUnderUserManager(t *testing.T) {
 	c := bootWithUserInstance(t)
 	const svc = "systemd-machined.service"
-	if s := c.userUnitState(svc); s != "inactive" {
+	if s := c.userUnitState(tester, svc); s != "inactive" {
 		t.Fatalf("user service %s before first use", s)
 	}
 	if s := c.unitState(svc); s != "inactive" {
@@ -134,13 +146,13 @@ func TestUserInstanceUnderUserManager(t *testing.T) {
 	}
 
 	// The first call starts tester's service, ours, from the user units.
-	if out, errOut, code := c.varlinkUserInstance(testerUID, "info"); code != 0 || !strings.Contains(out, "machined-go") {
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "info"); code != 0 || !strings.Contains(out, "machined-go") {
 		t.Fatalf("varlinkctl info as tester: %d %s%s", code, out, errOut)
 	}
-	if s := c.userUnitState(svc); s != "active" {
+	if s := c.userUnitState(tester, svc); s != "active" {
 		t.Fatalf("user service %s after a Varlink call", s)
 	}
-	pid := strings.TrimSpace(c.mustRunAsTester("systemctl", "--user", "show", "--property=MainPID", "--value", svc))
+	pid := strings.TrimSpace(c.mustRunAs(tester, "systemctl", "--user", "show", "--property=MainPID", "--value", svc))
 	if exe := strings.TrimSpace(c.mustRun("readlink", "/proc/"+pid+"/exe")); exe != "/usr/local/lib/machined/machined" {
 		t.Fatalf("the user service runs %q", exe)
 	}
@@ -155,59 +167,198 @@ func TestUserInstanceUnderUserManager(t *testing.T) {
 	// manager, which is the machine's unit (not the system manager's
 	// user@1000.service, a unit tester's manager does not know). The
 	// service's other process belongs to the machine too.
-	leader := c.testerServiceLeader("lead-mine", "sh", "-c", "sleep infinity & exec sleep infinity")
-	if out, errOut, code := c.varlinkUserInstance(testerUID, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"mine","class":"container","service":"test","leader":%d}`, leader)); code != 0 {
+	leader := c.userServiceLeader(tester, "lead-mine", "sh", "-c", "sleep infinity & exec sleep infinity")
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"mine","class":"container","service":"test","leader":%d}`, leader)); code != 0 {
 		t.Fatalf("Register as tester: %d %s%s", code, out, errOut)
 	}
-	m := c.userMachine(testerUID, "mine")
+	m := c.userMachine(tester, tester.uid, "mine")
 	if m.Unit != "lead-mine.service" || m.Subgroup != "" || m.Leader.PID != leader {
 		t.Errorf("mine: unit %q subgroup %q leader %d, want lead-mine.service, none, %d", m.Unit, m.Subgroup, m.Leader.PID, leader)
 	}
-	c.mustRun("test", "-f", testerRuntime+"/systemd/machines/mine")
+	c.mustRun("test", "-f", tester.runtime()+"/systemd/machines/mine")
 	if _, _, code := c.run("test", "-e", "/run/systemd/machines/mine"); code == 0 {
 		t.Error("tester's machine has a state file of the system instance")
 	}
 	child := strings.TrimSpace(c.mustRun("pgrep", "-P", strconv.Itoa(leader), "sleep"))
-	if out, errOut, code := c.runAsTester("busctl", "--user", "call", m1Dest, m1Path, m1Manager, "GetMachineByPID", "u", child); code != 0 || strings.TrimSpace(out) != `o "/org/freedesktop/machine1/machine/mine"` {
+	if out, errOut, code := c.runAs(tester, "busctl", "--user", "call", m1Dest, m1Path, m1Manager, "GetMachineByPID", "u", child); code != 0 || strings.TrimSpace(out) != `o "/org/freedesktop/machine1/machine/mine"` {
 		t.Errorf("GetMachineByPID of the leader's unit's other process: %d %s%s", code, out, errOut)
 	}
-	c.testerServiceLeader("lead-other", "sleep", "infinity")
+	c.userServiceLeader(tester, "lead-other", "sleep", "infinity")
 
 	// Machines outlive a restart of the user service (state under
 	// $XDG_RUNTIME_DIR).
-	c.mustRunAsTester("systemctl", "--user", "restart", svc)
-	if out, errOut, code := c.varlinkUserInstance(testerUID, "call", "io.systemd.Machine.List", `{"name":"mine"}`); code != 0 {
+	c.mustRunAs(tester, "systemctl", "--user", "restart", svc)
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.List", `{"name":"mine"}`); code != 0 {
 		t.Errorf("List mine after restart: %d %s%s", code, out, errOut)
 	}
 
 	// Terminate stops the leader's unit in tester's manager.
-	if out, errOut, code := c.varlinkUserInstance(testerUID, "call", "io.systemd.Machine.Terminate", `{"name":"mine"}`); code != 0 {
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Terminate", `{"name":"mine"}`); code != 0 {
 		t.Fatalf("Terminate as tester: %d %s%s", code, out, errOut)
 	}
 	eventually(t, "lead-mine.service stopped", func() bool {
-		s := c.userUnitState("lead-mine.service")
+		s := c.userUnitState(tester, "lead-mine.service")
 		return s == "inactive" || s == "failed"
 	})
 	eventually(t, "mine gone", func() bool {
-		_, _, code := c.varlinkUserInstance(testerUID, "call", "io.systemd.Machine.List", `{"name":"mine"}`)
+		_, _, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.List", `{"name":"mine"}`)
 		return code != 0
 	})
-	if s := c.userUnitState("lead-other.service"); s != "active" {
+	if s := c.userUnitState(tester, "lead-other.service"); s != "active" {
 		t.Errorf("Terminate of mine stopped another unit of tester's: %s", s)
 	}
 
 	// D-Bus activation on the user bus: with socket and service stopped,
 	// busctl --user starts the service through tester's manager.
-	c.mustRunAsTester("systemctl", "--user", "stop", "systemd-machined.socket", svc)
-	if s := c.userUnitState(svc); s != "inactive" {
+	c.mustRunAs(tester, "systemctl", "--user", "stop", "systemd-machined.socket", svc)
+	if s := c.userUnitState(tester, svc); s != "inactive" {
 		t.Fatalf("user service %s after stop", s)
 	}
-	out := c.mustRunAsTester("busctl", "--user", "call", m1Dest, m1Path, m1Manager, "ListMachines")
+	out := c.mustRunAs(tester, "busctl", "--user", "call", m1Dest, m1Path, m1Manager, "ListMachines")
 	if strings.TrimSpace(out) != "a(ssso) 0" {
 		t.Errorf("ListMachines on tester's bus: %q", out)
 	}
-	if s := c.userUnitState(svc); s != "active" {
+	if s := c.userUnitState(tester, svc); s != "active" {
 		t.Fatalf("user service %s after busctl --user", s)
 	}
-	c.mustRunAsTester("systemctl", "--user", "start", "systemd-machined.socket")
+	c.mustRunAs(tester, "systemctl", "--user", "start", "systemd-machined.socket")
+}
+
+// allocateUnit and CreateMachine in tester's instance: tester's own manager
+// makes machine-NAME.scope in its machine.slice (systemctl --user status),
+// Kill whom=all signals the scope, Terminate stops it.
+func TestUserInstanceScopes(t *testing.T) {
+	c := bootWithUserInstance(t)
+	// A leader that notes SIGUSR1 in tester's runtime directory.
+	noter := func(unit string) int {
+		return c.userServiceLeader(tester, unit, "sh", "-c", `trap 'echo got > `+tester.runtime()+`/`+unit+`.usr1' USR1; while :; do sleep 1; done`)
+	}
+	vl := noter("lead-vl")
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"vl","class":"container","service":"test","leader":%d,"allocateUnit":true}`, vl)); code != 0 {
+		t.Fatalf("Register allocateUnit as tester: %d %s%s", code, out, errOut)
+	}
+	cm := noter("lead-cm")
+	c.mustRunAs(tester, "busctl", "--user", "call", m1Dest, m1Path, m1Manager, "CreateMachine", "sayssusa(sv)", "cm", "0", "test", "container", strconv.Itoa(cm), "/", "0")
+	for name, pid := range map[string]int{"vl": vl, "cm": cm} {
+		scope := "machine-" + name + ".scope"
+		if m := c.userMachine(tester, tester.uid, name); m.Unit != scope || m.Subgroup != "" {
+			t.Errorf("%s: unit %q subgroup %q", name, m.Unit, m.Subgroup)
+		}
+		status := c.mustRunAs(tester, "systemctl", "--user", "status", "--lines=0", scope)
+		if !strings.Contains(status, "Active: active (running)") || !strings.Contains(status, "─"+strconv.Itoa(pid)+" ") {
+			t.Errorf("systemctl --user status %s:\n%s", scope, status)
+		}
+		if s := strings.TrimSpace(c.mustRunAs(tester, "systemctl", "--user", "show", "--property=Slice", "--value", scope)); s != "machine.slice" {
+			t.Errorf("%s in slice %q", scope, s)
+		}
+		if cg := c.mustRun("cat", fmt.Sprintf("/proc/%d/cgroup", pid)); !strings.Contains(cg, "/user@1000.service/machine.slice/"+scope+"\n") {
+			t.Errorf("leader of %s not in its scope of tester's manager: %s", name, cg)
+		}
+		if s := c.unitState(scope); s == "active" {
+			t.Errorf("the system manager has %s", scope)
+		}
+	}
+
+	// Kill whom=all goes to the scope: the leader gets the signal and lives on.
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Kill", `{"name":"vl","whom":"all","signal":10}`); code != 0 {
+		t.Fatalf("Kill all as tester: %d %s%s", code, out, errOut)
+	}
+	eventually(t, "SIGUSR1 at vl's leader", func() bool {
+		_, _, code := c.run("test", "-e", tester.runtime()+"/lead-vl.usr1")
+		return code == 0
+	})
+	if s := c.userUnitState(tester, "machine-vl.scope"); s != "active" {
+		t.Errorf("SIGUSR1 ended vl's scope: %s", s)
+	}
+
+	// Terminate stops the scope, over either transport.
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Terminate", `{"name":"vl"}`); code != 0 {
+		t.Fatalf("Terminate as tester: %d %s%s", code, out, errOut)
+	}
+	c.mustRunAs(tester, "busctl", "--user", "call", m1Dest, m1Path, m1Manager, "TerminateMachine", "s", "cm")
+	for _, name := range []string{"vl", "cm"} {
+		eventually(t, name+"'s scope stopped", func() bool {
+			s := c.userUnitState(tester, "machine-" + name + ".scope")
+			return s == "inactive" || s == "failed"
+		})
+		eventually(t, name+" gone", func() bool {
+			_, _, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.List", fmt.Sprintf(`{"name":%q}`, name))
+			return code != 0
+		})
+	}
+}
+
+// listNames is List --more in owner's instance as uid: the machine names.
+func (c *bootedContainer) listNames(owner sessionUser, uid int) []string {
+	c.t.Helper()
+	out, errOut, code := c.varlinkUserInstance(owner, uid, "call", "--more", "io.systemd.Machine.List", "{}")
+	if code != 0 && !strings.Contains(errOut, "NoSuchMachine") {
+		c.t.Fatalf("List --more in %s's instance as uid %d: %d %s%s", owner.name, uid, code, out, errOut)
+	}
+	var names []string
+	// --more prints a JSON sequence: each reply after a record separator.
+	dec := json.NewDecoder(strings.NewReader(strings.ReplaceAll(out, "\x1e", "")))
+	for dec.More() {
+		var m listedMachine
+		if err := dec.Decode(&m); err != nil {
+			c.t.Fatalf("List --more: %v\n%s", err, out)
+		}
+		names = append(names, m.Name)
+	}
+	return names
+}
+
+// Instances side by side: root's system instance, tester's and tester2's each
+// hold their own machines; root may look into tester's instance but not
+// register there; tester2 reaches neither tester's socket nor tester's bus.
+func TestUserInstanceOtherUsers(t *testing.T) {
+	c := bootWithUserInstance(t)
+	c.mustRun("useradd", "--create-home", "--uid", strconv.Itoa(tester2.uid), "--user-group", tester2.name)
+	c.enableUserInstance(tester2)
+
+	sysLeader := c.scopeLeader("lead-sys")
+	c.registerMachine("sysm", sysLeader)
+	for _, u := range []sessionUser{tester, tester2} {
+		leader := c.userServiceLeader(u, "lead-"+u.name, "sleep", "infinity")
+		if out, errOut, code := c.varlinkUserInstance(u, u.uid, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"%sm","class":"container","leader":%d}`, u.name, leader)); code != 0 {
+			t.Fatalf("Register as %s: %d %s%s", u.name, code, out, errOut)
+		}
+		c.mustRun("test", "-f", u.runtime()+"/systemd/machines/"+u.name+"m")
+	}
+	for _, u := range []sessionUser{tester, tester2} {
+		if got := c.listNames(u, u.uid); len(got) != 1 || got[0] != u.name+"m" {
+			t.Errorf("%s's instance lists %q", u.name, got)
+		}
+	}
+	if got := c.machines(); !c.hasMachine("sysm") || c.hasMachine("testerm") || c.hasMachine("tester2m") {
+		t.Errorf("the system instance lists:\n%s", got)
+	}
+	for _, name := range []string{"testerm", "tester2m"} {
+		if _, _, code := c.run("test", "-e", "/run/systemd/machines/"+name); code == 0 {
+			t.Errorf("%s has a state file of the system instance", name)
+		}
+	}
+
+	// Root looks into tester's instance, and may not register there.
+	if got := c.listNames(tester, 0); len(got) != 1 || got[0] != "testerm" {
+		t.Errorf("root lists %q in tester's instance", got)
+	}
+	out, errOut, code := c.varlinkUserInstance(tester, 0, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"rootm","class":"container","leader":%d}`, sysLeader))
+	if code == 0 || !strings.Contains(errOut, "PermissionDenied") {
+		t.Errorf("root's Register in tester's instance: %d %s%s", code, out, errOut)
+	}
+
+	// The user unit's socket is tester's alone; tester2 cannot connect to it,
+	// nor to tester's bus.
+	if st := strings.TrimSpace(c.mustRun("stat", "-c", "%U %a", tester.runtime()+"/systemd/machine/io.systemd.Machine")); st != "tester 600" {
+		t.Errorf("tester's socket: owner and mode %q", st)
+	}
+	out, errOut, code = c.varlinkUserInstance(tester, tester2.uid, "call", "--more", "io.systemd.Machine.List", "{}")
+	if code == 0 || strings.Contains(out, "testerm") || !strings.Contains(errOut, "ermission denied") {
+		t.Errorf("tester2 called tester's instance: %d %s%s", code, out, errOut)
+	}
+	cmd := tester2.cmd("busctl", "--address=unix:path="+tester.runtime()+"/bus", "call", m1Dest, m1Path, m1Manager, "ListMachines")
+	if out, errOut, code := c.run(cmd[0], cmd[1:]...); code == 0 || strings.Contains(out, "testerm") {
+		t.Errorf("tester2 called tester's bus: %d %s%s", code, out, errOut)
+	}
 }
