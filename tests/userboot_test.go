@@ -278,7 +278,7 @@ func TestUserInstanceScopes(t *testing.T) {
 	c.mustRunAs(tester, "busctl", "--user", "call", m1Dest, m1Path, m1Manager, "TerminateMachine", "s", "cm")
 	for _, name := range []string{"vl", "cm"} {
 		eventually(t, name+"'s scope stopped", func() bool {
-			s := c.userUnitState(tester, "machine-" + name + ".scope")
+			s := c.userUnitState(tester, "machine-"+name+".scope")
 			return s == "inactive" || s == "failed"
 		})
 		eventually(t, name+" gone", func() bool {
