@@ -113,6 +113,12 @@ func (c *bootedContainer) userServiceLeader(u sessionUser, unit string, cmd ...s
 func bootWithUserInstance(t *testing.T) *bootedContainer {
 	t.Helper()
 	c := bootWithOurDaemon(t, "POLKITACTIONSDIR=/usr/share/polkit-1/actions")
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _, _ := c.run("journalctl", "--no-pager", "--output=short-monotonic", "_UID=1000")
+			t.Logf("tester's journal:\n%s", out)
+		}
+	})
 	c.enableUserInstance(tester)
 	return c
 }
