@@ -191,11 +191,28 @@ func TestUserInstanceUnderUserManager(t *testing.T) {
 	}
 	c.userServiceLeader(tester, "lead-other", "sleep", "infinity")
 
+	// The socket unit's other names, made by tester's manager.
+	for _, link := range []string{"systemd/machine/io.systemd.MachineImage", "varlink/registry/io.systemd.Machine", "varlink/registry/io.systemd.MachineImage"} {
+		if target := strings.TrimSpace(c.mustRun("readlink", tester.runtime()+"/"+link)); target != tester.runtime()+"/systemd/machine/io.systemd.Machine" {
+			t.Errorf("%s links to %q", link, target)
+		}
+	}
+	// The journal has the registration from tester's service, with
+	// upstream's message id.
+	eventually(t, "the journal entry of mine", func() bool {
+		for _, e := range c.journalEntries("MESSAGE_ID=24d8d4452573402496068381a6312df2", "_UID=1000") {
+			if e["NAME"] == "mine" && e["_SYSTEMD_USER_UNIT"] == svc && e["LEADER"] == strconv.Itoa(leader) {
+				return true
+			}
+		}
+		return false
+	})
+
 	// Machines outlive a restart of the user service (state under
 	// $XDG_RUNTIME_DIR).
 	c.mustRunAs(tester, "systemctl", "--user", "restart", svc)
-	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.List", `{"name":"mine"}`); code != 0 {
-		t.Errorf("List mine after restart: %d %s%s", code, out, errOut)
+	if m := c.userMachine(tester, tester.uid, "mine"); m.Unit != "lead-mine.service" || m.Leader.PID != leader {
+		t.Errorf("mine after restart: unit %q leader %d", m.Unit, m.Leader.PID)
 	}
 
 	// Terminate stops the leader's unit in tester's manager.
@@ -264,6 +281,10 @@ func TestUserInstanceScopes(t *testing.T) {
 			t.Errorf("the system manager has %s", scope)
 		}
 	}
+
+	// The scopes are still the machines' after a restart of the instance,
+	// and it reaches tester's manager again for them.
+	c.mustRunAs(tester, "systemctl", "--user", "restart", "systemd-machined.service")
 
 	// Kill whom=all goes to the scope: the leader gets the signal and lives on.
 	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Kill", `{"name":"vl","whom":"all","signal":10}`); code != 0 {
