@@ -231,6 +231,26 @@ func TestUserInstanceUnderUserManager(t *testing.T) {
 		t.Errorf("Terminate of mine stopped another unit of tester's: %s", s)
 	}
 
+	// A leader of tester's outside tester's manager (a system service running
+	// as tester) is in no unit the manager knows: the machine has none, and
+	// Terminate signals the leader itself rather than ask tester's manager
+	// to stop a unit of the system's.
+	c.mustRun("systemd-run", "--quiet", "--unit=lead-sys", "--uid=tester", "--gid=tester", "--service-type=exec", "sleep", "infinity")
+	sysLeader, _ := strconv.Atoi(strings.TrimSpace(c.mustRun("systemctl", "show", "--property=MainPID", "--value", "lead-sys.service")))
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Register", fmt.Sprintf(`{"name":"outside","class":"container","leader":%d}`, sysLeader)); code != 0 {
+		t.Fatalf("Register outside as tester: %d %s%s", code, out, errOut)
+	}
+	if m := c.userMachine(tester, tester.uid, "outside"); m.Unit != "" || m.Subgroup != "" {
+		t.Errorf("outside: unit %q subgroup %q, want none", m.Unit, m.Subgroup)
+	}
+	if out, errOut, code := c.varlinkUserInstance(tester, tester.uid, "call", "io.systemd.Machine.Terminate", `{"name":"outside"}`); code != 0 {
+		t.Fatalf("Terminate outside as tester: %d %s%s", code, out, errOut)
+	}
+	eventually(t, "outside's leader ended", func() bool {
+		s := c.unitState("lead-sys.service")
+		return s == "inactive" || s == "failed"
+	})
+
 	// D-Bus activation on the user bus: with socket and service stopped,
 	// busctl --user starts the service through tester's manager.
 	c.mustRunAs(tester, "systemctl", "--user", "stop", "systemd-machined.socket", svc)
