@@ -139,8 +139,12 @@ func (c *bootedContainer) enableUserInstance(u sessionUser) {
 	c.mustRunAs(u, "systemctl", "--user", "enable", "--now", "systemd-machined.socket")
 }
 
-// Socket activation, registration and the unit of a leader tester's manager
-// runs, restart, Terminate; then D-Bus activation on tester's user bus.
+// tester's instance from the installed user units: socket activation by
+// tester's first varlinkctl call; a machine whose leader runs in a service of
+// tester's manager takes that unit, GetMachineByPID finds it by the unit's
+// other process, the socket's other names and the journal entry are there, it
+// outlives a restart and Terminate stops its unit; a leader outside tester's
+// manager has no unit; D-Bus activation by busctl --user.
 func TestUserInstanceUnderUserManager(t *testing.T) {
 	c := bootWithUserInstance(t)
 	const svc = "systemd-machined.service"
