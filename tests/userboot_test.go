@@ -172,6 +172,11 @@ func TestUserInstanceUnderUserManager(t *testing.T) {
 	if s := c.unitState(svc); s != "inactive" {
 		t.Errorf("the system service %s after tester's call", s)
 	}
+	// What tells the instance that its user's manager started it, and so
+	// will be on the user bus (cmd/machined waits for it there).
+	if env := c.mustRun("cat", "/proc/"+pid+"/environ"); !strings.Contains(env, "\x00MANAGERPID=") && !strings.HasPrefix(env, "MANAGERPID=") {
+		t.Errorf("the user service has no MANAGERPID: %q", env)
+	}
 
 	// A machine of tester's: its leader runs in a service of tester's
 	// manager, which is the machine's unit (not the system manager's
