@@ -60,7 +60,7 @@ func (m *Manager) pinTarget(c Caller, pid int, pidfdID uint64) *pidTarget {
 	t := &pidTarget{ref: ref}
 	// A process that exited meanwhile is in no unit; it can still be found
 	// as a leader.
-	t.unit, _, _ = unitOfProcess(ref.PID)
+	t.unit, _, _ = m.unitOfProcess(ref.PID)
 	return t
 }
 

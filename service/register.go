@@ -355,7 +355,7 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 		}
 		return unit, "", true, nil
 	}
-	unit, subgroup, err = unitOfProcess(leader.PID)
+	unit, subgroup, err = m.unitOfProcess(leader.PID)
 	if err != nil {
 		if errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
 			return "", "", false, invalidArg("leader", "leader process %d does not exist", leader.PID)

@@ -14,7 +14,11 @@ import (
 // from what lookups see. A process gone gives ESRCH. A process with no cgroup v2
 // membership (a host with only the legacy hierarchy) is in no unit we can name,
 // which registration accepts as it accepts any leader in no unit.
-func unitOfProcess(pid int) (unit, subgroup string, err error) {
+//
+// A per-user instance names the unit of the user's service manager, as
+// upstream's user scope does: that manager makes, stops and signals them,
+// and to it the system manager's user@UID.service is no unit at all.
+func (m *Manager) unitOfProcess(pid int) (unit, subgroup string, err error) {
 	path, err := proc.CgroupPath(pid)
 	if errors.Is(err, syscall.ENODATA) {
 		return "", "", nil
@@ -22,6 +26,10 @@ func unitOfProcess(pid int) (unit, subgroup string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	unit, subgroup = proc.UnitFromCgroupPath(path)
+	if m.cfg.UserScope {
+		unit, subgroup = proc.UserUnitFromCgroupPath(path)
+	} else {
+		unit, subgroup = proc.UnitFromCgroupPath(path)
+	}
 	return unit, subgroup, nil
 }

@@ -111,7 +111,14 @@ func (h *realHost) systemd() (service.Units, error) {
 	}
 	actx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
-	if !systemd.Available(actx, conn.Conn) {
+	ok := systemd.Available(actx, conn.Conn)
+	if !ok && h.o.user && os.Getenv("MANAGERPID") != "" {
+		// Started by the user's service manager, which joins the user bus
+		// only once the bus runs: our own connection may have started it.
+		h.log.Info("waiting for the user's service manager to join the user bus", "bus", addr)
+		ok = systemd.WaitAvailable(actx, conn.Conn)
+	}
+	if !ok {
 		conn.Close()
 		return nil, fmt.Errorf("org.freedesktop.systemd1 is not on the bus %s", addr)
 	}

@@ -127,6 +127,19 @@ func UnitFromCgroupPath(path string) (unit, subgroup string) {
 	}
 }
 
+// UserUnitFromCgroupPath is UnitFromCgroupPath for a user's service manager:
+// the unit of that manager (below its user@UID.service) that owns path, and
+// the remainder below that unit's cgroup. A path outside every user manager,
+// or the manager's own top cgroup, has no user unit. A per-user instance
+// names units this way because they are the only ones its manager knows.
+func UserUnitFromCgroupPath(path string) (unit, subgroup string) {
+	manager, rest := UnitFromCgroupPath(path)
+	if !strings.HasPrefix(manager, "user@") || !strings.HasSuffix(manager, ".service") || strings.HasPrefix(rest, "/") {
+		return "", "" // not a user manager, or an empty component after it
+	}
+	return UnitFromCgroupPath(rest)
+}
+
 // ValidCgroupUnitName reports whether s is a valid name of a unit that owns a
 // cgroup below a slice: a scope, service, socket, mount or swap.
 func ValidCgroupUnitName(s string) bool {

@@ -68,6 +68,40 @@ func TestUnitFromCgroupPath(t *testing.T) {
 	}
 }
 
+// A per-user instance names the units of the user's manager: what lies below
+// user@UID.service, slices skipped again; nothing outside a user manager.
+func TestUserUnitFromCgroupPath(t *testing.T) {
+	for _, tc := range []struct{ in, unit, sub string }{
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/lead.service", "lead.service", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/lead.service/payload/a", "lead.service", "payload/a"},
+		{"/user.slice/user-1000.slice/user@1000.service/machine.slice/machine-foo.scope", "machine-foo.scope", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome.slice/x.scope", "x.scope", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/init.scope", "init.scope", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/_cpu.service", "cpu.service", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/machine-foo.scope/", "machine-foo.scope", ""},
+		// The manager's own cgroup, or only slices below it.
+		{"/user.slice/user-1000.slice/user@1000.service", "", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/app.slice", "", ""},
+		// Outside any user manager: a session, a system unit, the root.
+		{"/user.slice/user-1000.slice/session-3.scope", "", ""},
+		{"/system.slice/foo.service/user@1000.service/x.service", "", ""},
+		{"/machine.slice/machine-foo.scope", "", ""},
+		{"/", "", ""},
+		{"", "", ""},
+		// user@ only as a service, with a valid name.
+		{"/user.slice/user@1000.scope/x.service", "", ""},
+		{"/user.slice/user@.service/x.service", "", ""},
+		{"/user.slice/userx@1000.service/x.service", "", ""},
+		{"/user.slice/user-1000.slice/user@1000.service/bad name.service", "", ""},
+		{"/user.slice/user-1000.slice/user@1000.service//x.service", "", ""},
+	} {
+		u, s := UserUnitFromCgroupPath(tc.in)
+		if u != tc.unit || s != tc.sub {
+			t.Errorf("UserUnitFromCgroupPath(%q) = (%q, %q), want (%q, %q)", tc.in, u, s, tc.unit, tc.sub)
+		}
+	}
+}
+
 func TestValidUnitName(t *testing.T) {
 	long := strings.Repeat("a", 255-len(".service")) + ".service"
 	for _, tc := range []struct {

@@ -2,7 +2,8 @@
 # Builds, once, the Debian 12 tree the booted-container tests run with systemd as
 # PID 1 (systemd-nspawn -b), and prints its path:
 #   ${MACHINED_TEST_TREE:-/var/cache/machined-tests/bookworm}
-# The tree has systemd, dbus, logind (libpam-systemd), systemd-container (so that a
+# The tree has systemd, dbus, a user bus in each user manager (dbus-user-session,
+# for the per-user instance), logind (libpam-systemd), systemd-container (so that a
 # test can put our daemon in place of its systemd-machined), polkitd, util-linux,
 # iproute2 and procps; root and the user `tester` (uid 1000) log in without a
 # password; /etc/machine-id is empty, so that each boot gets a machine ID of its own.
@@ -17,7 +18,7 @@ set -euo pipefail
 
 TREE="${MACHINED_TEST_TREE:-/var/cache/machined-tests/bookworm}"
 TREE="${TREE%/}"
-PKGS="systemd,systemd-sysv,dbus,login,libpam-systemd,systemd-container,polkitd,util-linux,iproute2,procps"
+PKGS="systemd,systemd-sysv,dbus,dbus-user-session,login,libpam-systemd,systemd-container,polkitd,util-linux,iproute2,procps"
 STAMP_FILE=etc/machined-test-tree
 # Changing anything that goes into the tree below means changing this line.
 STAMP="bookworm minbase 1 $PKGS"

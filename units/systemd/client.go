@@ -71,6 +71,42 @@ func Available(ctx context.Context, conn *dbus.Conn) bool {
 	return err == nil && has
 }
 
+// WaitAvailable is Available that waits, until ctx ends, for the name to get
+// an owner. A service manager joins its bus only once the bus daemon runs, and
+// a daemon the manager starts may reach the bus first (its own connection may
+// be what starts the bus). It reports whether the name has an owner.
+func WaitAvailable(ctx context.Context, conn *dbus.Conn) bool {
+	ch := make(chan *dbus.Signal, 16)
+	conn.Signal(ch)
+	defer conn.RemoveSignal(ch)
+	match := []dbus.MatchOption{
+		dbus.WithMatchSender("org.freedesktop.DBus"),
+		dbus.WithMatchInterface("org.freedesktop.DBus"),
+		dbus.WithMatchMember("NameOwnerChanged"),
+		dbus.WithMatchArg(0, busName),
+	}
+	if err := conn.AddMatchSignalContext(ctx, match...); err != nil {
+		return false
+	}
+	defer conn.RemoveMatchSignalContext(context.Background(), match...)
+	// Asked after the match is in place: an owner that came in between is
+	// seen here, and a later one by its signal.
+	for !Available(ctx, conn) {
+		select {
+		case <-ctx.Done():
+			return false
+		case s, ok := <-ch:
+			if !ok {
+				return false
+			}
+			if s.Name != "org.freedesktop.DBus.NameOwnerChanged" || len(s.Body) != 3 || s.Body[0] != busName {
+				continue
+			}
+		}
+	}
+	return true
+}
+
 // Name implements service.Units.
 func (c *Client) Name() string { return "systemd" }
 

@@ -88,6 +88,59 @@ func propValue(props []property, name string) any {
 	return nil
 }
 
+// WaitAvailable returns once the manager owns its name, whether it did before
+// the call or only while it waits, and false when its context ends first.
+func TestWaitAvailable(t *testing.T) {
+	addr := privateBus(t)
+	conn := connect(t, addr)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if WaitAvailable(ctx, conn) {
+		t.Fatal("WaitAvailable with an ended context and no owner")
+	}
+
+	// The waiter has joined the bus when its match is in place; the owner
+	// comes after that.
+	waiter := connect(t, addr)
+	done := make(chan bool, 1)
+	go func() { done <- WaitAvailable(context.Background(), waiter) }()
+	watch := connect(t, addr)
+	for !hasMatchOf(t, watch, waiter.Names()[0]) {
+		select {
+		case got := <-done:
+			t.Fatalf("WaitAvailable returned %v with no owner", got)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	newFakeManager(t, addr)
+	if !<-done {
+		t.Fatal("WaitAvailable did not see the manager take its name")
+	}
+
+	// Already owned: at once.
+	if !WaitAvailable(context.Background(), conn) {
+		t.Fatal("WaitAvailable with the name owned")
+	}
+}
+
+// hasMatchOf reports whether the bus holds a NameOwnerChanged match rule of
+// the connection named unique (GetConnectionMatchRules, dbus-daemon's
+// Debug.Stats interface).
+func hasMatchOf(t *testing.T, conn *dbus.Conn, unique string) bool {
+	t.Helper()
+	var rules map[string][]string
+	if err := conn.BusObject().Call("org.freedesktop.DBus.Debug.Stats.GetAllMatchRules", 0).Store(&rules); err != nil {
+		t.Fatalf("GetAllMatchRules: %v", err)
+	}
+	for _, r := range rules[unique] {
+		if strings.Contains(r, "member='NameOwnerChanged'") && strings.Contains(r, "arg0='"+busName+"'") {
+			return true
+		}
+	}
+	return false
+}
+
 func TestAvailable(t *testing.T) {
 	addr := privateBus(t)
 	conn := connect(t, addr)
