@@ -13,6 +13,7 @@ import (
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
 	"github.com/machined-go/machined/varlink/machine"
+	"github.com/machined-go/machined/varlink/machineimage"
 )
 
 // varlinkSide is the daemon's two Varlink sockets, the machine socket and the
@@ -27,6 +28,7 @@ type varlinkSide struct {
 	machine, userdb *varlink.Server
 	listeners       []varlink.Acceptor
 	errc            chan error // a server that stopped by itself
+	imageLink       string     // the io.systemd.MachineImage link we made
 }
 
 func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *slog.Logger) *varlinkSide {
@@ -34,7 +36,7 @@ func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *
 		o: o, mgr: mgr, log: log, ready: make(chan struct{}), errc: make(chan error, 2),
 		id: varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"},
 	}
-	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log).Handle), o.limits, log)
+	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log, machineimage.New(mgr)).Handle), o.limits, log)
 	if o.userdbDir != "" && o.userdbDir != "none" {
 		sv.userdb = varlink.NewServer("userdb", varlink.AfterReady(sv.ready, userdb.NewDispatcher(mgr, sv.id, log).Handle), o.limits, log)
 	}
@@ -75,7 +77,7 @@ func (sv *varlinkSide) activatedConn() *net.UnixConn {
 // serve binds what activation did not provide and serves both sockets.
 func (sv *varlinkSide) serve(ctx context.Context) error {
 	if len(sv.listeners) == 0 {
-		path := filepath.Join(sv.o.runtimeDir, "systemd", "machine", "io.systemd.Machine")
+		path := filepath.Join(sv.o.runtimeDir, "systemd", "machine", machineSocketName)
 		mode := os.FileMode(0o666)
 		if sv.o.user {
 			mode = 0o600
@@ -89,6 +91,7 @@ func (sv *varlinkSide) serve(ctx context.Context) error {
 	}
 	machineL := sv.listeners[0]
 	go func() { sv.errc <- sv.machine.Serve(ctx, machineL) }()
+	sv.linkImageSocket()
 	if sv.userdb == nil {
 		return nil
 	}
@@ -124,9 +127,49 @@ func (sv *varlinkSide) shutdown() {
 	}
 }
 
-// close closes the listeners; a socket file we bound goes with it.
+// close closes the listeners; a socket file we bound goes with it, and so
+// does the image socket's link.
 func (sv *varlinkSide) close() {
 	for _, l := range sv.listeners {
 		l.Close()
 	}
+	if sv.imageLink != "" {
+		if target, err := os.Readlink(sv.imageLink); err == nil && target == machineSocketName {
+			os.Remove(sv.imageLink)
+		}
+	}
+}
+
+const (
+	machineSocketName = "io.systemd.Machine"
+	imageSocketName   = "io.systemd.MachineImage"
+)
+
+// linkImageSocket makes io.systemd.MachineImage beside the machine socket a
+// symbolic link to it, as upstream's socket unit does: the machine socket
+// serves io.systemd.MachineImage, and clients that find services by interface
+// name connect to that path. A link that leads somewhere (the socket unit's)
+// stays, and is not ours to remove; a dangling one is replaced; anything else
+// (a socket someone else bound) is left alone.
+func (sv *varlinkSide) linkImageSocket() {
+	link := filepath.Join(sv.o.runtimeDir, "systemd", "machine", imageSocketName)
+	if fi, err := os.Lstat(link); err == nil {
+		if fi.Mode()&os.ModeSymlink == 0 {
+			sv.log.Warn("not linking the image socket: something else is there", "path", link)
+			return
+		}
+		if target, _ := os.Readlink(link); target == machineSocketName {
+			sv.imageLink = link // ours, from an earlier run
+			return
+		}
+		if _, err := os.Stat(link); err == nil {
+			return
+		}
+		os.Remove(link)
+	}
+	if err := os.Symlink(machineSocketName, link); err != nil {
+		sv.log.Warn("cannot link the image socket", "path", link, "err", err)
+		return
+	}
+	sv.imageLink = link
 }
