@@ -14,3 +14,6 @@ var (
 )
 
 var errNotImplemented = errors.New("not implemented")
+
+// errNoVersion: a versioned directory without a usable entry, which is no image.
+var errNoVersion = errors.New("no usable version in versioned directory")

@@ -1,7 +1,5 @@
 package images
 
-import "context"
-
 // Config says where the pool looks. Zero values mean the system defaults.
 type Config struct {
 	SearchPath []string // nil = the system search path, in priority order
@@ -12,44 +10,34 @@ type Config struct {
 }
 
 // Pool is the set of images in a search path. It holds no list of images: every
-// lookup reads the file system, so it is never stale.
+// lookup reads the file system, so it is never stale. Only the metadata read
+// from images is cached, keyed by what changes when the image does.
 type Pool struct {
-	cfg Config
+	cfg  Config
+	meta metadataCache
 }
 
 // NewPool returns the pool for cfg.
-func NewPool(cfg Config) *Pool { return &Pool{cfg: cfg} }
-
-// List returns every image, each name once (the first directory of the search
-// path that holds it wins), sorted by name.
-func (p *Pool) List() ([]Image, error) { return nil, errNotImplemented }
-
-// Get returns the image called name.
-func (p *Pool) Get(name string) (Image, error) { return Image{}, errNotImplemented }
-
-// Rename renames the image and its auxiliary files within its directory.
-func (p *Pool) Rename(name, newName string) error { return errNotImplemented }
-
-// MarkReadOnly sets or clears the image's read-only state.
-func (p *Pool) MarkReadOnly(name string, ro bool) error { return errNotImplemented }
-
-// SetLimit sets the quota of a subvolume image.
-func (p *Pool) SetLimit(name string, limit uint64) error { return errNotImplemented }
-
-// SetPoolLimit sets the quota of the pool directory.
-func (p *Pool) SetPoolLimit(limit uint64) error { return errNotImplemented }
-
-// PoolUsage returns the pool directory's usage and limit; math.MaxUint64 when
-// unknown.
-func (p *Pool) PoolUsage() (usage, limit uint64) { return ^uint64(0), ^uint64(0) }
-
-// Clone copies the image to newName in the pool directory.
-func (p *Pool) Clone(ctx context.Context, name, newName string, readOnly bool) error {
-	return errNotImplemented
+func NewPool(cfg Config) *Pool {
+	if cfg.SearchPath == nil {
+		cfg.SearchPath = systemSearchPath
+	}
+	if cfg.PoolPath == "" {
+		cfg.PoolPath = "/var/lib/machines"
+	}
+	if cfg.LockDir == "" {
+		cfg.LockDir = "/run/systemd/nspawn/locks"
+	}
+	if cfg.NspawnDirs == nil {
+		cfg.NspawnDirs = []string{"/etc/systemd/nspawn", "/run/systemd/nspawn"}
+	}
+	return &Pool{cfg: cfg}
 }
 
-// Remove deletes the image and its auxiliary files.
-func (p *Pool) Remove(ctx context.Context, name string) error { return errNotImplemented }
+func (p *Pool) searchPath() []string { return p.cfg.SearchPath }
+
+// PoolPath is the directory clones go to and the pool limit applies to.
+func (p *Pool) PoolPath() string { return p.cfg.PoolPath }
 
 // CleanMode selects the images Clean removes.
 type CleanMode string
@@ -63,10 +51,4 @@ const (
 type Removed struct {
 	Name           string
 	UsageExclusive uint64
-}
-
-// Clean removes every image mode selects, except vendor images, .host and images
-// in use.
-func (p *Pool) Clean(ctx context.Context, mode CleanMode) ([]Removed, error) {
-	return nil, errNotImplemented
 }

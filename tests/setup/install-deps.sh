@@ -16,7 +16,7 @@ set -euo pipefail
 TRIXIE_ROOT="${TRIXIE_ROOT:-/var/tmp/trixie-root}"
 TRIXIE_ROOT="${TRIXIE_ROOT%/}"
 VARLINKCTL_WRAPPER="${VARLINKCTL_WRAPPER:-/usr/local/bin/varlinkctl}"
-DEB_PKGS="ca-certificates python3 systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev"
+DEB_PKGS="ca-certificates python3 systemd-container systemd-userdbd libnss-systemd libnss-mymachines dbus polkitd busybox-static debootstrap iproute2 util-linux procps gcc libc6-dev btrfs-progs e2fsprogs fdisk"
 
 if [ "$(id -u)" != 0 ]; then
     echo "install-deps.sh: must run as root (it installs Debian packages)" >&2
