@@ -10,28 +10,22 @@ import (
 
 // imagePool is the image pool the daemon serves, and its pool directory. The
 // system instance searches upstream's system path with /var/lib/machines as its
-// pool; a per-user instance the user's directories, with
+// pool and shows .host; a per-user instance the user's directories, with
 // ~/.local/state/machines as its pool. --image-search-path and --image-pool
 // replace them; a pool given alone is also the whole search path, so that a
 // test's pool never mixes with the host's images.
 func imagePool(o options) (*images.Pool, string) {
-	cfg := images.Config{Host: !o.user, PoolPath: o.imagePool}
-	if o.imageSearchPath != "" {
-		cfg.SearchPath = filepath.SplitList(o.imageSearchPath)
-	} else if o.imagePool != "" {
-		cfg.SearchPath = []string{o.imagePool}
-	}
+	cfg := images.Config{Host: true}
 	if o.user {
 		home, _ := os.UserHomeDir()
-		state := filepath.Join(home, ".local", "state", "machines")
-		if cfg.SearchPath == nil {
-			cfg.SearchPath = []string{
-				filepath.Join(o.runtimeDir, "machines"), state, filepath.Join(home, ".local", "lib", "machines"),
-			}
-		}
-		if cfg.PoolPath == "" {
-			cfg.PoolPath = state
-		}
+		cfg = images.UserConfig(home, o.runtimeDir, os.Getenv("XDG_STATE_HOME"), os.Getenv("XDG_CONFIG_HOME"))
+	}
+	if o.imagePool != "" {
+		cfg.PoolPath = o.imagePool
+		cfg.SearchPath = []string{o.imagePool}
+	}
+	if o.imageSearchPath != "" {
+		cfg.SearchPath = filepath.SplitList(o.imageSearchPath)
 	}
 	if cfg.PoolPath == "" {
 		cfg.PoolPath = "/var/lib/machines"

@@ -41,6 +41,10 @@ type credCache struct {
 	sig  chan *dbus.Signal
 	done chan struct{}
 	wg   sync.WaitGroup
+
+	// onGone, when set before start, hears of every unique name that left
+	// the bus (senderwatch.go ends the operations it asked for).
+	onGone func(name string)
 }
 
 func newCredCache(log *slog.Logger) *credCache {
@@ -82,6 +86,9 @@ func (cc *credCache) start(ctx context.Context, conn *dbus.Conn) error {
 				newOwner, _ := s.Body[2].(string)
 				if newOwner == "" && len(name) > 0 && name[0] == ':' {
 					cc.drop(name)
+					if cc.onGone != nil {
+						cc.onGone(name)
+					}
 				}
 			}
 		}

@@ -13,10 +13,13 @@
 // Objects: /org/freedesktop/machine1 (Manager), one
 // /org/freedesktop/machine1/machine/<bus_label_escape(name)> per machine
 // (.host included), /org/freedesktop/machine1/machine/self (the caller's
-// machine), /org/freedesktop/LogControl1. Image objects and methods, and the
-// container operations (PTY, login, shell, bind mount, copy, root directory),
-// answer org.freedesktop.DBus.Error.NotSupported until the core implements
-// them; the introspection data already lists them with upstream's signatures.
+// machine), one /org/freedesktop/machine1/image/<bus_label_escape(name)> per
+// image (image.go; looked up in the core's pool for each call),
+// /org/freedesktop/LogControl1. The container operations (PTY, login, shell,
+// bind mount, copy, root directory) answer org.freedesktop.DBus.Error.NotSupported
+// until the core implements them; the introspection data already lists them
+// with upstream's signatures. Long image calls (clone, remove, clean) end when
+// their sender leaves the bus (senderwatch.go).
 //
 // The shim dispatches every call itself (Server.ServeCall, the connection's
 // busconn.CallHandler), so no object is ever exported or unexported while

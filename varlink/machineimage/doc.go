@@ -4,6 +4,6 @@
 // rules (names, authorization, operations) are the core's.
 //
 // It imports the transport (varlink) and the core (service). It must not import
-// another front end, the image pool itself, godbus or a back end;
+// another front end, godbus or a back end;
 // TestFrontEndImports enforces that.
 package machineimage

@@ -9,5 +9,5 @@ import (
 // The MachineImage front end stands beside the others and above the core only.
 func TestFrontEndImports(t *testing.T) {
 	depcheck.Forbid(t, ".", "/machined/userdb", "/machined/dbusshim", "/machined/units",
-		"/machined/authz", "/machined/images", "/machined/varlink/machine", "github.com/godbus/")
+		"/machined/authz", "github.com/godbus/")
 }
