@@ -284,7 +284,7 @@ func (m *Manager) SetImageLimit(ctx context.Context, c Caller, name string, limi
 // limitError words the pool's "not on btrfs" as upstream's clients know it.
 func limitError(err error, name string) error {
 	if errors.Is(err, syscall.EOPNOTSUPP) {
-		return fmt.Errorf("quota is only supported on btrfs: %w", ErrNotSupported)
+		return fmt.Errorf("quota is only supported on btrfs.: %w", ErrNotSupported)
 	}
 	return imageError(err, name)
 }

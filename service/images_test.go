@@ -289,7 +289,7 @@ func TestImageErrorsMapToKinds(t *testing.T) {
 		t.Errorf("limit off btrfs: %v", err)
 	}
 	p.err["SetPoolLimit 1"] = fmt.Errorf("not btrfs: %w", syscall.EOPNOTSUPP)
-	if err := m.SetPoolLimit(ctx, root, 1); !errors.Is(err, ErrNotSupported) || err.Error() != "quota is only supported on btrfs: not supported" {
+	if err := m.SetPoolLimit(ctx, root, 1); !errors.Is(err, ErrNotSupported) || err.Error() != "quota is only supported on btrfs.: not supported" {
 		t.Errorf("pool limit off btrfs: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -271,4 +272,136 @@ func TestImagesVarlink(t *testing.T) {
 func fmtJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// Bad input gets its named error on both transports: names no image can have,
+// a taken target, .host and vendor images, an unknown clean mode, limits off
+// btrfs, and nobody's changes and metadata reads.
+func TestImagesBadInput(t *testing.T) {
+	pool := newPoolDir(t)
+	writeOSTree(t, filepath.Join(pool, "alpha"), "Alpha OS 1", "alphahost")
+	writeOSTree(t, filepath.Join(pool, "beta"), "Beta OS", "betahost")
+	// A vendor image: found under /usr.
+	vendor, err := os.MkdirTemp("/usr/local/lib", "machined-vendor-images-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(vendor) })
+	writeOSTree(t, filepath.Join(vendor, "shipped"), "Vendor OS", "vendorhost")
+	d, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool, "--image-search-path", pool+":"+vendor)
+	c := dbusConn(t, bus)
+	const m = "io.systemd.MachineImage."
+	vcall := func(cred *syscall.Credential, method, params string) string {
+		t.Helper()
+		out, errOut, code := varlinkctlAs(t, cred, "call", d.sock(), m+method, params)
+		if code == 0 {
+			t.Errorf("%s %s succeeded: %s", method, params, out)
+		}
+		return out + errOut
+	}
+	wantV := func(cred *syscall.Credential, method, params string, wants ...string) {
+		t.Helper()
+		got := vcall(cred, method, params)
+		for _, w := range wants {
+			if !strings.Contains(got, w) {
+				t.Errorf("Varlink %s %s: %s, want %s", method, params, got, w)
+			}
+		}
+	}
+	wantD := func(name, msg, method string, args ...any) {
+		t.Helper()
+		err := managerCall(t, c, method, args...).Err
+		if got := dbusErrorName(err); got != name || !strings.Contains(fmtErr(err), msg) {
+			t.Errorf("D-Bus %s%v: %s %v, want %s %q", method, args, got, err, name, msg)
+		}
+	}
+
+	// Names.
+	for _, bad := range []string{"a/b", "..", ".#lock", "x\x01y", strings.Repeat("n", 256)} {
+		js, _ := json.Marshal(bad)
+		wantV(nil, "List", `{"name":`+string(js)+`}`, "InvalidParameter", `"name"`)
+		wantV(nil, "Remove", `{"name":`+string(js)+`}`, "InvalidParameter", `"name"`)
+		wantV(nil, "Clone", `{"name":"alpha","newName":`+string(js)+`}`, "InvalidParameter", `"newName"`)
+		wantV(nil, "Update", `{"name":"alpha","newName":`+string(js)+`}`, "InvalidParameter", `"newName"`)
+		wantD("org.freedesktop.DBus.Error.InvalidArgs", "Image name '"+bad+"' is invalid.", "RemoveImage", bad)
+		wantD("org.freedesktop.DBus.Error.InvalidArgs", "Image name '"+bad+"' is invalid.", "RenameImage", "alpha", bad)
+		wantD("org.freedesktop.DBus.Error.InvalidArgs", "Image name '"+bad+"' is invalid.", "CloneImage", "alpha", bad, false)
+		wantD("org.freedesktop.machine1.NoSuchImage", "No image", "GetImage", bad)
+	}
+	wantV(nil, "Remove", `{"name":"nope"}`, m+"NoSuchImage")
+	wantD("org.freedesktop.machine1.NoSuchImage", "No image 'nope' known", "RemoveImage", "nope")
+	wantD("org.freedesktop.machine1.NoSuchImage", "No image 'nope' known", "GetImage", "nope")
+
+	// A taken target.
+	wantV(nil, "Clone", `{"name":"alpha","newName":"beta"}`, "io.systemd.System", "EEXIST")
+	wantV(nil, "Update", `{"name":"alpha","newName":"beta"}`, "io.systemd.System", "EEXIST")
+	wantD("org.freedesktop.DBus.Error.FileExists", "", "CloneImage", "alpha", "beta", false)
+	wantD("org.freedesktop.DBus.Error.FileExists", "", "RenameImage", "alpha", "beta")
+
+	// .host and vendor images are never changed.
+	for _, img := range []string{".host", "shipped"} {
+		wantV(nil, "Remove", `{"name":"`+img+`"}`, "io.systemd.System", "EROFS")
+		wantV(nil, "Update", `{"name":"`+img+`","newName":"x"}`, "io.systemd.System", "EROFS")
+		wantD("System.Error.EROFS", "", "RemoveImage", img)
+		wantD("System.Error.EROFS", "", "RenameImage", img, "x")
+		wantD("System.Error.EROFS", "", "MarkImageReadOnly", img, true)
+	}
+	if !exists(filepath.Join(vendor, "shipped/srv/data")) {
+		t.Error("the vendor image was changed")
+	}
+
+	// Unknown clean mode; limits off btrfs.
+	wantV(nil, "CleanPool", `{"mode":"some"}`, "InvalidParameter", `"mode"`)
+	wantD("org.freedesktop.DBus.Error.InvalidArgs", "Unknown mode 'some'.", "CleanPool", "some")
+	wantV(nil, "SetPoolLimit", `{"limit":1000000}`, m+"NotSupported")
+	wantV(nil, "Update", `{"name":"alpha","limit":1000000}`, m+"NotSupported")
+	wantD("org.freedesktop.DBus.Error.NotSupported", "Quota is only supported on btrfs.", "SetPoolLimit", uint64(1<<30))
+	wantD("org.freedesktop.DBus.Error.NotSupported", "Quota is only supported on btrfs.", "SetImageLimit", "alpha", uint64(1<<30))
+
+	// nobody: no changes, no metadata; lookups stay open.
+	for method, params := range map[string]string{
+		"Remove":       `{"name":"alpha"}`,
+		"Clone":        `{"name":"alpha","newName":"x"}`,
+		"Update":       `{"name":"alpha","readOnly":true}`,
+		"SetPoolLimit": `{"limit":1}`,
+	} {
+		wantV(nobodyCred, method, params, "org.varlink.service.PermissionDenied")
+	}
+	if _, errOut, code := varlinkctlAs(t, nobodyCred, "call", "--more", d.sock(), m+"CleanPool", `{"mode":"all"}`); code == 0 || !strings.Contains(errOut, "PermissionDenied") {
+		t.Errorf("nobody's CleanPool: %d %s", code, errOut)
+	}
+	for _, args := range [][]string{
+		{"RemoveImage", "s", "alpha"},
+		{"RenameImage", "ss", "alpha", "x"},
+		{"CloneImage", "ssb", "alpha", "x", "false"},
+		{"MarkImageReadOnly", "sb", "alpha", "true"},
+		{"SetImageLimit", "st", "alpha", "1"},
+		{"SetPoolLimit", "t", "1"},
+		{"CleanPool", "s", "all"},
+		{"GetImageOSRelease", "s", "alpha"},
+		{"GetImageHostname", "s", "alpha"},
+	} {
+		call := append([]string{"call", m1Dest, m1Path, m1Manager}, args...)
+		if _, errOut, code := busctl(t, bus, nobodyCred, call...); code == 0 || !strings.Contains(errOut, "ccess denied") {
+			t.Errorf("nobody's %s: %d %s", args[0], code, errOut)
+		}
+	}
+	if out, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "ListImages"); code != 0 || !strings.Contains(out, `"alpha"`) {
+		t.Errorf("nobody's ListImages: %d %s %s", code, errOut, out)
+	}
+	if out, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "GetImage", "s", "alpha"); code != 0 || !strings.Contains(out, "/org/freedesktop/machine1/image/alpha") {
+		t.Errorf("nobody's GetImage: %d %s %s", code, errOut, out)
+	}
+	for _, img := range []string{"alpha", "beta"} {
+		if !exists(filepath.Join(pool, img, "srv/data")) {
+			t.Errorf("%s was changed", img)
+		}
+	}
+}
+
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
