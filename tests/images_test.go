@@ -405,3 +405,111 @@ func fmtErr(err error) string {
 	}
 	return err.Error()
 }
+
+// On btrfs: subvolume images, clones that are snapshots (read-only flag when
+// asked), per-image and pool limits through qgroups, all read back through
+// both transports and checked with btrfs-progs.
+func TestImagesBtrfs(t *testing.T) {
+	pool := newBtrfsPool(t)
+	sub := filepath.Join(pool, "sv")
+	mustRun(t, "btrfs", "subvolume", "create", sub)
+	writeOSTree(t, sub, "Sub OS", "subhost")
+	d, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool)
+	mctl := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", append([]string{"--no-pager", "--no-ask-password"}, args...)...)
+		if code != 0 {
+			t.Fatalf("machinectl %v: %d %s", args, code, errOut)
+		}
+		return out
+	}
+	subvolRO := func(path string) string {
+		return strings.TrimSpace(mustRun(t, "btrfs", "property", "get", "-ts", path, "ro"))
+	}
+
+	if out := mctl("show-image", "sv"); !strings.Contains(out, "Type=subvolume\n") {
+		t.Errorf("show-image sv:\n%s", out)
+	}
+	mctl("clone", "sv", "snap")
+	mustRun(t, "btrfs", "subvolume", "show", filepath.Join(pool, "snap"))
+	if ro := subvolRO(filepath.Join(pool, "snap")); ro != "ro=false" {
+		t.Errorf("plain clone: %s", ro)
+	}
+	mctl("clone", "--read-only", "sv", "snapro")
+	if ro := subvolRO(filepath.Join(pool, "snapro")); ro != "ro=true" {
+		t.Errorf("read-only clone: %s", ro)
+	}
+	mctl("read-only", "snap", "yes")
+	if ro := subvolRO(filepath.Join(pool, "snap")); ro != "ro=true" {
+		t.Errorf("read-only yes: %s", ro)
+	}
+	mctl("read-only", "snap", "no")
+	if ro := subvolRO(filepath.Join(pool, "snap")); ro != "ro=false" {
+		t.Errorf("read-only no: %s", ro)
+	}
+
+	// Limits: one image's, then the pool's.
+	mctl("set-limit", "sv", "64M")
+	if out := mctl("show-image", "sv"); !strings.Contains(out, "Limit=67108864\n") {
+		t.Errorf("show-image after set-limit:\n%s", out)
+	}
+	if out := mustRun(t, "btrfs", "qgroup", "show", "-r", "--raw", pool); !strings.Contains(out, "67108864") {
+		t.Errorf("qgroup limit not set:\n%s", out)
+	}
+	out, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.MachineImage.Update", `{"name":"snap","limit":33554432}`)
+	if code != 0 {
+		t.Fatalf("Update limit: %s %s", out, errOut)
+	}
+	list := varlinkJSON(t, mustVarlink(t, "call", d.sock(), "io.systemd.MachineImage.List", `{"name":"snap"}`))
+	if len(list) != 1 || list[0]["limit"] != float64(33554432) || list[0]["type"] != "subvolume" {
+		t.Errorf("List snap after Update limit: %v", list)
+	}
+	mctl("set-limit", "200M")
+	if out := mctl("show"); !strings.Contains(out, "PoolLimit=209715200\n") || strings.Contains(out, "PoolUsage=18446744073709551615") {
+		t.Errorf("show after the pool limit:\n%s", out)
+	}
+	mustVarlink(t, "call", d.sock(), "io.systemd.MachineImage.SetPoolLimit", `{"limit":314572800}`)
+	if out := mctl("show"); !strings.Contains(out, "PoolLimit=314572800\n") {
+		t.Errorf("show after SetPoolLimit:\n%s", out)
+	}
+
+	mctl("remove", "snap", "snapro")
+	if exists(filepath.Join(pool, "snap")) || exists(filepath.Join(pool, "snapro")) {
+		t.Error("remove left the subvolumes")
+	}
+	if out := mustRun(t, "btrfs", "subvolume", "list", pool); strings.Contains(out, "snap") {
+		t.Errorf("subvolumes left:\n%s", out)
+	}
+}
+
+func mustVarlink(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := varlinkctl(t, args...)
+	if code != 0 {
+		t.Fatalf("varlinkctl %v: %d %s", args, code, errOut)
+	}
+	return out
+}
+
+// A raw GPT image built here shows the OS and hostname inside it.
+func TestImagesRawGPT(t *testing.T) {
+	needRoot(t)
+	pool := newPoolDir(t)
+	tree := t.TempDir()
+	writeOSTree(t, tree, "Disk OS 7", "diskhost")
+	gptImage(t, filepath.Join(pool, "disk.raw"), tree)
+	d, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool)
+	out, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", "--no-pager", "image-status", "disk")
+	if code != 0 {
+		t.Fatalf("image-status: %s", errOut)
+	}
+	for _, want := range []string{"Type: raw", "Hostname: diskhost", "OS: Disk OS 7"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("image-status lacks %q:\n%s", want, out)
+		}
+	}
+	list := varlinkJSON(t, mustVarlink(t, "call", d.sock(), "io.systemd.MachineImage.List", `{"name":"disk","acquireMetadata":"yes"}`))
+	if len(list) != 1 || list[0]["hostname"] != "diskhost" || !strings.Contains(fmtJSON(list[0]["OSRelease"]), "Disk OS 7") {
+		t.Errorf("List disk with metadata: %v", list)
+	}
+}
