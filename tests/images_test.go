@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -511,5 +512,71 @@ func TestImagesRawGPT(t *testing.T) {
 	list := varlinkJSON(t, mustVarlink(t, "call", d.sock(), "io.systemd.MachineImage.List", `{"name":"disk","acquireMetadata":"yes"}`))
 	if len(list) != 1 || list[0]["hostname"] != "diskhost" || !strings.Contains(fmtJSON(list[0]["OSRelease"]), "Disk OS 7") {
 		t.Errorf("List disk with metadata: %v", list)
+	}
+}
+
+// While systemd-nspawn 252 runs an image, removing, renaming or marking it
+// read-only is refused with EBUSY on both transports (the daemon sees nspawn's
+// locks); once nspawn is gone, they work.
+func TestImagesInUseByNspawn(t *testing.T) {
+	if _, err := exec.LookPath("systemd-nspawn"); err != nil {
+		t.Fatal("systemd-nspawn not installed: run `make deps` (systemd-container)")
+	}
+	pool := newPoolDir(t)
+	mustRun(t, "cp", "-a", makeRootfs(t), filepath.Join(pool, "ct"))
+	d, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool)
+
+	cmd := exec.Command("systemd-nspawn", "-q", "--register=no", "--keep-unit", "-D", filepath.Join(pool, "ct"), "/bin/sleep", "600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	t.Cleanup(stop)
+	eventually(t, "nspawn locks the image", func() bool { return exists(filepath.Join(pool, ".#ct.lck")) })
+
+	for _, args := range [][]string{{"remove", "ct"}, {"rename", "ct", "ct2"}, {"read-only", "ct"}} {
+		_, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", append([]string{"--no-pager"}, args...)...)
+		if code == 0 || !strings.Contains(errOut, "Device or resource busy") {
+			t.Errorf("machinectl %v while nspawn runs: %d %s", args, code, errOut)
+		}
+	}
+	for method, params := range map[string]string{
+		"Remove": `{"name":"ct"}`,
+		"Update": `{"name":"ct","newName":"ct2"}`,
+	} {
+		if out, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.MachineImage."+method, params); code == 0 || !strings.Contains(out+errOut, "EBUSY") {
+			t.Errorf("%s while nspawn runs: %d %s %s", method, code, out, errOut)
+		}
+	}
+	if !exists(filepath.Join(pool, "ct/bin/busybox")) || immutable(t, filepath.Join(pool, "ct")) {
+		t.Fatal("the image was changed while in use")
+	}
+
+	stop()
+	// The container's processes let go of the lock once they are gone.
+	eventually(t, "read-only once nspawn is gone", func() bool {
+		_, _, code := varlinkctl(t, "call", d.sock(), "io.systemd.MachineImage.Update", `{"name":"ct","readOnly":true}`)
+		return code == 0
+	})
+	if !immutable(t, filepath.Join(pool, "ct")) {
+		t.Error("not read-only")
+	}
+	if _, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", "--no-pager", "read-only", "ct", "no"); code != 0 {
+		t.Fatalf("read-only no: %s", errOut)
+	}
+	if _, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", "--no-pager", "rename", "ct", "ct2"); code != 0 {
+		t.Fatalf("rename after nspawn: %s", errOut)
+	}
+	mustVarlink(t, "call", d.sock(), "io.systemd.MachineImage.Remove", `{"name":"ct2"}`)
+	if exists(filepath.Join(pool, "ct2")) || exists(filepath.Join(pool, "ct")) {
+		t.Error("remove after nspawn left the tree")
 	}
 }
