@@ -580,3 +580,57 @@ func TestImagesInUseByNspawn(t *testing.T) {
 		t.Error("remove after nspawn left the tree")
 	}
 }
+
+// Image objects: enumerated under /org/freedesktop/machine1/image, introspected
+// with the Image interface, their properties readable by anyone, their methods
+// the Manager's rules on the image the path names.
+func TestImagesObjects(t *testing.T) {
+	pool := newPoolDir(t)
+	writeOSTree(t, filepath.Join(pool, "alpha"), "Alpha OS 1", "alphahost")
+	writeOSTree(t, filepath.Join(pool, "fedora-40"), "Fedora", "fed")
+	_, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool)
+	bctl := func(cred *syscall.Credential, args ...string) string {
+		t.Helper()
+		out, errOut, code := busctl(t, bus, cred, args...)
+		if code != 0 {
+			t.Fatalf("busctl %v: %d %s", args, code, errOut)
+		}
+		return out
+	}
+	out := bctl(nil, "tree", "--list", m1Dest)
+	for _, want := range []string{"/org/freedesktop/machine1/image/alpha", "/org/freedesktop/machine1/image/fedora_2d40", "/org/freedesktop/machine1/image/_2ehost"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("busctl tree lacks %s:\n%s", want, out)
+		}
+	}
+	out = bctl(nil, "introspect", m1Dest, "/org/freedesktop/machine1/image/fedora_2d40", "org.freedesktop.machine1.Image")
+	for _, want := range []string{".Clone", ".GetOSRelease", ".SetLimit", ".LimitExclusive"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("introspection lacks %s:\n%s", want, out)
+		}
+	}
+	out = bctl(nobodyCred, "get-property", m1Dest, "/org/freedesktop/machine1/image/fedora_2d40", "org.freedesktop.machine1.Image", "Name", "Path", "Type", "ReadOnly")
+	if want := "s \"fedora-40\"\ns \"" + filepath.Join(pool, "fedora-40") + "\"\ns \"directory\"\nb false\n"; out != want {
+		t.Errorf("nobody's properties: %q, want %q", out, want)
+	}
+	out = bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/alpha", "org.freedesktop.machine1.Image", "GetHostname")
+	if out != "s \"alphahost\"\n" {
+		t.Errorf("GetHostname: %q", out)
+	}
+	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, "/org/freedesktop/machine1/image/alpha", "org.freedesktop.machine1.Image", "Remove"); code == 0 || !strings.Contains(errOut, "ccess denied") {
+		t.Errorf("nobody's Image.Remove: %d %s", code, errOut)
+	}
+	bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/alpha", "org.freedesktop.machine1.Image", "Clone", "sb", "beta", "true")
+	bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/beta", "org.freedesktop.machine1.Image", "MarkReadOnly", "b", "false")
+	bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/beta", "org.freedesktop.machine1.Image", "Rename", "s", "gamma")
+	if !exists(filepath.Join(pool, "gamma/srv/data")) || immutable(t, filepath.Join(pool, "gamma")) {
+		t.Error("Clone, MarkReadOnly, Rename on image objects")
+	}
+	bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/gamma", "org.freedesktop.machine1.Image", "Remove")
+	if exists(filepath.Join(pool, "gamma")) {
+		t.Error("Image.Remove left the tree")
+	}
+	if _, errOut, code := busctl(t, bus, nil, "call", m1Dest, "/org/freedesktop/machine1/image/gamma", "org.freedesktop.machine1.Image", "Remove"); code == 0 || !strings.Contains(errOut, "Unknown object") {
+		t.Errorf("a removed image's object: %d %s", code, errOut)
+	}
+}
