@@ -634,3 +634,62 @@ func TestImagesObjects(t *testing.T) {
 		t.Errorf("a removed image's object: %d %s", code, errOut)
 	}
 }
+
+// For nobody: removing images is granted, renaming refused, the SetLimit
+// details name the image "machine" (upstream's key), and inspecting images is
+// granted for "alpha" only.
+const polkitImageRules = `polkit.addRule(function(action, subject) {
+  if (subject.user != "nobody") { return polkit.Result.NOT_HANDLED; }
+  if (action.id == "org.freedesktop.machine1.manage-images") {
+    if (action.lookup("verb") == "remove" && action.lookup("image") == "gone") { return polkit.Result.YES; }
+    if (action.lookup("verb") == "set_limit" && action.lookup("machine") == "alpha") { return polkit.Result.YES; }
+    if (action.lookup("verb") == "rename") { return polkit.Result.NO; }
+  }
+  if (action.id == "org.freedesktop.machine1.inspect-images" && action.lookup("image") == "alpha") { return polkit.Result.YES; }
+  return polkit.Result.NOT_HANDLED;
+});
+`
+
+// With polkitd, manage-images and inspect-images decide for unprivileged
+// callers of both transports, with upstream's details.
+func TestImagesPolkit(t *testing.T) {
+	needRoot(t)
+	pool := newPoolDir(t)
+	writeOSTree(t, filepath.Join(pool, "alpha"), "Alpha OS 1", "alphahost")
+	writeOSTree(t, filepath.Join(pool, "beta"), "Beta OS", "betahost")
+	writeOSTree(t, filepath.Join(pool, "gone"), "Gone OS", "gonehost")
+	bus := startPrivateBus(t)
+	startPolkitd(t, bus, polkitImageRules)
+	d := startDaemon(t, "--bus", bus.addr, "--units", "none", "--image-pool", pool)
+	waitBusName(t, bus)
+
+	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "RemoveImage", "s", "gone"); code != 0 {
+		t.Errorf("polkit-granted RemoveImage: %s", errOut)
+	}
+	if exists(filepath.Join(pool, "gone")) {
+		t.Error("gone not removed")
+	}
+	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "RenameImage", "ss", "alpha", "x"); code == 0 || !strings.Contains(errOut, "ccess denied") {
+		t.Errorf("polkit-refused RenameImage: %d %s", code, errOut)
+	}
+	// The limit is granted (by the "machine" detail), then refused by ext4.
+	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "SetImageLimit", "st", "alpha", "1000000"); code == 0 || !strings.Contains(errOut, "Quota is only supported on btrfs") {
+		t.Errorf("polkit-granted SetImageLimit: %d %s", code, errOut)
+	}
+	if out, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "GetImageHostname", "s", "alpha"); code != 0 || out != "s \"alphahost\"\n" {
+		t.Errorf("polkit-granted GetImageHostname: %d %s %s", code, errOut, out)
+	}
+	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, m1Path, m1Manager, "GetImageHostname", "s", "beta"); code == 0 {
+		t.Errorf("GetImageHostname of beta without a grant: %s", errOut)
+	}
+	out, errOut, code := varlinkctlAs(t, nobodyCred, "call", d.sock(), "io.systemd.MachineImage.List", `{"name":"alpha","acquireMetadata":"yes"}`)
+	if code != 0 || !strings.Contains(out, "alphahost") {
+		t.Errorf("polkit-granted Varlink metadata: %d %s %s", code, errOut, out)
+	}
+	if _, errOut, code := varlinkctlAs(t, nobodyCred, "call", d.sock(), "io.systemd.MachineImage.Update", `{"name":"alpha","newName":"x"}`); code == 0 || !strings.Contains(errOut, "PermissionDenied") && !strings.Contains(errOut, "InteractiveAuthenticationRequired") {
+		t.Errorf("Varlink Update without a grant: %d %s", code, errOut)
+	}
+	if !exists(filepath.Join(pool, "alpha/srv/data")) || !exists(filepath.Join(pool, "beta/srv/data")) {
+		t.Error("alpha or beta changed")
+	}
+}
