@@ -148,6 +148,7 @@ func (b *bench) plan() {
 		r.add(gLife, rowStartup(c.maxLevel()), "ms", false)
 	}
 	r.add(gLife, rowExit, "ms", false)
+	b.planImages()
 }
 
 // fillNotRun marks every empty cell of a daemon with why it was not measured.
@@ -234,6 +235,7 @@ func (b *bench) run(d *daemon) error {
 			return err
 		}
 	}
+	b.runImages(d)
 	return nil
 }
 
