@@ -126,6 +126,20 @@ func TestSubvolumeImage(t *testing.T) {
 	}
 }
 
+// Limits need btrfs quota: without it SetLimit says so (EOPNOTSUPP) and sizes
+// are unknown.
+func TestSetLimitQuotaOff(t *testing.T) {
+	mnt := newBtrfs(t, false)
+	run(t, "btrfs", "subvolume", "create", filepath.Join(mnt, "sv"))
+	p, _ := testPool(t, mnt)
+	if err := p.SetLimit("sv", 1<<20); !errorsIs(err, unix.EOPNOTSUPP) || !strings.Contains(err.Error(), "quota is not enabled") {
+		t.Errorf("SetLimit with quota off = %v, want EOPNOTSUPP naming quota", err)
+	}
+	if img, _ := p.Get("sv"); img.Usage != math.MaxUint64 || img.Limit != math.MaxUint64 {
+		t.Errorf("sizes with quota off: %+v", img)
+	}
+}
+
 func TestPoolLimit(t *testing.T) {
 	p, _ := btrfsPool(t)
 	if err := p.SetPoolLimit(200 << 20); err != nil {
@@ -284,5 +298,28 @@ func TestCloneNestedSubvolumes(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(pool, "copy")); !os.IsNotExist(err) {
 		t.Errorf("clone with nested subvolumes not removed")
+	}
+}
+
+// A clone into a pool that does not exist yet makes it (a subvolume on btrfs)
+// without turning quota on: only a pool limit asks for that.
+func TestCloneCreatesPoolWithoutQuota(t *testing.T) {
+	mnt := newBtrfs(t, false)
+	src := filepath.Join(mnt, "images")
+	mkdirs(t, filepath.Join(src, "tree/etc"))
+	pool := filepath.Join(mnt, "pool")
+	p := NewPool(Config{SearchPath: []string{pool, src}, PoolPath: pool, LockDir: t.TempDir(), NspawnDirs: []string{t.TempDir()}})
+	if err := p.Clone(context.Background(), "tree", "copy", false); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(pool, &st); err != nil || st.Ino != btrfsFirstFreeObjectID || st.Mode&0o777 != 0o700 {
+		t.Errorf("pool %+v, %v: want a subvolume, mode 0700", st, err)
+	}
+	if out, err := execCommand("btrfs", "qgroup", "show", mnt).CombinedOutput(); err == nil {
+		t.Errorf("quota enabled by a clone:\n%s", out)
+	}
+	if img, err := p.Get("copy"); err != nil || img.Type != TypeSubvolume {
+		t.Errorf("clone %+v, %v", img, err)
 	}
 }

@@ -49,13 +49,8 @@ func (p *Pool) Clone(ctx context.Context, name, newName string, readOnly bool) e
 	return nil
 }
 
-// openPool opens the pool directory, creating it when missing.
-func (p *Pool) openPool() (int, error) {
-	return p.setupPool()
-}
-
 func (p *Pool) cloneRaw(ctx context.Context, img Image, newName string, readOnly bool) error {
-	pfd, err := p.openPool()
+	pfd, err := p.setupPool(false)
 	if err != nil {
 		return err
 	}
@@ -68,7 +63,7 @@ func (p *Pool) cloneRaw(ctx context.Context, img Image, newName string, readOnly
 }
 
 func (p *Pool) cloneTree(ctx context.Context, img Image, newName string, readOnly bool) (err error) {
-	pfd, err := p.openPool()
+	pfd, err := p.setupPool(false)
 	if err != nil {
 		return err
 	}

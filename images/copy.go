@@ -29,25 +29,53 @@ func randomSuffix() string {
 }
 
 // copyFileData copies the contents of src to dst: a reflink when the file system
-// shares extents, else copy_file_range (which the kernel may still turn into a
-// reflink or a server-side copy), else read and write. ctx is checked between
-// chunks.
+// shares extents, else the data segments one by one (holes stay holes: raw
+// images are mostly sparse) with copy_file_range, which the kernel may still
+// turn into a reflink or a server-side copy, else with read and write. ctx is
+// checked between chunks.
 func copyFileData(ctx context.Context, dst, src int) error {
 	if unix.IoctlFileClone(dst, src) == nil {
 		return nil
 	}
+	var st unix.Stat_t
+	if err := unix.Fstat(src, &st); err != nil {
+		return err
+	}
+	for off := int64(0); off < st.Size; {
+		data, err := unix.Seek(src, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		end := st.Size
+		if err != nil {
+			data = off // no hole support: all of it is data
+		} else if hole, err := unix.Seek(src, data, unix.SEEK_HOLE); err == nil {
+			end = min(hole, st.Size)
+		}
+		if err := copyRange(ctx, dst, src, data, end-data); err != nil {
+			return err
+		}
+		off = end
+	}
+	return unix.Ftruncate(dst, st.Size)
+}
+
+// copyRange copies n bytes at off from src to dst, at the same offset.
+func copyRange(ctx context.Context, dst, src int, off, n int64) error {
 	useRange := true
-	buf := []byte(nil)
-	for {
+	var buf []byte
+	for n > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if useRange {
-			n, err := unix.CopyFileRange(src, nil, dst, nil, copyChunk, 0)
+			roff, woff := off, off
+			c, err := unix.CopyFileRange(src, &roff, dst, &woff, int(min(n, copyChunk)), 0)
 			switch {
-			case err == nil && n == 0:
-				return nil
+			case err == nil && c == 0:
+				return fmt.Errorf("file shrank while copied: %w", unix.EIO)
 			case err == nil:
+				off, n = off+int64(c), n-int64(c)
 				continue
 			case errors.Is(err, unix.EINTR):
 				continue
@@ -61,27 +89,29 @@ func copyFileData(ctx context.Context, dst, src int) error {
 		if buf == nil {
 			buf = make([]byte, 1<<20)
 		}
-		n, err := unix.Read(src, buf)
+		r, err := unix.Pread(src, buf[:min(n, int64(len(buf)))], off)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return nil
+		if r == 0 {
+			return fmt.Errorf("file shrank while copied: %w", unix.EIO)
 		}
-		for off := 0; off < n; {
-			w, err := unix.Write(dst, buf[off:n])
+		for w := 0; w < r; {
+			c, err := unix.Pwrite(dst, buf[w:r], off+int64(w))
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			off += w
+			w += c
 		}
+		off, n = off+int64(r), n-int64(r)
 	}
+	return nil
 }
 
 // copyFileAtomic copies the regular file src to dst (which must not exist) with

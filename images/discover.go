@@ -68,6 +68,7 @@ func nameOfEntry(file string, mode uint32) string {
 // cannot be resolved (a dangling link, a symlink loop) while listing is skipped.
 func (p *Pool) List() ([]Image, error) {
 	byName := map[string]Image{}
+	unusable := map[string]bool{}
 	for _, dir := range p.searchPath() {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -98,11 +99,14 @@ func (p *Pool) List() ([]Image, error) {
 		}
 		for _, name := range names {
 			img, err := lookupIn(dir, name, present)
-			if err != nil {
-				delete(byName, name)
-				continue
+			switch {
+			case err == nil:
+				byName[name] = img
+			case errors.Is(err, ErrNoSuchImage):
+				delete(byName, name) // nothing usable here: a later directory may have it
+			default:
+				unusable[name] = true // Get fails on it too, rather than look further
 			}
-			byName[name] = img
 		}
 	}
 	if p.cfg.Host {
@@ -111,8 +115,10 @@ func (p *Pool) List() ([]Image, error) {
 		}
 	}
 	out := make([]Image, 0, len(byName))
-	for _, img := range byName {
-		out = append(out, img)
+	for name, img := range byName {
+		if !unusable[name] {
+			out = append(out, img)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -275,6 +276,17 @@ func TestVersionedImages(t *testing.T) {
 	if img, err := p.Get("os"); err != nil || img.Path != filepath.Join(v, "os_1.10") {
 		t.Errorf("Get(os) = %+v, %v", img, err)
 	}
+	// The versions carry the name: renaming one would only hide it.
+	if err := p.Rename("os", "other"); !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("Rename of a versioned image = %v, want EOPNOTSUPP", err)
+	}
+	// Removing removes the version in use; the next best takes over.
+	if err := p.Remove(context.Background(), "os"); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := p.Get("os"); err != nil || img.Path != filepath.Join(v, "os_1.9") {
+		t.Errorf("after removing 1.10: %+v, %v", img, err)
+	}
 }
 
 func TestParseVersionEntry(t *testing.T) {
@@ -339,4 +351,44 @@ func TestListIsFresh(t *testing.T) {
 	if imgs, _ := p.List(); len(imgs) != 0 {
 		t.Fatalf("after rmdir: %v", names(imgs))
 	}
+}
+
+// Images come and go while the pool is listed: List never fails on that, and
+// shows each image whole or not at all.
+func TestListWhileImagesComeAndGo(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	p, _ := testPool(t, dir)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n := fmt.Sprintf("img%d", i%40)
+			os.Mkdir(filepath.Join(dir, n), 0o755)
+			os.WriteFile(filepath.Join(dir, n+"x.raw"), []byte("x"), 0o644)
+			os.MkdirAll(filepath.Join(dir, n+"v.v", n+"v_1"), 0o755)
+			os.Remove(filepath.Join(dir, fmt.Sprintf("img%d", (i+20)%40)))
+			os.Remove(filepath.Join(dir, fmt.Sprintf("img%dx.raw", (i+20)%40)))
+			os.RemoveAll(filepath.Join(dir, fmt.Sprintf("img%dv.v", (i+20)%40)))
+		}
+	}()
+	for range 300 {
+		imgs, err := p.List()
+		if err != nil {
+			t.Fatalf("List while images change: %v", err)
+		}
+		for _, img := range imgs {
+			if img.Type == "" || img.Path == "" || ValidName(img.Name) != nil {
+				t.Fatalf("half an image: %+v", img)
+			}
+		}
+	}
+	close(stop)
+	<-done
 }

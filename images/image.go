@@ -27,8 +27,9 @@ type Image struct {
 	Usage, UsageExclusive, Limit, LimitExclusive uint64
 }
 
-// Host reports whether the image is the host's root (".host").
-func (i Image) Host() bool { return i.Name == HostName && i.Path == "/" }
+// Host reports whether the image stands for the host: named ".host" (wherever
+// it lives: the name is the host's) or rooted at "/".
+func (i Image) Host() bool { return i.Name == HostName || i.Path == "/" }
 
 // Vendor reports whether the image ships with the OS (lives under /usr): such
 // images are never changed.

@@ -58,13 +58,19 @@ func takeLock(path string, exclusive bool) (*lockFile, error) {
 	}
 }
 
-// release drops the lock; an exclusive owner removes the file first, as nspawn
-// does, so lock files do not pile up.
+// release drops the lock; the exclusive owner removes the file first, as nspawn
+// does, so lock files do not pile up. A shared owner becomes the exclusive one
+// when it can, to do the same.
 func (l *lockFile) release() {
 	if l == nil {
 		return
 	}
-	if l.exclusive {
+	exclusive := l.exclusive
+	if !exclusive {
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		exclusive = unix.FcntlFlock(uintptr(l.fd), unix.F_OFD_SETLK, &lk) == nil
+	}
+	if exclusive {
 		_ = unix.Unlink(l.path)
 	}
 	unix.Close(l.fd)
@@ -96,13 +102,21 @@ func (p *Pool) makeLockDir() {
 	_ = os.Mkdir(p.cfg.LockDir, 0o700)
 }
 
-// lockImagePath takes the image lock on path, exclusively: the host's root can
-// never be locked so (we run off it).
+// lockImagePath takes the image lock on path exclusively, to change the image.
 func (p *Pool) lockImagePath(path string) (*imageLock, error) {
+	return p.lockImage(path, true)
+}
+
+// lockImage takes the image lock on path, exclusive or shared. The host's root
+// is never locked exclusively (we run off it); a shared lock on it is no lock.
+func (p *Pool) lockImage(path string, exclusive bool) (*imageLock, error) {
 	if lockingDisabled() {
 		return &imageLock{}, nil
 	}
 	if filepath.Clean(path) == "/" {
+		if !exclusive {
+			return &imageLock{}, nil
+		}
 		return nil, fmt.Errorf("the host's root cannot be locked: %w", unix.EBUSY)
 	}
 	var global string
@@ -121,15 +135,20 @@ func (p *Pool) lockImagePath(path string) (*imageLock, error) {
 	// Block devices are host-local: the global lock suffices for them.
 	if !pathUnder(path, "/dev") {
 		dir, base := filepath.Split(filepath.Clean(path))
-		local, err := takeLock(filepath.Join(dir, ".#"+base+".lck"), true)
-		if err != nil {
+		local, err := takeLock(filepath.Join(dir, ".#"+base+".lck"), exclusive)
+		switch {
+		case err == nil:
+			l.local = local
+		case !exclusive && errors.Is(err, unix.EROFS):
+			// A read-only directory cannot hold the file; nobody can change the
+			// image there either.
+		default:
 			return nil, err
 		}
-		l.local = local
 	}
 	if global != "" {
 		p.makeLockDir()
-		g, err := takeLock(filepath.Join(p.cfg.LockDir, global), true)
+		g, err := takeLock(filepath.Join(p.cfg.LockDir, global), exclusive)
 		if err != nil {
 			l.release()
 			return nil, err

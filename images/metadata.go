@@ -35,8 +35,10 @@ const maxCachedMetadata = 256
 // read-only through a loop device and their root file system mounted read-only
 // and detached from every mount namespace; what was read is cached per image
 // until the image file changes (device, inode, size, modification and change
-// times). Files that are missing or unreadable leave their fields empty; an
-// error means the image itself could not be read.
+// times); reading one takes the image's lock shared, so an image a writable
+// container runs answers EBUSY unless its metadata was read before. Files that
+// are missing or unreadable leave their fields empty; an error means the image
+// itself could not be read.
 func (p *Pool) Metadata(ctx context.Context, img Image) (Metadata, error) {
 	if err := ctx.Err(); err != nil {
 		return Metadata{}, err
@@ -57,6 +59,13 @@ func (p *Pool) Metadata(ctx context.Context, img Image) (Metadata, error) {
 		if md, ok := p.meta.get(img.Path, key); ok {
 			return md, nil
 		}
+		// Shared, as nspawn takes it for a read-only container: a file system
+		// a writable container has mounted is not mounted a second time.
+		lock, err := p.lockImage(img.Path, false)
+		if err != nil {
+			return Metadata{}, fmt.Errorf("image %q: %w", img.Name, err)
+		}
+		defer lock.release()
 		md, err := readDisk(img.Path)
 		if err != nil {
 			return Metadata{}, fmt.Errorf("image %q: %w", img.Name, err)

@@ -183,6 +183,30 @@ func TestRawGPTMetadata(t *testing.T) {
 		t.Errorf("after the image changed: hostname %q (%d reads)", md.Hostname, reads)
 	}
 
+	// A writable container holds the image exclusively: not mounted again, but
+	// what was read before is still served. A read-only one (shared) is no
+	// obstacle.
+	lock, err := p.lockImagePath(image.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, err := p.Metadata(context.Background(), image); err != nil || md.Hostname != "new-host" {
+		t.Errorf("cached metadata of a locked image: %+v, %v", md, err)
+	}
+	os.Chtimes(image.Path, time.Now(), time.Now())
+	if _, err := p.Metadata(context.Background(), image); !errorsIs(err, unix.EBUSY) {
+		t.Errorf("changed image in use: %v, want EBUSY", err)
+	}
+	lock.release()
+	shared, err := p.lockImage(image.Path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, err := p.Metadata(context.Background(), image); err != nil || md.Hostname != "new-host" {
+		t.Errorf("image in read-only use: %+v, %v", md, err)
+	}
+	shared.release()
+
 	// A generic Linux partition counts when it is the only one; a partition of
 	// another architecture does not.
 	makeGPTImage(t, filepath.Join(dir, "generic.raw"), "0fc63daf-8483-4772-8e79-3d69d8477de4", root)

@@ -16,7 +16,7 @@ func errReadOnly(img Image) error {
 }
 
 // immutableImage reports whether img may not be changed at all.
-func immutableImage(img Image) bool { return img.Vendor() || img.Host() || img.Path == "/" }
+func immutableImage(img Image) bool { return img.Vendor() || img.Host() }
 
 // versioned reports whether img was picked from a NAME.v/ directory.
 func versioned(img Image) bool { return strings.HasSuffix(filepath.Dir(img.Path), ".v") }
@@ -198,6 +198,11 @@ func setSubtreeLimit(fd int, limit uint64) error {
 	if err != nil {
 		return err
 	}
+	// Without quota the kernel answers with errnos that name something else
+	// (ENOENT for the missing quota tree, ENOTCONN): say what it is.
+	if _, err := qgroupParents(fd, info.TreeID); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTCONN) {
+		return fmt.Errorf("btrfs quota is not enabled: %w", unix.EOPNOTSUPP)
+	}
 	_ = qgroupSetLimit(fd, info.TreeID, limit)
 	_ = autoQgroup(fd, info.TreeID, info.ParentID)
 	id, err := subtreeQgroup(fd, info.TreeID)
@@ -273,7 +278,7 @@ func destroyQgroup(fd int, id uint64) error {
 // SetPoolLimit limits the bytes the pool directory may hold. The pool is created
 // first when missing (a subvolume with quota on btrfs); off btrfs: EOPNOTSUPP.
 func (p *Pool) SetPoolLimit(limit uint64) error {
-	fd, err := p.setupPool()
+	fd, err := p.setupPool(true)
 	if err != nil {
 		return err
 	}
@@ -290,13 +295,17 @@ func (p *Pool) SetPoolLimit(limit uint64) error {
 	return nil
 }
 
-// setupPool opens the pool directory, making it first when missing: on btrfs as
-// a subvolume with quota enabled and its subtree qgroup, as upstream prepares
-// /var/lib/machines.
-func (p *Pool) setupPool() (int, error) {
+// setupPool opens the pool directory, making it first when missing (on btrfs as
+// a subvolume, so that it can carry a quota), and with quota enables btrfs quota
+// and gives the pool its subtree qgroup, as upstream prepares /var/lib/machines
+// for a pool limit. Quota costs every write on the file system: only a limit
+// asks for it.
+func (p *Pool) setupPool(quota bool) (int, error) {
 	pool := p.cfg.PoolPath
 	if fd, err := unix.Open(pool, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-		p.enablePoolQuota(fd)
+		if quota {
+			p.enablePoolQuota(fd)
+		}
 		return fd, nil
 	} else if !errors.Is(err, unix.ENOENT) {
 		return -1, fmt.Errorf("open pool %s: %w", pool, err)
@@ -320,7 +329,9 @@ func (p *Pool) setupPool() (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("open pool %s: %w", pool, err)
 	}
-	p.enablePoolQuota(fd)
+	if quota {
+		p.enablePoolQuota(fd)
+	}
 	return fd, nil
 }
 

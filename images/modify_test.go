@@ -77,6 +77,8 @@ func TestVendorAndHostAreReadOnly(t *testing.T) {
 	for _, img := range []Image{
 		{Name: "v", Path: "/usr/lib/machines/v", Type: TypeDirectory},
 		{Name: HostName, Path: "/", Type: TypeDirectory},
+		{Name: HostName, Path: "/var/lib/machines/.host", Type: TypeDirectory},
+		{Name: "root", Path: "/", Type: TypeDirectory},
 	} {
 		if err := p.remove(context.Background(), img); !errors.Is(err, unix.EROFS) {
 			t.Errorf("remove %s = %v, want EROFS", img.Path, err)
@@ -214,6 +216,14 @@ func TestRemoveBlock(t *testing.T) {
 	}
 	if _, err := os.Stat(dev); err != nil {
 		t.Errorf("%s removed: %v", dev, err)
+	}
+	// udev names the nodes in /dev: no renaming them.
+	devPool := NewPool(Config{SearchPath: []string{"/dev"}, LockDir: t.TempDir(), NspawnDirs: []string{t.TempDir()}})
+	if err := devPool.Rename(filepath.Base(dev), "renamed-loop"); !errors.Is(err, unix.EROFS) {
+		t.Errorf("renaming %s = %v, want EROFS", dev, err)
+	}
+	if _, err := os.Stat(dev); err != nil {
+		t.Errorf("%s gone: %v", dev, err)
 	}
 }
 
@@ -444,4 +454,33 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// Off a reflinking file system a raw clone keeps the source's holes.
+func TestCloneRawKeepsHoles(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	p, _ := testPool(t, dir)
+	src := filepath.Join(dir, "sparse.raw")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt([]byte("middle"), 64<<20)
+	f.Truncate(128 << 20)
+	f.Close()
+	if err := p.Clone(context.Background(), "sparse", "copy", false); err != nil {
+		t.Fatal(err)
+	}
+	var a, b unix.Stat_t
+	unix.Stat(src, &a)
+	unix.Stat(filepath.Join(dir, "copy.raw"), &b)
+	if b.Size != a.Size || b.Blocks > a.Blocks+64 {
+		t.Errorf("copy: size %d, %d blocks; source: size %d, %d blocks", b.Size, b.Blocks, a.Size, a.Blocks)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "copy.raw"))
+	if string(got[:4]) != "head" || string(got[64<<20:64<<20+6]) != "middle" || got[100<<20] != 0 {
+		t.Errorf("copy content differs")
+	}
 }
