@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -691,5 +692,87 @@ func TestImagesPolkit(t *testing.T) {
 	}
 	if !exists(filepath.Join(pool, "alpha/srv/data")) || !exists(filepath.Join(pool, "beta/srv/data")) {
 		t.Error("alpha or beta changed")
+	}
+}
+
+// The 65th operation at once is refused on both transports. The pool is an
+// ext4 file system the test freezes (fsfreeze), so that 64 clones into it hang
+// in their first write, each holding its place, until it is thawed; then all
+// 64 complete.
+func TestImagesTooManyOperations(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	fsimg := filepath.Join(dir, "fs.img")
+	mustRun(t, "truncate", "-s", "64M", fsimg)
+	mustRun(t, "mkfs.ext4", "-q", "-F", fsimg)
+	pool := filepath.Join(dir, "pool")
+	if err := os.Mkdir(pool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "mount", "-o", "loop", fsimg, pool)
+	t.Cleanup(func() { exec.Command("umount", "-l", pool).Run() })
+	writeOSTree(t, filepath.Join(pool, "src"), "Src", "src")
+	d, bus := startBusDaemon(t, "--units", "none", "--image-pool", pool)
+	c := dbusConn(t, bus)
+
+	mustRun(t, "fsfreeze", "-f", pool)
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			exec.Command("fsfreeze", "-u", pool).Run()
+		}
+	}
+	t.Cleanup(thaw) // runs before the daemon stops and the pool is unmounted
+
+	prefix := fmt.Sprintf("op%d-", os.Getpid())
+	var clients []*exec.Cmd
+	for i := range 64 {
+		cmd := exec.Command(varlinkctlPath(t), "call", d.sock(), "io.systemd.MachineImage.Clone",
+			fmt.Sprintf(`{"name":"src","newName":"%s%d"}`, prefix, i))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cmd)
+	}
+	t.Cleanup(func() {
+		for _, cmd := range clients {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	// Each clone takes the lock of its new name before it writes anything.
+	eventually(t, "64 clones running", func() bool {
+		for i := range 64 {
+			if !exists(fmt.Sprintf("/run/systemd/nspawn/locks/name-%s%d", prefix, i)) {
+				return false
+			}
+		}
+		return true
+	})
+	if _, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.MachineImage.Clone", `{"name":"src","newName":"one-more"}`); code == 0 || !strings.Contains(errOut, "io.systemd.MachineImage.TooManyOperations") {
+		t.Errorf("the 65th clone on Varlink: %d %s", code, errOut)
+	}
+	if err := managerCall(t, c, "CloneImage", "src", "one-more", false).Err; dbusErrorName(err) != "org.freedesktop.DBus.Error.LimitsExceeded" {
+		t.Errorf("the 65th clone on D-Bus: %v", err)
+	}
+	if err := managerCall(t, c, "RemoveImage", "src").Err; dbusErrorName(err) != "org.freedesktop.DBus.Error.LimitsExceeded" {
+		t.Errorf("a removal past the cap: %v", err)
+	}
+
+	thaw()
+	for i, cmd := range clients {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("clone %d: %v", i, err)
+		}
+	}
+	clients = nil
+	for i := range 64 {
+		if !exists(filepath.Join(pool, fmt.Sprintf("%s%d/srv/data", prefix, i))) {
+			t.Errorf("clone %d missing", i)
+		}
+	}
+	if exists(filepath.Join(pool, "one-more")) {
+		t.Error("the refused clone was made")
 	}
 }
