@@ -38,7 +38,7 @@ func (p *blockingPool) block(ctx context.Context) error {
 }
 
 func (p *blockingPool) Clone(ctx context.Context, _, _ string, _ bool) error { return p.block(ctx) }
-func (p *blockingPool) Remove(ctx context.Context, _ string) error         { return p.block(ctx) }
+func (p *blockingPool) Remove(ctx context.Context, _ string) error           { return p.block(ctx) }
 func (p *blockingPool) Clean(ctx context.Context, _ images.CleanMode) ([]images.Removed, error) {
 	return nil, p.block(ctx)
 }
