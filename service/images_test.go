@@ -410,3 +410,16 @@ func TestCloneIsABoundedOperation(t *testing.T) {
 		t.Errorf("a cancelled clone succeeded")
 	}
 }
+
+// The pool's directory comes from the configuration, its usage and limit from
+// the pool itself.
+func TestPoolInfoAsksThePool(t *testing.T) {
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Images: newFakePool(), ImagePoolPath: "/srv/pool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if path, usage, limit := m.PoolInfo(); path != "/srv/pool" || usage != 1 || limit != 2 {
+		t.Errorf("PoolInfo = %q %d %d", path, usage, limit)
+	}
+}
