@@ -118,7 +118,8 @@ func validImageName(field, name string) error {
 
 // imageError is the one translation of the pool's errors into the core's kinds.
 // Errno failures (EROFS for vendor, host and read-only images, EBUSY while an
-// image is in use) keep their errno, which both transports answer as upstream.
+// image is in use, EOPNOTSUPP for a limit on an image that is no subvolume)
+// keep their errno, which both transports answer as upstream.
 func imageError(err error, name string) error {
 	var errno syscall.Errno
 	switch {
@@ -130,8 +131,6 @@ func imageError(err error, name string) error {
 		return fmt.Errorf("image '%s' already exists: %w", name, ErrImageExists)
 	case errors.Is(err, images.ErrInvalidName):
 		return invalidArg("name", "image name '%s' is invalid.", name)
-	case errors.Is(err, syscall.EOPNOTSUPP):
-		return fmt.Errorf("%v: %w", err, ErrNotSupported)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("image '%s': operation cancelled: %w", name, ErrNotAvailable)
 	case errors.As(err, &errno):
@@ -278,15 +277,7 @@ func (m *Manager) SetImageLimit(ctx context.Context, c Caller, name string, limi
 	}); err != nil {
 		return err
 	}
-	return limitError(p.SetLimit(name, limit), name)
-}
-
-// limitError words the pool's "not on btrfs" as upstream's clients know it.
-func limitError(err error, name string) error {
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		return fmt.Errorf("quota is only supported on btrfs.: %w", ErrNotSupported)
-	}
-	return imageError(err, name)
+	return imageError(p.SetLimit(name, limit), name)
 }
 
 // UpdateImage applies the Varlink Update: the rename first, then the read-only
@@ -319,7 +310,7 @@ func (m *Manager) UpdateImage(ctx context.Context, c Caller, u ImageUpdate) erro
 		first = imageError(p.MarkReadOnly(name, *u.ReadOnly), name)
 	}
 	if u.Limit != nil {
-		if err := limitError(p.SetLimit(name, *u.Limit), name); first == nil {
+		if err := imageError(p.SetLimit(name, *u.Limit), name); first == nil {
 			first = err
 		}
 	}
@@ -339,7 +330,13 @@ func (m *Manager) SetPoolLimit(ctx context.Context, c Caller, limit uint64) erro
 	}); err != nil {
 		return err
 	}
-	return limitError(p.SetPoolLimit(limit), "")
+	// Off btrfs, upstream answers this one (only) with its NotSupported error
+	// and these words.
+	if err := p.SetPoolLimit(limit); errors.Is(err, syscall.EOPNOTSUPP) {
+		return fmt.Errorf("quota is only supported on btrfs.: %w", ErrNotSupported)
+	} else {
+		return imageError(err, "")
+	}
 }
 
 // CloneImage copies an image into the pool under newName, as an operation: at
