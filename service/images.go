@@ -332,11 +332,11 @@ func (m *Manager) SetPoolLimit(ctx context.Context, c Caller, limit uint64) erro
 	}
 	// Off btrfs, upstream answers this one (only) with its NotSupported error
 	// and these words.
-	if err := p.SetPoolLimit(limit); errors.Is(err, syscall.EOPNOTSUPP) {
+	err = p.SetPoolLimit(limit)
+	if errors.Is(err, syscall.EOPNOTSUPP) {
 		return fmt.Errorf("quota is only supported on btrfs.: %w", ErrNotSupported)
-	} else {
-		return imageError(err, "")
 	}
+	return imageError(err, "")
 }
 
 // CloneImage copies an image into the pool under newName, as an operation: at
