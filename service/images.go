@@ -299,7 +299,7 @@ func (m *Manager) UpdateImage(ctx context.Context, c Caller, u ImageUpdate) erro
 		return err
 	}
 	name := u.Name
-	if u.NewName != nil && *u.NewName != name {
+	if u.NewName != nil {
 		if err := p.Rename(name, *u.NewName); err != nil {
 			return renameError(err, name, *u.NewName)
 		}

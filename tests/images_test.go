@@ -337,6 +337,7 @@ func TestImagesBadInput(t *testing.T) {
 	// A taken target.
 	wantV(nil, "Clone", `{"name":"alpha","newName":"beta"}`, "io.systemd.System", "EEXIST")
 	wantV(nil, "Update", `{"name":"alpha","newName":"beta"}`, "io.systemd.System", "EEXIST")
+	wantV(nil, "Update", `{"name":"alpha","newName":"alpha"}`, "io.systemd.System", "EEXIST")
 	wantD("org.freedesktop.DBus.Error.FileExists", "", "CloneImage", "alpha", "beta", false)
 	wantD("org.freedesktop.DBus.Error.FileExists", "", "RenameImage", "alpha", "beta")
 
