@@ -543,7 +543,7 @@ func TestImagesInUseByNspawn(t *testing.T) {
 		<-exited
 	}
 	t.Cleanup(stop)
-	eventually(t, "nspawn locks the image", func() bool { return exists(filepath.Join(pool, ".#ct.lck")) })
+	waitLong(t, "nspawn locks the image", func() bool { return exists(filepath.Join(pool, ".#ct.lck")) })
 
 	for _, args := range [][]string{{"remove", "ct"}, {"rename", "ct", "ct2"}, {"read-only", "ct"}} {
 		_, errOut, code := inSystemdNS(t, d, bus, -1, "machinectl", append([]string{"--no-pager"}, args...)...)
@@ -565,7 +565,7 @@ func TestImagesInUseByNspawn(t *testing.T) {
 
 	stop()
 	// The container's processes let go of the lock once they are gone.
-	eventually(t, "read-only once nspawn is gone", func() bool {
+	waitLong(t, "read-only once nspawn is gone", func() bool {
 		_, _, code := varlinkctl(t, "call", d.sock(), "io.systemd.MachineImage.Update", `{"name":"ct","readOnly":true}`)
 		return code == 0
 	})
@@ -783,5 +783,16 @@ func TestImagesTooManyOperations(t *testing.T) {
 	}
 	if exists(filepath.Join(pool, "one-more")) {
 		t.Error("the refused clone was made")
+	}
+}
+
+// waitLong is eventually for what takes long on a busy machine (a container
+// starting or going): it gives up after a minute, and checks no duration.
+func waitLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
 	}
 }
