@@ -1,6 +1,7 @@
 // Package service is the transport-free core of machined: the machine registry,
 // its lifecycle (register, terminate, kill, unregister, leader exit), persistence,
-// authorization and the user-namespace id mapping that userdb synthesis reads.
+// authorization and the user-namespace id mapping that userdb synthesis reads,
+// and the rules of the image methods over the images package's pool (images.go).
 //
 // Front ends (varlink, userdb, dbusshim) call the Manager's value-returning methods
 // and translate the closed set of errors in errors.go, each with one table.

@@ -34,6 +34,9 @@ var (
 	ErrBacklogExceeded      = errors.New("event backlog exceeded")
 	ErrTooManyOperations    = errors.New("too many operations running")
 	ErrNoIPC                = errors.New("no system bus in the container")
+	ErrNoSuchImage          = errors.New("no such image")
+	// ErrImageExists stands for EEXIST: the transports answer it as that errno.
+	ErrImageExists = errors.New("image exists")
 )
 
 // InvalidArgError says which request field was wrong. Field uses the Varlink

@@ -34,7 +34,12 @@ type Config struct {
 	// pidfd, so without a cap one local user can exhaust the daemon's fds and
 	// lock everyone else out. Root and our own uid are never capped.
 	MaxMachinesPerUID int
-	Logger            *slog.Logger
+	// Images is the image pool the image methods serve; nil answers them
+	// NotSupported. ImagePoolPath is its pool directory, as PoolPath shows
+	// it ("" = /var/lib/machines).
+	Images        ImagePool
+	ImagePoolPath string
+	Logger        *slog.Logger
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the

@@ -226,7 +226,7 @@ func newOurs(bin, busMode string) (*daemon, error) {
 		d.busAddr = dbusAddr(busMode)
 	}
 	d.start = func() error {
-		cmd := exec.Command(bin, "--runtime-dir", dir, "--bus", busArg, "--log-level", "info")
+		cmd := exec.Command(bin, append([]string{"--runtime-dir", dir, "--bus", busArg, "--log-level", "info"}, oursImageArgs()...)...)
 		cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 		if err := d.launch(cmd); err != nil {
 			return err
@@ -279,7 +279,13 @@ func new257(root string) (*daemon, error) {
 	d.bus = b
 	d.onStop = append(d.onStop, b.stop)
 	d.start = func() error {
-		cmd := peer.Command257(root, run, "SYSTEMD_LOG_LEVEL="+upstreamLogLevel, "SYSTEMD_LOG_TARGET=console")
+		var binds []peer.Bind
+		if images != nil {
+			os.MkdirAll(filepath.Join(dir, "machines"), 0o755)
+			os.MkdirAll(filepath.Join(root, "var/lib/machines"), 0o700)
+			binds = []peer.Bind{{Host: images.listDir, Tree: "/run/machines"}, {Host: images.pool, Tree: "/var/lib/machines"}}
+		}
+		cmd := peer.Command257With(root, run, binds, "SYSTEMD_LOG_LEVEL="+upstreamLogLevel, "SYSTEMD_LOG_TARGET=console")
 		if err := d.launch(cmd); err != nil {
 			return err
 		}
@@ -372,11 +378,12 @@ func new252(scratch string) (*daemon, error) {
 			os.Remove(stockUserdbSock)
 		}
 	})
-	script := `set -e
-mount --bind "$1" ` + stockStateDir + `
-exec ` + machined252
 	d.start = func() error {
-		cmd := exec.Command("/bin/sh", "-c", script, "sh", filepath.Join(state, "machines"))
+		binds, bindArgs := imageBinds252()
+		script := `set -e
+mount --bind "$1" ` + stockStateDir + `
+` + binds + `exec ` + machined252
+		cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh", filepath.Join(state, "machines")}, bindArgs...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS} // Go makes / rprivate first
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_LOG_LEVEL=" + upstreamLogLevel, "SYSTEMD_LOG_TARGET=console",
 			"DBUS_SYSTEM_BUS_ADDRESS=" + b.address()}

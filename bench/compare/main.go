@@ -44,6 +44,8 @@ type config struct {
 	duel         bool
 	duelReps     int
 	copy         bool
+	images       int // directory images listed; 0: no image workloads
+	cloneMiB     int // size of the image cloned
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -78,6 +80,8 @@ func parseFlags(args []string) (config, error) {
 	udb := fs.String("userdb-sizes", "2,500,10000", "machine counts for the userdb lookups")
 	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: no D-Bus workloads)")
 	fs.IntVar(&c.duelReps, "duel-reps", 7, "repetitions per daemon of the D-Bus workloads, which run interleaved with all daemons up at once")
+	fs.IntVar(&c.images, "images", 1000, "directory images for the image listing workloads (0: no image workloads)")
+	fs.IntVar(&c.cloneMiB, "clone-mib", 1024, "size in MiB of the directory image the clone workloads copy")
 	fs.BoolVar(&c.startup, "startup", true, "measure start-up time with the largest machine count persisted")
 	fs.IntVar(&c.conns, "conns", 8, "connections of the parallel Register+Unregister workload")
 	fs.IntVar(&c.pairLeaders, "pair-leaders", 4096, "leaders the Register+Unregister workloads take in turn (all connections together)")
@@ -126,6 +130,7 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.duel {
 		*list, *udb, c.nss, c.startup, c.doc, c.svg = "", "", false, false, "", ""
+		c.images = 0
 		if set["reps"] && !set["duel-reps"] {
 			c.duelReps = c.reps
 		}
@@ -256,6 +261,9 @@ func run(cfg config) error {
 		return err
 	}
 	atExit(func() { os.RemoveAll(scratch) })
+	if err := setupImages(cfg, scratch); err != nil {
+		return fmt.Errorf("image workloads: %w", err)
+	}
 	farmBin, err := buildHelper(scratch, "leaderfarm")
 	if err != nil {
 		return err

@@ -155,6 +155,7 @@ func (b *bench) plan() {
 		r.add(gCopy, rowCopyTo, "MiB/s", true)
 		r.add(gCopy, rowCopyFrom, "MiB/s", true)
 	}
+	b.planImages()
 }
 
 // fillNotRun marks every empty cell of a daemon with why it was not measured.
@@ -244,6 +245,7 @@ func (b *bench) run(d *daemon) error {
 			return err
 		}
 	}
+	b.runImages(d)
 	return nil
 }
 

@@ -39,6 +39,8 @@ type options struct {
 	stopTimeout time.Duration
 	maxPerUID   int
 	showVersion bool
+
+	imageSearchPath, imagePool string
 }
 
 func parseFlags(args []string) (options, error) {
@@ -62,11 +64,16 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.maxPerUID, "max-machines-per-uid", 128, "machines one non-root user may have registered at once (0: no cap)")
 	fs.IntVar(&o.procs, "procs", 1, "Go scheduler threads running at once (GOMAXPROCS); 0 means one per CPU")
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&o.imageSearchPath, "image-search-path", "", "colon-separated directories searched for images, first hit of a name wins (default: upstream's system path, or the user's with --user; the pool alone when --image-pool is given)")
+	fs.StringVar(&o.imagePool, "image-pool", "", "directory clones go to and pool limits apply to (default /var/lib/machines, ~/.local/state/machines with --user)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if !searchPathFlag(o.imageSearchPath) || o.imagePool != "" && !filepath.IsAbs(o.imagePool) {
+		return o, fmt.Errorf("--image-search-path and --image-pool take absolute directories")
 	}
 	if o.maxPerUID < 0 {
 		return o, fmt.Errorf("--max-machines-per-uid must not be negative")
@@ -191,7 +198,10 @@ func run(o options) error {
 		defer unitHost.apiBus.Close()
 		unitHost.watchAPIBus(ctx)
 	}
+	pool, poolPath := imagePool(o)
 	mgr, err := service.New(service.Config{
+		Images:            pool,
+		ImagePoolPath:     poolPath,
 		StateDir:          filepath.Join(o.runtimeDir, "systemd", "machines"),
 		Units:             units,
 		Authorizer:        pickAuthorizer(ctx, o, bus, log),

@@ -13,6 +13,7 @@ import (
 	"github.com/machined-go/machined/userdb"
 	"github.com/machined-go/machined/varlink"
 	"github.com/machined-go/machined/varlink/machine"
+	"github.com/machined-go/machined/varlink/machineimage"
 	"github.com/machined-go/machined/varlink/resolvehook"
 )
 
@@ -36,7 +37,7 @@ func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *
 		o: o, mgr: mgr, log: log, ready: make(chan struct{}), errc: make(chan error, 3),
 		id: varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"},
 	}
-	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log).Handle), o.limits, log)
+	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log, machineimage.New(mgr)).Handle), o.limits, log)
 	if mgr.UserScope() {
 		sv.machine.Admit(mgr.Admits)
 	}

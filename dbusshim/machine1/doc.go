@@ -13,12 +13,10 @@
 // Objects: /org/freedesktop/machine1 (Manager), one
 // /org/freedesktop/machine1/machine/<bus_label_escape(name)> per machine
 // (.host included), /org/freedesktop/machine1/machine/self (the caller's
-// machine), /org/freedesktop/LogControl1. Image objects and methods, and the
-// container operations the core does not implement yet (PTY, login, shell,
-// root directory), answer org.freedesktop.DBus.Error.NotSupported; the
-// introspection data already lists them with upstream's signatures. A copy
-// runs until done and ends early when its caller leaves the bus
-// (departures.go).
+// machine), one /org/freedesktop/machine1/image/<bus_label_escape(name)> per
+// image (image.go; looked up in the core's pool for each call),
+// /org/freedesktop/LogControl1. Long calls (copies, image clones, removals and
+// pool cleaning) end when their sender leaves the bus (departures.go).
 //
 // The shim dispatches every call itself (Server.ServeCall, the connection's
 // busconn.CallHandler), so no object is ever exported or unexported while

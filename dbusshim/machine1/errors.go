@@ -18,6 +18,8 @@ import (
 // D-Bus error names, as upstream machined and sd-bus answer them.
 const (
 	ErrNoSuchMachine       = "org.freedesktop.machine1.NoSuchMachine"
+	ErrNoSuchImage         = "org.freedesktop.machine1.NoSuchImage"
+	ErrFileExists          = "org.freedesktop.DBus.Error.FileExists"
 	ErrNoMachineForPID     = "org.freedesktop.machine1.NoMachineForPID"
 	ErrMachineExists       = "org.freedesktop.machine1.MachineExists"
 	ErrNoPrivateNetworking = "org.freedesktop.machine1.NoPrivateNetworking"
@@ -74,7 +76,12 @@ var coreErrors = []struct {
 	{service.ErrTooManyWatches, ErrLimitsExceeded},
 	{service.ErrTooManyOperations, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
+	{service.ErrNoSuchImage, ErrNoSuchImage},
+	// Upstream answers a taken image name with EEXIST, hence the errno name.
+	{service.ErrImageExists, ErrFileExists},
 }
+
+func isNoSuchImage(err error) bool { return errors.Is(err, service.ErrNoSuchImage) }
 
 // errnoNames is sd-bus's mapping of negative errno returns to error names;
 // any other errno becomes System.Error.<NAME>.
@@ -84,7 +91,7 @@ var errnoNames = map[syscall.Errno]string{
 	syscall.EINVAL:        ErrInvalidArgs,
 	syscall.ESRCH:         ErrNoSuchProcess,
 	syscall.ENOENT:        ErrFileNotFound,
-	syscall.EEXIST:        "org.freedesktop.DBus.Error.FileExists",
+	syscall.EEXIST:        ErrFileExists,
 	syscall.EOPNOTSUPP:    ErrNotSupported,
 	syscall.EIO:           "org.freedesktop.DBus.Error.IOError",
 	syscall.ENOBUFS:       ErrLimitsExceeded,

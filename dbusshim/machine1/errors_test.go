@@ -36,6 +36,8 @@ func TestErrorTable(t *testing.T) {
 		service.ErrTooManyMachines:      "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrTooManyWatches:       "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
+		service.ErrNoSuchImage:          "org.freedesktop.machine1.NoSuchImage",
+		service.ErrImageExists:          "org.freedesktop.DBus.Error.FileExists",
 	}
 	if len(want) != len(coreErrors) {
 		t.Errorf("table has %d entries, test knows %d kinds", len(coreErrors), len(want))

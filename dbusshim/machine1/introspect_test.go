@@ -101,6 +101,30 @@ var upstreamMachine = []string{
 	"property UID u read const",
 }
 
+// upstreamImage is org.freedesktop.machine1.Image; its properties carry no
+// flags upstream, which introspects as EmitsChangedSignal false.
+var upstreamImage = []string{
+	"method Remove()",
+	"method Rename(in s new_name)",
+	"method Clone(in s new_name, in b read_only)",
+	"method MarkReadOnly(in b read_only)",
+	"method SetLimit(in t limit)",
+	"method GetHostname(out s hostname)",
+	"method GetMachineID(out ay id)",
+	"method GetMachineInfo(out a{ss} machine_info)",
+	"method GetOSRelease(out a{ss} os_release)",
+	"property Name s read false",
+	"property Path s read false",
+	"property Type s read false",
+	"property ReadOnly b read false",
+	"property CreationTimestamp t read false",
+	"property ModificationTimestamp t read false",
+	"property Usage t read false",
+	"property Limit t read false",
+	"property UsageExclusive t read false",
+	"property LimitExclusive t read false",
+}
+
 var upstreamLogControl = []string{
 	"property LogLevel s readwrite false",
 	"property LogTarget s readwrite false",
@@ -239,6 +263,7 @@ func TestIntrospectionMatchesUpstream(t *testing.T) {
 	checkInterfaces(t, introspect([]*iface{s.manager}, []string{"machine"}), withStandard(managerIface, upstreamManager))
 	checkInterfaces(t, introspect([]*iface{s.machine}, nil), withStandard(machineIface, upstreamMachine))
 	checkInterfaces(t, introspect([]*iface{s.logControl}, nil), withStandard(logControlIface, upstreamLogControl))
+	checkInterfaces(t, introspect([]*iface{s.image}, nil), withStandard(imageIface, upstreamImage))
 
 	n := parseXML(t, introspect(nil, []string{"machine1", "LogControl1"}))
 	if len(n.Nodes) != 2 || n.Nodes[0].Name != "LogControl1" || n.Nodes[1].Name != "machine1" {
@@ -250,14 +275,20 @@ func TestIntrospectionMatchesUpstream(t *testing.T) {
 // a machine with every field set and for an empty one.
 func TestPropertySignatures(t *testing.T) {
 	s := New(Config{})
+	mgr, err := service.New(service.Config{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	s.mgr.Store(mgr)
 	full := service.MachineInfo{
 		Name: "x", ID: [16]byte{1}, Service: "s", Class: service.ClassContainer, Leader: service.ProcessID{PID: 5, PIDFDID: 7},
 		Supervisor: service.ProcessID{PID: 6}, RootDirectory: "/r", Unit: "u.scope", Subgroup: "sub", NetIf: []int{2, 3},
 		VSockCID: 9, SSHAddress: "a", SSHPrivateKeyPath: "/k", UID: 4, State: service.StateRunning,
 	}
 	for _, mi := range []service.MachineInfo{full, {}} {
-		c := &call{s: s, obj: &object{machine: mi}}
-		for _, i := range []*iface{s.manager, s.machine, s.logControl} {
+		c := &call{s: s, obj: &object{machine: mi, image: service.Image{Name: "i", Path: "/p", Type: "raw", Usage: 5}}}
+		for _, i := range []*iface{s.manager, s.machine, s.image, s.logControl} {
 			for _, p := range i.props {
 				v, err := p.get(c)
 				if err != nil {

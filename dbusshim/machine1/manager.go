@@ -18,10 +18,10 @@ func managerInterface() *iface {
 		name: managerIface,
 		methods: []method{
 			{name: "GetMachine", in: args("s", "name"), out: args("o", "machine"), fn: getMachine},
-			{name: "GetImage", in: args("s", "name"), out: args("o", "image"), fn: imageMethod},
+			{name: "GetImage", in: args("s", "name"), out: args("o", "image"), fn: getImage},
 			{name: "GetMachineByPID", in: args("u", "pid"), out: args("o", "machine"), fn: getMachineByPID},
 			{name: "ListMachines", out: args("a(ssso)", "machines"), fn: listMachines},
-			{name: "ListImages", out: args("a(ssbttto)", "images"), fn: imageMethod},
+			{name: "ListImages", out: args("a(ssbttto)", "images"), fn: listImages},
 			{name: "CreateMachine", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachine},
 			{name: "CreateMachineWithNetwork", in: args("s", "name", "ay", "id", "s", "service", "s", "class", "u", "leader", "s", "root_directory", "ai", "ifindices", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachineWithNetwork},
 			{name: "CreateMachineEx", in: args("s", "name", "a(sv)", "properties", "a(sv)", "scope_properties"), out: args("o", "path"), fn: createMachineEx},
@@ -44,17 +44,17 @@ func managerInterface() *iface {
 			{name: "CopyToMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyFiles(true))},
 			{name: "OpenMachineRootDirectory", in: args("s", "name"), out: args("h", "fd"), fn: byName(containerOp("Opening the root directory"))},
 			{name: "GetMachineUIDShift", in: args("s", "name"), out: args("u", "shift"), fn: byName(getUIDShift)},
-			{name: "RemoveImage", in: args("s", "name"), fn: imageMethod},
-			{name: "RenameImage", in: args("s", "name", "s", "new_name"), fn: imageMethod},
-			{name: "CloneImage", in: args("s", "name", "s", "new_name", "b", "read_only"), fn: imageMethod},
-			{name: "MarkImageReadOnly", in: args("s", "name", "b", "read_only"), fn: imageMethod},
-			{name: "GetImageHostname", in: args("s", "name"), out: args("s", "hostname"), fn: imageMethod},
-			{name: "GetImageMachineID", in: args("s", "name"), out: args("ay", "id"), fn: imageMethod},
-			{name: "GetImageMachineInfo", in: args("s", "name"), out: args("a{ss}", "machine_info"), fn: imageMethod},
-			{name: "GetImageOSRelease", in: args("s", "name"), out: args("a{ss}", "os_release"), fn: imageMethod},
-			{name: "SetPoolLimit", in: args("t", "size"), fn: imageMethod},
-			{name: "SetImageLimit", in: args("s", "name", "t", "size"), fn: imageMethod},
-			{name: "CleanPool", in: args("s", "mode"), out: args("a(st)", "images"), fn: imageMethod},
+			{name: "RemoveImage", in: args("s", "name"), fn: byImage(removeImage)},
+			{name: "RenameImage", in: args("s", "name", "s", "new_name"), fn: byImage(renameImage)},
+			{name: "CloneImage", in: args("s", "name", "s", "new_name", "b", "read_only"), fn: byImage(cloneImage)},
+			{name: "MarkImageReadOnly", in: args("s", "name", "b", "read_only"), fn: byImage(markImageReadOnly)},
+			{name: "GetImageHostname", in: args("s", "name"), out: args("s", "hostname"), fn: byImage(getImageHostname)},
+			{name: "GetImageMachineID", in: args("s", "name"), out: args("ay", "id"), fn: byImage(getImageMachineID)},
+			{name: "GetImageMachineInfo", in: args("s", "name"), out: args("a{ss}", "machine_info"), fn: byImage(getImageMachineInfo)},
+			{name: "GetImageOSRelease", in: args("s", "name"), out: args("a{ss}", "os_release"), fn: byImage(getImageOSRelease)},
+			{name: "SetPoolLimit", in: args("t", "size"), fn: setPoolLimit},
+			{name: "SetImageLimit", in: args("s", "name", "t", "size"), fn: byImage(setImageLimit)},
+			{name: "CleanPool", in: args("s", "mode"), out: args("a(st)", "images"), fn: cleanPool},
 			{name: "MapFromMachineUser", in: args("s", "name", "u", "uid_inner"), out: args("u", "uid_outer"), fn: mapFrom(false)},
 			{name: "MapToMachineUser", in: args("u", "uid_outer"), out: args("s", "machine_name", "o", "machine_path", "u", "uid_inner"), fn: mapTo(false)},
 			{name: "MapFromMachineGroup", in: args("s", "name", "u", "gid_inner"), out: args("u", "gid_outer"), fn: mapFrom(true)},
@@ -65,11 +65,10 @@ func managerInterface() *iface {
 			{name: "MachineRemoved", args: args("s", "machine", "o", "path")},
 		},
 		props: []property{
-			{name: "PoolPath", sig: "s", emits: emitsFalse, get: func(c *call) (any, error) { return c.s.cfg.PoolPath, nil }},
-			// Pool usage and limit need btrfs quotas, which machined never
-			// enables; unknown is UINT64_MAX, as upstream reports on other file systems.
-			{name: "PoolUsage", sig: "t", emits: emitsFalse, get: func(*call) (any, error) { return uint64(math.MaxUint64), nil }},
-			{name: "PoolLimit", sig: "t", emits: emitsFalse, get: func(*call) (any, error) { return uint64(math.MaxUint64), nil }},
+			{name: "PoolPath", sig: "s", emits: emitsFalse, get: func(c *call) (any, error) { path, _, _ := c.mgr().PoolInfo(); return path, nil }},
+			// Off btrfs both are UINT64_MAX (unknown), as upstream reports them.
+			{name: "PoolUsage", sig: "t", emits: emitsFalse, get: func(c *call) (any, error) { _, usage, _ := c.mgr().PoolInfo(); return usage, nil }},
+			{name: "PoolLimit", sig: "t", emits: emitsFalse, get: func(c *call) (any, error) { _, _, limit := c.mgr().PoolInfo(); return limit, nil }},
 		},
 	}
 }
@@ -138,11 +137,6 @@ func byName(fn func(c *call, mi service.MachineInfo, rest []any) ([]any, error))
 		}
 		return fn(c, mi, c.body[1:])
 	}
-}
-
-// imageMethod answers every image method: images are not implemented yet.
-func imageMethod(*call) ([]any, error) {
-	return nil, notImplemented("Image management")
 }
 
 func mapFrom(group bool) func(*call) ([]any, error) {

@@ -42,8 +42,6 @@ type Config struct {
 	SetLogTarget func(string) error
 	// SyslogIdentifier is LogControl1.SyslogIdentifier; default "machined".
 	SyslogIdentifier string
-	// PoolPath is the Manager's PoolPath property; default /var/lib/machines.
-	PoolPath string
 }
 
 // Server answers org.freedesktop.machine1 on one bus connection.
@@ -57,8 +55,8 @@ type Server struct {
 	// departed ends the operations of callers that leave the bus.
 	departed departures
 
-	manager, machine, logControl *iface
-	static                       map[dbus.ObjectPath]*object
+	manager, machine, image, logControl *iface
+	static                              map[dbus.ObjectPath]*object
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -84,15 +82,13 @@ func New(cfg Config) *Server {
 	if cfg.SyslogIdentifier == "" {
 		cfg.SyslogIdentifier = "machined"
 	}
-	if cfg.PoolPath == "" {
-		cfg.PoolPath = "/var/lib/machines"
-	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	s.callCtx, s.cancelCalls = context.WithCancel(context.Background())
 	s.cred = newCredCache(s.log)
 	s.cred.departed = s.departed.gone
 	s.manager = managerInterface()
 	s.machine = machineInterface()
+	s.image = imageInterface()
 	s.logControl = logControlInterface()
 	s.static = s.staticObjects()
 	return s
@@ -358,6 +354,7 @@ type object struct {
 	path     dbus.ObjectPath
 	ifaces   []*iface
 	machine  service.MachineInfo // for machine objects
+	image    service.Image       // for image objects
 	children func(c *call) []string
 }
 
@@ -374,8 +371,9 @@ func (s *Server) staticObjects() map[dbus.ObjectPath]*object {
 		{path: "/", children: staticChildren("org")},
 		{path: "/org", children: staticChildren("freedesktop")},
 		{path: "/org/freedesktop", children: staticChildren("LogControl1", "machine1")},
-		{path: managerPath, ifaces: []*iface{s.manager}, children: staticChildren("machine")},
+		{path: managerPath, ifaces: []*iface{s.manager}, children: staticChildren("image", "machine")},
 		{path: machineNode, children: s.machineChildren},
+		{path: imageNode, children: s.imageChildren},
 		{path: logControlPath, ifaces: []*iface{s.logControl}, children: noChildren},
 	}
 	m := make(map[dbus.ObjectPath]*object, len(objs))
@@ -389,6 +387,9 @@ func (s *Server) staticObjects() map[dbus.ObjectPath]*object {
 func (s *Server) resolve(c *call) (*object, error) {
 	if o, ok := s.static[c.path]; ok {
 		return o, nil
+	}
+	if label, ok := strings.CutPrefix(string(c.path), imagePrefix); ok && label != "" && !strings.Contains(label, "/") {
+		return s.resolveImage(c, label)
 	}
 	label, ok := strings.CutPrefix(string(c.path), machinePrefix)
 	if !ok || label == "" || strings.Contains(label, "/") {

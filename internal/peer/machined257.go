@@ -58,14 +58,30 @@ func (r Run257) Prepare() error {
 // sockets under run stay reachable from the host. It dies with the caller.
 // env is its whole environment besides PATH.
 func Command257(root string, run Run257, env ...string) *exec.Cmd {
-	const script = `set -e
+	return Command257With(root, run, nil, env...)
+}
+
+// Bind is a host directory mounted on a directory of the tree (Tree, absolute
+// inside it) in machined 257's mount namespace only.
+type Bind struct{ Host, Tree string }
+
+// Command257With is Command257 with binds mounted after /run, in order (a bind
+// below /run lands in run).
+func Command257With(root string, run Run257, binds []Bind, env ...string) *exec.Cmd {
+	script := `set -e
 R="$1"; RUN="$2"
 mount -t proc proc "$R/proc"
 mount --rbind /sys "$R/sys"
 mount --rbind /dev "$R/dev"
 mount --bind "$RUN" "$R/run"
-exec chroot "$R" ` + Machined257
-	cmd := exec.Command("/bin/sh", "-c", script, "sh", root, string(run))
+`
+	args := []string{"-c", "", "sh", root, string(run)}
+	for i, b := range binds {
+		script += fmt.Sprintf("mount --bind \"${%d}\" \"$R${%d}\"\n", 3+2*i, 4+2*i)
+		args = append(args, b.Host, b.Tree)
+	}
+	args[1] = script + "exec chroot \"$R\" " + Machined257
+	cmd := exec.Command("/bin/sh", args...)
 	// Go makes / rprivate in the new namespace before the script runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Setsid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, env...)

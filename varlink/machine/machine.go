@@ -23,9 +23,10 @@ type machineIface struct {
 
 // New builds the dispatcher of the machine socket: io.systemd.Machine,
 // io.github.machinedgo.MachineEvents and io.systemd.service (with io.systemd and org.varlink.service, which every
-// dispatcher has).
-func New(mgr *service.Manager, level *slog.LevelVar, id varlink.Identity, log *slog.Logger) *varlink.Dispatcher {
-	return varlink.NewDispatcher(id, log, &machineIface{mgr: mgr}, &eventsIface{mgr: mgr}, &serviceIface{level: level})
+// dispatcher has), and the other front ends served beside them (io.systemd.MachineImage).
+func New(mgr *service.Manager, level *slog.LevelVar, id varlink.Identity, log *slog.Logger, others ...varlink.Interface) *varlink.Dispatcher {
+	ifaces := append([]varlink.Interface{&machineIface{mgr: mgr}, &eventsIface{mgr: mgr}, &serviceIface{level: level}}, others...)
+	return varlink.NewDispatcher(id, log, ifaces...)
 }
 
 func (*machineIface) Name() string        { return "io.systemd.Machine" }
