@@ -249,55 +249,68 @@ type program struct {
 	groups []uint32
 }
 
-// nsenterPath is util-linux nsenter on the host, found once.
-var nsenterPath = sync.OnceValues(func() (string, error) {
+// nsenterBinary is util-linux nsenter on the host, found once: its path,
+// and its identity, which tells a process still running it from the program
+// it has exec'd.
+type nsenterBinary struct {
+	path string
+	st   unix.Stat_t
+}
+
+var findNsenter = sync.OnceValues(func() (nsenterBinary, error) {
+	path, err := exec.LookPath("nsenter")
 	for _, p := range []string{"/usr/bin/nsenter", "/bin/nsenter"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p, nil
+		if st, serr := os.Stat(p); serr == nil && st.Mode().IsRegular() {
+			path, err = p, nil
+			break
 		}
 	}
-	p, err := exec.LookPath("nsenter")
 	if err != nil {
-		return "", fmt.Errorf("util-linux nsenter not found: %w", err)
+		return nsenterBinary{}, fmt.Errorf("util-linux nsenter not found: %w", err)
 	}
-	return p, nil
+	b := nsenterBinary{path: path}
+	if err := unix.Stat(path, &b.st); err != nil {
+		return nsenterBinary{}, fmt.Errorf("util-linux nsenter: %w", err)
+	}
+	return b, nil
 })
 
 // spawn starts prog in target t on tty. The descriptors nsenter opens are
 // named by /proc/<our pid>/fd/N, so they are never inherited by the program;
-// they stay open until the program has been reaped (reap), as nsenter may
-// open them at any time before it execs the program.
+// they stay open until nsenter has exec'd the program (releaseRunning) or the
+// program is reaped.
 func spawn(t *target, prog program, tty *os.File) error {
-	nsenter, err := nsenterPath()
+	nsenter, err := findNsenter()
 	if err != nil {
 		return err
 	}
+	releaseRunning(nsenter.st)
 	held := t.handOver()
 	self := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/"
 	args := []string{"nsenter", "--mount=" + self + strconv.Itoa(held.mnt)}
 	if held.user >= 0 {
 		args = append(args, "--user="+self+strconv.Itoa(held.user))
 	}
+	// nsenter execs argv[optind] with the arguments that follow, so the
+	// program's argv[0] is its path: a different argv[0] asked for is lost.
 	args = append(args,
 		"--root="+self+strconv.Itoa(held.root),
 		"--wdns="+prog.dir,
 		"--preserve-credentials", "--setuid="+strconv.FormatUint(uint64(prog.uid), 10),
 		"--no-fork", "--", prog.path)
 	args = append(args, prog.argv[1:]...)
-	// The program's argv[0] is the caller's, not the path: nsenter execs
-	// argv[optind] with argv+optind, so it must be prog.path; a different
-	// argv[0] is not possible through nsenter and is given up.
 
 	// Fd clears O_NONBLOCK, which the program must not inherit on its
-	// terminal.
+	// terminal: a shell reading it would fail with EAGAIN.
 	ttyfd := tty.Fd()
-	pidfd := -1
 	sys := &syscall.SysProcAttr{
-		Setsid:     true,
-		Setctty:    true,
-		Ctty:       0,
+		Setsid:  true,
+		Setctty: true,
+		Ctty:    0,
+		// Root, for nsenter to join the namespaces, but already with the
+		// program's groups: they keep their meaning across the join, and
+		// nsenter only switches the uid (--preserve-credentials).
 		Credential: &syscall.Credential{Uid: 0, Gid: prog.gid, Groups: prog.groups},
-		PidFD:      &pidfd,
 	}
 	if t.cgroup >= 0 {
 		sys.UseCgroupFD, sys.CgroupFD = true, t.cgroup
@@ -318,7 +331,9 @@ func spawn(t *target, prog program, tty *os.File) error {
 				return started{err: fmt.Errorf("join %s namespace: %w", childNamespaces[i].name, err)}
 			}
 		}
-		pid, err := syscall.ForkExec(nsenter, args, attr)
+		// The fork happens on this thread, so nsenter is born in the
+		// namespaces it joined, in the leader's PID namespace among them.
+		pid, err := syscall.ForkExec(nsenter.path, args, attr)
 		return started{pid, err}
 	})
 	runtime.KeepAlive(tty)
@@ -326,17 +341,6 @@ func spawn(t *target, prog program, tty *os.File) error {
 		held.close()
 		return fmt.Errorf("start %s in the container: %w", prog.path, res.err)
 	}
-	child, err := proc.AdoptFD(pidfd, res.pid)
-	if err != nil {
-		// Without the pidfd the child cannot be watched; a blocking wait on a
-		// goroutine of its own still reaps it.
-		go func() {
-			var ws unix.WaitStatus
-			unix.Wait4(res.pid, &ws, 0, nil)
-			held.close()
-		}()
-		return nil
-	}
-	go reap(child, held)
+	adopt(res.pid, held)
 	return nil
 }

@@ -256,3 +256,85 @@ func TestStartLoginMissing(t *testing.T) {
 		t.Errorf("StartLogin without a terminal: %v, want ErrInvalid", err)
 	}
 }
+
+// heldOf reports whether the daemon still holds nsenter's descriptors for the
+// program pid.
+func heldOf(t *testing.T, pid int) bool {
+	t.Helper()
+	children.Lock()
+	defer children.Unlock()
+	c, ok := children.m[pid]
+	if !ok {
+		t.Fatalf("program %d is not recorded", pid)
+	}
+	return !c.held.closed()
+}
+
+// onlyChild returns the one program recorded.
+func onlyChild(t *testing.T) int {
+	t.Helper()
+	children.Lock()
+	defer children.Unlock()
+	if len(children.m) != 1 {
+		t.Fatalf("%d programs recorded, want 1", len(children.m))
+	}
+	for pid := range children.m {
+		return pid
+	}
+	return 0
+}
+
+// A live program costs the daemon no descriptor once it runs: the next spawn
+// releases what nsenter needed.
+func TestStartShellReleasesDescriptors(t *testing.T) {
+	needRoot(t)
+	reaps := watchReaps(t)
+	b := startBox(t, busyboxTree(t), "release", true)
+	before := openFDs(t)
+	first, peer := openPTY(t)
+	err := StartShell(b.leader, 0, Shell{Path: "/bin/sh", Args: []string{"sh", "-c", "echo running; read line"}, TTY: peer})
+	peer.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := onlyChild(t)
+	readUntilText(t, first, "running")
+	if !heldOf(t, pid) {
+		t.Fatalf("descriptors released before any other spawn")
+	}
+	second, peer := openPTY(t)
+	err = StartShell(b.leader, 0, Shell{Path: "/bin/sh", Args: []string{"sh", "-c", "true"}, TTY: peer})
+	peer.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heldOf(t, pid) {
+		t.Errorf("descriptors of the running program %d still held after the next spawn", pid)
+	}
+	readAll(second)
+	second.Close()
+	<-reaps
+	first.WriteString("\n")
+	readAll(first)
+	first.Close()
+	if got := <-reaps; got != pid {
+		t.Errorf("reaped %d, want %d", got, pid)
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d descriptors open before, %d after both programs", before, after)
+	}
+}
+
+// readUntilText reads from master up to and including want.
+func readUntilText(t *testing.T, master *os.File, want string) {
+	t.Helper()
+	var out []byte
+	buf := make([]byte, 256)
+	for !strings.Contains(string(out), want) {
+		n, err := master.Read(buf)
+		if err != nil {
+			t.Fatalf("%v before %q, after %q", err, want, out)
+		}
+		out = append(out, buf[:n]...)
+	}
+}

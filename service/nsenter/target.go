@@ -154,10 +154,13 @@ func (t *target) handOver() held {
 	return h
 }
 
-func (h held) close() {
+func (h *held) close() {
 	for _, fd := range []int{h.mnt, h.user, h.root} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
 	}
+	h.mnt, h.user, h.root = -1, -1, -1
 }
+
+func (h *held) closed() bool { return h.mnt < 0 && h.user < 0 && h.root < 0 }
