@@ -1,6 +1,7 @@
 package nsenter
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"syscall"
@@ -31,4 +32,37 @@ func TestAdoptReapsProgramAlreadyExited(t *testing.T) {
 	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !os.IsNotExist(err) {
 		t.Errorf("program %d still there after reaping: %v", pid, err)
 	}
+}
+
+// A zombie leader keeps its PID but has no root any more: that is ESRCH, as
+// for one already reaped, not the ENOENT of /proc.
+func TestOpenRootExited(t *testing.T) {
+	pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := proc.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	<-ref.Exited()
+	if _, err := openRoot(ref); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("zombie: %v, want ESRCH", err)
+	}
+	var ws syscall.WaitStatus
+	syscall.Wait4(pid, &ws, 0, nil)
+	if _, err := openRoot(ref); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("reaped: %v, want ESRCH", err)
+	}
+	self, err := proc.Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	fd, err := openRoot(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
 }

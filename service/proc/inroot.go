@@ -2,31 +2,9 @@ package proc
 
 import (
 	"fmt"
-	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-// OpenRoot opens the process' root directory (/proc/PID/root) as an O_PATH
-// descriptor and checks the pidfd afterwards, so the descriptor is the pinned
-// process' tree even if the PID is reused later. Call it as owner (AsOwner)
-// when what is read below it must be read with the owner's privileges. A
-// process that has exited, zombie or reaped, has no root: syscall.ESRCH.
-func OpenRoot(p *PidRef) (int, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if !p.Alive() {
-			return -1, fmt.Errorf("open root of pid %d: process exited: %w", p.PID, syscall.ESRCH)
-		}
-		return -1, p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-	}
-	if err := p.Verify(); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
 
 // ReadFileInRoot reads the regular file path below rootfd as if rootfd were
 // "/" (see openInRoot: the tree's symlinks and ".." stay inside it), at most

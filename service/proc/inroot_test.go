@@ -2,8 +2,6 @@ package proc
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,54 +81,5 @@ func TestStatInRoot(t *testing.T) {
 	}
 	if _, err := StatInRoot(root, "/nope"); !errors.Is(err, syscall.ENOENT) {
 		t.Errorf("missing: %v, want ENOENT", err)
-	}
-}
-
-func TestOpenRoot(t *testing.T) {
-	p, err := Open(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	fd, err := OpenRoot(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	var a, b unix.Stat_t
-	if err := unix.Fstat(fd, &a); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Stat("/", &b); err != nil {
-		t.Fatal(err)
-	}
-	if a.Dev != b.Dev || a.Ino != b.Ino {
-		t.Errorf("root of our own process is not /")
-	}
-	p.Close()
-	if _, err := OpenRoot(p); err == nil {
-		t.Errorf("OpenRoot after Close succeeded")
-	}
-}
-
-// A zombie keeps its PID but has no root any more: that is ESRCH, as for a
-// process already reaped, not the ENOENT of /proc.
-func TestOpenRootExited(t *testing.T) {
-	cmd := exec.Command("true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := Open(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	<-p.Exited() // a zombie until Wait
-	if _, err := OpenRoot(p); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("zombie: %v, want ESRCH", err)
-	}
-	cmd.Wait()
-	if _, err := OpenRoot(p); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("reaped: %v, want ESRCH", err)
 	}
 }
