@@ -181,7 +181,7 @@ func TestNsenterLoginDebian(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := readUntil(t, master, "login: ")
+	out := readTerminalUntil(t, master, "login: ")
 	if !strings.Contains(out, "unbooted-login login: ") {
 		t.Errorf("prompt %q, want the container's host name", out)
 	}
@@ -189,7 +189,7 @@ func TestNsenterLoginDebian(t *testing.T) {
 	// login hands its terminal to root's shell. Each line goes once the
 	// program waits for it: login flushes what was typed ahead.
 	master.WriteString("root\n")
-	out += readUntil(t, master, "root@unbooted-login:~# ")
+	out += readTerminalUntil(t, master, "root@unbooted-login:~# ")
 	master.WriteString("echo logged-in-as-$(id -un) on $(tty); exit\n")
 	out += readTerminal(master)
 	if !strings.Contains(out, "logged-in-as-root on /dev/pts/") {
@@ -197,8 +197,8 @@ func TestNsenterLoginDebian(t *testing.T) {
 	}
 }
 
-// readUntil reads from master up to and including want.
-func readUntil(t *testing.T, master *os.File, want string) string {
+// readTerminalUntil reads from master up to and including want.
+func readTerminalUntil(t *testing.T, master *os.File, want string) string {
 	t.Helper()
 	var out []byte
 	buf := make([]byte, 256)
