@@ -54,7 +54,7 @@ func busyboxTree(t *testing.T) string {
 		os.Symlink("busybox", filepath.Join(root, "bin", a))
 	}
 	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/nonexistent:/bin/sh\n",
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/nonexistent:/bin/sh\nfar:x:70000:100::/:/bin/sh\nfargroup:x:1002:70000::/:/bin/sh\n",
 		"etc/group":  "root:x:0:\nalice:x:1000:\nwheel:x:10:alice\nbob:x:1001:\n",
 	}
 	for name, content := range files {

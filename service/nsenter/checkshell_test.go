@@ -30,6 +30,7 @@ func TestCheckShell(t *testing.T) {
 		{TTY: tty, Args: make([]string, maxArgs+1)},
 		{TTY: tty, Args: []string{strings.Repeat("a", maxArgBytes)}},
 		{TTY: tty, Args: []string{"a\x00b"}},
+		{TTY: tty, Env: []string{"NOEQUALS"}},
 	}
 	for _, sh := range bad {
 		if err := checkShell(sh); !errors.Is(err, ErrInvalid) {

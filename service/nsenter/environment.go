@@ -20,24 +20,31 @@ const (
 	maxEnvBytes   = 128 << 10
 )
 
-// environment builds the program's environment: TERM, HOME, USER, LOGNAME,
-// SHELL and PATH for account a, then extra (KEY=VALUE each), whose entries
-// replace those of the same key; one entry per key, the last one given.
-func environment(a Account, extra []string) ([]string, error) {
+// checkEnvironment checks the caller's environment: KEY=VALUE entries, within
+// the bounds.
+func checkEnvironment(extra []string) error {
 	if len(extra) > maxEnvEntries {
-		return nil, fmt.Errorf("environment: %d entries, at most %d: %w", len(extra), maxEnvEntries, ErrInvalid)
+		return fmt.Errorf("environment: %d entries, at most %d: %w", len(extra), maxEnvEntries, ErrInvalid)
 	}
 	size := 0
 	for _, kv := range extra {
 		size += len(kv) + 1
 		key, _, ok := strings.Cut(kv, "=")
 		if !ok || key == "" || strings.ContainsRune(kv, 0) {
-			return nil, fmt.Errorf("environment entry %.64q: not KEY=VALUE: %w", kv, ErrInvalid)
+			return fmt.Errorf("environment entry %.64q: not KEY=VALUE: %w", kv, ErrInvalid)
 		}
 	}
 	if size > maxEnvBytes {
-		return nil, fmt.Errorf("environment: %d bytes, at most %d: %w", size, maxEnvBytes, ErrInvalid)
+		return fmt.Errorf("environment: %d bytes, at most %d: %w", size, maxEnvBytes, ErrInvalid)
 	}
+	return nil
+}
+
+// environment builds the program's environment: TERM, HOME, USER, LOGNAME,
+// SHELL and PATH for account a, then extra (checked by checkEnvironment),
+// whose entries replace those of the same key; one entry per key, the last one
+// given.
+func environment(a Account, extra []string) []string {
 	env := []string{
 		"TERM=" + defaultTerm,
 		"HOME=" + a.Home,
@@ -60,5 +67,5 @@ func environment(a Account, extra []string) ([]string, error) {
 		index[key] = len(env)
 		env = append(env, kv)
 	}
-	return env, nil
+	return env
 }

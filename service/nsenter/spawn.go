@@ -36,8 +36,8 @@ const (
 // busybox tree without a login link still has the applet.
 var loginPrograms = [][]string{{"/bin/login"}, {"/usr/bin/login"}, {"/bin/busybox", "login"}}
 
-// nogroup is the overflow gid; the gid reads as the owner are done with (its
-// real gid was not recorded), which owns nothing on a sane system.
+// nogroup is the overflow gid, which owns nothing on a sane system: reads as a
+// machine's owner are done with it, as the owner's own gid is not recorded.
 const nogroup = 65534
 
 // StartShell starts sh inside the leader's container (see the package
@@ -97,11 +97,9 @@ func StartShell(leader *proc.PidRef, owner uint32, sh Shell) error {
 	if prog.argv == nil {
 		prog.argv = []string{prog.path}
 	}
-	if prog.env, err = environment(acct, sh.Env); err != nil {
-		return err
-	}
+	prog.env = environment(acct, sh.Env)
 	prog.uid = acct.UID
-	if prog.gid, prog.groups, err = hostGroups(leader, groups); err != nil {
+	if prog.gid, prog.groups, err = hostIDs(leader, acct.UID, groups); err != nil {
 		return err
 	}
 	return spawn(t, prog, sh.TTY)
@@ -130,11 +128,10 @@ func StartLogin(leader *proc.PidRef, owner uint32, tty *os.File) error {
 	defer t.close()
 	prog.dir = "/"
 	prog.env = []string{"TERM=" + defaultTerm, "PATH=" + defaultPath}
-	if prog.gid, prog.groups, err = hostGroups(leader, []uint32{0}); err != nil {
+	if prog.gid, _, err = hostIDs(leader, 0, []uint32{0}); err != nil {
 		return err
 	}
-	// login sets the groups of the user who logs in itself.
-	prog.groups = nil
+	// No supplementary groups: login sets those of whoever logs in.
 	return spawn(t, prog, tty)
 }
 
@@ -162,7 +159,7 @@ func checkShell(sh Shell) error {
 	if size > maxArgBytes {
 		return fmt.Errorf("arguments: %d bytes, at most %d: %w", size, maxArgBytes, ErrInvalid)
 	}
-	return nil
+	return checkEnvironment(sh.Env)
 }
 
 // prepare opens the leader's root directory as owner, lets inspect look
@@ -234,14 +231,18 @@ func isDir(root int, path string) bool {
 	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }
 
-// hostGroups translates the container's gids (the primary group first) into
-// our user namespace, where the nsenter process takes them before it joins
-// the container's: they keep their meaning across the join. A primary group
-// the namespace does not map fails; unmapped supplementary ones are left out.
-func hostGroups(leader *proc.PidRef, gids []uint32) (uint32, []uint32, error) {
-	_, gmap, err := proc.ReadIDMaps(leader)
+// hostIDs checks that the container's user namespace maps uid, and translates
+// its gids (the primary group first) into our user namespace, where the
+// nsenter process takes them before it joins the container's: they keep their
+// meaning across the join. An unmapped uid or primary group is a user the
+// container cannot have; unmapped supplementary groups are left out.
+func hostIDs(leader *proc.PidRef, uid uint32, gids []uint32) (uint32, []uint32, error) {
+	umap, gmap, err := proc.ReadIDMaps(leader)
 	if err != nil {
 		return 0, nil, err
+	}
+	if _, ok := umap.ToHost(uid); !ok {
+		return 0, nil, fmt.Errorf("uid %d is not mapped by the container's user namespace: %w", uid, ErrNoSuchUser)
 	}
 	primary, ok := gmap.ToHost(gids[0])
 	if !ok {

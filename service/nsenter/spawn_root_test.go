@@ -166,6 +166,14 @@ func TestStartShellDefaults(t *testing.T) {
 		}
 		<-reaps
 	}
+	// Users the container's user namespace (0-65535) cannot hold.
+	_, peer := openPTY(t)
+	defer peer.Close()
+	for _, user := range []string{"far", "fargroup"} {
+		if err := StartShell(b.leader, 0, Shell{User: user, TTY: peer}); !errors.Is(err, ErrNoSuchUser) {
+			t.Errorf("user %s: %v, want ErrNoSuchUser", user, err)
+		}
+	}
 }
 
 func TestStartShellRefused(t *testing.T) {
