@@ -31,8 +31,8 @@ var children = struct {
 	watching bool
 }{m: map[int]*child{}}
 
-// afterReap is told each reaped PID; tests replace it to know when a program
-// is gone.
+// afterReap is told each reaped PID; tests replace it (holding children's
+// lock) to know when a program is gone.
 var afterReap = func(pid int) {}
 
 // adopt records a program just started, with the descriptors nsenter opens,
@@ -60,6 +60,7 @@ func adopt(pid int, h held) {
 func reapExited() {
 	var reaped []int
 	children.Lock()
+	told := afterReap
 	for pid, c := range children.m {
 		var ws unix.WaitStatus
 		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); got == pid || err == unix.ECHILD {
@@ -70,7 +71,7 @@ func reapExited() {
 	}
 	children.Unlock()
 	for _, pid := range reaped {
-		afterReap(pid)
+		told(pid)
 	}
 }
 

@@ -12,9 +12,15 @@ import (
 // watchReaps makes afterReap report on a channel for the test's duration.
 func watchReaps(t *testing.T) <-chan int {
 	ch := make(chan int, 16)
+	children.Lock()
 	old := afterReap
 	afterReap = func(pid int) { ch <- pid }
-	t.Cleanup(func() { afterReap = old })
+	children.Unlock()
+	t.Cleanup(func() {
+		children.Lock()
+		afterReap = old
+		children.Unlock()
+	})
 	return ch
 }
 
