@@ -97,8 +97,14 @@ func osReleaseAt(rootfd int) ([]string, error) {
 // which could lead anywhere) are refused. O_NONBLOCK keeps a FIFO planted by
 // the container from blocking the open.
 func openInRoot(rootfd int, path string) (int, error) {
+	return openInRootFlags(rootfd, path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
+}
+
+// openInRootFlags is openInRoot with the open flags chosen by the caller
+// (O_PATH to look at a file without opening what it is).
+func openInRootFlags(rootfd int, path string, flags uint64) (int, error) {
 	how := unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK,
+		Flags:   flags | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	for range 8 {
