@@ -23,14 +23,13 @@ import (
 
 // debianTree is the cached Debian 12 tree of tests/setup/debian-tree.sh, which
 // tests never write into; a test without it is skipped.
-func debianTree(t *testing.T) string {
+// unbootedTree is the cached Debian tree (boot_harness_test.go's), built if
+// missing; a tree that cannot be had fails the test with the script's error.
+func unbootedTree(t *testing.T) string {
 	t.Helper()
-	tree := os.Getenv("MACHINED_TEST_TREE")
-	if tree == "" {
-		tree = "/var/cache/machined-tests/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(tree, "etc/machined-test-tree")); err != nil {
-		t.Skipf("no Debian test tree at %s: run tests/setup/debian-tree.sh (make deps)", tree)
+	tree, err := debianTree()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return tree
 }
@@ -124,7 +123,7 @@ func readTerminal(master *os.File) string {
 
 func TestNsenterShellDebian(t *testing.T) {
 	needRoot(t)
-	tree := debianTree(t)
+	tree := unbootedTree(t)
 	leader := startUnbooted(t, tree, "unbooted")
 	script := `readlink /proc/$$/exe; id; hostname; tty; pwd; echo "$HOME $USER $SHELL $TERM"`
 	for _, c := range []struct {
@@ -163,7 +162,7 @@ func TestNsenterShellDebian(t *testing.T) {
 
 func TestNsenterShellDebianUnknownUser(t *testing.T) {
 	needRoot(t)
-	leader := startUnbooted(t, debianTree(t), "unknown")
+	leader := startUnbooted(t, unbootedTree(t), "unknown")
 	_, peer := containerPTY(t, leader)
 	defer peer.Close()
 	// nobody@host: a user of the host, not of the tree, is unknown there.
@@ -174,7 +173,7 @@ func TestNsenterShellDebianUnknownUser(t *testing.T) {
 
 func TestNsenterLoginDebian(t *testing.T) {
 	needRoot(t)
-	leader := startUnbooted(t, debianTree(t), "unbooted-login")
+	leader := startUnbooted(t, unbootedTree(t), "unbooted-login")
 	master, peer := containerPTY(t, leader)
 	err := nsenter.StartLogin(leader, 0, peer)
 	peer.Close()
