@@ -31,7 +31,10 @@ type Config struct {
 	// pidfd, so without a cap one local user can exhaust the daemon's fds and
 	// lock everyone else out. Root and our own uid are never capped.
 	MaxMachinesPerUID int
-	Logger            *slog.Logger
+	// ContainerBus starts getty and shell units through a machine's service
+	// manager (login, shell). Nil: only containers without a bus get them.
+	ContainerBus ContainerBus
+	Logger       *slog.Logger
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the

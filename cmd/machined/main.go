@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/machined-go/machined/containerbus"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -193,6 +194,9 @@ func run(o options) error {
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
+		// Login and shell ask the machine's own service manager; for .host,
+		// the one on the system bus, whatever bus the shim serves.
+		ContainerBus: containerbus.New(busconn.SystemBusAddress()),
 	})
 	if err != nil {
 		return err

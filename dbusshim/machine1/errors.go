@@ -74,6 +74,9 @@ var coreErrors = []struct {
 	{service.ErrTooManyWatches, ErrLimitsExceeded},
 	{service.ErrTooManyOperations, ErrLimitsExceeded},
 	{service.ErrUnitAllocationFailed, ErrJobFailed},
+	// Login or shell into a container without a system bus: upstream says
+	// NotSupported, "There is no system bus in container NAME."
+	{service.ErrNoIPC, ErrNotSupported},
 }
 
 // errnoNames is sd-bus's mapping of negative errno returns to error names;
