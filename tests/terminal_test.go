@@ -3,12 +3,14 @@ package tests
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,14 +72,51 @@ func rootOf(t *testing.T, pid int) uint32 {
 	return 0
 }
 
-// readUntil reads from r until want shows up; the test's deadline bounds it.
+// pollable returns f as a file the Go poller watches, so that reads can have
+// a deadline: a terminal that never says what a test waits for fails the
+// test instead of hanging it.
+func pollable(t *testing.T, f *os.File) *os.File {
+	t.Helper()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	p := os.NewFile(uintptr(fd), f.Name())
+	p.SetReadDeadline(time.Now().Add(time.Minute))
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// readUntil reads from r until want shows up.
 func readUntil(t *testing.T, r io.Reader, want string) string {
+	t.Helper()
+	return readUntilOr(t, r, want, false)
+}
+
+// readAcrossHangups is readUntil on a master whose terminal is hung up on
+// purpose meanwhile (a getty's service does, before the getty opens it
+// again): EIO then means "nobody on the other side yet", as the clients that
+// forward terminals treat it.
+func readAcrossHangups(t *testing.T, r io.Reader, want string) string {
+	t.Helper()
+	return readUntilOr(t, r, want, true)
+}
+
+func readUntilOr(t *testing.T, r io.Reader, want string, acrossHangups bool) string {
 	t.Helper()
 	var got strings.Builder
 	buf := make([]byte, 4096)
 	for !strings.Contains(got.String(), want) {
 		n, err := r.Read(buf)
 		got.Write(buf[:n])
+		if acrossHangups && errors.Is(err, syscall.EIO) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			t.Fatalf("reading for %q: %v; got %q", want, err, got.String())
 		}
@@ -114,7 +153,7 @@ func TestVarlinkOpenTTYAndRootDirectory(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open tty: %v", err)
 			}
-			defer master.Close()
+			master = pollable(t, master)
 			if !strings.HasPrefix(path, "/dev/pts/") {
 				t.Fatalf("pty path %q", path)
 			}
