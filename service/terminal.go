@@ -155,6 +155,10 @@ func (m *Manager) onTerminal(ctx context.Context, mc *machine, mi MachineInfo, s
 		bus, err := m.systemBusOf(mi, leader)
 		if err == nil {
 			err = start(ctx, mi, leader, pty, bus)
+			if mi.Class == ClassHost && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+				// The back end dials the host's bus itself: none there.
+				err = noIPC(mi)
+			}
 		}
 		if err != nil {
 			pty.Master.Close()

@@ -36,6 +36,7 @@ func TestErrorTable(t *testing.T) {
 		service.ErrTooManyMachines:      "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrTooManyWatches:       "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
+		service.ErrNoIPC:                "org.freedesktop.DBus.Error.NotSupported",
 	}
 	if len(want) != len(coreErrors) {
 		t.Errorf("table has %d entries, test knows %d kinds", len(coreErrors), len(want))
