@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/machined-go/machined/client"
@@ -32,8 +33,11 @@ func bookwormTree(t *testing.T) string {
 }
 
 // bootDebian boots the cached tree, on an overlay of its own, with
-// systemd-nspawn -b registered with d over bus, and returns the container's
-// PID 1 once its system is up. The container goes when the test ends.
+// systemd-nspawn -b registered over bus with the daemon whose runtime
+// directory is d.dir (ours, or upstream's), and returns the container's PID 1
+// once its system is up. The container goes when the test ends. nspawn runs
+// with --keep-unit in a scope the test makes, so that a daemon without a unit
+// back end (upstream's without systemd) can register it too.
 func bootDebian(t *testing.T, d *daemon, bus *privateBus, name string, opts ...string) int {
 	t.Helper()
 	needCgroup2(t)
@@ -58,19 +62,31 @@ func bootDebian(t *testing.T, d *daemon, bus *privateBus, name string, opts ...s
 			syscall.Unmount(root, syscall.MNT_DETACH)
 		}
 	})
-	w := watchSignals(t, bus)
-	unit := "machine-" + strings.ReplaceAll(name, "-", `\x2d`) + ".scope"
-	t.Cleanup(func() { removeCgroupTree("/sys/fs/cgroup/systemd/machine.slice/" + unit) })
-	args := append([]string{"-b", "-D", root, "-M", name, "--register=yes", "--private-network", "--console=read-only", "-q"}, opts...)
-	_, _, done := startInSystemdNS(t, d, bus, "systemd-nspawn", args...)
-	w.wait("MachineNew", name)
-	m, err := getOne(t, d, name)
-	if err != nil || m.Leader == nil {
-		t.Fatalf("machine %s: %+v %v", name, m, err)
+	scope := "test-pty-" + name + ".scope"
+	var join []string
+	for _, h := range []string{cgroupRoot(t), "/sys/fs/cgroup/systemd"} {
+		sd := h + "/machine.slice/" + scope
+		if err := os.MkdirAll(sd, 0o755); err != nil {
+			if h == cgroupRoot(t) {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Cleanup(func() { removeCgroupTree(sd) })
+		join = append(join, "echo $$ > '"+sd+"/cgroup.procs'")
 	}
-	leader := m.Leader.PID
+	w := watchSignals(t, bus)
+	args := append([]string{"-c", strings.Join(join, "; ") + `; exec systemd-nspawn "$@"`, "sh",
+		"-b", "-D", root, "-M", name, "--keep-unit", "--register=yes", "--private-network", "--console=read-only", "-q"}, opts...)
+	_, _, done := startInSystemdNS(t, d, bus, "sh", args...)
+	w.wait("MachineNew", name)
+	var leader uint32
+	obj := dbusConn(t, bus).Object(m1Dest, dbus.ObjectPath(m1Path+"/machine/"+escapeLabel(name)))
+	if err := obj.StoreProperty(m1Machine+".Leader", &leader); err != nil || leader == 0 {
+		t.Fatalf("leader of %s: %d %v", name, leader, err)
+	}
 	t.Cleanup(func() {
-		syscall.Kill(leader, syscall.SIGKILL)
+		syscall.Kill(int(leader), syscall.SIGKILL)
 		select {
 		case <-done:
 		case <-time.After(30 * time.Second):
@@ -79,12 +95,12 @@ func bootDebian(t *testing.T, d *daemon, bus *privateBus, name string, opts ...s
 	})
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		cmd := exec.Command("nsenter", "-t", strconv.Itoa(leader), "-a", "systemctl", "is-system-running", "--wait")
+		cmd := exec.Command("nsenter", "-t", strconv.Itoa(int(leader)), "-a", "systemctl", "is-system-running", "--wait")
 		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0"}
 		out, _ := cmd.Output()
 		switch strings.TrimSpace(string(out)) {
 		case "running", "degraded":
-			return leader
+			return int(leader)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("container %s not up: %q", name, out)
@@ -135,7 +151,7 @@ func machinectlOnTerminal(t *testing.T, d *daemon, bus *privateBus, args ...stri
 // shifted uid (--private-users=pick). Varlink's Open does the same through
 // the Go client.
 func TestShellAndLoginIntoBootedContainer(t *testing.T) {
-	d, bus := startBusDaemon(t, "--units", "auto", "--stop-timeout", "1s")
+	d, bus := startBusDaemon(t, "--units", "none")
 	sfx := strconv.Itoa(os.Getpid())
 	for _, tc := range []struct {
 		name string
