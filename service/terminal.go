@@ -162,6 +162,9 @@ func (m *Manager) onTerminal(ctx context.Context, mc *machine, mi MachineInfo, s
 		}
 		if err != nil {
 			pty.Master.Close()
+			if ctx.Err() != nil && errors.Is(context.Cause(ctx), ErrNoSuchMachine) {
+				return fmt.Errorf("machine %s went away: %w", mi.Name, ErrNoSuchMachine)
+			}
 			return err
 		}
 		t = Terminal{Master: pty.Master, Path: pty.Path}

@@ -275,3 +275,50 @@ func ttyPath(f *os.File) string {
 	}
 	return fmt.Sprintf("/dev/pts/%d", unix.Minor(st.Rdev))
 }
+
+// blockingBus is a service manager that never answers: each call waits
+// until it is cancelled.
+type blockingBus struct{ started chan struct{} }
+
+func (b *blockingBus) StartUnit(ctx context.Context, bus *os.File, _ string) error {
+	bus.Close()
+	b.started <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (b *blockingBus) StartShell(ctx context.Context, bus *os.File, _ ShellUnit) error {
+	return b.StartUnit(ctx, bus, "")
+}
+
+// A login waiting on the container's service manager ends when the machine
+// does, with NoSuchMachine, and no longer counts as a running operation.
+func TestTerminalEndsWithItsMachine(t *testing.T) {
+	fc := startFakeContainer(t, 0)
+	fc.listenBus(t)
+	b := &blockingBus{started: make(chan struct{}, 1)}
+	m := terminalManager(t, b)
+	ctx := context.Background()
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "fake", Class: "container", Leader: fc.leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		term, err := m.OpenLogin(ctx, root, Selector{Name: "fake"})
+		if err == nil {
+			term.Master.Close()
+		}
+		done <- err
+	}()
+	<-b.started
+	if n := m.ops.Running(); n != 1 {
+		t.Errorf("%d operations running during the login, want 1", n)
+	}
+	fc.leader.Process.Kill()
+	if err := <-done; !errors.Is(err, ErrNoSuchMachine) {
+		t.Errorf("login into a machine that went away: %v", err)
+	}
+	if n := m.ops.Running(); n != 0 {
+		t.Errorf("%d operations still running", n)
+	}
+}
