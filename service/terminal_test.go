@@ -249,6 +249,17 @@ func TestContainerTerminals(t *testing.T) {
 				t.Errorf("a container without a bus reached a service manager: %v %v", b.units, b.shells)
 			}
 
+			// Something else at the socket's path is no bus either.
+			fake := filepath.Join(fc.root, "run/dbus/system_bus_socket")
+			if err := os.WriteFile(fake, nil, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			noBusLogin = nil
+			if _, err := m.OpenLogin(ctx, root, Selector{Name: "fake"}); !errors.Is(err, ErrNoIPC) {
+				t.Errorf("login with a file for a bus: %v", err)
+			}
+			os.Remove(fake)
+
 			// A bus socket: the service manager is asked, over a connection
 			// made as the container's root.
 			uids := fc.listenBus(t)

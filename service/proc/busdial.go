@@ -115,6 +115,8 @@ func findSocket(p *PidRef, path string, owner Owner) (int, error) {
 // setFSIDs switches the calling thread's filesystem gid and uid to owner's,
 // which takes the filesystem capabilities with them.
 func setFSIDs(owner Owner) error {
+	// setfsgid and setfsuid answer the previous value, never an error; asking
+	// again with an id the kernel refuses reads back what is in effect.
 	const query = uintptr(^uint32(0))
 	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(owner.GID), 0, 0)
 	if got, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, query, 0, 0); uint32(got) != owner.GID {
