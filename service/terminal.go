@@ -25,14 +25,13 @@ const systemBusSocket = "run/dbus/system_bus_socket"
 // A container without a system bus is still reachable by entering its
 // namespaces (service/nsenter). These are its entry points; while they are
 // nil, login and shell into such a container answer ErrNoIPC, as upstream's.
+// noBusShell gets the request checked, with the user filled in; a Path ""
+// (and no Args) still asks for the user's login shell, which only the
+// container's own user database can name.
 var (
 	noBusLogin func(leader *proc.PidRef, owner uint32, tty *os.File) error
 	noBusShell func(leader *proc.PidRef, owner uint32, sh ShellRequest, tty *os.File) error
 )
-
-// errNoBus says a machine has no system bus to ask: no socket, or nobody
-// listening on it.
-var errNoBus = errors.New("no system bus")
 
 // OpenPTY allocates a pseudo terminal in the machine, with nothing on it.
 func (m *Manager) OpenPTY(ctx context.Context, c Caller, sel Selector) (Terminal, error) {
@@ -102,7 +101,11 @@ func (m *Manager) OpenShell(ctx context.Context, c Caller, sel Selector, req She
 				if noBusShell == nil {
 					return noIPC(mi)
 				}
-				return noBusShell(leader, mi.UID, sh, tty)
+				spawn := sh
+				if req.Path == "" {
+					spawn.Path, spawn.Args = "", nil
+				}
+				return noBusShell(leader, mi.UID, spawn, tty)
 			}
 			return m.cfg.ContainerBus.StartShell(ctx, bus, ShellUnit{
 				Name: "container-shell@" + ptyNumber(pty) + ".service",

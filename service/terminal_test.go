@@ -242,7 +242,7 @@ func TestContainerTerminals(t *testing.T) {
 			}
 			shell.Master.Close()
 			pid := fc.leader.Process.Pid
-			if want := []string{fmt.Sprintf("login %d 0 %s", pid, login.Path), fmt.Sprintf("shell %d 0 root /bin/sh %s", pid, shell.Path)}; fmt.Sprint(entered) != fmt.Sprint(want) {
+			if want := []string{fmt.Sprintf("login %d 0 %s", pid, login.Path), fmt.Sprintf("shell %d 0 root  %s", pid, shell.Path)}; fmt.Sprint(entered) != fmt.Sprint(want) {
 				t.Errorf("namespace entry got %q, want %q", entered, want)
 			}
 			if len(b.units)+len(b.shells) != 0 {
