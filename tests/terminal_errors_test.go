@@ -144,3 +144,54 @@ func TestVarlinkTerminalRefusals(t *testing.T) {
 		t.Fatalf("the daemon stopped serving: %v", err)
 	}
 }
+
+// Every terminal and root directory handed out leaves the daemon with none
+// of its fds: after a warm-up call on each path, a hundred more change
+// nothing in its fd table.
+func TestTerminalFDsDoNotLeak(t *testing.T) {
+	d, bus := startBusDaemon(t, "--units", "none")
+	c := dialClient(t, d)
+	dc := dbusConn(t, bus)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	round := func() {
+		t.Helper()
+		f, _, err := c.Open(ctx, client.ByName(".host"), client.OpenRequest{Mode: client.OpenTTY})
+		if err != nil {
+			t.Fatalf("Open tty: %v", err)
+		}
+		f.Close()
+		if f, err = c.OpenRootDirectory(ctx, client.ByName(".host")); err != nil {
+			t.Fatalf("OpenRootDirectory: %v", err)
+		}
+		f.Close()
+		if _, _, err := c.Open(ctx, client.ByName(".host"), client.OpenRequest{Mode: client.OpenShell}); err == nil {
+			t.Fatal("a shell without a host bus")
+		}
+		var fd dbus.UnixFD
+		var path string
+		if err := managerCall(t, dc, "OpenMachinePTY", ".host").Store(&fd, &path); err != nil {
+			t.Fatalf("OpenMachinePTY: %v", err)
+		}
+		unix.Close(int(fd))
+		if err := managerCall(t, dc, "OpenMachineRootDirectory", ".host").Store(&fd); err != nil {
+			t.Fatalf("OpenMachineRootDirectory: %v", err)
+		}
+		unix.Close(int(fd))
+	}
+	fds := func() int {
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	round()
+	before := fds()
+	for range 100 {
+		round()
+	}
+	if after := fds(); after != before {
+		t.Errorf("the daemon holds %d fds after 100 rounds, %d before", after, before)
+	}
+}
