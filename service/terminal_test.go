@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/service/ops"
 	"github.com/machined-go/machined/service/proc"
 )
 
@@ -332,4 +333,37 @@ func TestTerminalEndsWithItsMachine(t *testing.T) {
 	if n := m.ops.Running(); n != 0 {
 		t.Errorf("%d operations still running", n)
 	}
+}
+
+// A login and a shell are operations: past the cap they are refused, before
+// any terminal is allocated; a bare PTY is not one and still opens.
+func TestTerminalsCountAsOperations(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	m := terminalManager(t, &fakeBus{})
+	release := make(chan struct{})
+	var running sync.WaitGroup
+	for range ops.Max {
+		running.Add(1)
+		go m.ops.Run(context.Background(), nil, func(ctx context.Context) error {
+			running.Done()
+			<-release
+			return nil
+		})
+	}
+	running.Wait()
+	defer close(release)
+	ctx := context.Background()
+	if _, err := m.OpenLogin(ctx, root, Selector{Name: HostName}); !errors.Is(err, ErrTooManyOperations) {
+		t.Errorf("login past the cap: %v", err)
+	}
+	if _, err := m.OpenShell(ctx, root, Selector{Name: HostName}, ShellRequest{}); !errors.Is(err, ErrTooManyOperations) {
+		t.Errorf("shell past the cap: %v", err)
+	}
+	pty, err := m.OpenPTY(ctx, root, Selector{Name: HostName})
+	if err != nil {
+		t.Fatalf("PTY past the cap: %v", err)
+	}
+	pty.Master.Close()
 }
