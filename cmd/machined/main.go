@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/machined-go/machined/containerbus"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/authz/polkit"
+	"github.com/machined-go/machined/containerbus"
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/internal/loglevel"
