@@ -195,6 +195,10 @@ func TestContainerTerminals(t *testing.T) {
 			fc := startFakeContainer(t, shift)
 			b := &fakeBus{}
 			m := terminalManager(t, b)
+			// Whatever namespace entry is wired in, this test sets its own.
+			savedLogin, savedShell := noBusLogin, noBusShell
+			noBusLogin, noBusShell = nil, nil
+			t.Cleanup(func() { noBusLogin, noBusShell = savedLogin, savedShell })
 			ctx := context.Background()
 			if _, err := m.Register(ctx, root, RegisterRequest{Name: "fake", Class: "container", Leader: fc.leader.Process.Pid}); err != nil {
 				t.Fatal(err)
@@ -231,7 +235,6 @@ func TestContainerTerminals(t *testing.T) {
 				entered = append(entered, fmt.Sprintf("shell %d %d %s %s %s", leader.PID, owner, sh.User, sh.Path, ttyPath(tty)))
 				return nil
 			}
-			t.Cleanup(func() { noBusLogin, noBusShell = nil, nil })
 			login, err := m.OpenLogin(ctx, root, Selector{Name: "fake"})
 			if err != nil {
 				t.Fatal(err)
