@@ -39,7 +39,10 @@ type Config struct {
 	// it ("" = /var/lib/machines).
 	Images        ImagePool
 	ImagePoolPath string
-	Logger        *slog.Logger
+	// ContainerBus starts getty and shell units through a machine's service
+	// manager (login, shell). Nil: only containers without a bus get them.
+	ContainerBus ContainerBus
+	Logger       *slog.Logger
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the

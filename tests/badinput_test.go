@@ -61,7 +61,14 @@ func TestBadInputVarlinkctl(t *testing.T) {
 		{"MapFrom host", "MapFrom", `{"name":".host","uid":0}`, "io.systemd.Machine.NotSupported", ""},
 		{"MapFrom vm", "MapFrom", `{"name":"vmx","uid":0}`, "io.systemd.Machine.NotSupported", ""},
 		{"metadata of a vm", "List", `{"name":"vmx","acquireMetadata":"yes"}`, "io.systemd.Machine.NotAvailable", ""},
-		{"Open not yet", "Open", `{"name":".host","mode":"tty"}`, "io.systemd.Machine.NotSupported", ""},
+		{"Open vm", "Open", `{"name":"vmx","mode":"tty"}`, "io.systemd.Machine.NotSupported", ""},
+		{"OpenRootDirectory vm", "OpenRootDirectory", `{"name":"vmx"}`, "io.systemd.Machine.NotSupported", ""},
+		{"Open bad mode", "Open", `{"name":".host","mode":"bogus"}`, "org.varlink.service.InvalidParameter", "mode"},
+		{"Open no mode", "Open", `{"name":".host"}`, "org.varlink.service.InvalidParameter", "mode"},
+		{"Open relative path", "Open", `{"name":".host","mode":"shell","path":"bin/sh"}`, "org.varlink.service.InvalidParameter", "path"},
+		{"Open bad user", "Open", `{"name":".host","mode":"shell","user":"a:b"}`, "org.varlink.service.InvalidParameter", "user"},
+		{"Open bad environment", "Open", `{"name":".host","mode":"shell","environment":["NOEQUALS"]}`, "org.varlink.service.InvalidParameter", "environment"},
+		{"Open unknown machine", "Open", `{"name":"nope","mode":"tty"}`, "io.systemd.Machine.NoSuchMachine", ""},
 		{"unknown method", "Nope", `{}`, "org.varlink.service.MethodNotFound", ""},
 	}
 	for _, tc := range cases {

@@ -88,14 +88,18 @@ func TestClientRegisterGetListAgainstDaemon(t *testing.T) {
 	if !errors.Is(err, client.ErrInvalidParameter) || !errors.As(err, &ce) || ce.Parameter() != "vSockCid" {
 		t.Errorf("Register with vSockCid 1: %v", err)
 	}
-	if _, _, err := c.Open(ctx, client.ByName("cl-pid"), client.OpenRequest{
+	// A VM has no terminal or root directory to give: NotSupported, after
+	// every field was decoded strictly (an InvalidParameter here would be a
+	// field the client names wrongly).
+	if err := c.Register(ctx, client.RegisterRequest{Name: "cl-vm", Class: client.ClassVM, LeaderPID: spawnLeader(t).pid}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Open(ctx, client.ByName("cl-vm"), client.OpenRequest{
 		Mode: client.OpenShell, User: "root", Path: "/bin/sh", Args: []string{"sh", "-l"}, Environment: []string{"TERM=vt100"},
 	}); !errors.Is(err, client.ErrNotSupported) {
-		// The daemon decodes every field strictly first: an InvalidParameter
-		// here would be a field the client names wrongly.
 		t.Errorf("Open: %v", err)
 	}
-	if _, err := c.OpenRootDirectory(ctx, client.ByName("cl-pid")); !errors.Is(err, client.ErrNotSupported) {
+	if _, err := c.OpenRootDirectory(ctx, client.ByName("cl-vm")); !errors.Is(err, client.ErrNotSupported) {
 		t.Errorf("OpenRootDirectory: %v", err)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/machined-go/machined/authz/polkit"
+	"github.com/machined-go/machined/containerbus"
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/internal/loglevel"
@@ -210,6 +211,9 @@ func run(o options) error {
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
+		// Login and shell ask the machine's own service manager; for .host,
+		// the one on the system bus, whatever bus the shim serves.
+		ContainerBus: containerbus.New(busconn.SystemBusAddress()),
 	})
 	if err != nil {
 		return err

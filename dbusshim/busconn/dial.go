@@ -32,6 +32,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+func (cfg Config) withDefaults() Config {
+	if cfg.AcceptFDs == nil {
+		cfg.AcceptFDs = func(h Header) bool { return h.Type == TypeMethodReturn }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
 // SystemBusAddress is $DBUS_SYSTEM_BUS_ADDRESS, or the standard socket.
 func SystemBusAddress() string {
 	if a := os.Getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
@@ -44,12 +54,7 @@ func SystemBusAddress() string {
 // that works), authenticates, says Hello and returns the connection. opts are
 // passed to godbus (a handler, interceptors, a context).
 func Dial(address string, cfg Config, opts ...dbus.ConnOption) (*Conn, error) {
-	if cfg.AcceptFDs == nil {
-		cfg.AcceptFDs = func(h Header) bool { return h.Type == TypeMethodReturn }
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	var errs []error
 	for _, a := range strings.Split(address, ";") {
 		if a == "" {
@@ -71,6 +76,14 @@ func Dial(address string, cfg Config, opts ...dbus.ConnOption) (*Conn, error) {
 		return nil, fmt.Errorf("empty D-Bus address %q", address)
 	}
 	return nil, errors.Join(errs...)
+}
+
+// Connect is Dial for a bus socket connected elsewhere (another process's
+// bus, reached as someone else): it authenticates on bus, says Hello and
+// returns the guarded connection, which owns bus from now on.
+func Connect(bus *net.UnixConn, cfg Config, opts ...dbus.ConnOption) (*Conn, error) {
+	cfg = cfg.withDefaults()
+	return wrap(bus, cfg, opts)
 }
 
 // dialUnix connects to one unix: address entry.

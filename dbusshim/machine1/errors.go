@@ -79,6 +79,9 @@ var coreErrors = []struct {
 	{service.ErrNoSuchImage, ErrNoSuchImage},
 	// Upstream answers a taken image name with EEXIST, hence the errno name.
 	{service.ErrImageExists, ErrFileExists},
+	// Login or shell into a container without a system bus: upstream says
+	// NotSupported, "There is no system bus in container NAME."
+	{service.ErrNoIPC, ErrNotSupported},
 }
 
 func isNoSuchImage(err error) bool { return errors.Is(err, service.ErrNoSuchImage) }
@@ -163,7 +166,3 @@ func upperFirst(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-// notImplemented answers the methods whose core work has not landed yet.
-func notImplemented(what string) *dbus.Error {
-	return errorf(ErrNotSupported, "%s is not implemented by this machined yet", what)
-}

@@ -38,6 +38,7 @@ func TestErrorTable(t *testing.T) {
 		service.ErrTooManyOperations:    "org.freedesktop.DBus.Error.LimitsExceeded",
 		service.ErrNoSuchImage:          "org.freedesktop.machine1.NoSuchImage",
 		service.ErrImageExists:          "org.freedesktop.DBus.Error.FileExists",
+		service.ErrNoIPC:                "org.freedesktop.DBus.Error.NotSupported",
 	}
 	if len(want) != len(coreErrors) {
 		t.Errorf("table has %d entries, test knows %d kinds", len(coreErrors), len(want))

@@ -34,15 +34,15 @@ func managerInterface() *iface {
 			{name: "GetMachineAddresses", in: args("s", "name"), out: args("a(iay)", "addresses"), fn: byName(getAddresses)},
 			{name: "GetMachineSSHInfo", in: args("s", "name"), out: args("s", "ssh_address", "s", "ssh_private_key_path"), fn: byName(getSSHInfo)},
 			{name: "GetMachineOSRelease", in: args("s", "name"), out: args("a{ss}", "fields"), fn: byName(getOSRelease)},
-			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Opening a PTY"))},
-			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(containerOp("Logging into a machine"))},
+			{name: "OpenMachinePTY", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(openPTY)},
+			{name: "OpenMachineLogin", in: args("s", "name"), out: args("h", "pty", "s", "pty_path"), fn: byName(openLogin)},
 			{name: "OpenMachineShell", in: args("s", "name", "s", "user", "s", "path", "as", "args", "as", "environment"), out: args("h", "pty", "s", "pty_path"), fn: byName(openShell)},
 			{name: "BindMountMachine", in: args("s", "name", "s", "source", "s", "destination", "b", "read_only", "b", "mkdir"), fn: byName(bindMount)},
 			{name: "CopyFromMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(copyFiles(false))},
 			{name: "CopyToMachine", in: args("s", "name", "s", "source", "s", "destination"), fn: byName(copyFiles(true))},
 			{name: "CopyFromMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyFiles(false))},
 			{name: "CopyToMachineWithFlags", in: args("s", "name", "s", "source", "s", "destination", "t", "flags"), fn: byName(copyFiles(true))},
-			{name: "OpenMachineRootDirectory", in: args("s", "name"), out: args("h", "fd"), fn: byName(containerOp("Opening the root directory"))},
+			{name: "OpenMachineRootDirectory", in: args("s", "name"), out: args("h", "fd"), fn: byName(openRootDirectory)},
 			{name: "GetMachineUIDShift", in: args("s", "name"), out: args("u", "shift"), fn: byName(getUIDShift)},
 			{name: "RemoveImage", in: args("s", "name"), fn: byImage(removeImage)},
 			{name: "RenameImage", in: args("s", "name", "s", "new_name"), fn: byImage(renameImage)},
@@ -577,14 +577,6 @@ func getUIDShift(c *call, mi service.MachineInfo, _ []any) ([]any, error) {
 	return []any{shift}, nil
 }
 
-// containerOp answers the container operations, after the machine lookup,
-// until the core implements them (as the Varlink front end does).
-func containerOp(what string) func(*call, service.MachineInfo, []any) ([]any, error) {
-	return func(*call, service.MachineInfo, []any) ([]any, error) {
-		return nil, notImplemented(what)
-	}
-}
-
 // openShell bounds the argument vector and the environment (user, path, args,
 // environment follow the machine), as Open does on Varlink.
 func openShell(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
@@ -594,7 +586,17 @@ func openShell(c *call, mi service.MachineInfo, rest []any) ([]any, error) {
 	if n := len(rest[3].([]string)); n > service.MaxOpenEnvironment {
 		return nil, errorf(ErrInvalidArgs, "More than %d environment variables", service.MaxOpenEnvironment)
 	}
-	return containerOp("Opening a shell")(c, mi, rest)
+	caller, err := c.callerOf()
+	if err != nil {
+		return nil, err
+	}
+	req := service.ShellRequest{User: rest[0].(string), Path: rest[1].(string), Args: rest[2].([]string), Env: rest[3].([]string)}
+	t, err := c.mgr().OpenShell(c.ctx, caller, service.Selector{Name: mi.Name}, req)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := handOver(t.Master)
+	return reply(fd, err, t.Path)
 }
 
 // copyReplace is the one flag of Copy*WithFlags: replace existing files.

@@ -3,7 +3,6 @@ package proc
 import (
 	"fmt"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,16 +53,8 @@ func becomeOwner(owner Owner) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
 		return fmt.Errorf("drop supplementary groups: %w", e)
 	}
-	// setfsgid and setfsuid answer the previous value, never an error; asking
-	// again with an id the kernel refuses reads back what is in effect.
-	const query = uintptr(^uint32(0))
-	unix.RawSyscall(unix.SYS_SETFSGID, uintptr(owner.GID), 0, 0)
-	if got, _, _ := unix.RawSyscall(unix.SYS_SETFSGID, query, 0, 0); uint32(got) != owner.GID {
-		return fmt.Errorf("set fsgid %d: %w", owner.GID, syscall.EPERM)
-	}
-	unix.RawSyscall(unix.SYS_SETFSUID, uintptr(owner.UID), 0, 0)
-	if got, _, _ := unix.RawSyscall(unix.SYS_SETFSUID, query, 0, 0); uint32(got) != owner.UID {
-		return fmt.Errorf("set fsuid %d: %w", owner.UID, syscall.EPERM)
+	if err := setFSIDs(owner); err != nil {
+		return err
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var caps [2]unix.CapUserData

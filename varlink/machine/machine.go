@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math"
+	"os"
 
 	"github.com/machined-go/machined/varlink"
 
@@ -266,10 +267,42 @@ func (f *machineIface) notYet(ctx context.Context, c *varlink.Call, extra ...var
 }
 
 func (f *machineIface) open(ctx context.Context, c *varlink.Call) error {
-	var mode, user, path string
-	var args, env []string
-	return f.notYet(ctx, c, varlink.StrField("mode", &mode, true), varlink.StrField("user", &user, false),
-		varlink.StrField("path", &path, false), varlink.StrListField("args", &args, service.MaxOpenArgs), varlink.StrListField("environment", &env, service.MaxOpenEnvironment))
+	var (
+		l         lookup
+		mode      string
+		req       service.ShellRequest
+		userField = varlink.StrField("user", &req.User, false)
+		pathField = varlink.StrField("path", &req.Path, false)
+		argsField = varlink.StrListField("args", &req.Args, service.MaxOpenArgs)
+		envField  = varlink.StrListField("environment", &req.Env, service.MaxOpenEnvironment)
+		modeField = varlink.StrField("mode", &mode, true)
+	)
+	if err := varlink.DecodeParams(c.Parameters, append(l.fields(), modeField, userField, pathField, argsField, envField)...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	caller := callerOf(ctx, l.interactive)
+	var (
+		t   service.Terminal
+		err error
+	)
+	switch mode {
+	case "tty":
+		t, err = f.mgr.OpenPTY(ctx, caller, l.selector())
+	case "login":
+		t, err = f.mgr.OpenLogin(ctx, caller, l.selector())
+	case "shell":
+		t, err = f.mgr.OpenShell(ctx, caller, l.selector(), req)
+	default:
+		return replyError(ctx, c, &varlink.ParamError{Name: "mode"})
+	}
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	defer t.Master.Close()
+	return c.ReplyWithFDs(ctx, struct {
+		FD   int    `json:"ptyFileDescriptor"`
+		Path string `json:"ptyPath"`
+	}{0, t.Path}, []*os.File{t.Master})
 }
 
 func (f *machineIface) bindMount(ctx context.Context, c *varlink.Call) error {
@@ -329,7 +362,18 @@ func untilHangup(ctx context.Context, c *varlink.Call) (context.Context, context
 }
 
 func (f *machineIface) openRootDirectory(ctx context.Context, c *varlink.Call) error {
-	return f.notYet(ctx, c)
+	var l lookup
+	if err := varlink.DecodeParams(c.Parameters, l.fields()...); err != nil {
+		return replyError(ctx, c, err)
+	}
+	root, err := f.mgr.OpenRootDirectory(ctx, callerOf(ctx, l.interactive), l.selector())
+	if err != nil {
+		return replyError(ctx, c, err)
+	}
+	defer root.Close()
+	return c.ReplyWithFDs(ctx, struct {
+		FD int `json:"fileDescriptor"`
+	}{0}, []*os.File{root})
 }
 
 // machineJSON is one List reply, fields in IDL order; empty and unknown values
