@@ -183,14 +183,6 @@ func subvolInfo(fd int) (btrfsSubvolInfo, error) {
 	return info, err
 }
 
-func subvolReadOnly(fd int) (bool, error) {
-	var flags uint64
-	if err := ioctlPtr(fd, btrfsIocSubvolGetflags, unsafe.Pointer(&flags)); err != nil {
-		return false, err
-	}
-	return flags&btrfsSubvolRdonly != 0, nil
-}
-
 func setSubvolReadOnly(fd int, ro bool) error {
 	var flags uint64
 	if err := ioctlPtr(fd, btrfsIocSubvolGetflags, unsafe.Pointer(&flags)); err != nil {

@@ -253,19 +253,6 @@ func optU32(v int64, set bool) *uint32 {
 	return &u
 }
 
-// notYet validates a container operation's request and finds its machine, then
-// answers NotSupported: the container-operations work has not landed yet.
-func (f *machineIface) notYet(ctx context.Context, c *varlink.Call, extra ...varlink.Field) error {
-	var l lookup
-	if err := varlink.DecodeParams(c.Parameters, append(l.fields(), extra...)...); err != nil {
-		return replyError(ctx, c, err)
-	}
-	if _, err := f.mgr.Get(callerOf(ctx, l.interactive), l.selector()); err != nil {
-		return replyError(ctx, c, err)
-	}
-	return replyError(ctx, c, service.ErrNotSupported)
-}
-
 func (f *machineIface) open(ctx context.Context, c *varlink.Call) error {
 	var (
 		l         lookup
