@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// The two C helpers are compiled with the host's gcc when the harness starts.
+// The C helpers are compiled with the host's gcc when the harness starts.
 //
-//go:embed csrc/leaderfarm.c csrc/nsslookup.c
+//go:embed csrc/leaderfarm.c csrc/nsslookup.c csrc/echoserver.c
 var csrc embed.FS
 
 // buildHelper compiles csrc/<name>.c into dir and returns the binary's path.

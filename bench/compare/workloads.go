@@ -90,6 +90,8 @@ type bench struct {
 	pairPool    []*leader    // leaders of the pair workloads, taken in turn
 	pairNext    atomic.Int64 // next one, kept across workloads
 	userLeaders []*leader    // leader of machine bench<i>
+	goLeaders   []*leader    // the few the varlink/go pair workload cycles through
+	echo        *echoServer  // the floor of the userdb rows
 	logf        func(format string, args ...any)
 	stockLinked bool
 	exitSeq     int
@@ -100,6 +102,7 @@ func (c config) levels() []int {
 	var l []int
 	l = append(l, c.listSizes...)
 	l = append(l, c.userdbSizes...)
+	l = append(l, c.goPairSizes...)
 	if c.dbusListSize > 0 {
 		l = append(l, c.dbusListSize)
 	}
@@ -121,13 +124,23 @@ func (b *bench) plan() {
 	r, c := b.rep, b.cfg
 	r.add(gVarlink, rowPairs(1), "pairs/s", true)
 	r.add(gVarlink, rowPairs(c.conns), "pairs/s", true)
+	for _, n := range c.goPairSizes {
+		r.add(gVarlink, rowGoPairs(n), "pairs/s", true)
+	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowList(n), "ms", false)
+	}
+	for _, n := range c.listSizes {
+		r.add(gVarlink, rowGoList(n), "ms", false)
 	}
 	for _, v := range userdbVariants {
 		for _, n := range c.userdbSizes {
 			r.add(gUserdb, rowUserdb(v.name, n), "lookups/s", true)
 		}
+	}
+	if len(c.userdbSizes) > 0 {
+		r.add(gUserdb, rowEcho, "lookups/s", true)
+		r.add(gUserdb, rowEchoShare, "%", true)
 	}
 	if c.dbusListSize > 0 {
 		r.add(gDBus, rowDBusList(c.dbusListSize), "ms", false)
@@ -138,6 +151,10 @@ func (b *bench) plan() {
 		r.add(gDBus, rowCPUList(true, c.dbusListSize), "µs", false)
 	}
 	r.add(gMemory, rowIdle, "MiB", false)
+	if c.churnRounds > 0 {
+		r.add(gMemory, rowChurnRSS(c.churnRounds, c.churnMachs), "MiB", false)
+		r.add(gMemory, rowChurnGrowth(c.churnRounds), "MiB", false)
+	}
 	for _, n := range c.levels() {
 		r.add(gMemory, rowRSS(n), "MiB", false)
 	}
@@ -198,6 +215,18 @@ func (b *bench) run(d *daemon) error {
 	}
 	time.Sleep(300 * time.Millisecond)
 	b.rss(d, rowIdle)
+	if b.cfg.churnRounds > 0 {
+		base, err := rssKiB(d.pid())
+		if err != nil {
+			return err
+		}
+		b.churn(d, base)
+		// The memory rows below start from a fresh daemon again.
+		if err := d.restart(); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 
 	registered := 0
 	rssAt := map[int]int{}
@@ -218,6 +247,10 @@ func (b *bench) run(d *daemon) error {
 		rssAt[n], _ = rssKiB(d.pid())
 		if slices.Contains(b.cfg.listSizes, n) {
 			b.varlinkList(d, n)
+			b.goList(d, n)
+		}
+		if slices.Contains(b.cfg.goPairSizes, n) {
+			b.goPairs(d, n)
 		}
 		if slices.Contains(b.cfg.userdbSizes, n) {
 			b.userdb(d, n)
@@ -400,7 +433,7 @@ func (b *bench) userdb(d *daemon, n int) {
 			if variant.mode == "name-persistent" {
 				reqs, want = nameReqs, wantUID
 			}
-			v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
+			lookup := func() error {
 				i := k % len(reqs)
 				k++
 				reply, err := c.call(reqs[i])
@@ -408,7 +441,12 @@ func (b *bench) userdb(d *daemon, n int) {
 					return err
 				}
 				return check(reply, want[i])
-			})
+			}
+			if variant.mode == "uid-persistent" && n == b.cfg.userdbSizes[0] {
+				v, s, err = b.againstEcho(d, reqs, lookup)
+			} else {
+				v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
+			}
 			c.Close()
 		case "uid-new", "name-new":
 			reqs, want := uidReqs, wantName
@@ -591,4 +629,40 @@ func (b *bench) exitLatency(d *daemon) {
 	res.Note = fmt.Sprintf("for scale: the leader's parent had killed and reaped it %s ms after the harness asked for the SIGKILL "+
 		"(median); the daemon cannot notice the exit before the kernel has carried it out", formatNum(median(reapedMs)))
 	b.set(gLife, rowExit, "ms", false, d, res)
+}
+
+// againstEcho measures lookup and the same requests against the bare echo
+// server in alternating repetitions, sets the echo rows, and returns the
+// lookup's median and samples.
+func (b *bench) againstEcho(d *daemon, reqs [][]byte, lookup func() error) (float64, []float64, error) {
+	e, err := vdial(b.echo.sock)
+	if err != nil {
+		b.set(gUserdb, rowEcho, "lookups/s", true, d, failed(err))
+		b.set(gUserdb, rowEchoShare, "%", true, d, failed(err))
+		return medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
+	}
+	defer e.Close()
+	k := 0
+	echoOnce := func() error {
+		_, err := e.call(reqs[k%len(reqs)])
+		k++
+		return err
+	}
+	var ours, floor, share []float64
+	for range b.cfg.reps {
+		r, err := rate(b.cfg.dur, 3, lookup)
+		if err != nil {
+			return 0, ours, err
+		}
+		f, err := rate(b.cfg.dur, 3, echoOnce)
+		if err != nil {
+			b.set(gUserdb, rowEcho, "lookups/s", true, d, failed(err))
+			b.set(gUserdb, rowEchoShare, "%", true, d, failed(err))
+			return 0, ours, err
+		}
+		ours, floor, share = append(ours, r), append(floor, f), append(share, 100*r/f)
+	}
+	b.set(gUserdb, rowEcho, "lookups/s", true, d, figure(median(floor), floor))
+	b.set(gUserdb, rowEchoShare, "%", true, d, figure(median(share), share))
+	return median(ours), ours, nil
 }
