@@ -310,3 +310,30 @@ func TestKillSupervisorWithoutPidfdID(t *testing.T) {
 		t.Errorf("bystander exited: %v", ws)
 	}
 }
+
+// A machine that goes before its leader leaves nothing behind in the exit
+// watcher: registering the same live leader again and again must not grow
+// the daemon (every unprivileged user can do that with a process of their own).
+func TestUnregisterForgetsLeaderWatch(t *testing.T) {
+	m := newTestManager(t)
+	leader := startSleep(t)
+	ctx := context.Background()
+	for range 20 {
+		if _, err := m.Register(ctx, root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Unregister(ctx, root, Selector{Name: "c1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c2", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Terminate(ctx, root, Selector{Name: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c2 gone", func() bool { _, err := m.Get(root, Selector{Name: "c2"}); return err != nil })
+	if n := m.exits.watching(); n != 0 {
+		t.Errorf("exit watcher holds %d callbacks with no machine registered", n)
+	}
+}
