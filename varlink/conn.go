@@ -190,6 +190,7 @@ func (c *Conn) fill() error {
 		}
 		n, oobn, flags, rerr = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
 		if rerr == unix.EAGAIN {
+			c.release() // park without a buffer when nothing is pending
 			return false // not readable after all: park until it is
 		}
 		return true
@@ -211,6 +212,11 @@ func (c *Conn) fill() error {
 			c.batches = append(c.batches, fdBatch{end: len(c.buf) - 1, fds: fds})
 			c.pending += len(fds)
 		}
+	}
+	if err != nil || n == 0 {
+		// The connection ends: an empty buffer goes back to the pool now,
+		// not to the collector with the connection.
+		c.release()
 	}
 	if err != nil {
 		return err
@@ -282,6 +288,9 @@ func (c *Conn) unmap() {
 func (c *Conn) freeInput() {
 	if c.mapped {
 		c.unmap()
+	} else if cap(c.buf) == readChunk {
+		b := c.buf[:0]
+		readBufs.Put(&b)
 	}
 	c.buf, c.head, c.scanned = nil, 0, 0
 }
