@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -336,4 +337,28 @@ func TestUnregisterForgetsLeaderWatch(t *testing.T) {
 	if n := m.exits.watching(); n != 0 {
 		t.Errorf("exit watcher holds %d callbacks with no machine registered", n)
 	}
+}
+
+// Config.Removed hears of every machine that leaves, whichever way it goes.
+func TestRemovedHookCalled(t *testing.T) {
+	var removed atomic.Int32
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Removed: func() { removed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	leader := startSleep(t)
+	ctx := context.Background()
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unregister(ctx, root, Selector{Name: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c2", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	leader.Process.Kill()
+	leader.Wait()
+	waitFor(t, "c2 gone with its leader", func() bool { return removed.Load() == 2 })
 }

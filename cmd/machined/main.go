@@ -188,6 +188,8 @@ func run(o options) error {
 		defer unitHost.apiBus.Close()
 		unitHost.watchAPIBus(ctx)
 	}
+	trimmer := newMemTrimmer(trimQuiet, trimMinSlack)
+	defer trimmer.stop()
 	mgr, err := service.New(service.Config{
 		StateDir:          filepath.Join(o.runtimeDir, "systemd", "machines"),
 		Units:             units,
@@ -196,6 +198,7 @@ func run(o options) error {
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
+		Removed:           trimmer.removed,
 	})
 	if err != nil {
 		return err
