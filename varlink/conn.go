@@ -190,7 +190,7 @@ func (c *Conn) fill() error {
 		}
 		n, oobn, flags, rerr = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
 		if rerr == unix.EAGAIN {
-			c.release() // park without a buffer when nothing is pending
+			c.release()  // park without a buffer when nothing is pending
 			return false // not readable after all: park until it is
 		}
 		return true
