@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A connection holds a read buffer only while a message is in flight: one
@@ -47,5 +49,47 @@ func TestConnHoldsNoBufferBetweenMessages(t *testing.T) {
 	}
 	if c.buf != nil {
 		t.Errorf("an ended connection holds a %d-byte read buffer", cap(c.buf))
+	}
+}
+
+// Reading a message and writing its reply on a connection that is already
+// open allocates nothing: the read and write callbacks and the pooled
+// buffer's holder live with the connection.
+func TestConnRoundTripAllocations(t *testing.T) {
+	a, b := socketpair(t)
+	c := newConn(b, DefaultLimits(), Peer{})
+	ar, err := a.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var afd int
+	ar.Control(func(fd uintptr) { afd = int(fd) })
+	req, reply := []byte("{\"method\":\"x\"}\x00"), []byte("{\"parameters\":{}}\x00")
+	in := make([]byte, 64)
+	ctx := context.Background()
+	round := func() {
+		if _, err := unix.Write(afd, req); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.ReadMessage(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(ctx, reply); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < len(reply); {
+			n, err := unix.Read(afd, in)
+			if err == unix.EAGAIN {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+		}
+	}
+	round() // the connection's one-time state: oob buffer, callbacks
+	if allocs := testing.AllocsPerRun(100, round); allocs > 0 {
+		t.Errorf("%.1f allocations per message and reply", allocs)
 	}
 }
