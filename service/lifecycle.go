@@ -71,8 +71,8 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	}
 	mc.leader.Close()
 	m.emitLocked(MachineRemoved, mc, why)
-	if m.cfg.Removed != nil {
-		m.cfg.Removed()
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
 	}
 	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", string(why), "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
 }

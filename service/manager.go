@@ -32,10 +32,10 @@ type Config struct {
 	// lock everyone else out. Root and our own uid are never capped.
 	MaxMachinesPerUID int
 	Logger            *slog.Logger
-	// Removed, when set, is called after each machine leaves the registry,
-	// with the registry lock held: it must not block. The daemon uses it to
-	// give memory back once a burst of removals is over.
-	Removed func()
+	// Changed, when set, is called after each machine joins or leaves the
+	// registry, with the registry lock held: it must not block. The daemon
+	// uses it to give memory back once a burst of changes is over.
+	Changed func()
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the

@@ -339,10 +339,11 @@ func TestUnregisterForgetsLeaderWatch(t *testing.T) {
 	}
 }
 
-// Config.Removed hears of every machine that leaves, whichever way it goes.
-func TestRemovedHookCalled(t *testing.T) {
-	var removed atomic.Int32
-	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Removed: func() { removed.Add(1) }})
+// Config.Changed hears of every machine that comes, and of every one that
+// leaves, whichever way it goes.
+func TestChangedHookCalled(t *testing.T) {
+	var changed atomic.Int32
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Changed: func() { changed.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,5 +361,5 @@ func TestRemovedHookCalled(t *testing.T) {
 	}
 	leader.Process.Kill()
 	leader.Wait()
-	waitFor(t, "c2 gone with its leader", func() bool { return removed.Load() == 2 })
+	waitFor(t, "c2 gone with its leader", func() bool { return changed.Load() == 4 })
 }

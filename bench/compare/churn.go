@@ -23,9 +23,6 @@ func rowChurnGrowth(rounds int) string {
 	return fmt.Sprintf("growth over the fresh start after those %d rounds", rounds)
 }
 
-// churnSettle is the pause before RSS is read after the last round: the same
-// for every daemon, long enough for a background return of freed pages to run.
-const churnSettle = time.Second
 
 // churn runs the rounds on a freshly started daemon whose RSS is base KiB.
 func (b *bench) churn(d *daemon, baseKiB int) {
@@ -58,7 +55,7 @@ func (b *bench) churn(d *daemon, baseKiB int) {
 		}
 	}
 	b.logf("%s: %d rounds of %d registrations and unregistrations in %s", d.key, rounds, n, time.Since(t).Round(time.Millisecond))
-	time.Sleep(churnSettle)
+	time.Sleep(memSettle)
 	kib, err := rssKiB(d.pid())
 	if err != nil {
 		b.set(gMemory, rowAfter, "MiB", false, d, failed(err))

@@ -242,7 +242,7 @@ func (b *bench) run(d *daemon) error {
 		}
 		b.logf("%s: %d machines registered in %s", d.key, n-registered, time.Since(t).Round(time.Millisecond))
 		registered = n
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(memSettle)
 		b.rss(d, rowRSS(n))
 		rssAt[n], _ = rssKiB(d.pid())
 		if slices.Contains(b.cfg.listSizes, n) {
@@ -269,6 +269,12 @@ func (b *bench) run(d *daemon) error {
 	}
 	return nil
 }
+
+// memSettle is the pause between the last registration (or unregistration)
+// of a burst and reading RSS, the same for every daemon: what a host sees once
+// a burst is over, after a daemon's deferred clean-up or return of freed pages
+// has run, not what it holds in the middle of one.
+const memSettle = time.Second
 
 func (b *bench) rss(d *daemon, name string) {
 	kib, err := rssKiB(d.pid())

@@ -198,7 +198,7 @@ func run(o options) error {
 		StopTimeout:       o.stopTimeout,
 		Logger:            log,
 		MaxMachinesPerUID: o.maxPerUID,
-		Removed:           trimmer.removed,
+		Changed:           trimmer.changed,
 	})
 	if err != nil {
 		return err
