@@ -23,7 +23,6 @@ func rowChurnGrowth(rounds int) string {
 	return fmt.Sprintf("growth over the fresh start after those %d rounds", rounds)
 }
 
-
 // churn runs the rounds on a freshly started daemon whose RSS is base KiB.
 func (b *bench) churn(d *daemon, baseKiB int) {
 	rounds, n := b.cfg.churnRounds, b.cfg.churnMachs

@@ -75,7 +75,8 @@ func (b *bench) goPairs(d *daemon, present int) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	refused, tried, k := 0, 0, 0
+	refused, tried, k, done := 0, 0, 0, 0
+	cpu0 := cpuNS(d.pid())
 	var out struct{}
 	v, s, err := medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
 		for {
@@ -100,6 +101,7 @@ func (b *bench) goPairs(d *daemon, present int) {
 			if err := c.Call(ctx, "io.systemd.Machine.Unregister", goNameParams{Name: n}, &out); err != nil {
 				return fmt.Errorf("Unregister: %w", err)
 			}
+			done++
 			return nil
 		}
 	})
@@ -114,6 +116,7 @@ func (b *bench) goPairs(d *daemon, present int) {
 			d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), goCycleLeaders)
 	}
 	b.set(gVarlink, name, "pairs/s", true, d, res)
+	b.cpuPerOp(gVarlink, name, d, cpu0, done)
 }
 
 // goList: List with more of n machines (plus .host) through varlink/go,

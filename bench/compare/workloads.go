@@ -68,13 +68,30 @@ const (
 )
 
 // userdb variants, in table order.
-var userdbVariants = []struct{ name, mode string }{
-	{"by uid, persistent connection", "uid-persistent"},
-	{"by name, persistent connection", "name-persistent"},
-	{"by uid, new connection per call", "uid-new"},
-	{"by name, new connection per call", "name-new"},
-	{"getpwuid() through glibc NSS (nss-systemd)", "uid-nss"},
-	{"getpwnam() through glibc NSS (nss-systemd)", "name-nss"},
+var userdbVariants = []struct {
+	name, mode string
+	cpu        bool // also report the daemon's CPU per lookup
+}{
+	{"by uid, persistent connection", "uid-persistent", false},
+	{"by name, persistent connection", "name-persistent", false},
+	{"by uid, new connection per call", "uid-new", true},
+	{"by name, new connection per call", "name-new", true},
+	{"getpwuid() through glibc NSS (nss-systemd)", "uid-nss", true},
+	{"getpwnam() through glibc NSS (nss-systemd)", "name-nss", true},
+}
+
+// rowCPU is the daemon's CPU per operation of the workload of row name: the
+// CPU time of its threads over the workload's repetitions, divided by the
+// operations done, which the rest of the VM's load hardly moves.
+func rowCPU(name string) string { return "daemon CPU per operation: " + name }
+
+// cpuPerOp sets the CPU row of a workload from the daemon's CPU time before
+// (cpu0) and the operations done since.
+func (b *bench) cpuPerOp(group, name string, d *daemon, cpu0 int64, ops int) {
+	if ops <= 0 || cpu0 <= 0 {
+		return
+	}
+	b.set(group, rowCPU(name), "µs", false, d, figure(float64(cpuNS(d.pid())-cpu0)/1e3/float64(ops), nil))
 }
 
 func rowUserdb(variant string, n int) string {
@@ -123,9 +140,11 @@ func (c config) maxLevel() int {
 func (b *bench) plan() {
 	r, c := b.rep, b.cfg
 	r.add(gVarlink, rowPairs(1), "pairs/s", true)
+	r.add(gVarlink, rowCPU(rowPairs(1)), "µs", false)
 	r.add(gVarlink, rowPairs(c.conns), "pairs/s", true)
 	for _, n := range c.goPairSizes {
 		r.add(gVarlink, rowGoPairs(n), "pairs/s", true)
+		r.add(gVarlink, rowCPU(rowGoPairs(n)), "µs", false)
 	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowList(n), "ms", false)
@@ -136,6 +155,11 @@ func (b *bench) plan() {
 	for _, v := range userdbVariants {
 		for _, n := range c.userdbSizes {
 			r.add(gUserdb, rowUserdb(v.name, n), "lookups/s", true)
+		}
+		if v.cpu {
+			for _, n := range c.userdbSizes {
+				r.add(gUserdb, rowCPU(rowUserdb(v.name, n)), "µs", false)
+			}
 		}
 	}
 	if len(c.userdbSizes) > 0 {
@@ -311,7 +335,8 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 		reqs[i] = req{registerReq(n, l.pid), unregisterReq(n)}
 	}
 	var samples []float64
-	refused, tried := 0, 0
+	refused, tried, done := 0, 0, 0
+	cpu0 := cpuNS(d.pid())
 	for range b.cfg.reps {
 		var wg sync.WaitGroup
 		counts := make([]int, conns)
@@ -356,6 +381,7 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 			refused += refusals[c]
 			tried += counts[c] + refusals[c]
 		}
+		done += total
 		samples = append(samples, float64(total)/el.Seconds())
 		time.Sleep(100 * time.Millisecond) // let the daemon go idle between repetitions
 	}
@@ -366,6 +392,10 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 			"The figure counts completed pairs only", d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), count(len(reqs)))
 	}
 	b.set(gVarlink, name, "pairs/s", true, d, c)
+	if conns == 1 {
+		// The pause between repetitions is idle time: it adds next to nothing.
+		b.cpuPerOp(gVarlink, name, d, cpu0, done)
+	}
 }
 
 func (b *bench) varlinkList(d *daemon, n int) {
@@ -429,6 +459,7 @@ func (b *bench) userdb(d *daemon, n int) {
 		var s []float64
 		var err error
 		k := 0
+		cpu0 := cpuNS(d.pid())
 		switch variant.mode {
 		case "uid-persistent", "name-persistent":
 			var c *vconn
@@ -479,11 +510,12 @@ func (b *bench) userdb(d *daemon, n int) {
 			}
 			err = b.withStockUserdb(d, func() error {
 				for range b.cfg.reps {
-					r, err := nssRate(b.nssBin, mode, b.cfg.dur, keys)
+					r, calls, err := nssRate(b.nssBin, mode, b.cfg.dur, keys)
 					if err != nil {
 						return err
 					}
 					s = append(s, r)
+					k += calls
 				}
 				v = median(s)
 				return nil
@@ -494,6 +526,9 @@ func (b *bench) userdb(d *daemon, n int) {
 			continue
 		}
 		b.set(gUserdb, name, "lookups/s", true, d, figure(v, s))
+		if variant.cpu {
+			b.cpuPerOp(gUserdb, name, d, cpu0, k)
+		}
 	}
 }
 
