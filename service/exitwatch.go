@@ -34,11 +34,13 @@ func newExitWatcher() (*exitWatcher, error) {
 }
 
 // watch calls cb once, from the watcher's goroutine, when the process behind
-// pidfd exits. cb must not block for long.
-func (w *exitWatcher) watch(pidfd int, cb func()) error {
+// pidfd exits, unless forget(tok) comes first. cb must not block for long.
+func (w *exitWatcher) watch(pidfd int, cb func()) (tok uint32, err error) {
 	w.mu.Lock()
-	w.next++
-	tok := w.next
+	if w.next++; w.next == 0 { // 0 means "no watch" to callers
+		w.next++
+	}
+	tok = w.next
 	w.cbs[tok] = cb
 	w.mu.Unlock()
 	rc, err := w.file.SyscallConn()
@@ -52,11 +54,27 @@ func (w *exitWatcher) watch(pidfd int, cb func()) error {
 		}
 	}
 	if err != nil {
-		w.mu.Lock()
-		delete(w.cbs, tok)
-		w.mu.Unlock()
+		w.forget(tok)
+		return 0, err
 	}
-	return err
+	return tok, nil
+}
+
+// forget drops the callback of a watch whose machine went before its leader
+// (unregistered, terminated): closing the pidfd takes it out of the epoll set,
+// but the callback, and the machine it holds, would otherwise stay until the
+// leader exits, which for a leader registered again and again is never.
+func (w *exitWatcher) forget(tok uint32) {
+	w.mu.Lock()
+	delete(w.cbs, tok)
+	w.mu.Unlock()
+}
+
+// watching is how many callbacks are pending.
+func (w *exitWatcher) watching() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.cbs)
 }
 
 func (w *exitWatcher) loop() {

@@ -14,7 +14,7 @@ import (
 // without systemd. m.mu must be held.
 func (m *Manager) watchLeader(mc *machine) {
 	gen := mc.gen
-	err := m.exits.watch(mc.leader.FD(), func() {
+	tok, err := m.exits.watch(mc.leader.FD(), func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if cur := m.machines[mc.info.Name]; cur != mc || mc.gen != gen || mc.finalized || m.closed {
@@ -34,6 +34,7 @@ func (m *Manager) watchLeader(mc *machine) {
 	if err != nil {
 		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.info.Name, "err", err)
 	}
+	mc.exitWatch = tok
 }
 
 // finalizeLocked removes a machine: indexes, state file, unit link, announcement.
@@ -65,8 +66,14 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 		m.cfg.Units.Release(mc.info.Unit)
 	}
 	m.ops.Cancel(mc, ErrNoSuchMachine)
+	if mc.exitWatch != 0 {
+		m.exits.forget(mc.exitWatch)
+	}
 	mc.leader.Close()
 	m.emitLocked(MachineRemoved, mc, why)
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
+	}
 	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", string(why), "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
 }
 

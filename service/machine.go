@@ -85,6 +85,7 @@ type machine struct {
 	uids, gids proc.IDMap   // read once at register/restore time; nil for non-containers
 	allocated  bool         // we created the unit and must Release it
 	gen        uint64       // distinguishes a re-registered name from its predecessor
+	exitWatch  uint32       // the exit watcher's token for the leader; 0: none
 	finalized  bool
 }
 

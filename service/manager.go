@@ -43,6 +43,10 @@ type Config struct {
 	// manager (login, shell). Nil: only containers without a bus get them.
 	ContainerBus ContainerBus
 	Logger       *slog.Logger
+	// Changed, when set, is called after each machine joins or leaves the
+	// registry, with the registry lock held: it must not block. The daemon
+	// uses it to give memory back once a burst of changes is over.
+	Changed func()
 }
 
 // Manager is the machine registry. All methods are safe for concurrent use: the

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -309,4 +310,56 @@ func TestKillSupervisorWithoutPidfdID(t *testing.T) {
 	if pid, _ := syscall.Wait4(bystander.Process.Pid, &ws, syscall.WNOHANG, nil); pid != 0 {
 		t.Errorf("bystander exited: %v", ws)
 	}
+}
+
+// A machine that goes before its leader leaves nothing behind in the exit
+// watcher: registering the same live leader again and again must not grow
+// the daemon (every unprivileged user can do that with a process of their own).
+func TestUnregisterForgetsLeaderWatch(t *testing.T) {
+	m := newTestManager(t)
+	leader := startSleep(t)
+	ctx := context.Background()
+	for range 20 {
+		if _, err := m.Register(ctx, root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Unregister(ctx, root, Selector{Name: "c1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c2", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Terminate(ctx, root, Selector{Name: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c2 gone", func() bool { _, err := m.Get(root, Selector{Name: "c2"}); return err != nil })
+	if n := m.exits.watching(); n != 0 {
+		t.Errorf("exit watcher holds %d callbacks with no machine registered", n)
+	}
+}
+
+// Config.Changed hears of every machine that comes, and of every one that
+// leaves, whichever way it goes.
+func TestChangedHookCalled(t *testing.T) {
+	var changed atomic.Int32
+	m, err := New(Config{StateDir: filepath.Join(t.TempDir(), "machines"), Changed: func() { changed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	leader := startSleep(t)
+	ctx := context.Background()
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unregister(ctx, root, Selector{Name: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Register(ctx, root, RegisterRequest{Name: "c2", Class: "container", Leader: leader.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	leader.Process.Kill()
+	leader.Wait()
+	waitFor(t, "c2 gone with its leader", func() bool { return changed.Load() == 4 })
 }

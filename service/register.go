@@ -382,4 +382,7 @@ func (m *Manager) startLocked(mc *machine, why Reason) {
 	}
 	m.emitLocked(MachineNew, mc, why)
 	m.watchLeader(mc)
+	if m.cfg.Changed != nil {
+		m.cfg.Changed()
+	}
 }

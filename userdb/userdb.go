@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -144,13 +145,9 @@ func (f *iface) getRecord(ctx context.Context, c *varlink.Call, group bool) erro
 		return c.ReplyError(ctx, errNonMatching, nil)
 	}
 	if group {
-		return c.Reply(ctx, struct {
-			Record groupRecord `json:"record"`
-		}{groupRecord{rec.Name, rec.ID, rec.RealName(true), ServiceName, "container"}})
+		return c.Reply(ctx, groupReply{groupRecord{rec.Name, rec.ID, rec.RealName(true), ServiceName, "container"}})
 	}
-	return c.Reply(ctx, struct {
-		Record userRecord `json:"record"`
-	}{userRecord{rec.Name, rec.ID, 65534, rec.RealName(false), "/", NologinShell, true, ServiceName, "container"}})
+	return c.Reply(ctx, userReply{userRecord{rec.Name, rec.ID, 65534, rec.RealName(false), "/", NologinShell, true, ServiceName, "container"}})
 }
 
 // matches applies the filters newer clients send; upstream refuses them with
@@ -195,6 +192,55 @@ type groupRecord struct {
 	Description string `json:"description"`
 	Service     string `json:"service"`
 	Disposition string `json:"disposition"`
+}
+
+// The replies encode themselves (varlink.ObjectAppender): one goes out for
+// every NSS lookup, and encoding/json's reflection was a good part of its
+// cost. The struct tags say what they must match.
+type userReply struct {
+	Record userRecord `json:"record"`
+}
+
+type groupReply struct {
+	Record groupRecord `json:"record"`
+}
+
+func (r userReply) AppendJSON(b []byte) []byte {
+	u := &r.Record
+	b = append(b, `{"record":{"userName":`...)
+	b = varlink.AppendJSONString(b, u.UserName)
+	b = append(b, `,"uid":`...)
+	b = varlink.AppendJSONUint(b, uint64(u.UID))
+	b = append(b, `,"gid":`...)
+	b = varlink.AppendJSONUint(b, uint64(u.GID))
+	b = append(b, `,"realName":`...)
+	b = varlink.AppendJSONString(b, u.RealName)
+	b = append(b, `,"homeDirectory":`...)
+	b = varlink.AppendJSONString(b, u.HomeDirectory)
+	b = append(b, `,"shell":`...)
+	b = varlink.AppendJSONString(b, u.Shell)
+	b = append(b, `,"locked":`...)
+	b = strconv.AppendBool(b, u.Locked)
+	b = append(b, `,"service":`...)
+	b = varlink.AppendJSONString(b, u.Service)
+	b = append(b, `,"disposition":`...)
+	b = varlink.AppendJSONString(b, u.Disposition)
+	return append(b, '}', '}')
+}
+
+func (r groupReply) AppendJSON(b []byte) []byte {
+	g := &r.Record
+	b = append(b, `{"record":{"groupName":`...)
+	b = varlink.AppendJSONString(b, g.GroupName)
+	b = append(b, `,"gid":`...)
+	b = varlink.AppendJSONUint(b, uint64(g.GID))
+	b = append(b, `,"description":`...)
+	b = varlink.AppendJSONString(b, g.Description)
+	b = append(b, `,"service":`...)
+	b = varlink.AppendJSONString(b, g.Service)
+	b = append(b, `,"disposition":`...)
+	b = varlink.AppendJSONString(b, g.Disposition)
+	return append(b, '}', '}')
 }
 
 // replyError is this front end's one translation table.

@@ -117,6 +117,13 @@ func (c *Call) send(ctx context.Context, r reply, fds []*os.File) error {
 	if c.oneway {
 		return nil
 	}
+	if p, ok := r.Parameters.(ObjectAppender); ok && len(fds) == 0 {
+		bp := replyBufs.Get()
+		b := append(appendReply(*bp, r, p), 0)
+		_, err := c.conn.Write(ctx, b) // copies b
+		replyBufs.Put(bp, b)
+		return err
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err

@@ -45,18 +45,27 @@ type Conn struct {
 	reserved   int          // bytes of budget held for buf
 
 	buf     []byte    // buf[head:] is received and not yet returned
+	bufp    *[]byte   // readBufs' holder of buf while buf is pooled
 	head    int       // start of the next message in buf
 	scanned int       // buf[head:scanned] holds no NUL
 	batches []fdBatch // fds waiting for the message they belong to
 	pending int       // fds in batches
 	oob     []byte
 	rc      syscall.RawConn
+	recvFn  func(fd uintptr) bool // c.tryRecv
+	recv    recvResult            // what the last tryRecv got
+	writer  sockio.Writer
 	// msgDeadline bounds how long one message may take to arrive once its first
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
 
 	outMu sync.Mutex
 	out   []byte // buffered replies of a stream
+}
+
+type recvResult struct {
+	n, oobn, flags int
+	err            error
 }
 
 // fdBatch holds the fds of one recvmsg; they belong to the message that contains
@@ -164,6 +173,30 @@ func (c *Conn) takeFDs(nul int) []*os.File {
 // cost their goroutine stacks and nothing more.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
 
+// tryRecv is one attempt of fill's read, inside RawConn.Read; it leaves its
+// outcome in c.recv.
+func (c *Conn) tryRecv(fd uintptr) bool {
+	if c.buf == nil {
+		c.bufp = readBufs.Get().(*[]byte)
+		c.buf = (*c.bufp)[:0]
+	}
+	r := &c.recv
+	if cap(c.buf)-len(c.buf) < readChunk/2 {
+		c.compact()
+		if cap(c.buf)-len(c.buf) < readChunk/2 {
+			if r.err = c.grow(); r.err != nil {
+				return true
+			}
+		}
+	}
+	r.n, r.oobn, r.flags, r.err = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
+	if r.err == unix.EAGAIN {
+		c.release()  // park without a buffer when nothing is pending
+		return false // not readable after all: park until it is
+	}
+	return true
+}
+
 func (c *Conn) fill() error {
 	if c.rc == nil {
 		return net.ErrClosed
@@ -174,26 +207,12 @@ func (c *Conn) fill() error {
 		c.oob = make([]byte, unix.CmsgSpace(4*(max(c.lim.MaxFDsPerMessage, 1)+1)))
 	}
 	c.armDeadline()
-	var n, oobn, flags int
-	var rerr error
-	err := c.rc.Read(func(fd uintptr) bool {
-		if c.buf == nil {
-			c.buf = (*readBufs.Get().(*[]byte))[:0]
-		}
-		if cap(c.buf)-len(c.buf) < readChunk/2 {
-			c.compact()
-			if cap(c.buf)-len(c.buf) < readChunk/2 {
-				if rerr = c.grow(); rerr != nil {
-					return true
-				}
-			}
-		}
-		n, oobn, flags, rerr = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
-		if rerr == unix.EAGAIN {
-			return false // not readable after all: park until it is
-		}
-		return true
-	})
+	if c.recvFn == nil {
+		c.recvFn = c.tryRecv // one method value per connection, not a closure per read
+	}
+	err := c.rc.Read(c.recvFn)
+	n, oobn, flags, rerr := c.recv.n, c.recv.oobn, c.recv.flags, c.recv.err
+	c.recv = recvResult{}
 	if err == nil {
 		err = rerr
 	}
@@ -211,6 +230,11 @@ func (c *Conn) fill() error {
 			c.batches = append(c.batches, fdBatch{end: len(c.buf) - 1, fds: fds})
 			c.pending += len(fds)
 		}
+	}
+	if err != nil || n == 0 {
+		// The connection ends: an empty buffer goes back to the pool now,
+		// not to the collector with the connection.
+		c.release()
 	}
 	if err != nil {
 		return err
@@ -243,10 +267,7 @@ func (c *Conn) grow() error {
 		m, err = unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err == nil {
 			copy(m, c.buf)
-			if cap(c.buf) == readChunk {
-				b := c.buf[:0]
-				readBufs.Put(&b)
-			}
+			c.putPooled()
 		}
 	}
 	if err != nil {
@@ -263,12 +284,21 @@ func (c *Conn) release() {
 	if c.buf != nil && len(c.buf) == 0 {
 		if c.mapped {
 			c.unmap()
-		} else if cap(c.buf) == readChunk {
-			b := c.buf
-			readBufs.Put(&b)
+		} else {
+			c.putPooled()
 		}
 		c.buf, c.head, c.scanned = nil, 0, 0
 	}
+}
+
+// putPooled hands a pooled buffer back through the holder it came in, so the
+// hand-back allocates nothing.
+func (c *Conn) putPooled() {
+	if c.bufp != nil && cap(c.buf) == readChunk {
+		*c.bufp = c.buf[:0]
+		readBufs.Put(c.bufp)
+	}
+	c.bufp = nil
 }
 
 func (c *Conn) unmap() {
@@ -282,6 +312,8 @@ func (c *Conn) unmap() {
 func (c *Conn) freeInput() {
 	if c.mapped {
 		c.unmap()
+	} else {
+		c.putPooled()
 	}
 	c.buf, c.head, c.scanned = nil, 0, 0
 }
@@ -450,7 +482,7 @@ func (c *Conn) write(b []byte) error {
 	if c.rc == nil {
 		return net.ErrClosed
 	}
-	return sockio.Write(c.rc, b)
+	return c.writer.Write(c.rc, b)
 }
 
 func (c *Conn) setWriteDeadline() {

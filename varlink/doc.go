@@ -1,5 +1,5 @@
 // Package varlink is the Varlink transport every machined socket uses: the
-// accept loop with its connection limits and reserve (server.go, workers.go),
+// accept loop with its connection limits and reserve (server.go, internal/workerpool),
 // framing with the message, fd and buffered-input bounds (conn.go,
 // inputbudget.go), peer credentials (peer.go), socket activation and sd_notify
 // (activation.go, notify.go, listen.go), and the dispatcher: the one parse of

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ParamError names the request field that was unknown, missing or mistyped; it
@@ -103,8 +104,42 @@ func StrField(name string, dst *string, required bool) Field {
 		if len(v) == 0 || v[0] != '"' {
 			return fmt.Errorf("not a string")
 		}
+		if s, ok := plainString(v); ok {
+			*dst = s
+			return nil
+		}
 		return json.Unmarshal(v, dst)
 	}}
+}
+
+// plainString decodes a JSON string that needs no unescaping, which is every
+// name, path and service a client sends in practice, without encoding/json's
+// scan and reflection; ok is false for anything else (escapes, control
+// characters, invalid UTF-8, not a lone string), which the caller hands to
+// encoding/json.
+func plainString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	in := v[1 : len(v)-1]
+	for _, b := range in {
+		if b < 0x20 || b == '"' || b == '\\' || b >= utf8.RuneSelf {
+			if b >= utf8.RuneSelf && utf8.Valid(in) && !hasSpecial(in) {
+				return string(in), true
+			}
+			return "", false
+		}
+	}
+	return string(in), true
+}
+
+func hasSpecial(in []byte) bool {
+	for _, b := range in {
+		if b < 0x20 || b == '"' || b == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 func BoolField(name string, dst *bool) Field {

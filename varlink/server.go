@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/workerpool"
 )
 
 // Limits bound what one client can make the daemon hold. The sockets are mode
@@ -67,12 +69,12 @@ type Server struct {
 	cancels   []context.CancelFunc
 	wg        sync.WaitGroup
 	lastDrop  time.Time
-	workers   *workers
+	workers   *workerpool.Pool
 	input     *inputBudget
 	admits    func(uid uint32) bool // nil: every peer is served
 }
 
-// Connection goroutines kept for reuse (see workers): enough for the one-call
+// Connection goroutines kept for reuse (internal/workerpool): enough for the one-call
 // connections that come one after the other, gone a few seconds after a burst.
 const (
 	idleWorkers    = 4
@@ -84,7 +86,7 @@ func NewServer(name string, h Handler, lim Limits, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: newWorkers(idleWorkers, idleWorkerTime), input: newInputBudget(lim)}
+	return &Server{name: name, h: h, lim: lim, log: log.With("socket", name), perUID: map[uint32]int{}, ownUID: uint32(os.Getuid()), workers: workerpool.New(idleWorkers, idleWorkerTime), input: newInputBudget(lim)}
 }
 
 // protocolError is what a client gets before we hang up on it.
@@ -177,7 +179,7 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 	s.perUID[peer.UID]++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.workers.run(func() {
+	s.workers.Run(func() {
 		defer s.wg.Done()
 		defer func() {
 			s.mu.Lock()
@@ -291,7 +293,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		l.Close()
 	}
 	s.mu.Unlock()
-	s.workers.stop()
+	s.workers.Stop()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

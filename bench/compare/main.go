@@ -46,6 +46,9 @@ type config struct {
 	copy         bool
 	images       int // directory images listed; 0: no image workloads
 	cloneMiB     int // size of the image cloned
+	goPairSizes  []int
+	churnRounds  int
+	churnMachs   int
 }
 
 func parseSizes(s string) ([]int, error) {
@@ -78,6 +81,9 @@ func parseFlags(args []string) (config, error) {
 	dur := fs.Duration("duration", time.Second, "length of one repetition of a rate or latency workload")
 	list := fs.String("list-sizes", "100,500,10000", "machine counts for Varlink List latency")
 	udb := fs.String("userdb-sizes", "2,500,10000", "machine counts for the userdb lookups")
+	gop := fs.String("go-pair-sizes", "10,500", "machine counts present during the varlink/go Register+Unregister workload")
+	fs.IntVar(&c.churnRounds, "churn-rounds", 10, "rounds of registering and unregistering -churn-machines machines for the RSS-after-churn rows (0: none)")
+	fs.IntVar(&c.churnMachs, "churn-machines", 1000, "machines registered (then unregistered) per churn round; at most -pair-leaders")
 	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: no D-Bus workloads)")
 	fs.IntVar(&c.duelReps, "duel-reps", 7, "repetitions per daemon of the D-Bus workloads, which run interleaved with all daemons up at once")
 	fs.IntVar(&c.images, "images", 1000, "directory images for the image listing workloads (0: no image workloads)")
@@ -129,8 +135,9 @@ func parseFlags(args []string) (config, error) {
 		}
 	}
 	if c.duel {
-		*list, *udb, c.nss, c.startup, c.doc, c.svg = "", "", false, false, "", ""
+		*list, *udb, *gop, c.nss, c.startup, c.doc, c.svg = "", "", "", false, false, "", ""
 		c.images = 0
+		c.churnRounds = 0
 		if set["reps"] && !set["duel-reps"] {
 			c.duelReps = c.reps
 		}
@@ -140,6 +147,9 @@ func parseFlags(args []string) (config, error) {
 		return c, err
 	}
 	if c.userdbSizes, err = parseSizes(*udb); err != nil {
+		return c, err
+	}
+	if c.goPairSizes, err = parseSizes(*gop); err != nil {
 		return c, err
 	}
 	for d := range strings.SplitSeq(*ds, ",") {
@@ -153,6 +163,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.reps < 1 || c.conns < 1 || c.pairLeaders < 1 || c.keys < 1 {
 		return c, errors.New("-reps, -conns, -pair-leaders and -keys must be at least 1")
+	}
+	if c.churnRounds < 0 || (c.churnRounds > 0 && (c.churnMachs < 1 || c.churnMachs > c.pairLeaders)) {
+		return c, errors.New("-churn-rounds must be at least 0 and -churn-machines between 1 and -pair-leaders")
 	}
 	if c.maxLevel() > maxUserNSLeaders {
 		return c, fmt.Errorf("at most %d machines fit the uid scheme", maxUserNSLeaders)
@@ -272,6 +285,15 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	echoBin, err := buildHelper(scratch, "echoserver")
+	if err != nil {
+		return err
+	}
+	echo, err := startEcho(echoBin, scratch)
+	if err != nil {
+		return err
+	}
+	atExit(echo.close)
 	f, err := newFarm(farmBin, cgRoot)
 	if err != nil {
 		return err
@@ -279,7 +301,7 @@ func run(cfg config) error {
 	atExit(f.close)
 
 	rep := &report{Daemons: cfg.daemons}
-	b := &bench{cfg: cfg, rep: rep, farm: f, nssBin: nssBin, logf: logf, scratch: scratch}
+	b := &bench{cfg: cfg, rep: rep, farm: f, nssBin: nssBin, echo: echo, logf: logf, scratch: scratch}
 	b.plan()
 	loads := []string{"start " + loadAvg()}
 	started := time.Now()
@@ -290,6 +312,9 @@ func run(cfg config) error {
 		return err
 	}
 	if b.pairPool, err = f.spawnMany("p", cfg.pairLeaders, nil); err != nil {
+		return err
+	}
+	if b.goLeaders, err = f.spawnMany("g", goCycleLeaders, nil); err != nil {
 		return err
 	}
 	logf("leaders up in %s", time.Since(t).Round(time.Millisecond))

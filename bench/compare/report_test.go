@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -226,8 +227,11 @@ func TestFlags(t *testing.T) {
 	if c.doc != "" || c.svg != "" || c.maxLevel() != 500 || c.dur != 300*time.Millisecond {
 		t.Errorf("quick: %+v", c)
 	}
-	if got := c.levels(); len(got) != 3 || got[0] != 2 || got[1] != 100 || got[2] != 500 {
+	if got := c.levels(); !slices.Equal(got, []int{2, 10, 100, 500}) {
 		t.Errorf("quick levels %v", got)
+	}
+	if c.churnRounds != 10 || c.churnMachs != 1000 || !slices.Equal(c.goPairSizes, []int{10, 500}) {
+		t.Errorf("quick churn and varlink/go sizes: %+v", c)
 	}
 	c, err = parseFlags([]string{"-quick", "-doc", "d.md", "-userdb-sizes", "3,1"})
 	if err != nil || c.doc != "d.md" || c.userdbSizes[0] != 1 {
@@ -237,7 +241,8 @@ func TestFlags(t *testing.T) {
 	if err != nil || c.maxLevel() != 10000 || c.doc == "" || len(c.daemons) != 3 {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
-	for _, bad := range [][]string{{"-daemons", "253"}, {"-list-sizes", "0"}, {"-userdb-sizes", "70000"}, {"x"}} {
+	for _, bad := range [][]string{{"-daemons", "253"}, {"-list-sizes", "0"}, {"-userdb-sizes", "70000"}, {"x"},
+		{"-churn-rounds", "-1"}, {"-churn-machines", "0"}, {"-churn-machines", "5000"}, {"-go-pair-sizes", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -68,13 +68,30 @@ const (
 )
 
 // userdb variants, in table order.
-var userdbVariants = []struct{ name, mode string }{
-	{"by uid, persistent connection", "uid-persistent"},
-	{"by name, persistent connection", "name-persistent"},
-	{"by uid, new connection per call", "uid-new"},
-	{"by name, new connection per call", "name-new"},
-	{"getpwuid() through glibc NSS (nss-systemd)", "uid-nss"},
-	{"getpwnam() through glibc NSS (nss-systemd)", "name-nss"},
+var userdbVariants = []struct {
+	name, mode string
+	cpu        bool // also report the daemon's CPU per lookup
+}{
+	{"by uid, persistent connection", "uid-persistent", false},
+	{"by name, persistent connection", "name-persistent", false},
+	{"by uid, new connection per call", "uid-new", true},
+	{"by name, new connection per call", "name-new", true},
+	{"getpwuid() through glibc NSS (nss-systemd)", "uid-nss", true},
+	{"getpwnam() through glibc NSS (nss-systemd)", "name-nss", true},
+}
+
+// rowCPU is the daemon's CPU per operation of the workload of row name: the
+// CPU time of its threads over the workload's repetitions, divided by the
+// operations done, which the rest of the VM's load hardly moves.
+func rowCPU(name string) string { return "daemon CPU per operation: " + name }
+
+// cpuPerOp sets the CPU row of a workload from the daemon's CPU time before
+// (cpu0) and the operations done since.
+func (b *bench) cpuPerOp(group, name string, d *daemon, cpu0 int64, ops int) {
+	if ops <= 0 || cpu0 <= 0 {
+		return
+	}
+	b.set(group, rowCPU(name), "µs", false, d, figure(float64(cpuNS(d.pid())-cpu0)/1e3/float64(ops), nil))
 }
 
 func rowUserdb(variant string, n int) string {
@@ -90,6 +107,8 @@ type bench struct {
 	pairPool    []*leader    // leaders of the pair workloads, taken in turn
 	pairNext    atomic.Int64 // next one, kept across workloads
 	userLeaders []*leader    // leader of machine bench<i>
+	goLeaders   []*leader    // the few the varlink/go pair workload cycles through
+	echo        *echoServer  // the floor of the userdb rows
 	logf        func(format string, args ...any)
 	stockLinked bool
 	exitSeq     int
@@ -103,6 +122,7 @@ func (c config) levels() []int {
 	var l []int
 	l = append(l, c.listSizes...)
 	l = append(l, c.userdbSizes...)
+	l = append(l, c.goPairSizes...)
 	if c.dbusListSize > 0 {
 		l = append(l, c.dbusListSize)
 	}
@@ -123,14 +143,31 @@ func (c config) maxLevel() int {
 func (b *bench) plan() {
 	r, c := b.rep, b.cfg
 	r.add(gVarlink, rowPairs(1), "pairs/s", true)
+	r.add(gVarlink, rowCPU(rowPairs(1)), "µs", false)
 	r.add(gVarlink, rowPairs(c.conns), "pairs/s", true)
+	for _, n := range c.goPairSizes {
+		r.add(gVarlink, rowGoPairs(n), "pairs/s", true)
+		r.add(gVarlink, rowCPU(rowGoPairs(n)), "µs", false)
+	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowList(n), "ms", false)
+	}
+	for _, n := range c.listSizes {
+		r.add(gVarlink, rowGoList(n), "ms", false)
 	}
 	for _, v := range userdbVariants {
 		for _, n := range c.userdbSizes {
 			r.add(gUserdb, rowUserdb(v.name, n), "lookups/s", true)
 		}
+		if v.cpu {
+			for _, n := range c.userdbSizes {
+				r.add(gUserdb, rowCPU(rowUserdb(v.name, n)), "µs", false)
+			}
+		}
+	}
+	if len(c.userdbSizes) > 0 {
+		r.add(gUserdb, rowEcho, "lookups/s", true)
+		r.add(gUserdb, rowEchoShare, "%", true)
 	}
 	if c.dbusListSize > 0 {
 		r.add(gDBus, rowDBusList(c.dbusListSize), "ms", false)
@@ -141,6 +178,10 @@ func (b *bench) plan() {
 		r.add(gDBus, rowCPUList(true, c.dbusListSize), "µs", false)
 	}
 	r.add(gMemory, rowIdle, "MiB", false)
+	if c.churnRounds > 0 {
+		r.add(gMemory, rowChurnRSS(c.churnRounds, c.churnMachs), "MiB", false)
+		r.add(gMemory, rowChurnGrowth(c.churnRounds), "MiB", false)
+	}
 	for _, n := range c.levels() {
 		r.add(gMemory, rowRSS(n), "MiB", false)
 	}
@@ -209,6 +250,18 @@ func (b *bench) run(d *daemon) error {
 	}
 	time.Sleep(300 * time.Millisecond)
 	b.rss(d, rowIdle)
+	if b.cfg.churnRounds > 0 {
+		base, err := rssKiB(d.pid())
+		if err != nil {
+			return err
+		}
+		b.churn(d, base)
+		// The memory rows below start from a fresh daemon again.
+		if err := d.restart(); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 
 	registered := 0
 	rssAt := map[int]int{}
@@ -224,11 +277,15 @@ func (b *bench) run(d *daemon) error {
 		}
 		b.logf("%s: %d machines registered in %s", d.key, n-registered, time.Since(t).Round(time.Millisecond))
 		registered = n
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(memSettle)
 		b.rss(d, rowRSS(n))
 		rssAt[n], _ = rssKiB(d.pid())
 		if slices.Contains(b.cfg.listSizes, n) {
 			b.varlinkList(d, n)
+			b.goList(d, n)
+		}
+		if slices.Contains(b.cfg.goPairSizes, n) {
+			b.goPairs(d, n)
 		}
 		if slices.Contains(b.cfg.userdbSizes, n) {
 			b.userdb(d, n)
@@ -248,6 +305,12 @@ func (b *bench) run(d *daemon) error {
 	b.runImages(d)
 	return nil
 }
+
+// memSettle is the pause between the last registration (or unregistration)
+// of a burst and reading RSS, the same for every daemon: what a host sees once
+// a burst is over, after a daemon's deferred clean-up or return of freed pages
+// has run, not what it holds in the middle of one.
+const memSettle = time.Second
 
 func (b *bench) rss(d *daemon, name string) {
 	kib, err := rssKiB(d.pid())
@@ -284,7 +347,8 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 		reqs[i] = req{registerReq(n, l.pid), unregisterReq(n)}
 	}
 	var samples []float64
-	refused, tried := 0, 0
+	refused, tried, done := 0, 0, 0
+	cpu0 := cpuNS(d.pid())
 	for range b.cfg.reps {
 		var wg sync.WaitGroup
 		counts := make([]int, conns)
@@ -329,6 +393,7 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 			refused += refusals[c]
 			tried += counts[c] + refusals[c]
 		}
+		done += total
 		samples = append(samples, float64(total)/el.Seconds())
 		time.Sleep(100 * time.Millisecond) // let the daemon go idle between repetitions
 	}
@@ -339,6 +404,10 @@ func (b *bench) varlinkPairs(d *daemon, conns int) {
 			"The figure counts completed pairs only", d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), count(len(reqs)))
 	}
 	b.set(gVarlink, name, "pairs/s", true, d, c)
+	if conns == 1 {
+		// The pause between repetitions is idle time: it adds next to nothing.
+		b.cpuPerOp(gVarlink, name, d, cpu0, done)
+	}
 }
 
 func (b *bench) varlinkList(d *daemon, n int) {
@@ -402,6 +471,7 @@ func (b *bench) userdb(d *daemon, n int) {
 		var s []float64
 		var err error
 		k := 0
+		cpu0 := cpuNS(d.pid())
 		switch variant.mode {
 		case "uid-persistent", "name-persistent":
 			var c *vconn
@@ -412,7 +482,7 @@ func (b *bench) userdb(d *daemon, n int) {
 			if variant.mode == "name-persistent" {
 				reqs, want = nameReqs, wantUID
 			}
-			v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
+			lookup := func() error {
 				i := k % len(reqs)
 				k++
 				reply, err := c.call(reqs[i])
@@ -420,7 +490,12 @@ func (b *bench) userdb(d *daemon, n int) {
 					return err
 				}
 				return check(reply, want[i])
-			})
+			}
+			if variant.mode == "uid-persistent" && n == b.cfg.userdbSizes[0] {
+				v, s, err = b.againstEcho(d, reqs, lookup)
+			} else {
+				v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
+			}
 			c.Close()
 		case "uid-new", "name-new":
 			reqs, want := uidReqs, wantName
@@ -447,11 +522,12 @@ func (b *bench) userdb(d *daemon, n int) {
 			}
 			err = b.withStockUserdb(d, func() error {
 				for range b.cfg.reps {
-					r, err := nssRate(b.nssBin, mode, b.cfg.dur, keys)
+					r, calls, err := nssRate(b.nssBin, mode, b.cfg.dur, keys)
 					if err != nil {
 						return err
 					}
 					s = append(s, r)
+					k += calls
 				}
 				v = median(s)
 				return nil
@@ -462,6 +538,9 @@ func (b *bench) userdb(d *daemon, n int) {
 			continue
 		}
 		b.set(gUserdb, name, "lookups/s", true, d, figure(v, s))
+		if variant.cpu {
+			b.cpuPerOp(gUserdb, name, d, cpu0, k)
+		}
 	}
 }
 
@@ -603,4 +682,40 @@ func (b *bench) exitLatency(d *daemon) {
 	res.Note = fmt.Sprintf("for scale: the leader's parent had killed and reaped it %s ms after the harness asked for the SIGKILL "+
 		"(median); the daemon cannot notice the exit before the kernel has carried it out", formatNum(median(reapedMs)))
 	b.set(gLife, rowExit, "ms", false, d, res)
+}
+
+// againstEcho measures lookup and the same requests against the bare echo
+// server in alternating repetitions, sets the echo rows, and returns the
+// lookup's median and samples.
+func (b *bench) againstEcho(d *daemon, reqs [][]byte, lookup func() error) (float64, []float64, error) {
+	e, err := vdial(b.echo.sock)
+	if err != nil {
+		b.set(gUserdb, rowEcho, "lookups/s", true, d, failed(err))
+		b.set(gUserdb, rowEchoShare, "%", true, d, failed(err))
+		return medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
+	}
+	defer e.Close()
+	k := 0
+	echoOnce := func() error {
+		_, err := e.call(reqs[k%len(reqs)])
+		k++
+		return err
+	}
+	var ours, floor, share []float64
+	for range b.cfg.reps {
+		r, err := rate(b.cfg.dur, 3, lookup)
+		if err != nil {
+			return 0, ours, err
+		}
+		f, err := rate(b.cfg.dur, 3, echoOnce)
+		if err != nil {
+			b.set(gUserdb, rowEcho, "lookups/s", true, d, failed(err))
+			b.set(gUserdb, rowEchoShare, "%", true, d, failed(err))
+			return 0, ours, err
+		}
+		ours, floor, share = append(ours, r), append(floor, f), append(share, 100*r/f)
+	}
+	b.set(gUserdb, rowEcho, "lookups/s", true, d, figure(median(floor), floor))
+	b.set(gUserdb, rowEchoShare, "%", true, d, figure(median(share), share))
+	return median(ours), ours, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"runtime/debug"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -61,12 +62,20 @@ func (r *relay) takeCall(msg []byte, h Header, fds []int) {
 		r.reply(m, serial, nil, dbus.NewError(limitsExceededName, []any{"Too many calls in progress"}))
 		return
 	}
-	go func() {
+	r.workers.Run(func() {
 		defer r.inflight.Add(-1)
 		body, err := r.callHandler(m)
 		r.reply(m, serial, body, err)
-	}()
+	})
 }
+
+// Call goroutines kept for reuse: a registration runs deep enough (decode,
+// the core, the state file, the reply) to grow a fresh goroutine's stack by
+// copying, which was 7 % of the daemon's CPU per D-Bus registration.
+const (
+	idleCallWorkers   = 4
+	idleCallWorkerFor = 3 * time.Second
+)
 
 const limitsExceededName = "org.freedesktop.DBus.Error.LimitsExceeded"
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -285,5 +286,34 @@ func TestCallsLimit(t *testing.T) {
 	defer mu.Unlock()
 	if most > 2 {
 		t.Errorf("%d calls ran at once, limit 2", most)
+	}
+}
+
+// Calls that come one after the other are served on one reused goroutine, not
+// each on a fresh one whose stack grows by copying on every registration.
+func TestCallsReuseGoroutines(t *testing.T) {
+	ids := map[string]bool{}
+	var mu sync.Mutex
+	h := funcHandler(func(m *dbus.Message) ([]any, error) {
+		buf := make([]byte, 64)
+		buf = buf[:runtime.Stack(buf, false)]
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+		mu.Lock()
+		ids[id] = true
+		mu.Unlock()
+		return nil, nil
+	})
+	server, client := callsPair(t, h)
+	for range 20 {
+		if err := callCtx(t, client, server.Names()[0], "Ping").Err; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// A call may arrive before the previous one's goroutine is back on the
+	// idle list; most must find it there. A fresh goroutine each is 20.
+	if len(ids) > 10 {
+		t.Errorf("20 calls in a row ran on %d goroutines", len(ids))
 	}
 }

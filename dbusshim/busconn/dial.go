@@ -11,6 +11,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/workerpool"
 )
 
 // DefaultSystemBus is the system bus address when DBUS_SYSTEM_BUS_ADDRESS is unset.
@@ -135,7 +137,8 @@ func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*Conn, error) 
 		bus.Close()
 		return nil, err
 	}
-	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{})}
+	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{}),
+		workers: workerpool.New(idleCallWorkers, idleCallWorkerFor)}
 	r.serial.Store(firstReplySerial)
 	if r.maxCalls = cfg.MaxCalls; r.maxCalls <= 0 {
 		r.maxCalls = DefaultMaxCalls

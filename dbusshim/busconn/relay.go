@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/machined-go/machined/internal/sockio"
+	"github.com/machined-go/machined/internal/workerpool"
 )
 
 // maxFDsPerRead sizes the control buffer: more fds than any bus forwards in one
@@ -32,6 +33,7 @@ type relay struct {
 	serial   atomic.Uint32 // of the replies and signals the relay sends
 	inflight atomic.Int64  // calls being served
 	maxCalls int
+	workers  *workerpool.Pool // the goroutines calls are served on
 
 	begun     atomic.Bool // the client sent BEGIN: the bus now speaks messages
 	closeOnce sync.Once
@@ -43,6 +45,7 @@ func (r *relay) close() {
 		r.bus.Close()
 		r.local.Close()
 		close(r.done)
+		r.workers.Stop()
 	})
 }
 

@@ -51,29 +51,57 @@ func ReadMsg(rc syscall.RawConn, p, oob []byte) (n, oobn, flags int, err error) 
 	return n, oobn, flags, nil
 }
 
+// Writer is Write for a connection that writes often: it keeps its state and
+// its callback between writes, where Write's closure costs allocations on
+// every call. The zero value is ready; one goroutine at a time.
+type Writer struct {
+	b   []byte
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// Write is the package's Write.
+func (w *Writer) Write(rc syscall.RawConn, b []byte) error {
+	if w.fn == nil {
+		w.fn = w.try
+	}
+	w.b, w.err = b, nil
+	err := rc.Write(w.fn)
+	if err == nil {
+		err = w.err
+	}
+	w.b, w.err = nil, nil
+	return err
+}
+
+func (w *Writer) try(fd uintptr) bool {
+	var done bool
+	w.b, done, w.err = send(fd, w.b)
+	return done
+}
+
+// send writes as much of b as the socket takes: the rest, whether the write
+// is over (false: wait for room), and the error that ended it.
+func send(fd uintptr, b []byte) ([]byte, bool, error) {
+	for len(b) > 0 {
+		// sendto with MSG_NOSIGNAL: a peer that went away is EPIPE, not SIGPIPE.
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			b = b[r:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return b, false, nil
+		default:
+			return b, true, e
+		}
+	}
+	return b, true, nil
+}
+
 // Write writes all of b to rc, waiting whenever the socket is full; the
 // connection's write deadline applies.
 func Write(rc syscall.RawConn, b []byte) error {
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for len(b) > 0 {
-			// sendto with MSG_NOSIGNAL: a peer that went away is EPIPE, not SIGPIPE.
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
-			switch e {
-			case 0:
-				b = b[r:]
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				werr = e
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil {
-		err = werr
-	}
-	return err
+	var w Writer
+	return w.Write(rc, b)
 }

@@ -1,4 +1,4 @@
-package varlink
+package workerpool
 
 import (
 	"sync"
@@ -7,11 +7,11 @@ import (
 )
 
 // waitWorkers waits until the pool's counts satisfy ok.
-func waitWorkers(t *testing.T, w *workers, what string, ok func(live, idle int) bool) {
+func waitWorkers(t *testing.T, w *Pool, what string, ok func(live, idle int) bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		live, idle := w.counts()
+		live, idle := w.Counts()
 		if ok(live, idle) {
 			return
 		}
@@ -23,12 +23,12 @@ func waitWorkers(t *testing.T, w *workers, what string, ok func(live, idle int) 
 }
 
 func TestWorkersReuseAndCap(t *testing.T) {
-	w := newWorkers(2, time.Hour)
+	w := New(2, time.Hour)
 
 	// Jobs that come one after the other run on one worker.
 	for i := 0; i < 20; i++ {
 		done := make(chan struct{})
-		w.run(func() { close(done) })
+		w.Run(func() { close(done) })
 		<-done
 		waitWorkers(t, w, "one worker, idle", func(live, idle int) bool { return live == 1 && idle == 1 })
 	}
@@ -38,9 +38,9 @@ func TestWorkersReuseAndCap(t *testing.T) {
 	release := make(chan struct{})
 	for i := 0; i < 10; i++ {
 		wg.Add(1)
-		w.run(func() { defer wg.Done(); <-release })
+		w.Run(func() { defer wg.Done(); <-release })
 	}
-	if live, idle := w.counts(); live != 10 || idle != 0 {
+	if live, idle := w.Counts(); live != 10 || idle != 0 {
 		t.Fatalf("10 blocked jobs: %d workers, %d idle; want 10, 0", live, idle)
 	}
 	close(release)
@@ -49,27 +49,27 @@ func TestWorkersReuseAndCap(t *testing.T) {
 }
 
 func TestWorkersRetireWhenIdle(t *testing.T) {
-	w := newWorkers(2, 20*time.Millisecond)
+	w := New(2, 20*time.Millisecond)
 	done := make(chan struct{})
-	w.run(func() { close(done) })
+	w.Run(func() { close(done) })
 	<-done
 	waitWorkers(t, w, "idle worker retired after idleFor", func(live, idle int) bool { return live == 0 && idle == 0 })
 	// A job after that gets a new worker.
 	ran := make(chan struct{})
-	w.run(func() { close(ran) })
+	w.Run(func() { close(ran) })
 	<-ran
 }
 
 func TestWorkersStopRetiresIdleAtOnce(t *testing.T) {
-	w := newWorkers(4, time.Hour)
+	w := New(4, time.Hour)
 	done := make(chan struct{})
-	w.run(func() { close(done) })
+	w.Run(func() { close(done) })
 	<-done
 	waitWorkers(t, w, "one idle worker", func(live, idle int) bool { return live == 1 && idle == 1 })
-	w.stop()
+	w.Stop()
 	waitWorkers(t, w, "idle worker retired by stop", func(live, _ int) bool { return live == 0 })
 	ran := make(chan struct{})
-	w.run(func() { close(ran) })
+	w.Run(func() { close(ran) })
 	<-ran
 	waitWorkers(t, w, "no worker kept after stop", func(live, _ int) bool { return live == 0 })
 }

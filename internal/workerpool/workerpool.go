@@ -1,4 +1,4 @@
-package varlink
+package workerpool
 
 import (
 	"slices"
@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// workers runs each connection on a goroutine that served an earlier one when
-// one is idle. A fresh goroutine starts on a small stack and grows it, by
-// copying, on its connection's first JSON decode: for one-call connections, as
-// glibc's nss-systemd and varlinkctl make them, that was 7 % of the daemon's
-// CPU. A goroutine that finds no work for idleFor, or finds maxIdle others
-// already waiting, ends; so do the idle ones when the server stops.
-type workers struct {
+// Pool runs each job on a goroutine that ran an earlier one when one is idle.
+// A fresh goroutine starts on a small stack and grows it, by copying, on the
+// first deep call: for one-call Varlink connections, as glibc's nss-systemd and
+// varlinkctl make them, that was 7 % of the daemon's CPU, and as much of a
+// D-Bus registration. A goroutine that finds no work for idleFor, or finds
+// maxIdle others already waiting, ends; so do the idle ones on Stop.
+type Pool struct {
 	maxIdle int
 	idleFor time.Duration
 	quit    chan struct{}
@@ -28,12 +28,14 @@ type workers struct {
 // the idle list, so the send never blocks.
 type worker struct{ jobs chan func() }
 
-func newWorkers(maxIdle int, idleFor time.Duration) *workers {
-	return &workers{maxIdle: maxIdle, idleFor: idleFor, quit: make(chan struct{})}
+// New returns a pool keeping at most maxIdle goroutines idle, each for at most
+// idleFor.
+func New(maxIdle int, idleFor time.Duration) *Pool {
+	return &Pool{maxIdle: maxIdle, idleFor: idleFor, quit: make(chan struct{})}
 }
 
-// run runs f on an idle worker, or on a new goroutine.
-func (w *workers) run(f func()) {
+// Run runs f on an idle worker, or on a new goroutine.
+func (w *Pool) Run(f func()) {
 	w.mu.Lock()
 	if n := len(w.idle); n > 0 {
 		wk := w.idle[n-1]
@@ -47,8 +49,8 @@ func (w *workers) run(f func()) {
 	go w.loop(&worker{jobs: make(chan func(), 1)}, f)
 }
 
-// stop retires the idle workers at once; busy ones end after their job.
-func (w *workers) stop() {
+// Stop retires the idle workers at once; busy ones end after their job.
+func (w *Pool) Stop() {
 	w.once.Do(func() {
 		w.mu.Lock()
 		w.stopped = true
@@ -57,14 +59,14 @@ func (w *workers) stop() {
 	})
 }
 
-// counts reports the worker goroutines in existence and those idle.
-func (w *workers) counts() (live, idle int) {
+// Counts reports the worker goroutines in existence and those idle.
+func (w *Pool) Counts() (live, idle int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.live, len(w.idle)
 }
 
-func (w *workers) loop(wk *worker, f func()) {
+func (w *Pool) loop(wk *worker, f func()) {
 	var t *time.Timer
 	for {
 		f()
@@ -95,7 +97,7 @@ func (w *workers) loop(wk *worker, f func()) {
 
 // goIdle puts wk on the idle list, unless enough are there or the server
 // stopped; then the goroutine ends.
-func (w *workers) goIdle(wk *worker) bool {
+func (w *Pool) goIdle(wk *worker) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped || len(w.idle) >= w.maxIdle {
@@ -107,7 +109,7 @@ func (w *workers) goIdle(wk *worker) bool {
 }
 
 // retire takes wk off the idle list and ends it; false if run already took it.
-func (w *workers) retire(wk *worker) bool {
+func (w *Pool) retire(wk *worker) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	i := slices.Index(w.idle, wk)
