@@ -62,19 +62,3 @@ func (p *PidRef) OpenUserNS() (int, error) {
 	}
 	return fd, nil
 }
-
-// OpenRoot opens p's root directory (O_PATH), as the tree p sees: its mounts,
-// from its mount namespace, included. Paths below it must be resolved with
-// RESOLVE_IN_ROOT. The fd pins the tree even if the PID is reused afterwards;
-// the pidfd check makes sure it was p's when opened.
-func (p *PidRef) OpenRoot() (int, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-	}
-	if err := p.Verify(); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}

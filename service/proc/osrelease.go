@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,16 +28,11 @@ var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
 func OSRelease(p *PidRef, owner Owner) ([]string, error) {
 	var osr []string
 	err := AsOwner(owner, func() error {
-		root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		root, err := p.OpenRoot()
 		if err != nil {
-			return p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-		}
-		defer unix.Close(root)
-		// The fd now pins the right tree even if the PID is reused later; only
-		// the open itself could have raced.
-		if err := p.Verify(); err != nil {
 			return err
 		}
+		defer unix.Close(root)
 		osr, err = osReleaseAt(root)
 		return err
 	})

@@ -33,14 +33,11 @@ type PTY struct {
 func OpenPTY(p *PidRef, as Owner) (PTY, error) {
 	var fd int
 	err := AsOwner(as, func() error {
-		root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		root, err := p.OpenRoot()
 		if err != nil {
-			return p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-		}
-		defer unix.Close(root)
-		if err := p.Verify(); err != nil {
 			return err
 		}
+		defer unix.Close(root)
 		fd, err = openPTMXIn(root)
 		return err
 	})
