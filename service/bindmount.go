@@ -70,7 +70,7 @@ func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req Bin
 	}
 	b := containerfs.Bind{Source: req.Source, Destination: req.Destination, ReadOnly: req.ReadOnly, Mkdir: req.Mkdir, UserNS: -1}
 	if !hostNS {
-		if b.UserNS, err = leader.OpenUserNS(); err != nil {
+		if b.UserNS, err = leader.OpenNS("user"); err != nil {
 			return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
 		}
 		defer unix.Close(b.UserNS)
