@@ -33,7 +33,7 @@ type BindMountRequest struct {
 // The source is opened as the caller and the destination made as the
 // machine's owner (operationThreads); only the mount calls run as root.
 func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req BindMountRequest) error {
-	mc, mi, err := m.selectContainerOp(c, sel)
+	mc, mi, err := m.selectMachine(c, sel)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (m *Manager) CopyTo(ctx context.Context, c Caller, sel Selector, req CopyRe
 // shift). An unprivileged caller's files on the host stay its own: a
 // root-owned file on the host is not something it may make.
 func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequest, to bool) error {
-	mc, mi, err := m.selectContainerOp(c, sel)
+	mc, mi, err := m.selectMachine(c, sel)
 	if err != nil {
 		return err
 	}
@@ -84,19 +84,6 @@ func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequ
 		return err
 	})
 	return copyError(mi, err)
-}
-
-// selectContainerOp finds the machine of a container operation.
-func (m *Manager) selectContainerOp(c Caller, sel Selector) (*machine, MachineInfo, error) {
-	sel, release := m.resolvePID(c, sel)
-	defer release()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mc, err := m.selectLocked(sel)
-	if err != nil {
-		return nil, MachineInfo{}, err
-	}
-	return mc, mc.snapshot(), nil
 }
 
 func checkOperationPaths(src, dst string, normalized bool) error {
