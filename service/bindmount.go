@@ -33,23 +33,8 @@ type BindMountRequest struct {
 // The source is opened as the caller and the destination made as the
 // machine's owner (operationThreads); only the mount calls run as root.
 func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req BindMountRequest) error {
-	mc, mi, err := m.selectMachine(c, sel)
+	_, mi, err := m.admitFileOp(ctx, c, sel, OpBindMount, req.Source, &req.Destination, req.Normalized)
 	if err != nil {
-		return err
-	}
-	if mi.Class != ClassContainer {
-		return errNotSupportedf("bind mounting is only supported on container machines.")
-	}
-	if req.Destination == "" {
-		req.Destination = req.Source
-	}
-	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
-		return err
-	}
-	details := func() map[string]string {
-		return map[string]string{"name": mi.Name, "verb": "bind", "src": req.Source, "dest": req.Destination}
-	}
-	if err := m.authorizeContainerOp(ctx, c, mc, OpBindMount, details); err != nil {
 		return err
 	}
 	leader, err := leaderRef(mi)

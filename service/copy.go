@@ -48,23 +48,8 @@ func (m *Manager) CopyTo(ctx context.Context, c Caller, sel Selector, req CopyRe
 // shift). An unprivileged caller's files on the host stay its own: a
 // root-owned file on the host is not something it may make.
 func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequest, to bool) error {
-	mc, mi, err := m.selectMachine(c, sel)
+	mc, mi, err := m.admitFileOp(ctx, c, sel, OpCopy, req.Source, &req.Destination, req.Normalized)
 	if err != nil {
-		return err
-	}
-	if mi.Class != ClassContainer {
-		return errNotSupportedf("copying files is only supported on container machines.")
-	}
-	if req.Destination == "" {
-		req.Destination = req.Source
-	}
-	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
-		return err
-	}
-	details := func() map[string]string {
-		return map[string]string{"name": mi.Name, "verb": "copy", "src": req.Source, "dest": req.Destination}
-	}
-	if err := m.authorizeContainerOp(ctx, c, mc, OpCopy, details); err != nil {
 		return err
 	}
 	err = m.runOperation(ctx, mc, func(ctx context.Context) error {
@@ -84,20 +69,6 @@ func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequ
 		return err
 	})
 	return copyError(mi, err)
-}
-
-func checkOperationPaths(src, dst string, normalized bool) error {
-	rule := "absolute"
-	if normalized {
-		rule = "absolute and normalized"
-	}
-	if !validOperationPath(src, normalized) {
-		return invalidArg("source", "source path must be %s.", rule)
-	}
-	if !validOperationPath(dst, normalized) {
-		return invalidArg("destination", "destination path must be %s.", rule)
-	}
-	return nil
 }
 
 func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req CopyRequest, to bool) error {
