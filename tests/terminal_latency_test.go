@@ -14,7 +14,7 @@ import (
 // startUpstream252 runs Debian 12's systemd-machined on bus, in a mount
 // namespace of its own where its fixed paths (/run/systemd/machines and the
 // userdb socket's directory) are directories of the returned runtime
-// directory, laid out as ours: inSystemdNS and bootDebian take it as a daemon.
+// directory, laid out as ours: inSystemdNS and bootContainer take it as a daemon.
 func startUpstream252(t *testing.T, bus *privateBus) *daemon {
 	t.Helper()
 	const bin = "/lib/systemd/systemd-machined"
@@ -75,7 +75,7 @@ func TestShellLatency(t *testing.T) {
 		{label: "upstream 252", d: upstream, bus: upBus, name: "lat-252-" + sfx},
 	}
 	for _, tg := range targets {
-		bootDebian(t, tg.d, tg.bus, tg.name)
+		bootContainer(t, bootOpts{Name: tg.name, Daemon: tg.d, Bus: tg.bus})
 	}
 	for i := 0; i < rounds+1; i++ {
 		for _, tg := range targets {
