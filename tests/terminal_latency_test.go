@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -36,15 +35,7 @@ mount --bind "$RT/systemd/userdb" /run/systemd/userdb
 exec ` + bin
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "RT=" + rt, "DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr, "SYSTEMD_LOG_LEVEL=info"}
-	logf, err := os.Create(filepath.Join(rt, "machined-252.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() })
+	startLogged(t, cmd, filepath.Join(rt, "machined-252.log"), "machined 252")
 	waitBusName(t, bus)
 	return &daemon{t: t, dir: rt}
 }
