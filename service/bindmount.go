@@ -60,18 +60,12 @@ func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req Bin
 		}
 		defer unix.Close(b.UserNS)
 	}
-	rootfd, err := leader.OpenRoot()
-	if err != nil {
-		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
-	}
-	defer unix.Close(rootfd)
-	inside, host, err := operationThreads(c, mi, leader)
+	sides, err := openFileOpSides(c, mi, leader)
 	if err != nil {
 		return err
 	}
-	defer inside.Close()
-	defer host.Close()
-	err = containerfs.BindMount(leader, rootfd, host, inside, b)
+	defer sides.close()
+	err = containerfs.BindMount(leader, sides.root, sides.host, sides.inside, b)
 	if errors.Is(err, containerfs.ErrNoIDMap) {
 		// The source is what cannot be used: say so, and why.
 		return invalidArg("source", "the file system of %s does not support idmapped mounts, which machine %s needs: it has a user namespace of its own", req.Source, mi.Name)
