@@ -36,19 +36,17 @@ func New(hostAddress string) *Bus { return &Bus{hostAddress: hostAddress} }
 
 // StartUnit implements service.ContainerBus.
 func (b *Bus) StartUnit(ctx context.Context, bus *os.File, unit string) error {
-	conn, err := b.connect(bus)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
-	defer cancel()
-	var job dbus.ObjectPath
-	return conn.Object(managerDest, managerPath).CallWithContext(ctx, managerIf+".StartUnit", 0, unit, "replace").Store(&job)
+	return b.callManager(ctx, bus, "StartUnit", unit, "replace")
 }
 
 // StartShell implements service.ContainerBus.
 func (b *Bus) StartShell(ctx context.Context, bus *os.File, u service.ShellUnit) error {
+	return b.callManager(ctx, bus, "StartTransientUnit", u.Name, "fail", shellProperties(u), []auxUnit{})
+}
+
+// callManager calls a method of the service manager that answers with the job
+// it queued, on a connection of its own over bus (see connect).
+func (b *Bus) callManager(ctx context.Context, bus *os.File, method string, args ...any) error {
 	conn, err := b.connect(bus)
 	if err != nil {
 		return err
@@ -57,8 +55,7 @@ func (b *Bus) StartShell(ctx context.Context, bus *os.File, u service.ShellUnit)
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	var job dbus.ObjectPath
-	return conn.Object(managerDest, managerPath).CallWithContext(ctx, managerIf+".StartTransientUnit", 0,
-		u.Name, "fail", shellProperties(u), []auxUnit{}).Store(&job)
+	return conn.Object(managerDest, managerPath).CallWithContext(ctx, managerIf+"."+method, 0, args...).Store(&job)
 }
 
 // connect wraps the connected socket bus, or dials the host's bus when bus is

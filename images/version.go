@@ -1,5 +1,7 @@
 package images
 
+import "cmp"
+
 // compareVersions orders version strings the way upstream's vpick does (the UAPI
 // version format): '~' sorts before the end of the string, which sorts before
 // '-', '^' and '.', which sort before digits and letters; numeric segments
@@ -7,7 +9,7 @@ package images
 // It returns -1, 0 or 1.
 func compareVersions(a, b string) int {
 	if a == "" || b == "" {
-		return cmpInt(len(a), len(b))
+		return cmp.Compare(len(a), len(b))
 	}
 	for {
 		a, b = skipInvalidVersionChars(a), skipInvalidVersionChars(b)
@@ -19,7 +21,7 @@ func compareVersions(a, b string) int {
 			a, b = a[1:], b[1:]
 		}
 		if a == "" || b == "" {
-			return cmpString(a, b)
+			return cmp.Compare(a, b)
 		}
 		for _, sep := range []byte{'-', '^', '.'} {
 			if first(a) == sep || first(b) == sep {
@@ -40,19 +42,19 @@ func compareVersions(a, b string) int {
 			if r := cmpBool(sa != "", sb != ""); r != 0 {
 				return r
 			}
-			if r := cmpInt(len(sa), len(sb)); r != 0 {
+			if r := cmp.Compare(len(sa), len(sb)); r != 0 {
 				return r
 			}
-			if r := cmpString(sa, sb); r != 0 {
+			if r := cmp.Compare(sa, sb); r != 0 {
 				return r
 			}
 		} else {
 			sa, sb = a[:spanOf(a, isAlpha)], b[:spanOf(b, isAlpha)]
 			n := min(len(sa), len(sb))
-			if r := cmpString(sa[:n], sb[:n]); r != 0 {
+			if r := cmp.Compare(sa[:n], sb[:n]); r != 0 {
 				return r
 			}
-			if r := cmpInt(len(sa), len(sb)); r != 0 {
+			if r := cmp.Compare(len(sa), len(sb)); r != 0 {
 				return r
 			}
 		}
@@ -119,24 +121,4 @@ func cmpBool(a, b bool) int {
 	default:
 		return -1
 	}
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

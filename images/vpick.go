@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,28 +130,18 @@ func (c versionCandidate) better(best versionCandidate) bool {
 		d = compareVersions(c.version, best.version)
 	}
 	if d == 0 {
-		d = -cmpInt(c.archIndex, best.archIndex)
+		d = -cmp.Compare(c.archIndex, best.archIndex)
 	}
 	if d == 0 {
-		d = cmpUint(c.triesLeft, best.triesLeft)
+		d = cmp.Compare(c.triesLeft, best.triesLeft)
 	}
 	if d == 0 {
-		d = -cmpUint(c.triesDone, best.triesDone)
+		d = -cmp.Compare(c.triesDone, best.triesDone)
 	}
 	if d == 0 {
-		d = cmpString(c.file, best.file)
+		d = cmp.Compare(c.file, best.file)
 	}
 	return d >= 0
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // pickVersion returns the path and stat of the best entry of the versioned

@@ -33,23 +33,8 @@ type BindMountRequest struct {
 // The source is opened as the caller and the destination made as the
 // machine's owner (operationThreads); only the mount calls run as root.
 func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req BindMountRequest) error {
-	mc, mi, err := m.selectContainerOp(c, sel)
+	_, mi, err := m.admitFileOp(ctx, c, sel, OpBindMount, req.Source, &req.Destination, req.Normalized)
 	if err != nil {
-		return err
-	}
-	if mi.Class != ClassContainer {
-		return errNotSupportedf("bind mounting is only supported on container machines.")
-	}
-	if req.Destination == "" {
-		req.Destination = req.Source
-	}
-	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
-		return err
-	}
-	details := func() map[string]string {
-		return map[string]string{"name": mi.Name, "verb": "bind", "src": req.Source, "dest": req.Destination}
-	}
-	if err := m.authorizeContainerOp(ctx, c, mc, OpBindMount, details); err != nil {
 		return err
 	}
 	leader, err := leaderRef(mi)
@@ -70,23 +55,17 @@ func (m *Manager) BindMount(ctx context.Context, c Caller, sel Selector, req Bin
 	}
 	b := containerfs.Bind{Source: req.Source, Destination: req.Destination, ReadOnly: req.ReadOnly, Mkdir: req.Mkdir, UserNS: -1}
 	if !hostNS {
-		if b.UserNS, err = leader.OpenUserNS(); err != nil {
+		if b.UserNS, err = leader.OpenNS("user"); err != nil {
 			return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
 		}
 		defer unix.Close(b.UserNS)
 	}
-	rootfd, err := leader.OpenRoot()
-	if err != nil {
-		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
-	}
-	defer unix.Close(rootfd)
-	inside, host, err := operationThreads(c, mi, leader)
+	sides, err := openFileOpSides(c, mi, leader)
 	if err != nil {
 		return err
 	}
-	defer inside.Close()
-	defer host.Close()
-	err = containerfs.BindMount(leader, rootfd, host, inside, b)
+	defer sides.close()
+	err = containerfs.BindMount(leader, sides.root, sides.host, sides.inside, b)
 	if errors.Is(err, containerfs.ErrNoIDMap) {
 		// The source is what cannot be used: say so, and why.
 		return invalidArg("source", "the file system of %s does not support idmapped mounts, which machine %s needs: it has a user namespace of its own", req.Source, mi.Name)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/machined-go/machined/service/containerfs"
 	"github.com/machined-go/machined/service/ops"
-	"github.com/machined-go/machined/service/proc"
 )
 
 // CopyRequest is a copy between the host and a container. Source is on the
@@ -48,23 +47,8 @@ func (m *Manager) CopyTo(ctx context.Context, c Caller, sel Selector, req CopyRe
 // shift). An unprivileged caller's files on the host stay its own: a
 // root-owned file on the host is not something it may make.
 func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequest, to bool) error {
-	mc, mi, err := m.selectContainerOp(c, sel)
+	mc, mi, err := m.admitFileOp(ctx, c, sel, OpCopy, req.Source, &req.Destination, req.Normalized)
 	if err != nil {
-		return err
-	}
-	if mi.Class != ClassContainer {
-		return errNotSupportedf("copying files is only supported on container machines.")
-	}
-	if req.Destination == "" {
-		req.Destination = req.Source
-	}
-	if err := checkOperationPaths(req.Source, req.Destination, req.Normalized); err != nil {
-		return err
-	}
-	details := func() map[string]string {
-		return map[string]string{"name": mi.Name, "verb": "copy", "src": req.Source, "dest": req.Destination}
-	}
-	if err := m.authorizeContainerOp(ctx, c, mc, OpCopy, details); err != nil {
 		return err
 	}
 	err = m.runOperation(ctx, mc, func(ctx context.Context) error {
@@ -86,33 +70,6 @@ func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequ
 	return copyError(mi, err)
 }
 
-// selectContainerOp finds the machine of a container operation.
-func (m *Manager) selectContainerOp(c Caller, sel Selector) (*machine, MachineInfo, error) {
-	sel, release := m.resolvePID(c, sel)
-	defer release()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mc, err := m.selectLocked(sel)
-	if err != nil {
-		return nil, MachineInfo{}, err
-	}
-	return mc, mc.snapshot(), nil
-}
-
-func checkOperationPaths(src, dst string, normalized bool) error {
-	rule := "absolute"
-	if normalized {
-		rule = "absolute and normalized"
-	}
-	if !validOperationPath(src, normalized) {
-		return invalidArg("source", "source path must be %s.", rule)
-	}
-	if !validOperationPath(dst, normalized) {
-		return invalidArg("destination", "destination path must be %s.", rule)
-	}
-	return nil
-}
-
 func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req CopyRequest, to bool) error {
 	shift, err := m.UIDShift(mi)
 	if err != nil {
@@ -123,17 +80,11 @@ func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req Cop
 		return err
 	}
 	defer leader.Close()
-	rootfd, err := leader.OpenRoot()
-	if err != nil {
-		return fmt.Errorf("machine %s: %v: %w", mi.Name, err, ErrNotAvailable)
-	}
-	defer unix.Close(rootfd)
-	inside, host, err := operationThreads(c, mi, leader)
+	sides, err := openFileOpSides(c, mi, leader)
 	if err != nil {
 		return err
 	}
-	defer inside.Close()
-	defer host.Close()
+	defer sides.close()
 
 	containerPath, hostPath := req.Source, req.Destination
 	if to {
@@ -141,14 +92,14 @@ func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req Cop
 	}
 	var cdir, hdir int
 	var cname, hname string
-	if err := inside.Do(func() (err error) {
-		cdir, cname, err = containerfs.OpenParentInRoot(rootfd, containerPath)
+	if err := sides.inside.Do(func() (err error) {
+		cdir, cname, err = containerfs.OpenParentInRoot(sides.root, containerPath)
 		return err
 	}); err != nil {
 		return err
 	}
 	defer unix.Close(cdir)
-	if err := host.Do(func() (err error) {
+	if err := sides.host.Do(func() (err error) {
 		hdir, hname, err = containerfs.OpenParentOnHost(hostPath)
 		return err
 	}); err != nil {
@@ -156,8 +107,8 @@ func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req Cop
 	}
 	defer unix.Close(hdir)
 
-	containerSide := containerfs.Side{Dir: cdir, Name: cname, As: inside}
-	hostSide := containerfs.Side{Dir: hdir, Name: hname, As: host}
+	containerSide := containerfs.Side{Dir: cdir, Name: cname, As: sides.inside}
+	hostSide := containerfs.Side{Dir: hdir, Name: hname, As: sides.host}
 	opt := containerfs.Options{Replace: req.Replace}
 	if to {
 		opt.Own = containerfs.Ownership{Chown: true, Override: shift != 0, UID: shift, GID: shift}
@@ -168,36 +119,6 @@ func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req Cop
 	}
 	opt.Own = containerfs.Ownership{Chown: c.privileged(), Override: shift != 0}
 	return containerfs.Copy(ctx, containerSide, hostSide, opt)
-}
-
-// operationThreads returns the identities of an operation: inside the machine
-// its owner (ownerOf), on the host the caller, which is the owner itself for
-// every unprivileged caller that passes without polkit. A caller whose gid we
-// were not told (D-Bus) gets nogroup.
-func operationThreads(c Caller, mi MachineInfo, leader *proc.PidRef) (inside, host *proc.OwnerThread, err error) {
-	owner := ownerOf(mi, leader)
-	inside, err = proc.StartOwnerThread(owner)
-	if err != nil {
-		return nil, nil, fmt.Errorf("act as owner of machine %s: %w", mi.Name, err)
-	}
-	var hostID proc.Owner
-	switch {
-	case c.privileged():
-		hostID = proc.Owner{UID: c.UID}
-	case c.UID == mi.UID:
-		hostID = owner
-	default:
-		hostID = proc.Owner{UID: c.UID, GID: nogroup}
-		if ValidID(c.GID) {
-			hostID.GID = c.GID
-		}
-	}
-	host, err = proc.StartOwnerThread(hostID)
-	if err != nil {
-		inside.Close()
-		return nil, nil, fmt.Errorf("act as caller: %w", err)
-	}
-	return inside, host, nil
 }
 
 // copyError names why an operation ended: the machine going away or the

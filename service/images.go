@@ -220,19 +220,30 @@ func (m *Manager) GetImageMetadata(ctx context.Context, c Caller, name string) (
 
 // RenameImage renames an image (D-Bus RenameImage, Image.Rename).
 func (m *Manager) RenameImage(ctx context.Context, c Caller, name, newName string) error {
-	p, _, err := m.findImage("name", name)
+	p, err := m.admitNewName(ctx, c, "rename", name, newName)
 	if err != nil {
 		return err
 	}
+	return renameError(p.Rename(name, newName), name, newName)
+}
+
+// admitNewName is what a rename and a clone check before they start: the image
+// name, the name it is to get, and the caller's right to verb it. It returns
+// the image's pool.
+func (m *Manager) admitNewName(ctx context.Context, c Caller, verb, name, newName string) (ImagePool, error) {
+	p, _, err := m.findImage("name", name)
+	if err != nil {
+		return nil, err
+	}
 	if err := validImageName("newName", newName); err != nil {
-		return err
+		return nil, err
 	}
 	if err := m.authorizeImages(ctx, c, func() map[string]string {
-		return map[string]string{"image": name, "verb": "rename", "new_name": newName}
+		return map[string]string{"image": name, "verb": verb, "new_name": newName}
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	return renameError(p.Rename(name, newName), name, newName)
+	return p, nil
 }
 
 // renameError names the target when it is the target that exists.
@@ -343,16 +354,8 @@ func (m *Manager) SetPoolLimit(ctx context.Context, c Caller, limit uint64) erro
 // most ops.Max run at once, and it stops when the caller goes or the daemon
 // stops.
 func (m *Manager) CloneImage(ctx context.Context, c Caller, name, newName string, readOnly bool) error {
-	p, _, err := m.findImage("name", name)
+	p, err := m.admitNewName(ctx, c, "clone", name, newName)
 	if err != nil {
-		return err
-	}
-	if err := validImageName("newName", newName); err != nil {
-		return err
-	}
-	if err := m.authorizeImages(ctx, c, func() map[string]string {
-		return map[string]string{"image": name, "verb": "clone", "new_name": newName}
-	}); err != nil {
 		return err
 	}
 	return m.runOperation(ctx, nil, func(ctx context.Context) error {

@@ -66,15 +66,21 @@ func (m *Manager) pinTarget(c Caller, pid int, pidfdID uint64) *pidTarget {
 
 // Get returns one machine.
 func (m *Manager) Get(c Caller, sel Selector) (MachineInfo, error) {
+	_, mi, err := m.selectMachine(c, sel)
+	return mi, err
+}
+
+// selectMachine resolves sel to the registry's record and a snapshot of it.
+func (m *Manager) selectMachine(c Caller, sel Selector) (*machine, MachineInfo, error) {
 	sel, release := m.resolvePID(c, sel)
 	defer release()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, err := m.selectLocked(sel)
 	if err != nil {
-		return MachineInfo{}, err
+		return nil, MachineInfo{}, err
 	}
-	return mc.snapshot(), nil
+	return mc, mc.snapshot(), nil
 }
 
 // GetByPID is GetMachineByPID: the machine a process belongs to, by leader or by

@@ -130,19 +130,6 @@ func (m *Manager) terminalTarget(c Caller, sel Selector) (*machine, MachineInfo,
 	return mc, mi, nil
 }
 
-// selectMachine resolves sel to the registry's record and a snapshot of it.
-func (m *Manager) selectMachine(c Caller, sel Selector) (*machine, MachineInfo, error) {
-	sel, release := m.resolvePID(c, sel)
-	defer release()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mc, err := m.selectLocked(sel)
-	if err != nil {
-		return nil, MachineInfo{}, err
-	}
-	return mc, mc.snapshot(), nil
-}
-
 // onTerminal allocates the terminal of a login or shell and runs start with
 // the machine's system bus connected (nil for the host's, which the back end
 // reaches itself, and nil with a leader when the container has none). It runs

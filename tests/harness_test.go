@@ -96,6 +96,35 @@ func newRuntimeDir(t *testing.T) string {
 	return dir
 }
 
+// startLogged starts cmd with its output going to the file logPath, and ends
+// it with SIGTERM when the test ends; what names it in the log shown when the
+// test failed. It returns what the file holds so far, for tests that wait on
+// a line of it.
+func startLogged(t *testing.T, cmd *exec.Cmd, logPath, what string) (logged func() string) {
+	t.Helper()
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logged = func() string {
+		b, _ := os.ReadFile(logPath)
+		return string(b)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s log:\n%s", what, logged())
+		}
+	})
+	return logged
+}
+
 // startDaemon starts machined with --bus none and the given extra flags.
 func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()

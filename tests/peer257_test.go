@@ -37,24 +37,7 @@ func startMachined257(t *testing.T) string {
 	}
 	bustest.Start(t, "<listen>unix:path="+run.BusSocket()+"</listen>")
 	logf := filepath.Join(string(run), "machined257.log")
-	lf, err := os.Create(logf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	cmd := peer.Command257(root, run, "SYSTEMD_LOG_LEVEL=debug", "SYSTEMD_LOG_TARGET=console")
-	cmd.Stdout, cmd.Stderr = lf, lf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf)
-			t.Logf("machined 257 log:\n%s", b)
-		}
-	})
+	startLogged(t, peer.Command257(root, run, "SYSTEMD_LOG_LEVEL=debug", "SYSTEMD_LOG_TARGET=console"), logf, "machined 257")
 	eventually(t, "machined 257 serves Varlink", func() bool {
 		c, err := client.Dial(context.Background(), run.MachineSocket())
 		if err != nil {

@@ -5,109 +5,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"github.com/machined-go/machined/client"
 )
-
-// bookwormTree is the cached Debian 12 tree with systemd, dbus and login
-// (tests/setup/debian-tree.sh builds it).
-func bookwormTree(t *testing.T) string {
-	t.Helper()
-	tree := os.Getenv("MACHINED_TEST_TREE")
-	if tree == "" {
-		tree = "/var/cache/machined-tests/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(tree, "usr/lib/systemd/systemd")); err != nil {
-		t.Skipf("no booted-container tree at %s (tests/setup/debian-tree.sh builds it): %v", tree, err)
-	}
-	return tree
-}
-
-// bootDebian boots the cached tree, on an overlay of its own, with
-// systemd-nspawn -b registered over bus with the daemon whose runtime
-// directory is d.dir (ours, or upstream's), and returns the container's PID 1
-// once its system is up. The container goes when the test ends. nspawn runs
-// with --keep-unit in a scope the test makes, so that a daemon without a unit
-// back end (upstream's without systemd) can register it too.
-func bootDebian(t *testing.T, d *daemon, bus *privateBus, name string, opts ...string) int {
-	t.Helper()
-	needCgroup2(t)
-	tree := bookwormTree(t)
-	dir, err := os.MkdirTemp("/tmp", "machined-pty-boot-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	root, upper, work := filepath.Join(dir, "root"), filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-	for _, p := range []string{root, upper, work} {
-		if err := os.Mkdir(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := syscall.Mount("overlay", root, "overlay", 0, "lowerdir="+tree+",upperdir="+upper+",workdir="+work); err != nil {
-		t.Fatalf("overlay over %s: %v", tree, err)
-	}
-	t.Cleanup(func() {
-		if syscall.Unmount(root, 0) != nil {
-			syscall.Unmount(root, syscall.MNT_DETACH)
-		}
-	})
-	scope := "test-pty-" + name + ".scope"
-	var join []string
-	for _, h := range []string{cgroupRoot(t), "/sys/fs/cgroup/systemd"} {
-		sd := h + "/machine.slice/" + scope
-		if err := os.MkdirAll(sd, 0o755); err != nil {
-			if h == cgroupRoot(t) {
-				t.Fatal(err)
-			}
-			continue
-		}
-		t.Cleanup(func() { removeCgroupTree(sd) })
-		join = append(join, "echo $$ > '"+sd+"/cgroup.procs'")
-	}
-	w := watchSignals(t, bus)
-	args := append([]string{"-c", strings.Join(join, "; ") + `; exec systemd-nspawn "$@"`, "sh",
-		"-b", "-D", root, "-M", name, "--keep-unit", "--register=yes", "--private-network", "--console=read-only", "-q"}, opts...)
-	_, _, done := startInSystemdNS(t, d, bus, "sh", args...)
-	w.wait("MachineNew", name)
-	var leader uint32
-	obj := dbusConn(t, bus).Object(m1Dest, dbus.ObjectPath(m1Path+"/machine/"+escapeLabel(name)))
-	if err := obj.StoreProperty(m1Machine+".Leader", &leader); err != nil || leader == 0 {
-		t.Fatalf("leader of %s: %d %v", name, leader, err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(int(leader), syscall.SIGKILL)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("nspawn of %s did not exit", name)
-		}
-	})
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		cmd := exec.Command("nsenter", "-t", strconv.Itoa(int(leader)), "-a", "systemctl", "is-system-running", "--wait")
-		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0"}
-		out, _ := cmd.Output()
-		switch strings.TrimSpace(string(out)) {
-		case "running", "degraded":
-			return int(leader)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s not up: %q", name, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // machinectlOnTerminal starts machinectl (as inSystemdNS runs it) with a
 // pseudo terminal of the host as its controlling terminal and stdio, and
@@ -154,18 +61,15 @@ func TestShellAndLoginIntoBootedContainer(t *testing.T) {
 	d, bus := startBusDaemon(t, "--units", "none")
 	sfx := strconv.Itoa(os.Getpid())
 	for _, tc := range []struct {
-		name string
-		opts []string
+		name   string
+		userns string
 	}{
 		{name: "sh-plain-" + sfx},
-		{name: "sh-userns-" + sfx, opts: []string{"--private-users=pick"}},
+		{name: "sh-userns-" + sfx, userns: "pick"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if len(tc.opts) > 0 {
-				needUserNS(t)
-			}
-			leader := bootDebian(t, d, bus, tc.name, tc.opts...)
-			hostname, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/hostname", leader))
+			ct := bootContainer(t, bootOpts{Name: tc.name, Daemon: d, Bus: bus, PrivateUsers: tc.userns})
+			hostname, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/etc/hostname", ct.Leader))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,10 +120,8 @@ func TestShellAndLoginIntoBootedContainer(t *testing.T) {
 			}
 			t.Cleanup(func() {
 				if t.Failed() {
-					cmd := exec.Command("nsenter", "-t", strconv.Itoa(leader), "-a", "journalctl", "--no-pager", "-n", "60")
-					cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_COLORS=0"}
-					out, _ := cmd.CombinedOutput()
-					t.Logf("journal of %s:\n%s", tc.name, out)
+					out, errOut, _ := ct.run("journalctl", "--no-pager", "-n", "60")
+					t.Logf("journal of %s:\n%s%s", tc.name, out, errOut)
 				}
 			})
 			readAcrossHangups(t, pollable(t, master), strings.TrimSpace(string(hostname))+" login:")

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -14,7 +13,7 @@ import (
 // startUpstream252 runs Debian 12's systemd-machined on bus, in a mount
 // namespace of its own where its fixed paths (/run/systemd/machines and the
 // userdb socket's directory) are directories of the returned runtime
-// directory, laid out as ours: inSystemdNS and bootDebian take it as a daemon.
+// directory, laid out as ours: inSystemdNS and bootContainer take it as a daemon.
 func startUpstream252(t *testing.T, bus *privateBus) *daemon {
 	t.Helper()
 	const bin = "/lib/systemd/systemd-machined"
@@ -36,15 +35,7 @@ mount --bind "$RT/systemd/userdb" /run/systemd/userdb
 exec ` + bin
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "RT=" + rt, "DBUS_SYSTEM_BUS_ADDRESS=" + bus.addr, "SYSTEMD_LOG_LEVEL=info"}
-	logf, err := os.Create(filepath.Join(rt, "machined-252.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); logf.Close() })
+	startLogged(t, cmd, filepath.Join(rt, "machined-252.log"), "machined 252")
 	waitBusName(t, bus)
 	return &daemon{t: t, dir: rt}
 }
@@ -75,7 +66,7 @@ func TestShellLatency(t *testing.T) {
 		{label: "upstream 252", d: upstream, bus: upBus, name: "lat-252-" + sfx},
 	}
 	for _, tg := range targets {
-		bootDebian(t, tg.d, tg.bus, tg.name)
+		bootContainer(t, bootOpts{Name: tg.name, Daemon: tg.d, Bus: tg.bus})
 	}
 	for i := 0; i < rounds+1; i++ {
 		for _, tg := range targets {

@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -22,29 +21,9 @@ func TestUserInstanceWaitsForUserManager(t *testing.T) {
 	bus := startPrivateBus(t)
 	dir := newRuntimeDir(t)
 	logPath := filepath.Join(t.TempDir(), "daemon.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
 	cmd := exec.Command(daemonBin, "--user", "--log-level", "debug")
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "DBUS_SESSION_BUS_ADDRESS="+bus.addr, "MANAGERPID=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("daemon log:\n%s", b)
-		}
-	})
-	daemonLog := func() string {
-		b, _ := os.ReadFile(logPath)
-		return string(b)
-	}
+	daemonLog := startLogged(t, cmd, logPath, "daemon")
 	eventually(t, "the instance waits for the user's manager", func() bool {
 		if strings.Contains(daemonLog(), "no user service manager") {
 			t.Fatal("the instance gave up on the user's manager at once")

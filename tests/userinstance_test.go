@@ -68,26 +68,10 @@ func startUserInstance(t *testing.T) *userInstance {
 		t.Fatalf("session dbus-daemon did not start: %v", err)
 	}
 
-	log, err := os.Create(filepath.Join(t.TempDir(), "daemon.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	u.daemon = exec.Command(daemonBin, "--user", "--log-level", "debug")
 	u.daemon.Env = append(os.Environ(), u.env()...)
-	u.daemon.Stdout, u.daemon.Stderr = log, log
 	u.daemon.SysProcAttr = &syscall.SysProcAttr{Credential: asInstanceUser}
-	if err := u.daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		u.daemon.Process.Signal(syscall.SIGTERM)
-		u.daemon.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
-			t.Logf("user instance log:\n%s", b)
-		}
-		log.Close()
-	})
+	startLogged(t, u.daemon, filepath.Join(t.TempDir(), "daemon.log"), "user instance")
 	eventually(t, "the user instance serves", func() bool {
 		_, _, code := varlinkctlAs(t, asInstanceUser, "info", u.sock())
 		return code == 0

@@ -106,7 +106,7 @@ func setMountAttrs(tree int, b Bind) error {
 // mkdir, missing parents are made (0755) and a missing destination becomes a
 // mount point of the source's type: a directory (0700) or an empty file (0600).
 func mountPoint(rootfd int, dest string, dir, mkdir bool) (int, error) {
-	fd, err := openInRoot(rootfd, dest, unix.O_PATH)
+	fd, err := proc.OpenInRoot(rootfd, dest, unix.O_PATH)
 	if err == nil || !mkdir || !errors.Is(err, unix.ENOENT) {
 		return fd, err
 	}
@@ -127,7 +127,7 @@ func mountPoint(rootfd int, dest string, dir, mkdir bool) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	return openInRoot(rootfd, dest, unix.O_PATH)
+	return proc.OpenInRoot(rootfd, dest, unix.O_PATH)
 }
 
 // makeInRoot creates p inside the tree of rootfd with mk, unless something is

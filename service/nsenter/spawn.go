@@ -186,23 +186,15 @@ func prepare(leader *proc.PidRef, owner uint32, inspect func(root int) error) (*
 	return pinTarget(leader, root)
 }
 
-// openRoot opens the leader's root directory (O_PATH) and checks the pidfd
-// afterwards, so the descriptor is the pinned leader's tree even if its PID is
-// reused later. A leader that has exited, zombie or reaped, has no root:
-// syscall.ESRCH, not /proc's ENOENT.
+// openRoot opens the leader's root directory (proc.PidRef.OpenRoot). A leader
+// that has exited, zombie or reaped, has no root: syscall.ESRCH, not /proc's
+// ENOENT.
 func openRoot(leader *proc.PidRef) (int, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(leader.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if !leader.Alive() {
-			return -1, fmt.Errorf("open root of pid %d: process exited: %w", leader.PID, syscall.ESRCH)
-		}
-		return -1, fmt.Errorf("open root of pid %d: %w", leader.PID, err)
+	fd, err := leader.OpenRoot()
+	if err != nil && !errors.Is(err, syscall.ESRCH) && !leader.Alive() {
+		return -1, fmt.Errorf("%v: process exited: %w", err, syscall.ESRCH)
 	}
-	if err := leader.Verify(); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+	return fd, err
 }
 
 // readAccountFile reads an account file of the container; one that is not

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -48,19 +47,18 @@ func pinTarget(leader *proc.PidRef, root int) (*target, error) {
 		t.close()
 		return nil, err
 	}
-	base := "/proc/" + strconv.Itoa(leader.PID) + "/ns/"
 	for _, ns := range childNamespaces {
-		fd, err := openNS(base + ns.name)
+		fd, err := leader.OpenNS(ns.name)
 		if err != nil {
 			return fail(err)
 		}
 		t.children = append(t.children, fd)
 	}
 	var err error
-	if t.mnt, err = openNS(base + "mnt"); err != nil {
+	if t.mnt, err = leader.OpenNS("mnt"); err != nil {
 		return fail(err)
 	}
-	user, err := openNS(base + "user")
+	user, err := leader.OpenNS("user")
 	if err != nil {
 		return fail(err)
 	}
@@ -80,14 +78,6 @@ func pinTarget(leader *proc.PidRef, root int) (*target, error) {
 		return fail(err)
 	}
 	return t, nil
-}
-
-func openNS(path string) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("open %s: %w", path, err)
-	}
-	return fd, nil
 }
 
 // sameNamespace reports whether the namespace fd names is the one at path.

@@ -15,14 +15,11 @@ import (
 // ever runs in the container's namespace by accident. The namespace is opened
 // before the pidfd is checked, so it is p's even if the PID was reused since.
 func InMountNS(p *PidRef, f func() error) error {
-	nsfd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	nsfd, err := p.OpenNS("mnt")
 	if err != nil {
-		return p.gone(fmt.Errorf("open mount namespace of pid %d: %w", p.PID, err))
-	}
-	defer unix.Close(nsfd)
-	if err := p.Verify(); err != nil {
 		return err
 	}
+	defer unix.Close(nsfd)
 	return <-onDisposableThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			return fmt.Errorf("unshare file system context: %w", err)
@@ -47,34 +44,4 @@ func (p *PidRef) SharesMountNS() (bool, error) {
 		return false, err
 	}
 	return ours.Dev == theirs.Dev && ours.Ino == theirs.Ino, nil
-}
-
-// OpenUserNS opens p's user namespace (for an idmapped mount), checked against
-// the pidfd afterwards.
-func (p *PidRef) OpenUserNS() (int, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, p.gone(fmt.Errorf("open user namespace of pid %d: %w", p.PID, err))
-	}
-	if err := p.Verify(); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
-}
-
-// OpenRoot opens p's root directory (O_PATH), as the tree p sees: its mounts,
-// from its mount namespace, included. Paths below it must be resolved with
-// RESOLVE_IN_ROOT. The fd pins the tree even if the PID is reused afterwards;
-// the pidfd check makes sure it was p's when opened.
-func (p *PidRef) OpenRoot() (int, error) {
-	fd, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1, p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-	}
-	if err := p.Verify(); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
 }

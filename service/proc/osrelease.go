@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,16 +28,11 @@ var osReleasePaths = []string{"etc/os-release", "usr/lib/os-release"}
 func OSRelease(p *PidRef, owner Owner) ([]string, error) {
 	var osr []string
 	err := AsOwner(owner, func() error {
-		root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		root, err := p.OpenRoot()
 		if err != nil {
-			return p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-		}
-		defer unix.Close(root)
-		// The fd now pins the right tree even if the PID is reused later; only
-		// the open itself could have raced.
-		if err := p.Verify(); err != nil {
 			return err
 		}
+		defer unix.Close(root)
 		osr, err = osReleaseAt(root)
 		return err
 	})
@@ -90,36 +84,6 @@ func osReleaseAt(rootfd int) ([]string, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("no %s: %w", osReleasePaths[0], syscall.ENOENT)
-}
-
-// openInRoot opens path for reading as if rootfd were "/": absolute symlinks
-// and ".." resolve inside it, and magic links (/proc/self/root and friends,
-// which could lead anywhere) are refused. O_NONBLOCK keeps a FIFO planted by
-// the container from blocking the open.
-func openInRoot(rootfd int, path string) (int, error) {
-	return openInRootFlags(rootfd, path, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK)
-}
-
-// openInRootFlags is openInRoot with the open flags chosen by the caller
-// (O_PATH to look at a file without opening what it is).
-func openInRootFlags(rootfd int, path string, flags uint64) (int, error) {
-	how := unix.OpenHow{
-		Flags:   flags | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	for range 8 {
-		fd, err := unix.Openat2(rootfd, path, &how)
-		switch err {
-		case nil:
-			return fd, nil
-		case unix.EAGAIN, unix.EINTR:
-			// A concurrent rename or mount in the tree; the kernel asks us to retry.
-			continue
-		default:
-			return -1, fmt.Errorf("open %s in root: %w", path, err)
-		}
-	}
-	return -1, fmt.Errorf("open %s in root: tree keeps changing: %w", path, syscall.EAGAIN)
 }
 
 // readRegular reads at most limit bytes of a regular file; anything else (a

@@ -33,14 +33,11 @@ type PTY struct {
 func OpenPTY(p *PidRef, as Owner) (PTY, error) {
 	var fd int
 	err := AsOwner(as, func() error {
-		root, err := unix.Open("/proc/"+strconv.Itoa(p.PID)+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		root, err := p.OpenRoot()
 		if err != nil {
-			return p.gone(fmt.Errorf("open root of pid %d: %w", p.PID, err))
-		}
-		defer unix.Close(root)
-		if err := p.Verify(); err != nil {
 			return err
 		}
+		defer unix.Close(root)
 		fd, err = openPTMXIn(root)
 		return err
 	})
@@ -64,19 +61,9 @@ func OpenHostPTY() (PTY, error) {
 // refused, and the flag is cleared again, since it would show on every copy of
 // the master the client receives.
 func openPTMXIn(rootfd int) (int, error) {
-	how := unix.OpenHow{
-		Flags:   unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC | unix.O_NONBLOCK,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	}
-	var fd int
-	var err error
-	for range 8 {
-		if fd, err = unix.Openat2(rootfd, "dev/ptmx", &how); err != unix.EAGAIN && err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := OpenInRoot(rootfd, "dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK)
 	if err != nil {
-		return -1, fmt.Errorf("open /dev/ptmx: %w", err)
+		return -1, err
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
