@@ -44,6 +44,8 @@ type config struct {
 	duel         bool
 	duelReps     int
 	copy         bool
+	shellRounds  int // shells timed per container; 0: no shell workloads
+	shellStrace  bool
 	images       int // directory images listed; 0: no image workloads
 	cloneMiB     int // size of the image cloned
 	goPairSizes  []int
@@ -102,6 +104,9 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&upstreamLogLevel, "upstream-log-level", "info", "SYSTEMD_LOG_LEVEL of the upstream daemons (their logs go to the scratch directory)")
 	fs.StringVar(&keepLogs, "logs", "", "directory to keep the daemons' logs in (default: dropped)")
 	fs.BoolVar(&c.copy, "copy", true, "measure copy-to/copy-from of a 1 GiB tree (writes about 3 GiB to the scratch directory)")
+	shell := fs.Bool("shell", true, "measure machinectl shell latency into a booted Debian 12 container and a busybox one (builds the cached tree of tests/setup/debian-tree.sh on first use)")
+	fs.IntVar(&c.shellRounds, "shell-rounds", 10, "shells timed per container (after one not counted)")
+	fs.BoolVar(&c.shellStrace, "shell-strace", false, "after the shell rows, log where a shell's time goes: 5 shells with machinectl under strace split at the call, the reply and the hang-up, then strace -c -f of the daemon for one (traces kept in -logs)")
 	fs.BoolVar(&c.nss, "nss", true, "measure lookups through glibc NSS (needs the stock userdb path)")
 	fs.StringVar(&c.lockPath, "lock", "/tmp/stock-paths.lock", "lock file guarding the stock paths, held for the whole run")
 	fs.DurationVar(&c.lockWait, "lock-wait", 15*time.Minute, "how long to wait for the lock")
@@ -127,6 +132,9 @@ func parseFlags(args []string) (config, error) {
 		if !set["duel-reps"] {
 			c.duelReps = 3
 		}
+		if !set["shell-rounds"] {
+			c.shellRounds = 3
+		}
 		if !set["doc"] {
 			c.doc = ""
 		}
@@ -141,6 +149,9 @@ func parseFlags(args []string) (config, error) {
 		if set["reps"] && !set["duel-reps"] {
 			c.duelReps = c.reps
 		}
+	}
+	if !*shell || c.duel {
+		c.shellRounds = 0
 	}
 	var err error
 	if c.listSizes, err = parseSizes(*list); err != nil {
@@ -163,6 +174,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.reps < 1 || c.conns < 1 || c.pairLeaders < 1 || c.keys < 1 {
 		return c, errors.New("-reps, -conns, -pair-leaders and -keys must be at least 1")
+	}
+	if c.shellRounds < 0 {
+		return c, errors.New("-shell-rounds must be at least 0")
 	}
 	if c.churnRounds < 0 || (c.churnRounds > 0 && (c.churnMachs < 1 || c.churnMachs > c.pairLeaders)) {
 		return c, errors.New("-churn-rounds must be at least 0 and -churn-machines between 1 and -pair-leaders")
@@ -355,6 +369,12 @@ func run(cfg config) error {
 			logf("D-Bus phase: %v", err)
 		}
 	}
+	if cfg.shellRounds > 0 && !interrupted.Load() {
+		time.Sleep(settle)
+		logf("=== shells, all daemons at once === (load average %s)", loadAvg())
+		loads = append(loads, "shell phase "+loadAvg())
+		b.shellPhase(scratch)
+	}
 	loads = append(loads, "end "+loadAvg())
 	f.close()
 
@@ -524,7 +544,7 @@ func configLine(c config, loads []string) string {
 }
 
 func methodNotes(c config) []string {
-	return []string{
+	notes := []string{
 		"How to read it: ↑ higher is better, ↓ lower is better; `ours/252` and `ours/257` divide our figure by upstream's. " +
 			"n/a means the daemon cannot run the workload here (reason in the notes), never that it was skipped.",
 		"",
@@ -554,4 +574,16 @@ func methodNotes(c config) []string {
 			"until one List (252: ListMachines) returns every machine. Leader exit: SIGKILL to a registered machine's leader, " +
 			"then List/GetMachine by name until it is gone.",
 	}
+	if c.shellRounds > 0 {
+		notes = append(notes, "",
+			fmt.Sprintf("Shells: every daemon up at once, each on its own bus with its own containers, which systemd-nspawn 252 registers with it "+
+				"over that bus (`--register=yes --keep-unit`, in a `machine.slice/bench-shell-*.scope` of the harness): an overlay of the cached "+
+				"Debian 12 tree of `tests/setup/debian-tree.sh` booted with `-b` (timed once its systemd reports the system up), and a static "+
+				"busybox tree running `sleep` as PID 1. The host's machinectl 252 runs `shell NAME /bin/true` against each daemon in turn, %d "+
+				"rounds after one not counted, in an order rotated from round to round; the time runs from its start to its exit, so it holds "+
+				"the client's own start-up (in a mount namespace where a tmpfs `/run/systemd` makes the host look booted with systemd, the same "+
+				"for all), the daemon's work, the container's systemd starting the shell's service, and `/bin/true`'s run until the terminal "+
+				"hangs up.", c.shellRounds))
+	}
+	return notes
 }

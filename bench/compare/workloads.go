@@ -100,21 +100,23 @@ func rowUserdb(variant string, n int) string {
 
 // bench is one run.
 type bench struct {
-	cfg         config
-	rep         *report
-	farm        *farm
-	nssBin      string
-	pairPool    []*leader    // leaders of the pair workloads, taken in turn
-	pairNext    atomic.Int64 // next one, kept across workloads
-	userLeaders []*leader    // leader of machine bench<i>
-	goLeaders   []*leader    // the few the varlink/go pair workload cycles through
-	echo        *echoServer  // the floor of the userdb rows
-	logf        func(format string, args ...any)
-	stockLinked bool
-	exitSeq     int
-	scratch     string // the run's scratch directory, on disk
-	copySrc     string // the copy workload's tree, made once
-	copyBytes   int64
+	cfg          config
+	rep          *report
+	farm         *farm
+	nssBin       string
+	pairPool     []*leader    // leaders of the pair workloads, taken in turn
+	pairNext     atomic.Int64 // next one, kept across workloads
+	userLeaders  []*leader    // leader of machine bench<i>
+	goLeaders    []*leader    // the few the varlink/go pair workload cycles through
+	echo         *echoServer  // the floor of the userdb rows
+	logf         func(format string, args ...any)
+	stockLinked  bool
+	exitSeq      int
+	scratch      string // the run's scratch directory, on disk
+	copySrc      string // the copy workload's tree, made once
+	copyBytes    int64
+	shellTree    string // the cached Debian tree, once found
+	shellTreeErr error
 }
 
 // levels are the machine counts the run goes through, ascending.
@@ -196,6 +198,7 @@ func (b *bench) plan() {
 		r.add(gCopy, rowCopyTo, "MiB/s", true)
 		r.add(gCopy, rowCopyFrom, "MiB/s", true)
 	}
+	b.planShell()
 	b.planImages()
 }
 
