@@ -270,11 +270,13 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
-	uses252 := slices.Contains(cfg.daemons, "252")
-	if uses252 || cfg.nss {
-		if err := takeLock(cfg.lockPath, cfg.lockWait); err != nil {
-			return err
-		}
+	// Every run holds the lock, not only those that use the stock paths: the
+	// sweep below kills every bench-*.scope, which would be another run's
+	// leaders if two ran at once.
+	if err := takeLock(cfg.lockPath, cfg.lockWait); err != nil {
+		return err
+	}
+	if uses252 := slices.Contains(cfg.daemons, "252"); uses252 || cfg.nss {
 		if err := checkStockPaths(); err != nil {
 			return err
 		}
