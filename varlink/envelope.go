@@ -20,6 +20,34 @@ var errEnvelope = errors.New("malformed message envelope")
 
 var envelopeKeys = []string{"method", "parameters", "more", "oneway", "upgrade"}
 
+// envelopeKey is one bit per envelope key: the keys of every call are told
+// apart, and their repetition found, without making a string of any of them.
+type envelopeKey uint8
+
+const (
+	keyMethod envelopeKey = 1 << iota
+	keyParameters
+	keyMore
+	keyOneway
+	keyUpgrade
+)
+
+func envelopeKeyOf(key []byte) envelopeKey {
+	switch string(key) {
+	case "method":
+		return keyMethod
+	case "parameters":
+		return keyParameters
+	case "more":
+		return keyMore
+	case "oneway":
+		return keyOneway
+	case "upgrade":
+		return keyUpgrade
+	}
+	return 0
+}
+
 // parseEnvelope is the one parse of a message: it walks the top-level object
 // once (see members.go), reading the method and the flags and taking the
 // parameters as a slice for the decoder, which checks them as it reads them.
@@ -29,22 +57,38 @@ var envelopeKeys = []string{"method", "parameters", "more", "oneway", "upgrade"}
 // call. Unknown keys are ignored, but must be JSON.
 func parseEnvelope(msg []byte) (envelope, error) {
 	var env envelope
-	var set keySet
-	err := eachMember(msg, func(key string, v []byte) error {
-		if set.add(key) {
-			return errEnvelope
-		}
-		switch key {
-		case "method":
-			if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &env.Method) != nil {
+	var known envelopeKey // the envelope keys seen
+	var others keySet     // the other keys seen, which only extensions send
+	err := eachMember(msg, func(key, v []byte) error {
+		k := envelopeKeyOf(key)
+		if k != 0 {
+			if known&k != 0 {
 				return errEnvelope
 			}
-		case "parameters":
+			known |= k
+		} else if others.add(string(key)) {
+			return errEnvelope
+		}
+		switch k {
+		case keyMethod:
+			if len(v) == 0 || v[0] != '"' {
+				return errEnvelope
+			}
+			if s, ok := plainString(v); ok {
+				env.Method = s
+				break
+			}
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return errEnvelope
+			}
+			env.Method = s
+		case keyParameters:
 			if !isNull(v) {
 				raw := json.RawMessage(v)
 				env.Parameters = &raw
 			}
-		case "more", "oneway", "upgrade":
+		case keyMore, keyOneway, keyUpgrade:
 			var b bool
 			switch string(v) {
 			case "true":
@@ -53,17 +97,17 @@ func parseEnvelope(msg []byte) (envelope, error) {
 			default:
 				return errEnvelope
 			}
-			switch key {
-			case "more":
+			switch k {
+			case keyMore:
 				env.More = b
-			case "oneway":
+			case keyOneway:
 				env.Oneway = b
 			default:
 				env.Upgrade = b
 			}
 		default:
-			for _, k := range envelopeKeys {
-				if strings.EqualFold(key, k) {
+			for _, name := range envelopeKeys {
+				if strings.EqualFold(string(key), name) {
 					return errEnvelope
 				}
 			}

@@ -144,7 +144,8 @@ func FuzzDuplicateKey(f *testing.F) {
 // second time, with the walk and the key set parseEnvelope uses.
 func duplicateKey(data []byte) (dup string, found bool) {
 	var set keySet
-	eachMember(data, func(key string, _ []byte) error {
+	eachMember(data, func(kb, _ []byte) error {
+		key := string(kb)
 		if set.add(key) {
 			dup, found = key, true
 			return errStop
