@@ -109,7 +109,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	var err error
-	if m.exits, err = newExitWatcher(); err != nil {
+	if m.exits, err = newExitWatcher(m.leaderExited); err != nil {
 		return nil, err
 	}
 	if cfg.HostMachine {
