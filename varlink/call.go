@@ -137,7 +137,14 @@ func (c *Call) send(ctx context.Context, r reply, fds []*os.File) error {
 	return err
 }
 
-var emptyObject = struct{}{}
+// emptyObject is the parameters of a reply that has none: it encodes itself,
+// so that the most common answer of all, a userdb NoRecordFound, goes out
+// without encoding/json.
+var emptyObject = emptyParams{}
+
+type emptyParams struct{}
+
+func (emptyParams) AppendJSON(b []byte) []byte { return append(b, '{', '}') }
 
 func orEmpty(params any) any {
 	if params == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -137,7 +138,10 @@ func anyJSON(v json.RawMessage) error {
 func checkRequired(fields []Field, seen []bool) error {
 	for i, f := range fields {
 		if f.required && (seen == nil || !seen[i]) {
-			return &ParamError{Name: f.name}
+			// A copy of the name: letting the error hold the field's own
+			// string would, to the compiler, let it hold the destinations the
+			// fields point to, and move every caller's destinations to the heap.
+			return &ParamError{Name: strings.Clone(f.name)}
 		}
 	}
 	return nil
@@ -163,7 +167,14 @@ func decodeStr(v json.RawMessage, dst *string) error {
 		*dst = s
 		return nil
 	}
-	return json.Unmarshal(v, dst)
+	// Through a string of its own: handing dst to encoding/json would move
+	// every caller's destination to the heap, on the plain path too.
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return err
+	}
+	*dst = s
+	return nil
 }
 
 // plainString decodes a JSON string that needs no unescaping, which is every
