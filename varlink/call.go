@@ -18,6 +18,7 @@ type Call struct {
 	Parameters *json.RawMessage // nil when absent; valid only during the call
 	Continues  bool             // set before a reply that more replies follow
 
+	params       json.RawMessage // what Parameters points to
 	more, oneway bool
 	conn         *Conn
 	fds          []*os.File

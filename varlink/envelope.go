@@ -9,8 +9,10 @@ import (
 // envelope is a call's frame: which method, its parameters (a slice of the
 // message, not a copy) and its flags.
 type envelope struct {
-	Method     string
-	Parameters *json.RawMessage // nil when absent or null
+	Method string
+	// Parameters is nil when absent or null; it is returned by value, so that
+	// a call's parameters cost no holder of their own (the Call keeps them).
+	Parameters json.RawMessage
 	More       bool
 	Oneway     bool
 	Upgrade    bool
@@ -85,8 +87,7 @@ func parseEnvelope(msg []byte) (envelope, error) {
 			env.Method = s
 		case keyParameters:
 			if !isNull(v) {
-				raw := json.RawMessage(v)
-				env.Parameters = &raw
+				env.Parameters = v
 			}
 		case keyMore, keyOneway, keyUpgrade:
 			var b bool

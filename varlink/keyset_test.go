@@ -94,7 +94,7 @@ func TestParseEnvelope(t *testing.T) {
 		}
 	}
 	env, err := parseEnvelope([]byte(`{"method":"a.b","parameters":{"x":1},"more":true,"oneway":null,"extension":1}`))
-	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(*env.Parameters) != `{"x":1}` {
+	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(env.Parameters) != `{"x":1}` {
 		t.Errorf("got %+v %v", env, err)
 	}
 }

@@ -78,8 +78,9 @@ func TestDecodeParamsFieldsCostNoAllocations(t *testing.T) {
 	}
 }
 
-// The frame of a call costs its method's name and the holder of its
-// parameters: the keys are told apart without a string made of any of them.
+// The frame of a call costs its method's name: the keys are told apart
+// without a string made of any of them, and the parameters are a slice of the
+// message.
 func TestParseEnvelopeAllocations(t *testing.T) {
 	msg := []byte(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{"uid":1001000,"service":"io.systemd.Machine"},"more":false}`)
 	allocs := testing.AllocsPerRun(200, func() {
@@ -87,7 +88,7 @@ func TestParseEnvelopeAllocations(t *testing.T) {
 			t.Fatal(env, err)
 		}
 	})
-	if allocs > 2 {
+	if allocs > 1 {
 		t.Errorf("parseEnvelope: %.0f allocations", allocs)
 	}
 }
