@@ -3,6 +3,7 @@ package service
 import (
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,12 +15,24 @@ import (
 type exitWatcher struct {
 	file *os.File // the epoll fd, pollable by the runtime
 
-	mu   sync.Mutex
-	next uint32
-	cbs  map[uint32]func()
+	// exited runs, from the watcher's goroutine, for each machine whose
+	// leader exited: one function for all, where a closure per machine
+	// would cost each of ten thousand machines an allocation of its own.
+	exited func(mc *machine, tok uint32)
+
+	mu       sync.Mutex
+	next     uint32
+	machines map[uint32]*machine
+	rc       syscall.RawConn
+	// The epoll_ctl of a watch, made under mu with arguments and outcome kept
+	// here: a closure per call would cost allocations on every registration.
+	addFn    func(epfd uintptr)
+	addPidfd int
+	addTok   uint32
+	addErr   error
 }
 
-func newExitWatcher() (*exitWatcher, error) {
+func newExitWatcher(exited func(mc *machine, tok uint32)) (*exitWatcher, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -28,31 +41,32 @@ func newExitWatcher() (*exitWatcher, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	w := &exitWatcher{file: os.NewFile(uintptr(epfd), "leader-exits"), cbs: map[uint32]func(){}}
+	w := &exitWatcher{file: os.NewFile(uintptr(epfd), "leader-exits"), exited: exited, machines: map[uint32]*machine{}}
+	if w.rc, err = w.file.SyscallConn(); err != nil {
+		w.file.Close()
+		return nil, err
+	}
+	w.addFn = w.add
 	go w.loop()
 	return w, nil
 }
 
-// watch calls cb once, from the watcher's goroutine, when the process behind
-// pidfd exits, unless forget(tok) comes first. cb must not block for long.
-func (w *exitWatcher) watch(pidfd int, cb func()) (tok uint32, err error) {
+// watch calls exited(mc, tok) once, from the watcher's goroutine, when the
+// process behind pidfd exits, unless forget(tok) comes first. exited must not
+// block for long.
+func (w *exitWatcher) watch(pidfd int, mc *machine) (tok uint32, err error) {
 	w.mu.Lock()
 	if w.next++; w.next == 0 { // 0 means "no watch" to callers
 		w.next++
 	}
 	tok = w.next
-	w.cbs[tok] = cb
-	w.mu.Unlock()
-	rc, err := w.file.SyscallConn()
+	w.machines[tok] = mc
+	w.addPidfd, w.addTok, w.addErr = pidfd, tok, nil
+	err = w.rc.Control(w.addFn)
 	if err == nil {
-		cerr := rc.Control(func(epfd uintptr) {
-			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(tok)}
-			err = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_ADD, pidfd, &ev)
-		})
-		if err == nil {
-			err = cerr
-		}
+		err = w.addErr
 	}
+	w.mu.Unlock()
 	if err != nil {
 		w.forget(tok)
 		return 0, err
@@ -60,21 +74,26 @@ func (w *exitWatcher) watch(pidfd int, cb func()) (tok uint32, err error) {
 	return tok, nil
 }
 
-// forget drops the callback of a watch whose machine went before its leader
-// (unregistered, terminated): closing the pidfd takes it out of the epoll set,
-// but the callback, and the machine it holds, would otherwise stay until the
-// leader exits, which for a leader registered again and again is never.
+func (w *exitWatcher) add(epfd uintptr) {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(w.addTok)}
+	w.addErr = unix.EpollCtl(int(epfd), unix.EPOLL_CTL_ADD, w.addPidfd, &ev)
+}
+
+// forget drops a watch whose machine went before its leader (unregistered,
+// terminated): closing the pidfd takes it out of the epoll set, but the
+// machine would otherwise stay referenced until the leader exits, which for a
+// leader registered again and again is never.
 func (w *exitWatcher) forget(tok uint32) {
 	w.mu.Lock()
-	delete(w.cbs, tok)
+	delete(w.machines, tok)
 	w.mu.Unlock()
 }
 
-// watching is how many callbacks are pending.
+// watching is how many watches are pending.
 func (w *exitWatcher) watching() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.cbs)
+	return len(w.machines)
 }
 
 func (w *exitWatcher) loop() {
@@ -101,11 +120,11 @@ func (w *exitWatcher) loop() {
 		}
 		for _, tok := range ready {
 			w.mu.Lock()
-			cb := w.cbs[tok]
-			delete(w.cbs, tok)
+			mc := w.machines[tok]
+			delete(w.machines, tok)
 			w.mu.Unlock()
-			if cb != nil {
-				cb()
+			if mc != nil {
+				w.exited(mc, tok)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"slices"
 	"sort"
 	"sync"
 
@@ -33,6 +34,9 @@ type idRange struct {
 func (x *idIndex) init() { x.byName = map[string]*idEntry{} }
 
 func (x *idIndex) add(name string, uids, gids proc.IDMap) {
+	if slices.Equal(uids, gids) {
+		gids = uids // the usual case: one map kept for both
+	}
 	e := &idEntry{name: name, uids: uids, gids: gids}
 	x.mu.Lock()
 	defer x.mu.Unlock()

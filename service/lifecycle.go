@@ -13,28 +13,31 @@ import (
 // watchLeader finalizes the machine as soon as its leader exits, with or
 // without systemd. m.mu must be held.
 func (m *Manager) watchLeader(mc *machine) {
-	gen := mc.gen
-	tok, err := m.exits.watch(mc.leader.FD(), func() {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if cur := m.machines[mc.info.Name]; cur != mc || mc.gen != gen || mc.finalized || m.closed {
-			return // replaced, gone, or shutting down (restore re-checks it)
-		}
-		if mc.allocated {
-			// The rest of a unit we created goes with its leader, as upstream's GC
-			// stops the unit before it finalizes.
-			m.stopUnitAsync(mc.info.Unit)
-		}
-		reason := ReasonLeaderExited
-		if mc.info.State == StateClosing {
-			reason = ReasonTerminated
-		}
-		m.finalizeLocked(mc, reason)
-	})
+	tok, err := m.exits.watch(mc.leader.FD(), mc)
 	if err != nil {
 		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.info.Name, "err", err)
 	}
 	mc.exitWatch = tok
+}
+
+// leaderExited finalizes mc, whose leader exited, unless the watch tok is no
+// longer the machine's.
+func (m *Manager) leaderExited(mc *machine, tok uint32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur := m.machines[mc.info.Name]; cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {
+		return // replaced, watched again, gone, or shutting down (restore re-checks it)
+	}
+	if mc.allocated {
+		// The rest of a unit we created goes with its leader, as upstream's GC
+		// stops the unit before it finalizes.
+		m.stopUnitAsync(mc.info.Unit)
+	}
+	reason := ReasonLeaderExited
+	if mc.info.State == StateClosing {
+		reason = ReasonTerminated
+	}
+	m.finalizeLocked(mc, reason)
 }
 
 // finalizeLocked removes a machine: indexes, state file, unit link, announcement.

@@ -78,15 +78,15 @@ func (mi MachineInfo) HasID() bool { return mi.ID != [16]byte{} }
 func (mi MachineInfo) OwnsUnit() bool { return mi.Unit != "" && mi.Subgroup == "" }
 
 // machine is the registry's record. All fields are guarded by Manager.mu; the
-// pidrefs are closed only by finalize.
+// pidrefs are closed only by finalize. A container's id maps live in the id
+// index alone, which is what reads them: ten thousand machines each carrying
+// a second copy of the slice headers grew every record by a size class.
 type machine struct {
-	info       MachineInfo
-	leader     *proc.PidRef // nil for .host
-	uids, gids proc.IDMap   // read once at register/restore time; nil for non-containers
-	allocated  bool         // we created the unit and must Release it
-	gen        uint64       // distinguishes a re-registered name from its predecessor
-	exitWatch  uint32       // the exit watcher's token for the leader; 0: none
-	finalized  bool
+	info      MachineInfo
+	leader    *proc.PidRef // nil for .host
+	exitWatch uint32       // the exit watcher's token for the leader; 0: none
+	allocated bool         // we created the unit and must Release it
+	finalized bool
 }
 
 func (m *machine) snapshot() MachineInfo {

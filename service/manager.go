@@ -70,7 +70,6 @@ type Manager struct {
 	pendingNames   map[string]bool     // registrations in flight, between the two locked phases
 	pendingLeaders map[int]bool
 	perUID         map[uint32]int // machines per registering uid: started, and in flight
-	nextGen        uint64
 	subs           map[*Watch]struct{}
 	watchesOf      map[uint32]int // watches held per unprivileged uid (WatchAs)
 	unprivWatches  int            // and by all of them
@@ -109,7 +108,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	var err error
-	if m.exits, err = newExitWatcher(); err != nil {
+	if m.exits, err = newExitWatcher(m.leaderExited); err != nil {
 		return nil, err
 	}
 	if cfg.HostMachine {

@@ -1,6 +1,8 @@
 package service
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"errors"
 	"os"
@@ -362,4 +364,47 @@ func TestChangedHookCalled(t *testing.T) {
 	leader.Process.Kill()
 	leader.Wait()
 	waitFor(t, "c2 gone with its leader", func() bool { return changed.Load() == 4 })
+}
+
+// Watching a leader costs no allocation: every machine's watch is a map slot
+// pointing at the machine, not a closure of its own, and the epoll_ctl goes
+// through the watcher's one callback.
+func TestWatchLeaderAllocations(t *testing.T) {
+	m := newTestManager(t)
+	leader := startSleep(t)
+	if _, err := m.Register(context.Background(), root, RegisterRequest{Name: "w1", Class: "container", Leader: leader.Process.Pid, Service: "svc"}); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	mc := m.machines["w1"]
+	m.mu.Unlock()
+	var epfd int
+	epollRC, err := m.exits.file.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	epollRC.Control(func(fd uintptr) { epfd = int(fd) })
+	rewatch := func() {
+		m.mu.Lock()
+		m.exits.forget(mc.exitWatch)
+		// What closing the pidfd does when a machine goes.
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, mc.leader.FD(), nil); err != nil {
+			t.Fatal(err)
+		}
+		m.watchLeader(mc)
+		m.mu.Unlock()
+	}
+	rewatch()
+	if allocs := testing.AllocsPerRun(100, rewatch); allocs > 0 {
+		t.Errorf("%.1f allocations per leader watch", allocs)
+	}
+	if n := m.exits.watching(); n != 1 {
+		t.Errorf("%d watches pending, want 1", n)
+	}
+	leader.Process.Kill()
+	waitFor(t, "the machine goes with its leader", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.machines["w1"] == nil
+	})
 }

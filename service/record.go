@@ -10,7 +10,7 @@ import (
 // save that same record, so what is on disk and what is served cannot drift.
 // The leader's PID and pidfd id come from the pinned leader, which callers have
 // checked against the record.
-func machineFromRecord(rec persist.Record, leader *proc.PidRef, uids, gids proc.IDMap) *machine {
+func machineFromRecord(rec persist.Record, leader *proc.PidRef) *machine {
 	supervisor := ProcessID{PID: rec.Supervisor, PIDFDID: rec.SupervisorPIDFDID}
 	if supervisor.PIDFDID != 0 {
 		supervisor.BootID = bootID()
@@ -36,7 +36,5 @@ func machineFromRecord(rec persist.Record, leader *proc.PidRef, uids, gids proc.
 			State:             StateRunning,
 		},
 		leader: leader,
-		uids:   uids,
-		gids:   gids,
 	}
 }

@@ -132,11 +132,11 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 		}
 	}
 	rec := req.record(c, class, leader, unit, subgroup)
-	mc := machineFromRecord(rec, leader, uids, gids)
+	mc := machineFromRecord(rec, leader)
 	mc.allocated = allocated
 
 	// Phase 2: publish.
-	info, err := m.publish(mc, rec)
+	info, err := m.publish(mc, rec, uids, gids)
 	if err != nil {
 		return MachineInfo{}, err
 	}
@@ -260,7 +260,7 @@ func (m *Manager) unreserve(c Caller, name string, leader *proc.PidRef, kept boo
 // publish saves rec, the record mc was built from, and enters mc in the
 // registry, unless the daemon is stopping, another machine took the unit or the
 // leader exited meanwhile. It returns the machine as registered.
-func (m *Manager) publish(mc *machine, rec persist.Record) (MachineInfo, error) {
+func (m *Manager) publish(mc *machine, rec persist.Record, uids, gids proc.IDMap) (MachineInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	name := mc.info.Name
@@ -278,7 +278,7 @@ func (m *Manager) publish(mc *machine, rec persist.Record) (MachineInfo, error) 
 	if err := m.state.Save(rec); err != nil {
 		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", name, err)
 	}
-	m.startLocked(mc, ReasonNone)
+	m.startLocked(mc, ReasonNone, uids, gids)
 	m.log.Info("New machine "+name+".", "NAME", name, "LEADER", mc.leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
 	return mc.snapshot(), nil
 }
@@ -367,10 +367,9 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 	return unit, subgroup, false, nil
 }
 
-// startLocked indexes a machine, announces it and watches its leader. m.mu must be held.
-func (m *Manager) startLocked(mc *machine, why Reason) {
-	m.nextGen++
-	mc.gen = m.nextGen
+// startLocked indexes a machine (a container with its id maps), announces it
+// and watches its leader. m.mu must be held.
+func (m *Manager) startLocked(mc *machine, why Reason, uids, gids proc.IDMap) {
 	m.machines[mc.info.Name] = mc
 	m.sorted = nil
 	m.byLeader[mc.leader.PID] = mc
@@ -378,7 +377,7 @@ func (m *Manager) startLocked(mc *machine, why Reason) {
 		m.byUnit[mc.info.Unit] = mc
 	}
 	if mc.info.Class == ClassContainer {
-		m.ids.add(mc.info.Name, mc.uids, mc.gids)
+		m.ids.add(mc.info.Name, uids, gids)
 	}
 	m.emitLocked(MachineNew, mc, why)
 	m.watchLeader(mc)

@@ -64,7 +64,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 	// The file is rewritten in our format: with the leader's pidfd id (files
 	// from older writers have none) and the owner's UID (252 writes none: root).
 	r.LeaderPIDFDID, r.HasUID = leader.ID, true
-	mc := machineFromRecord(r, leader, uids, gids)
+	mc := machineFromRecord(r, leader)
 	// A scope we created for it is ours to release again.
 	mc.allocated = r.Unit == MachineScope(r.Name)
 	m.mu.Lock()
@@ -84,7 +84,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 		log.Warn("rewrite state file", "err", err)
 	}
 	m.perUID[mc.info.UID]++ // restored machines count, but are never refused
-	m.startLocked(mc, ReasonRestored)
+	m.startLocked(mc, ReasonRestored, uids, gids)
 	return true
 }
 

@@ -1,7 +1,6 @@
 package service
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -20,11 +19,18 @@ type UserRecord struct {
 
 // RealName is the GECOS text upstream uses ("UID 1000 of Container rawhide").
 func (r UserRecord) RealName(group bool) string {
-	kind := "UID"
+	kind := "UID "
 	if group {
-		kind = "GID"
+		kind = "GID "
 	}
-	return fmt.Sprintf("%s %d of Container %s", kind, r.Inner, r.Machine)
+	// Built by hand: one goes out with every lookup's reply, and Sprintf
+	// boxes each argument.
+	var buf [96]byte
+	b := append(buf[:0], kind...)
+	b = strconv.AppendUint(b, uint64(r.Inner), 10)
+	b = append(b, " of Container "...)
+	b = append(b, r.Machine...)
+	return string(b)
 }
 
 const (

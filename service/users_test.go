@@ -123,3 +123,19 @@ func isInvalidArg(err error, field string) bool {
 	ia, ok := AsInvalidArg(err)
 	return ok && ia.Field == field
 }
+
+// The GECOS text of a lookup's reply costs the string and nothing else.
+func TestRealNameAllocations(t *testing.T) {
+	r := UserRecord{Name: "vu-rawhide-1000", ID: 656360, Machine: "rawhide", Inner: 1000}
+	var got string
+	if allocs := testing.AllocsPerRun(100, func() { got = r.RealName(true) }); allocs > 1 {
+		t.Errorf("RealName: %.0f allocations", allocs)
+	}
+	if got != "GID 1000 of Container rawhide" {
+		t.Errorf("RealName(true) = %q", got)
+	}
+	long := UserRecord{Machine: "averyveryverylongmachinenameaveryveryverylongmachinenameaveryveryverylongmachinename", Inner: 4294967294}
+	if got := long.RealName(false); got != "UID 4294967294 of Container "+long.Machine {
+		t.Errorf("RealName(false) = %q", got)
+	}
+}

@@ -245,12 +245,18 @@ func (r groupReply) AppendJSON(b []byte) []byte {
 
 // replyError is this front end's one translation table.
 func replyError(ctx context.Context, c *varlink.Call, err error) error {
-	var pe *varlink.ParamError
 	switch {
-	case errors.As(err, &pe), errors.Is(err, varlink.ErrMalformed):
-		return varlink.ReplyParamError(ctx, c, err)
 	case errors.Is(err, service.ErrNoSuchUser), errors.Is(err, service.ErrNoSuchGroup):
 		return c.ReplyError(ctx, errNoRecord, nil)
+	case isParamError(err):
+		return varlink.ReplyParamError(ctx, c, err)
 	}
 	return c.ReplyError(ctx, varlink.NameSystem, varlink.SystemError(unix.EIO))
+}
+
+// isParamError is apart from replyError so that errors.As's target is
+// allocated only for the errors it is asked about, not for every NoRecordFound.
+func isParamError(err error) bool {
+	var pe *varlink.ParamError
+	return errors.As(err, &pe) || errors.Is(err, varlink.ErrMalformed)
 }

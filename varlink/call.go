@@ -18,6 +18,7 @@ type Call struct {
 	Parameters *json.RawMessage // nil when absent; valid only during the call
 	Continues  bool             // set before a reply that more replies follow
 
+	params       json.RawMessage // what Parameters points to
 	more, oneway bool
 	conn         *Conn
 	fds          []*os.File
@@ -137,7 +138,14 @@ func (c *Call) send(ctx context.Context, r reply, fds []*os.File) error {
 	return err
 }
 
-var emptyObject = struct{}{}
+// emptyObject is the parameters of a reply that has none: it encodes itself,
+// so that the most common answer of all, a userdb NoRecordFound, goes out
+// without encoding/json.
+var emptyObject = emptyParams{}
+
+type emptyParams struct{}
+
+func (emptyParams) AppendJSON(b []byte) []byte { return append(b, '{', '}') }
 
 func orEmpty(params any) any {
 	if params == nil {

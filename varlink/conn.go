@@ -51,10 +51,16 @@ type Conn struct {
 	batches []fdBatch // fds waiting for the message they belong to
 	pending int       // fds in batches
 	oob     []byte
-	rc      syscall.RawConn
-	recvFn  func(fd uintptr) bool // c.tryRecv
-	recv    recvResult            // what the last tryRecv got
-	writer  sockio.Writer
+	// oobSpace holds oob when the limits let it fit, as the defaults do: a
+	// connection is then one allocation where it was several.
+	oobSpace [128]byte
+	pidfd    peerPidfd // what peer.pidfd points to
+	// prev and next link the connection into its connGroup.
+	prev, next *Conn
+	rc         syscall.RawConn
+	recvFn     func(fd uintptr) bool // c.tryRecv
+	recv       recvResult            // what the last tryRecv got
+	writer     sockio.Writer
 	// msgDeadline bounds how long one message may take to arrive once its first
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
@@ -204,7 +210,11 @@ func (c *Conn) fill() error {
 	if c.oob == nil {
 		// One slot more than allowed, so that an oversized batch is seen whole
 		// and refused rather than silently truncated.
-		c.oob = make([]byte, unix.CmsgSpace(4*(max(c.lim.MaxFDsPerMessage, 1)+1)))
+		if n := unix.CmsgSpace(4 * (max(c.lim.MaxFDsPerMessage, 1) + 1)); n <= len(c.oobSpace) {
+			c.oob = c.oobSpace[:n]
+		} else {
+			c.oob = make([]byte, n)
+		}
 	}
 	c.armDeadline()
 	if c.recvFn == nil {
@@ -379,8 +389,18 @@ var streamSuffix = []byte(`"continues":true}` + "\x00")
 func (c *Conn) Write(ctx context.Context, b []byte) (int, error) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
+	stream := bytes.HasSuffix(b, streamSuffix)
+	if len(c.out) == 0 && !stream {
+		// A lone reply, as most calls have, goes out as it is: buffering it
+		// would cost a buffer per connection and a copy.
+		c.setWriteDeadline()
+		if err := c.write(b); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
 	c.out = append(c.out, b...)
-	if bytes.HasSuffix(b, streamSuffix) && len(c.out) < flushThreshold {
+	if stream && len(c.out) < flushThreshold {
 		return len(b), nil
 	}
 	if err := c.flushLocked(); err != nil {

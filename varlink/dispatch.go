@@ -71,7 +71,10 @@ func (d *Dispatcher) Handle(ctx context.Context, conn *Conn, msg []byte, fds []*
 		// The NUL framing is intact, so the connection can go on after the error.
 		return conn.WriteRaw(ctx, protocolError)
 	}
-	c := &Call{Method: env.Method, Parameters: env.Parameters, more: env.More, oneway: env.Oneway, conn: conn, fds: fds}
+	c := &Call{Method: env.Method, params: env.Parameters, more: env.More, oneway: env.Oneway, conn: conn, fds: fds}
+	if c.params != nil {
+		c.Parameters = &c.params
+	}
 	defer c.end()
 	if env.Upgrade || (env.More && env.Oneway) {
 		return c.ReplyError(ctx, NameProtocol, nil)

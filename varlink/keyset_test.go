@@ -94,7 +94,7 @@ func TestParseEnvelope(t *testing.T) {
 		}
 	}
 	env, err := parseEnvelope([]byte(`{"method":"a.b","parameters":{"x":1},"more":true,"oneway":null,"extension":1}`))
-	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(*env.Parameters) != `{"x":1}` {
+	if err != nil || env.Method != "a.b" || !env.More || env.Oneway || env.Parameters == nil || string(env.Parameters) != `{"x":1}` {
 		t.Errorf("got %+v %v", env, err)
 	}
 }
@@ -144,7 +144,8 @@ func FuzzDuplicateKey(f *testing.F) {
 // second time, with the walk and the key set parseEnvelope uses.
 func duplicateKey(data []byte) (dup string, found bool) {
 	var set keySet
-	eachMember(data, func(key string, _ []byte) error {
+	eachMember(data, func(kb, _ []byte) error {
+		key := string(kb)
 		if set.add(key) {
 			dup, found = key, true
 			return errStop

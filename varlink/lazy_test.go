@@ -19,7 +19,7 @@ func decodeSample(msg []byte) (name string, n int64, ok bool) {
 		s   []string
 		sub int64
 	)
-	err = DecodeParams(env.Parameters,
+	err = DecodeParams(&env.Parameters,
 		StrField("name", &name, false),
 		IntField("n", &n, nil, false, math.MinInt64, math.MaxInt64),
 		BoolField("b", &b),
@@ -79,7 +79,7 @@ func TestLazyWalkStopsAtTheBound(t *testing.T) {
 		t.Fatalf("envelope: %v", err)
 	}
 	var l []int
-	err = DecodeParams(env.Parameters, IntListField("l", &l, 0, 100, 8))
+	err = DecodeParams(&env.Parameters, IntListField("l", &l, 0, 100, 8))
 	if pe, ok := err.(*ParamError); !ok || pe.Name != "l" {
 		t.Errorf("got %v, want the list refused by its bound", err)
 	}

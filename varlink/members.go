@@ -28,10 +28,11 @@ const maxDepth = 256
 // a 16 MiB list is not validated to its end to be refused at element 257.
 
 // eachMember calls fn with every member of the JSON object data, in order: its
-// decoded key and its raw value. data must hold the object and nothing else
+// decoded key and its raw value. The key is valid only during the call: a plain
+// one is a slice of data, so that walking a message allocates nothing. data must hold the object and nothing else
 // but white space. fn's error stops the walk and is returned; a structure that
 // is not JSON is ErrMalformed, and a value that is not an object errNotObject.
-func eachMember(data []byte, fn func(key string, value []byte) error) error {
+func eachMember(data []byte, fn func(key, value []byte) error) error {
 	end, err := walkObject(data, skipSpace(data, 0), fn)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func eachMember(data []byte, fn func(key string, value []byte) error) error {
 
 // walkObject walks the object starting at data[i] and returns the index after
 // its closing brace.
-func walkObject(data []byte, i int, fn func(key string, value []byte) error) (int, error) {
+func walkObject(data []byte, i int, fn func(key, value []byte) error) (int, error) {
 	if i >= len(data) || data[i] != '{' {
 		return 0, errNotObject
 	}
@@ -132,16 +133,16 @@ func eachElement(data []byte, fn func(value []byte) error) error {
 // usual case, is taken as it is; escapes and other bytes go through
 // encoding/json, which checks them and reads invalid UTF-8 as U+FFFD, as every
 // other reader of the message does.
-func decodeKey(quoted []byte) (string, error) {
+func decodeKey(quoted []byte) ([]byte, error) {
 	raw := quoted[1 : len(quoted)-1]
 	for _, c := range raw {
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			var s string
 			err := json.Unmarshal(quoted, &s)
-			return s, err
+			return []byte(s), err
 		}
 	}
-	return string(raw), nil
+	return raw, nil
 }
 
 func skipSpace(data []byte, i int) int {

@@ -12,7 +12,8 @@ func members(t *testing.T, s string) ([][2]string, error) {
 		t.Fatalf("test input is not valid JSON: %s", s)
 	}
 	var out [][2]string
-	err := eachMember([]byte(s), func(k string, v []byte) error {
+	err := eachMember([]byte(s), func(kb, v []byte) error {
+		k := string(kb)
 		out = append(out, [2]string{k, string(v)})
 		return nil
 	})
@@ -58,7 +59,8 @@ func FuzzEachMember(f *testing.F) {
 		var want map[string]json.RawMessage
 		isObject := json.Unmarshal(data, &want) == nil && want != nil
 		got := map[string]string{}
-		err := eachMember(data, func(k string, v []byte) error {
+		err := eachMember(data, func(kb, v []byte) error {
+			k := string(kb)
 			if !json.Valid(v) {
 				t.Fatalf("value of %q is not a JSON value: %q", k, v)
 			}

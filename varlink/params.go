@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -16,12 +17,51 @@ type ParamError struct{ Name string }
 
 func (e *ParamError) Error() string { return "invalid parameter " + e.Name }
 
-// field binds one IDL field to its destination. decode is nil for fields that
-// are accepted and ignored (deprecated ones).
+// field binds one IDL field to its destination. The common kinds (string,
+// integer, bool, string list) hold their destination in the Field itself, so
+// that building the fields of a call allocates nothing: a closure capturing
+// its destination would be one allocation per field per call. decode serves
+// the other kinds; a Field of neither is accepted and ignored (deprecated
+// ones).
 type Field struct {
 	name     string
 	required bool
+	kind     fieldKind
+	str      *string
+	num      *int64
+	flag     *bool // BoolField's destination, IntField's "set"
+	strs     *[]string
+	min, max int64
+	maxLen   int
 	decode   func(json.RawMessage) error
+}
+
+type fieldKind uint8
+
+const (
+	kindIgnored fieldKind = iota
+	kindFunc
+	kindStr
+	kindInt
+	kindBool
+	kindStrList
+)
+
+// run decodes v (valid JSON, not null) into the field's destination.
+func (f *Field) run(v json.RawMessage) error {
+	switch f.kind {
+	case kindStr:
+		return decodeStr(v, f.str)
+	case kindInt:
+		return decodeInt(v, f.num, f.flag, f.min, f.max)
+	case kindBool:
+		return decodeBool(v, f.flag)
+	case kindStrList:
+		return decodeStrList(v, f.strs, f.maxLen)
+	case kindFunc:
+		return f.decode(v)
+	}
+	return anyJSON(v)
 }
 
 // DecodeParams is strict where encoding/json is lax: exact, case-sensitive keys,
@@ -36,47 +76,54 @@ func DecodeParams(raw *json.RawMessage, fields ...Field) error {
 	if raw == nil || isNull(*raw) {
 		return checkRequired(fields, nil)
 	}
-	present := make([]bool, len(fields))
-	seen := make([]bool, len(fields))
-	err := eachMember(*raw, func(k string, v []byte) error {
+	// A call names a handful of fields: their bookkeeping fits on the stack.
+	var presentBuf, seenBuf [16]bool
+	present, seen := presentBuf[:0], seenBuf[:0]
+	if len(fields) > len(presentBuf) {
+		present, seen = make([]bool, 0, len(fields)), make([]bool, 0, len(fields))
+	}
+	present, seen = present[:len(fields)], seen[:len(fields)]
+	err := eachMember(*raw, func(k, v []byte) error {
 		i := -1
 		for j := range fields {
-			if fields[j].name == k {
+			if fields[j].name == string(k) {
 				i = j
 				break
 			}
 		}
 		if i < 0 || present[i] {
-			return &ParamError{Name: k}
+			return &ParamError{Name: string(k)}
 		}
 		present[i] = true
 		if isNull(v) {
 			return nil
 		}
 		seen[i] = true
-		decode := fields[i].decode
-		if decode == nil {
-			decode = anyJSON
-		}
-		if err := decode(v); err != nil {
+		if err := fields[i].run(v); err != nil {
 			if errors.Is(err, ErrMalformed) {
 				return err
 			}
-			return &ParamError{Name: k}
+			return &ParamError{Name: string(k)}
 		}
 		return nil
 	})
+	if err != nil {
+		return paramsError(err)
+	}
+	return checkRequired(fields, seen)
+}
+
+// paramsError is what a failed walk of the parameters reports. It is a
+// function of its own so that the error's holder is allocated only on failure.
+func paramsError(err error) error {
 	var pe *ParamError
 	switch {
-	case err == nil:
 	case errors.As(err, &pe):
 		return pe
 	case errors.Is(err, ErrMalformed):
 		return ErrMalformed
-	default:
-		return &ParamError{Name: "parameters"}
 	}
-	return checkRequired(fields, seen)
+	return &ParamError{Name: "parameters"}
 }
 
 // anyJSON accepts what an ignored field holds, as long as it is JSON.
@@ -91,7 +138,10 @@ func anyJSON(v json.RawMessage) error {
 func checkRequired(fields []Field, seen []bool) error {
 	for i, f := range fields {
 		if f.required && (seen == nil || !seen[i]) {
-			return &ParamError{Name: f.name}
+			// A copy of the name: letting the error hold the field's own
+			// string would, to the compiler, let it hold the destinations the
+			// fields point to, and move every caller's destinations to the heap.
+			return &ParamError{Name: strings.Clone(f.name)}
 		}
 	}
 	return nil
@@ -100,16 +150,31 @@ func checkRequired(fields []Field, seen []bool) error {
 func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
 
 func StrField(name string, dst *string, required bool) Field {
-	return Field{name: name, required: required, decode: func(v json.RawMessage) error {
-		if len(v) == 0 || v[0] != '"' {
-			return fmt.Errorf("not a string")
-		}
-		if s, ok := plainString(v); ok {
-			*dst = s
-			return nil
-		}
-		return json.Unmarshal(v, dst)
-	}}
+	return Field{name: name, required: required, kind: kindStr, str: dst}
+}
+
+var (
+	errNotString = errors.New("not a string")
+	errNotBool   = errors.New("not a bool")
+	errRange     = errors.New("out of range")
+)
+
+func decodeStr(v json.RawMessage, dst *string) error {
+	if len(v) == 0 || v[0] != '"' {
+		return errNotString
+	}
+	if s, ok := plainString(v); ok {
+		*dst = s
+		return nil
+	}
+	// Through a string of its own: handing dst to encoding/json would move
+	// every caller's destination to the heap, on the plain path too.
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return err
+	}
+	*dst = s
+	return nil
 }
 
 // plainString decodes a JSON string that needs no unescaping, which is every
@@ -143,29 +208,33 @@ func hasSpecial(in []byte) bool {
 }
 
 func BoolField(name string, dst *bool) Field {
-	return Field{name: name, decode: func(v json.RawMessage) error {
-		s := string(v)
-		if s != "true" && s != "false" {
-			return fmt.Errorf("not a bool")
-		}
-		*dst = s == "true"
-		return nil
-	}}
+	return Field{name: name, kind: kindBool, flag: dst}
+}
+
+func decodeBool(v json.RawMessage, dst *bool) error {
+	s := string(v)
+	if s != "true" && s != "false" {
+		return errNotBool
+	}
+	*dst = s == "true"
+	return nil
 }
 
 // IntField decodes an integer within [min, max]; set is flipped when present.
 func IntField(name string, dst *int64, set *bool, required bool, min, max int64) Field {
-	return Field{name: name, required: required, decode: func(v json.RawMessage) error {
-		n, err := ParseInt(v)
-		if err != nil || n < min || n > max {
-			return fmt.Errorf("out of range")
-		}
-		*dst = n
-		if set != nil {
-			*set = true
-		}
-		return nil
-	}}
+	return Field{name: name, required: required, kind: kindInt, num: dst, flag: set, min: min, max: max}
+}
+
+func decodeInt(v json.RawMessage, dst *int64, set *bool, min, max int64) error {
+	n, err := ParseInt(v)
+	if err != nil || n < min || n > max {
+		return errRange
+	}
+	*dst = n
+	if set != nil {
+		*set = true
+	}
+	return nil
 }
 
 // ParseInt reads an integer and takes a JSON number only: json.Number on its own
@@ -225,7 +294,7 @@ func jsonNumber(v []byte) bool {
 
 // IntListField decodes an array of at most maxLen integers within [min, max].
 func IntListField(name string, dst *[]int, min, max int64, maxLen int) Field {
-	return Field{name: name, decode: func(v json.RawMessage) error {
+	return Field{name: name, kind: kindFunc, decode: func(v json.RawMessage) error {
 		var out []int
 		err := decodeArray(v, maxLen, func(e json.RawMessage) error {
 			n, err := ParseInt(e)
@@ -245,22 +314,24 @@ func IntListField(name string, dst *[]int, min, max int64, maxLen int) Field {
 
 // StrListField decodes an array of at most maxLen strings.
 func StrListField(name string, dst *[]string, maxLen int) Field {
-	return Field{name: name, decode: func(v json.RawMessage) error {
-		var out []string
-		err := decodeArray(v, maxLen, func(e json.RawMessage) error {
-			var s string
-			if len(e) == 0 || e[0] != '"' || json.Unmarshal(e, &s) != nil {
-				return fmt.Errorf("not a string")
-			}
-			out = append(out, s)
-			return nil
-		})
-		if err != nil {
-			return err
+	return Field{name: name, kind: kindStrList, strs: dst, maxLen: maxLen}
+}
+
+func decodeStrList(v json.RawMessage, dst *[]string, maxLen int) error {
+	var out []string
+	err := decodeArray(v, maxLen, func(e json.RawMessage) error {
+		var s string
+		if len(e) == 0 || e[0] != '"' || json.Unmarshal(e, &s) != nil {
+			return errNotString
 		}
-		*dst = out
+		out = append(out, s)
 		return nil
-	}}
+	})
+	if err != nil {
+		return err
+	}
+	*dst = out
+	return nil
 }
 
 // decodeArray hands each element of a JSON array to elem and stops at the first
@@ -283,13 +354,13 @@ func IgnoredField(name string) Field { return Field{name: name} }
 // FuncField is an optional field of a type of its own: decode gets the value
 // (valid JSON, never null) and any error it returns names the field.
 func FuncField(name string, decode func(json.RawMessage) error) Field {
-	return Field{name: name, decode: decode}
+	return Field{name: name, kind: kindFunc, decode: decode}
 }
 
 // ListField decodes an array of at most maxLen elements, each by elem (which
 // gets valid JSON); the first bad element or the one past maxLen names the field.
 func ListField(name string, maxLen int, elem func(json.RawMessage) error) Field {
-	return Field{name: name, decode: func(v json.RawMessage) error {
+	return Field{name: name, kind: kindFunc, decode: func(v json.RawMessage) error {
 		return decodeArray(v, maxLen, elem)
 	}}
 }

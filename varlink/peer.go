@@ -77,18 +77,22 @@ type peerKey struct{}
 
 // PeerFromContext returns the peer of the connection a call arrived on.
 func PeerFromContext(ctx context.Context) (Peer, bool) {
-	p, ok := ctx.Value(peerKey{}).(Peer)
-	return p, ok
+	p, ok := ctx.Value(peerKey{}).(*Peer)
+	if !ok {
+		return Peer{}, false
+	}
+	return *p, true
 }
 
-func readPeer(c *net.UnixConn) (Peer, error) {
+// readPeer reads the peer's credentials; its pidfd, when asked for, is
+// c.pidfd.
+func (c *Conn) readPeer() (Peer, error) {
 	var p Peer
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return p, err
+	if c.rc == nil {
+		return p, net.ErrClosed
 	}
 	var serr error
-	err = rc.Control(func(fd uintptr) {
+	err := c.rc.Control(func(fd uintptr) {
 		var cred *unix.Ucred
 		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 		if serr != nil {
@@ -99,6 +103,7 @@ func readPeer(c *net.UnixConn) (Peer, error) {
 	if err == nil {
 		err = serr
 	}
-	p.pidfd = &peerPidfd{rc: rc}
+	c.pidfd.rc = c.rc
+	p.pidfd = &c.pidfd
 	return p, err
 }

@@ -115,7 +115,8 @@ func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 	s.listeners = append(s.listeners, l)
 	s.cancels = append(s.cancels, cancel)
 	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { l.Close() })
+	var conns connGroup
+	stop := context.AfterFunc(ctx, func() { l.Close(); conns.shut() })
 	defer stop()
 	backoff := 5 * time.Millisecond
 	for {
@@ -134,7 +135,7 @@ func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		s.accept(ctx, uc)
+		s.accept(ctx, uc, &conns)
 	}
 }
 
@@ -149,12 +150,14 @@ func transientAcceptError(err error) bool {
 	return false
 }
 
-func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
-	peer, err := readPeer(uc)
+func (s *Server) accept(ctx context.Context, uc *net.UnixConn, group *connGroup) {
+	c := newConn(uc, s.lim, Peer{})
+	peer, err := c.readPeer()
 	if err != nil {
 		uc.Close()
 		return
 	}
+	c.peer = peer
 	privileged := s.privileged(peer.UID)
 	s.mu.Lock()
 	over := s.conns >= s.lim.MaxConnections
@@ -192,7 +195,7 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn) {
 			}
 			s.mu.Unlock()
 		}()
-		s.serve(ctx, uc, peer)
+		s.serve(ctx, c, group)
 	})
 }
 
@@ -203,23 +206,28 @@ func (s *Server) privileged(uid uint32) bool { return uid == 0 || uid == s.ownUI
 // ServeConn serves one connected socket (varlinkctl's exec: hands us one) until
 // it ends.
 func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
-	peer, err := readPeer(uc)
+	c := newConn(uc, s.lim, Peer{})
+	peer, err := c.readPeer()
 	if err != nil {
 		uc.Close()
 		return
 	}
+	c.peer = peer
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var group connGroup
+	stop := context.AfterFunc(ctx, group.shut)
+	defer stop()
 	s.mu.Lock()
 	s.cancels = append(s.cancels, cancel)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	s.serve(ctx, uc, peer)
+	s.serve(ctx, c, &group)
 }
 
-func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
-	c := newConn(uc, s.lim, peer)
+func (s *Server) serve(ctx context.Context, c *Conn, group *connGroup) {
+	uc, peer := c.uc, c.peer
 	c.budget, c.privileged = s.input, s.privileged(peer.UID)
 	defer func() {
 		if r := recover(); r != nil { // a framing bug costs one connection, not the daemon
@@ -232,9 +240,12 @@ func (s *Server) serve(ctx context.Context, uc *net.UnixConn, peer Peer) {
 	}()
 	// Shutting the read side wakes a blocked read without racing the deadlines
 	// the reader sets, and still lets a handler in flight write its reply.
-	stop := context.AfterFunc(ctx, func() { uc.CloseRead() })
-	defer stop()
-	ctx = context.WithValue(ctx, peerKey{}, peer)
+	if group.add(c) {
+		defer group.remove(c)
+	} else {
+		uc.CloseRead()
+	}
+	ctx = context.WithValue(ctx, peerKey{}, &c.peer)
 	if s.admits != nil && !s.admits(peer.UID) {
 		// Answering the first call, rather than hanging up at once, tells the
 		// client why; a call is what it waits on.
