@@ -117,7 +117,10 @@ func (p *Pool) List() ([]Image, error) {
 			out = append(out, hostImage())
 		}
 	}
-	slices.SortFunc(out, func(a, b Image) int { return strings.Compare(a.Name, b.Name) })
+	byName := func(a, b Image) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(out, byName) {
+		slices.SortFunc(out, byName)
+	}
 	return out, nil
 }
 
