@@ -112,14 +112,16 @@ func (p *Pool) List() ([]Image, error) {
 		}
 		sd.close()
 	}
-	if p.cfg.Host {
-		if _, ok := claimed[HostName]; !ok {
-			out = append(out, hostImage())
-		}
-	}
 	byName := func(a, b Image) int { return strings.Compare(a.Name, b.Name) }
 	if !slices.IsSortedFunc(out, byName) {
 		slices.SortFunc(out, byName)
+	}
+	if p.cfg.Host {
+		if _, ok := claimed[HostName]; !ok {
+			host := hostImage()
+			at, _ := slices.BinarySearchFunc(out, host, byName)
+			out = slices.Insert(out, at, host)
+		}
 	}
 	return out, nil
 }

@@ -23,7 +23,7 @@ type searchDir struct {
 	// index finds an entry of files by name; stats[i] is files[i]'s stat, with
 	// a zero Mask when the stat failed.
 	index   map[string]int
-	stats   []unix.Statx_t
+	stats   []entryStat
 	present map[string]bool // built for lookupIn on first need
 }
 
@@ -51,12 +51,17 @@ func readSearchDir(dir string) (*searchDir, error) {
 	d := &searchDir{
 		path: dir, dir: f, fd: fd, files: files,
 		index: make(map[string]int, len(files)),
-		stats: make([]unix.Statx_t, len(files)),
+		stats: make([]entryStat, len(files)),
 	}
+	var stx unix.Statx_t
 	for i, file := range files {
 		d.index[file] = i
-		if unix.Statx(fd, file, unix.AT_STATX_SYNC_AS_STAT, entryStatMask, &d.stats[i]) != nil {
-			d.stats[i].Mask = 0
+		if unix.Statx(fd, file, unix.AT_STATX_SYNC_AS_STAT, entryStatMask, &stx) == nil {
+			d.stats[i] = entryStat{
+				Mask: stx.Mask, Mode: stx.Mode, Ino: stx.Ino, Mnt_id: stx.Mnt_id,
+				Attributes: stx.Attributes, Attributes_mask: stx.Attributes_mask,
+				Size: stx.Size, Blocks: stx.Blocks, Btime: stx.Btime, Mtime: stx.Mtime,
+			}
 		}
 	}
 	return d, nil
@@ -64,8 +69,20 @@ func readSearchDir(dir string) (*searchDir, error) {
 
 func (d *searchDir) close() { d.dir.Close() }
 
-// stat is the stat of the entry file, nil when its stat failed.
-func (d *searchDir) stat(i int) *unix.Statx_t {
+// entryStat is the part of an entry's statx List uses, kept per entry (a
+// whole statx is four times the size).
+type entryStat struct {
+	Mask            uint32
+	Mode            uint16
+	Ino, Mnt_id     uint64
+	Attributes      uint64
+	Attributes_mask uint64
+	Size, Blocks    uint64
+	Btime, Mtime    unix.StatxTimestamp
+}
+
+// stat is the stat of entry i, nil when its stat failed.
+func (d *searchDir) stat(i int) *entryStat {
 	if d.stats[i].Mask == 0 {
 		return nil
 	}
@@ -127,7 +144,7 @@ func (d *searchDir) lookup(name string, mounts mountFlags) (Image, error) {
 
 // describe builds the image of a plain directory or raw file from its stat,
 // as makeImage would; false when it cannot tell.
-func (d *searchDir) describe(name, file, path string, stx *unix.Statx_t, m mountInfo) (Image, bool) {
+func (d *searchDir) describe(name, file, path string, stx *entryStat, m mountInfo) (Image, bool) {
 	img := Image{
 		Name: name, Path: path,
 		Usage: unknown, UsageExclusive: unknown, Limit: unknown, LimitExclusive: unknown,
@@ -160,7 +177,7 @@ func (d *searchDir) describe(name, file, path string, stx *unix.Statx_t, m mount
 
 // immutable reports the directory entry's immutable attribute: from its stat
 // where the file system reports attributes there, else asked of the inode.
-func (d *searchDir) immutable(file string, stx *unix.Statx_t) (bool, bool) {
+func (d *searchDir) immutable(file string, stx *entryStat) (bool, bool) {
 	if stx.Attributes_mask&unix.STATX_ATTR_IMMUTABLE != 0 {
 		return stx.Attributes&unix.STATX_ATTR_IMMUTABLE != 0, true
 	}
@@ -189,7 +206,7 @@ type mountFlags map[uint64]mountInfo
 
 // of returns the mount the entry at path (stat stx) lives on; false when the
 // kernel does not name mounts in stats or the mount cannot be asked.
-func (mf mountFlags) of(path string, stx *unix.Statx_t) (mountInfo, bool) {
+func (mf mountFlags) of(path string, stx *entryStat) (mountInfo, bool) {
 	if stx.Mask&unix.STATX_MNT_ID == 0 {
 		return mountInfo{}, false
 	}

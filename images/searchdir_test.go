@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -35,15 +36,17 @@ func TestListAgreesWithGet(t *testing.T) {
 	run(t, "mount", "-o", "remount,bind,ro", ro)
 	os.Symlink(filepath.Join(ro, "onro"), filepath.Join(dir, "onro"))
 
-	p, _ := testPool(t, dir)
+	_, cfg := testPool(t, dir)
+	cfg.Host = true
+	p := NewPool(cfg)
 	check := func(stage string, want map[string]bool) {
 		t.Helper()
 		imgs, err := p.List()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(imgs) != len(want) {
-			t.Errorf("%s: List = %v", stage, names(imgs))
+		if len(imgs) != len(want) || !slices.IsSorted(names(imgs)) {
+			t.Errorf("%s: List = %v, want %d images sorted by name", stage, names(imgs), len(want))
 		}
 		for _, img := range imgs {
 			got, err := p.Get(img.Name)
@@ -55,7 +58,7 @@ func TestListAgreesWithGet(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]bool{"plain": false, "frozen": true, ".hidden": true, "tree.raw": false, "ver": false,
+	want := map[string]bool{HostName: true, "plain": false, "frozen": true, ".hidden": true, "tree.raw": false, "ver": false,
 		"linked": false, "onro": true, "disk": false, "sealed": true}
 	check("first", want)
 
