@@ -95,3 +95,61 @@ func TestListAllocationsPerImage(t *testing.T) {
 		t.Errorf("%.1f allocations per image, want at most 4", perImage)
 	}
 }
+
+// Where a file system reports no attributes in its stats, the immutable flag
+// is asked of the directory itself, and only of the inode that was statted.
+func TestImmutableWithoutStatAttributes(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	frozen := filepath.Join(dir, "frozen")
+	mkdirs(t, frozen, filepath.Join(dir, "plain"))
+	clearImmutable(t, frozen)
+	if err := setImmutablePath(frozen, true); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := readSearchDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.close()
+	for file, want := range map[string]bool{"frozen": true, "plain": false} {
+		st := *sd.stat(sd.index[file])
+		st.Attributes_mask, st.Attributes = 0, 0
+		if got, ok := sd.immutable(file, &st); !ok || got != want {
+			t.Errorf("%s without stat attributes: immutable=%v (known %v), want %v", file, got, ok, want)
+		}
+		st.Ino++ // another inode than the one there now
+		if _, ok := sd.immutable(file, &st); ok {
+			t.Errorf("%s: an entry replaced since its stat was answered for", file)
+		}
+	}
+}
+
+// A mount is asked about only through an entry the kernel names the mount of,
+// and only while that entry still lives on it.
+func TestMountFlagsNeedTheMountID(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	mkdirs(t, filepath.Join(dir, "tree"))
+	sd, err := readSearchDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sd.close()
+	st := *sd.stat(sd.index["tree"])
+	path := filepath.Join(dir, "tree")
+	mf := mountFlags{}
+	if _, ok := mf.of(path, &st); !ok || len(mf) != 1 {
+		t.Fatalf("mount of a statted entry unknown (%v)", mf)
+	}
+	noID := st
+	noID.Mask &^= unix.STATX_MNT_ID
+	if _, ok := (mountFlags{}).of(path, &noID); ok {
+		t.Errorf("mount answered for a stat without a mount ID")
+	}
+	moved := st
+	moved.Mnt_id++ // the entry is elsewhere now
+	if m, ok := (mountFlags{}).of(path, &moved); ok {
+		t.Errorf("mount %+v answered for another mount's ID", m)
+	}
+}
