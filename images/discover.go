@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -67,60 +66,63 @@ func nameOfEntry(file string, mode uint32) string {
 // images that appear or go are seen by the next call. An entry that vanishes or
 // cannot be resolved (a dangling link, a symlink loop) while listing is skipped.
 func (p *Pool) List() ([]Image, error) {
-	byName := map[string]Image{}
-	unusable := map[string]bool{}
+	var out []Image
+	// claimed holds every name a directory has claimed: listed, or unusable
+	// (Get fails on it too, rather than look further).
+	var claimed map[string]bool
+	mounts := mountFlags{}
 	for _, dir := range p.searchPath() {
-		entries, err := os.ReadDir(dir)
+		sd, err := readSearchDir(dir)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				continue
 			}
 			return nil, fmt.Errorf("reading image directory %s: %w", dir, err)
 		}
-		present := make(map[string]bool, len(entries))
-		var names []string
-		for _, de := range entries {
-			present[de.Name()] = true
+		if claimed == nil {
+			claimed = make(map[string]bool, len(sd.files))
+			out = make([]Image, 0, len(sd.files)+1)
 		}
-		for _, de := range entries {
-			var st unix.Stat_t
-			if unix.Stat(filepath.Join(dir, de.Name()), &st) != nil {
+		var names []string
+		for i, file := range sd.files {
+			stx := sd.stat(i)
+			if stx == nil {
 				continue
 			}
-			name := nameOfEntry(de.Name(), st.Mode)
+			name := nameOfEntry(file, uint32(stx.Mode))
 			if name == "" {
 				continue
 			}
-			if _, seen := byName[name]; seen {
+			if _, seen := claimed[name]; seen {
 				continue
 			}
-			byName[name] = Image{} // placeholder: keeps later directories from claiming it
+			claimed[name] = true // keeps later directories from claiming it
 			names = append(names, name)
 		}
 		for _, name := range names {
-			img, err := lookupIn(dir, name, present)
+			img, err := sd.lookup(name, mounts)
 			switch {
 			case err == nil:
-				byName[name] = img
+				out = append(out, img)
 			case errors.Is(err, ErrNoSuchImage):
-				delete(byName, name) // nothing usable here: a later directory may have it
+				delete(claimed, name) // nothing usable here: a later directory may have it
 			default:
-				unusable[name] = true // Get fails on it too, rather than look further
+				claimed[name] = false
 			}
 		}
+		sd.close()
+	}
+	byName := func(a, b Image) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(out, byName) {
+		slices.SortFunc(out, byName)
 	}
 	if p.cfg.Host {
-		if _, ok := byName[HostName]; !ok {
-			byName[HostName] = hostImage()
+		if _, ok := claimed[HostName]; !ok {
+			host := hostImage()
+			at, _ := slices.BinarySearchFunc(out, host, byName)
+			out = slices.Insert(out, at, host)
 		}
 	}
-	out := make([]Image, 0, len(byName))
-	for name, img := range byName {
-		if !unusable[name] {
-			out = append(out, img)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 

@@ -19,7 +19,7 @@ const (
 
 // ImagePath is the object path of the image called name.
 func ImagePath(name string) dbus.ObjectPath {
-	return dbus.ObjectPath(imagePrefix + EscapeLabel(name))
+	return dbus.ObjectPath(labelPath(imagePrefix, name))
 }
 
 // imageInterface is org.freedesktop.machine1.Image. Every method works on the

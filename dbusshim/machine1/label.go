@@ -20,15 +20,27 @@ const hexDigits = "0123456789abcdef"
 // EscapeLabel is sd-bus's bus_label_escape: "" becomes "_"; ASCII letters are
 // kept, and so are digits except in first position; every other byte becomes
 // '_' and two lower-case hex digits. The result is a valid object path element.
-func EscapeLabel(s string) string {
+func EscapeLabel(s string) string { return labelPath("", s) }
+
+// labelPath is prefix followed by s escaped as EscapeLabel does, built in one
+// allocation: ListImages and ListMachines make one per entry.
+func labelPath(prefix, s string) string {
 	if s == "" {
-		return "_"
+		return prefix + "_"
+	}
+	n := len(prefix)
+	for i := 0; i < len(s); i++ {
+		n++
+		if !labelKeeps(s[i], i) {
+			n += 2
+		}
 	}
 	var b strings.Builder
-	b.Grow(len(s))
+	b.Grow(n)
+	b.WriteString(prefix)
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9') {
+		if labelKeeps(c, i) {
 			b.WriteByte(c)
 			continue
 		}
@@ -37,6 +49,11 @@ func EscapeLabel(s string) string {
 		b.WriteByte(hexDigits[c&15])
 	}
 	return b.String()
+}
+
+// labelKeeps reports whether byte c at position i of a label stays as it is.
+func labelKeeps(c byte, i int) bool {
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
 }
 
 // UnescapeLabel reverses EscapeLabel: "_" alone is "", "_xx" with two hex
@@ -79,5 +96,5 @@ func unhex(c byte) (byte, bool) {
 
 // MachinePath is the object path of the machine called name.
 func MachinePath(name string) dbus.ObjectPath {
-	return dbus.ObjectPath(machinePrefix + EscapeLabel(name))
+	return dbus.ObjectPath(labelPath(machinePrefix, name))
 }

@@ -52,3 +52,23 @@ func FuzzLabel(f *testing.F) {
 		}
 	})
 }
+
+// ListImages and ListMachines make a path per entry: one allocation each, and
+// the same path as escaping the label on its own.
+func TestObjectPathsInOneAllocation(t *testing.T) {
+	for _, name := range []string{"", "rawhide", "fedora-40", ".host", "é", "a.b.c-d_e"} {
+		if got, want := string(ImagePath(name)), imagePrefix+EscapeLabel(name); got != want {
+			t.Errorf("ImagePath(%q) = %q, want %q", name, got, want)
+		}
+		if got, want := string(MachinePath(name)), machinePrefix+EscapeLabel(name); got != want {
+			t.Errorf("MachinePath(%q) = %q, want %q", name, got, want)
+		}
+	}
+	name := "fedora-40.x86_64"
+	if n := testing.AllocsPerRun(100, func() { _ = ImagePath(name) }); n != 1 {
+		t.Errorf("ImagePath: %v allocations, want 1", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = MachinePath(name) }); n != 1 {
+		t.Errorf("MachinePath: %v allocations, want 1", n)
+	}
+}

@@ -104,48 +104,6 @@ func optString(name string, dst **string) varlink.Field {
 
 func replyEmpty(ctx context.Context, c *varlink.Call) error { return c.Reply(ctx, nil) }
 
-// imageJSON is one List reply, fields in IDL order; unknown values (zero
-// timestamps, sizes of UINT64_MAX) are left out.
-type imageJSON struct {
-	Name                  string   `json:"name"`
-	Path                  string   `json:"path,omitempty"`
-	Type                  string   `json:"type"`
-	Class                 string   `json:"class"`
-	ReadOnly              bool     `json:"readOnly"`
-	CreationTimestamp     *uint64  `json:"creationTimestamp,omitempty"`
-	ModificationTimestamp *uint64  `json:"modificationTimestamp,omitempty"`
-	Usage                 *uint64  `json:"usage,omitempty"`
-	UsageExclusive        *uint64  `json:"usageExclusive,omitempty"`
-	Limit                 *uint64  `json:"limit,omitempty"`
-	LimitExclusive        *uint64  `json:"limitExclusive,omitempty"`
-	Hostname              string   `json:"hostname,omitempty"`
-	MachineID             string   `json:"machineId,omitempty"`
-	MachineInfo           []string `json:"machineInfo,omitempty"`
-	OSRelease             []string `json:"OSRelease,omitempty"`
-}
-
-func toJSON(e service.ImageEntry) imageJSON {
-	known := func(v uint64, unknown uint64) *uint64 {
-		if v == unknown {
-			return nil
-		}
-		return &v
-	}
-	j := imageJSON{
-		Name: e.Name, Path: e.Path, Type: string(e.Type), Class: "machine", ReadOnly: e.ReadOnly,
-		CreationTimestamp:     known(e.CrTime, 0),
-		ModificationTimestamp: known(e.MTime, 0),
-		Usage:                 known(e.Usage, math.MaxUint64),
-		UsageExclusive:        known(e.UsageExclusive, math.MaxUint64),
-		Limit:                 known(e.Limit, math.MaxUint64),
-		LimitExclusive:        known(e.LimitExclusive, math.MaxUint64),
-	}
-	if md := e.Metadata; md != nil {
-		j.Hostname, j.MachineID, j.MachineInfo, j.OSRelease = md.Hostname, md.MachineID, md.MachineInfo, md.OSRelease
-	}
-	return j
-}
-
 func (f *Iface) list(ctx context.Context, c *varlink.Call) error {
 	var name, mode string
 	var interactive bool
