@@ -38,6 +38,9 @@ func rowImgVList(n int) string {
 func rowImgVMeta(n int) string {
 	return fmt.Sprintf("Varlink MachineImage.List (more) with metadata, %s images", count(n))
 }
+// rowCPUCall is the CPU time the daemon (bus: its dbus-daemon) spent per
+// timed operation of the image row called row, in the same repetitions.
+func rowCPUCall(bus bool, row string) string { return cpuWho(bus) + " CPU per operation: " + row }
 func rowClone(fs string, mib int) string {
 	return fmt.Sprintf("CloneImage of a %s directory image, %s", sizeText(mib), fs)
 }
@@ -68,10 +71,15 @@ func (b *bench) planImages() {
 		return
 	}
 	r, n := b.rep, b.cfg.images
-	r.add(gImages, rowImgDBusList(n), "ms", false)
-	r.add(gImages, rowImgDBusMeta(n), "ms", false)
-	r.add(gImages, rowImgVList(n), "ms", false)
-	r.add(gImages, rowImgVMeta(n), "ms", false)
+	for _, row := range []string{rowImgDBusList(n), rowImgDBusMeta(n)} {
+		r.add(gImages, row, "ms", false)
+		r.add(gImages, rowCPUCall(false, row), "µs", false)
+		r.add(gImages, rowCPUCall(true, row), "µs", false)
+	}
+	for _, row := range []string{rowImgVList(n), rowImgVMeta(n)} {
+		r.add(gImages, row, "ms", false)
+		r.add(gImages, rowCPUCall(false, row), "µs", false)
+	}
 	r.add(gImages, rowClone("ext4", b.cfg.cloneMiB), "ms", false)
 	r.add(gImages, rowClone("btrfs (subvolume: a snapshot)", b.cfg.cloneMiB), "ms", false)
 }
@@ -231,7 +239,11 @@ func (b *bench) dbusListImages(d *daemon, n int, withOS bool) {
 		maxOps = 50
 	}
 	obj := m1(d.busConn)
+	var cpu cpuTally
+	mark := cpu.begin(d)
+	ops := 0
 	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, maxOps, func() error {
+		ops++
 		var list [][]any
 		if err := obj.Call(m1Mgr+".ListImages", 0).Store(&list); err != nil {
 			return err
@@ -258,7 +270,10 @@ func (b *bench) dbusListImages(d *daemon, n int, withOS bool) {
 		b.set(gImages, name, "ms", false, d, failed(err))
 		return
 	}
+	cpu.end(d, mark, ops)
 	b.set(gImages, name, "ms", false, d, figure(med, s))
+	b.set(gImages, rowCPUCall(false, name), "µs", false, d, cpu.perOp(false))
+	b.set(gImages, rowCPUCall(true, name), "µs", false, d, cpu.perOp(true))
 }
 
 func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
@@ -277,7 +292,11 @@ func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
 	}
 	defer v.Close()
 	req := request("io.systemd.MachineImage.List", params, true)
+	var cpu cpuTally
+	mark := cpu.begin(d)
+	ops := 0
 	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
+		ops++
 		got, err := v.callMore(req)
 		if err != nil {
 			return err
@@ -291,7 +310,9 @@ func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
 		b.set(gImages, name, "ms", false, d, failed(err))
 		return
 	}
+	cpu.end(d, mark, ops)
 	b.set(gImages, name, "ms", false, d, figure(med, s))
+	b.set(gImages, rowCPUCall(false, name), "µs", false, d, cpu.perOp(false))
 }
 
 // clone times CloneImage of the pool's source, over D-Bus (every daemon has
