@@ -242,5 +242,5 @@ func readDiskMetadata(path string) (Metadata, error) {
 		return Metadata{}, err
 	}
 	defer unix.Close(mfd)
-	return readMetadataAt(mfd), nil
+	return readMetadataAt(mfd, AllMetadata), nil
 }

@@ -41,7 +41,7 @@ func BenchmarkList1000WithMetadata(b *testing.B) {
 			b.Fatalf("%d images, %v", len(imgs), err)
 		}
 		for _, img := range imgs {
-			if md, err := p.Metadata(ctx, img); err != nil || md.Hostname != "bench" {
+			if md, err := p.Metadata(ctx, img, AllMetadata); err != nil || md.Hostname != "bench" {
 				b.Fatalf("%s: %+v, %v", img.Name, md, err)
 			}
 		}

@@ -22,6 +22,18 @@ type Metadata struct {
 	OSRelease   []string
 }
 
+// MetadataParts picks the identity files a reading opens: a getter that
+// answers one field need not open the other three files.
+type MetadataParts uint8
+
+const (
+	PartHostname MetadataParts = 1 << iota
+	PartMachineID
+	PartMachineInfo
+	PartOSRelease
+	AllMetadata = PartHostname | PartMachineID | PartMachineInfo | PartOSRelease
+)
+
 // maxMetadataFile bounds what is read of each file: they are the image's, and
 // the image may be anybody's.
 const maxMetadataFile = 64 << 10
@@ -38,8 +50,10 @@ const maxCachedMetadata = 256
 // times); reading one takes the image's lock shared, so an image a writable
 // container runs answers EBUSY unless its metadata was read before. Files that
 // are missing or unreadable leave their fields empty; an error means the image
-// itself could not be read.
-func (p *Pool) Metadata(ctx context.Context, img Image) (Metadata, error) {
+// itself could not be read. Of a tree only the files of parts are read, the
+// other fields left empty; a disk image is read whole, since what is read of it
+// is cached.
+func (p *Pool) Metadata(ctx context.Context, img Image, parts MetadataParts) (Metadata, error) {
 	if err := ctx.Err(); err != nil {
 		return Metadata{}, err
 	}
@@ -50,7 +64,7 @@ func (p *Pool) Metadata(ctx context.Context, img Image) (Metadata, error) {
 			return Metadata{}, fmt.Errorf("image %q: %w", img.Name, err)
 		}
 		defer unix.Close(fd)
-		return readMetadataAt(fd), nil
+		return readMetadataAt(fd, parts), nil
 	case TypeRaw, TypeBlock:
 		key, err := statKey(img.Path)
 		if err != nil {
@@ -141,20 +155,32 @@ func (c *metadataCache) len() int {
 	return len(c.entries)
 }
 
-// readMetadataAt reads the identity files of the tree rootfd.
-func readMetadataAt(rootfd int) Metadata {
+// readTreeFile is readInRoot; tests see which files a reading opens.
+var readTreeFile = readInRoot
+
+// readMetadataAt reads the identity files of parts of the tree rootfd.
+func readMetadataAt(rootfd int, parts MetadataParts) Metadata {
 	var md Metadata
-	if b, err := readInRoot(rootfd, "etc/hostname"); err == nil {
-		md.Hostname = parseHostname(b)
+	if parts&PartHostname != 0 {
+		if b, err := readTreeFile(rootfd, "etc/hostname"); err == nil {
+			md.Hostname = parseHostname(b)
+		}
 	}
-	if b, err := readInRoot(rootfd, "etc/machine-id"); err == nil {
-		md.MachineID = parseMachineID(b)
+	if parts&PartMachineID != 0 {
+		if b, err := readTreeFile(rootfd, "etc/machine-id"); err == nil {
+			md.MachineID = parseMachineID(b)
+		}
 	}
-	if b, err := readInRoot(rootfd, "etc/machine-info"); err == nil {
-		md.MachineInfo = parseEnv(b)
+	if parts&PartMachineInfo != 0 {
+		if b, err := readTreeFile(rootfd, "etc/machine-info"); err == nil {
+			md.MachineInfo = parseEnv(b)
+		}
+	}
+	if parts&PartOSRelease == 0 {
+		return md
 	}
 	for _, name := range []string{"etc/os-release", "usr/lib/os-release"} {
-		b, err := readInRoot(rootfd, name)
+		b, err := readTreeFile(rootfd, name)
 		if errors.Is(err, unix.ENOENT) {
 			continue
 		}

@@ -31,7 +31,7 @@ func TestTreeMetadata(t *testing.T) {
 	os.Symlink("/../../../usr/lib/os-release", filepath.Join(tree, "etc/os-release"))
 	p, _ := testPool(t, dir)
 	img, _ := p.Get("tree")
-	md, err := p.Metadata(context.Background(), img)
+	md, err := p.Metadata(context.Background(), img, AllMetadata)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestTreeMetadata(t *testing.T) {
 
 	// Changes show at once: trees are not cached.
 	writeFile(t, filepath.Join(tree, "etc/hostname"), "changed\n", 0o644)
-	if md, _ = p.Metadata(context.Background(), img); md.Hostname != "changed" {
+	if md, _ = p.Metadata(context.Background(), img, AllMetadata); md.Hostname != "changed" {
 		t.Errorf("after a change: hostname %q", md.Hostname)
 	}
 }
@@ -69,7 +69,7 @@ func TestTreeMetadataHostile(t *testing.T) {
 	os.Symlink("/proc/self/root/etc/machine-id", filepath.Join(tree, "etc/machine-id"))
 	p, _ := testPool(t, dir)
 	img, _ := p.Get("tree")
-	md, err := p.Metadata(context.Background(), img)
+	md, err := p.Metadata(context.Background(), img, AllMetadata)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestTreeMetadataHostile(t *testing.T) {
 	}
 	// Just under the bound is read.
 	writeFile(t, filepath.Join(tree, "etc/os-release"), "ID=big\n"+strings.Repeat("#", maxMetadataFile-8), 0o644)
-	if md, _ = p.Metadata(context.Background(), img); !slices.Equal(md.OSRelease, []string{"ID=big"}) {
+	if md, _ = p.Metadata(context.Background(), img, AllMetadata); !slices.Equal(md.OSRelease, []string{"ID=big"}) {
 		t.Errorf("file under the bound: %v", md.OSRelease)
 	}
 }
@@ -145,7 +145,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := p.Metadata(context.Background(), image)
+	md, err := p.Metadata(context.Background(), image, AllMetadata)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	reads := 0
 	readDisk = func(path string) (Metadata, error) { reads++; return readDiskMetadata(path) }
 	t.Cleanup(func() { readDisk = readDiskMetadata })
-	md2, _ := p.Metadata(context.Background(), image)
+	md2, _ := p.Metadata(context.Background(), image, AllMetadata)
 	if reads != 0 {
 		t.Errorf("unchanged image read again")
 	}
@@ -179,7 +179,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	os.Remove(img)
 	makeGPTImage(t, img, "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", root)
 	image, _ = p.Get("disk")
-	if md, _ = p.Metadata(context.Background(), image); md.Hostname != "new-host" || reads != 1 {
+	if md, _ = p.Metadata(context.Background(), image, AllMetadata); md.Hostname != "new-host" || reads != 1 {
 		t.Errorf("after the image changed: hostname %q (%d reads)", md.Hostname, reads)
 	}
 
@@ -190,11 +190,11 @@ func TestRawGPTMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md, err := p.Metadata(context.Background(), image); err != nil || md.Hostname != "new-host" {
+	if md, err := p.Metadata(context.Background(), image, AllMetadata); err != nil || md.Hostname != "new-host" {
 		t.Errorf("cached metadata of a locked image: %+v, %v", md, err)
 	}
 	os.Chtimes(image.Path, time.Now(), time.Now())
-	if _, err := p.Metadata(context.Background(), image); !errorsIs(err, unix.EBUSY) {
+	if _, err := p.Metadata(context.Background(), image, AllMetadata); !errorsIs(err, unix.EBUSY) {
 		t.Errorf("changed image in use: %v, want EBUSY", err)
 	}
 	lock.release()
@@ -202,7 +202,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md, err := p.Metadata(context.Background(), image); err != nil || md.Hostname != "new-host" {
+	if md, err := p.Metadata(context.Background(), image, AllMetadata); err != nil || md.Hostname != "new-host" {
 		t.Errorf("image in read-only use: %+v, %v", md, err)
 	}
 	shared.release()
@@ -214,7 +214,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md, err := p.Metadata(context.Background(), g); err != nil || md.Hostname != "new-host" {
+	if md, err := p.Metadata(context.Background(), g, AllMetadata); err != nil || md.Hostname != "new-host" {
 		t.Errorf("generic partition: %+v, %v", md, err)
 	}
 	// A bare file system without a partition table is the root itself.
@@ -223,7 +223,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	run(t, "mkfs.ext4", "-q", "-F", "-d", root, bare)
 	if b, err := p.Get("bare"); err != nil {
 		t.Fatal(err)
-	} else if md, err := p.Metadata(context.Background(), b); err != nil || md.Hostname != "new-host" {
+	} else if md, err := p.Metadata(context.Background(), b, AllMetadata); err != nil || md.Hostname != "new-host" {
 		t.Errorf("bare file system: %+v, %v", md, err)
 	}
 	makeGPTImage(t, filepath.Join(dir, "arm.raw"), "b921b045-1df0-41c3-af44-4c6f280d3fae", root)
@@ -231,7 +231,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Metadata(context.Background(), a); localArchitectures[0] == "x86-64" && !errorsIs(err, unix.ENXIO) {
+	if _, err := p.Metadata(context.Background(), a, AllMetadata); localArchitectures[0] == "x86-64" && !errorsIs(err, unix.ENXIO) {
 		t.Errorf("an arm64 root partition on x86-64: %v, want ENXIO", err)
 	}
 }
@@ -273,4 +273,52 @@ func TestMetadataCacheBound(t *testing.T) {
 func metadataEqual(a, b Metadata) bool {
 	return a.Hostname == b.Hostname && a.MachineID == b.MachineID &&
 		slices.Equal(a.MachineInfo, b.MachineInfo) && slices.Equal(a.OSRelease, b.OSRelease)
+}
+
+// Each part reads its own file alone (os-release: /etc's, else /usr/lib's) and
+// fills its field as a whole reading does; the other fields stay empty.
+func TestTreeMetadataParts(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	writeOSTree(t, tree, "inside", "inner-host")
+	p, _ := testPool(t, dir)
+	img, _ := p.Get("tree")
+	all, err := p.Metadata(context.Background(), img, AllMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened []string
+	t.Cleanup(func() { readTreeFile = readInRoot })
+	readTreeFile = func(rootfd int, path string) ([]byte, error) {
+		opened = append(opened, path)
+		return readInRoot(rootfd, path)
+	}
+	for _, c := range []struct {
+		part  MetadataParts
+		files []string
+		want  Metadata
+	}{
+		{PartHostname, []string{"etc/hostname"}, Metadata{Hostname: all.Hostname}},
+		{PartMachineID, []string{"etc/machine-id"}, Metadata{MachineID: all.MachineID}},
+		{PartMachineInfo, []string{"etc/machine-info"}, Metadata{MachineInfo: all.MachineInfo}},
+		{PartOSRelease, []string{"etc/os-release", "usr/lib/os-release"}, Metadata{OSRelease: all.OSRelease}},
+	} {
+		opened = nil
+		md, err := p.Metadata(context.Background(), img, c.part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(opened, c.files) {
+			t.Errorf("part %d opened %v, want %v", c.part, opened, c.files)
+		}
+		if !metadataEqual(md, c.want) {
+			t.Errorf("part %d = %+v, want %+v", c.part, md, c.want)
+		}
+	}
+	opened = nil
+	p.Metadata(context.Background(), img, AllMetadata)
+	if len(opened) != 5 {
+		t.Errorf("a whole reading opened %v", opened)
+	}
 }

@@ -20,7 +20,17 @@ const (
 type (
 	Image         = images.Image
 	ImageMetadata = images.Metadata
-	RemovedImage  = images.Removed
+	// ImageMetadataParts picks the fields of ImageMetadata a reading fills.
+	ImageMetadataParts = images.MetadataParts
+	RemovedImage       = images.Removed
+)
+
+// The parts of an image's metadata, one per identity file.
+const (
+	ImageHostname    = images.PartHostname
+	ImageMachineID   = images.PartMachineID
+	ImageMachineInfo = images.PartMachineInfo
+	ImageOSRelease   = images.PartOSRelease
 )
 
 // ImagePool is the image pool the Manager serves (images.Pool); an interface
@@ -28,7 +38,7 @@ type (
 type ImagePool interface {
 	List() ([]images.Image, error)
 	Get(name string) (images.Image, error)
-	Metadata(ctx context.Context, img images.Image) (images.Metadata, error)
+	Metadata(ctx context.Context, img images.Image, parts images.MetadataParts) (images.Metadata, error)
 	Rename(name, newName string) error
 	MarkReadOnly(name string, ro bool) error
 	SetLimit(name string, limit uint64) error
@@ -186,7 +196,7 @@ func (m *Manager) ListImages(ctx context.Context, c Caller, name string, mode Me
 		return out, nil
 	}
 	for i := range out {
-		md, err := p.Metadata(ctx, out[i].Image)
+		md, err := p.Metadata(ctx, out[i].Image, images.AllMetadata)
 		if err != nil {
 			if mode == MetadataGraceful {
 				continue
@@ -204,9 +214,9 @@ func (m *Manager) GetImage(name string) (Image, error) {
 	return img, err
 }
 
-// GetImageMetadata reads the metadata of the image called name, for callers
-// allowed to inspect images.
-func (m *Manager) GetImageMetadata(ctx context.Context, c Caller, name string) (ImageMetadata, error) {
+// GetImageMetadata reads the parts of the metadata of the image called name,
+// for callers allowed to inspect images.
+func (m *Manager) GetImageMetadata(ctx context.Context, c Caller, name string, parts ImageMetadataParts) (ImageMetadata, error) {
 	p, img, err := m.findImage("name", name)
 	if err != nil {
 		return ImageMetadata{}, err
@@ -214,7 +224,7 @@ func (m *Manager) GetImageMetadata(ctx context.Context, c Caller, name string) (
 	if err := m.authorizeInspectImages(ctx, c, name); err != nil {
 		return ImageMetadata{}, err
 	}
-	md, err := p.Metadata(ctx, img)
+	md, err := p.Metadata(ctx, img, parts)
 	return md, imageError(err, name)
 }
 

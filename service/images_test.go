@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,10 +24,11 @@ type fakePool struct {
 	images  map[string]images.Image
 	err     map[string]error // by method
 	calls   []string
-	started chan struct{}   // gets a value when a Clone starts
-	release chan struct{}   // Clone waits for it, or for its ctx
-	ctxErr  chan error      // a blocked Clone's ctx error
-	md      images.Metadata // what Metadata returns
+	started chan struct{}          // gets a value when a Clone starts
+	release chan struct{}          // Clone waits for it, or for its ctx
+	ctxErr  chan error             // a blocked Clone's ctx error
+	md      images.Metadata        // what Metadata returns
+	parts   []images.MetadataParts // what each Metadata call asked for
 }
 
 func newFakePool(names ...string) *fakePool {
@@ -65,7 +67,10 @@ func (p *fakePool) Get(name string) (images.Image, error) {
 	return img, nil
 }
 
-func (p *fakePool) Metadata(context.Context, images.Image) (images.Metadata, error) {
+func (p *fakePool) Metadata(_ context.Context, _ images.Image, parts images.MetadataParts) (images.Metadata, error) {
+	p.mu.Lock()
+	p.parts = append(p.parts, parts)
+	p.mu.Unlock()
 	return p.md, p.record("Metadata")
 }
 func (p *fakePool) Rename(name, newName string) error {
@@ -332,16 +337,16 @@ func TestImageMetadataNeedsInspect(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Metadata == nil || list[0].Metadata.Hostname != "h" {
 		t.Fatalf("root lists a with metadata: %+v %v", list, err)
 	}
-	if _, err := m.GetImageMetadata(ctx, nobodyCaller, "a"); !errors.Is(err, ErrPermissionDenied) {
+	if _, err := m.GetImageMetadata(ctx, nobodyCaller, "a", ImageHostname); !errors.Is(err, ErrPermissionDenied) {
 		t.Errorf("nobody reads metadata: %v", err)
 	}
-	if md, err := m.GetImageMetadata(ctx, root, "a"); err != nil || md.Hostname != "h" {
+	if md, err := m.GetImageMetadata(ctx, root, "a", ImageHostname); err != nil || md.Hostname != "h" {
 		t.Errorf("root reads metadata: %v %v", md, err)
 	}
 
 	authz := &detailsAuthorizer{}
 	m = newImageManager(t, p, authz)
-	if _, err := m.GetImageMetadata(ctx, nobodyCaller, "a"); err != nil {
+	if _, err := m.GetImageMetadata(ctx, nobodyCaller, "a", ImageHostname); err != nil {
 		t.Errorf("nobody with the grant: %v", err)
 	}
 	if authz.actions[0] != ActionInspectImages || authz.details[0]["image"] != "a" {
@@ -421,5 +426,25 @@ func TestPoolInfoAsksThePool(t *testing.T) {
 	defer m.Close()
 	if path, usage, limit := m.PoolInfo(); path != "/srv/pool" || usage != 1 || limit != 2 {
 		t.Errorf("PoolInfo = %q %d %d", path, usage, limit)
+	}
+}
+
+// A listing reads all of each image's metadata; a getter passes on the part it
+// answers, so that the pool opens that file alone.
+func TestImageMetadataParts(t *testing.T) {
+	p := newFakePool("a")
+	m := newImageManager(t, p, nil)
+	ctx := context.Background()
+	if _, err := m.ListImages(ctx, root, "", MetadataYes); err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []ImageMetadataParts{ImageHostname, ImageMachineID, ImageMachineInfo, ImageOSRelease} {
+		if _, err := m.GetImageMetadata(ctx, root, "a", part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []images.MetadataParts{images.AllMetadata, images.PartHostname, images.PartMachineID, images.PartMachineInfo, images.PartOSRelease}
+	if !slices.Equal(p.parts, want) {
+		t.Errorf("parts asked %v, want %v", p.parts, want)
 	}
 }

@@ -620,6 +620,22 @@ func TestImagesObjects(t *testing.T) {
 	if out != "s \"alphahost\"\n" {
 		t.Errorf("GetHostname: %q", out)
 	}
+	// Each single-field getter answers its own file, on the Manager and on the
+	// image object alike.
+	idBytes := "ay 16 1 35 69 103 137 171 205 239 1 35 69 103 137 171 205 239\n"
+	for _, g := range []struct{ method, want string }{
+		{"Hostname", "s \"alphahost\"\n"},
+		{"MachineID", idBytes},
+		{"MachineInfo", "a{ss} 1 \"PRETTY_HOSTNAME\" \"Pretty alphahost\"\n"},
+		{"OSRelease", "a{ss} 2 \"ID\" \"testos\" \"PRETTY_NAME\" \"Alpha OS 1\"\n"},
+	} {
+		if out := bctl(nil, "call", m1Dest, m1Path, m1Manager, "GetImage"+g.method, "s", "alpha"); out != g.want {
+			t.Errorf("GetImage%s: %q, want %q", g.method, out, g.want)
+		}
+		if out := bctl(nil, "call", m1Dest, "/org/freedesktop/machine1/image/alpha", "org.freedesktop.machine1.Image", "Get"+g.method); out != g.want {
+			t.Errorf("Image.Get%s: %q, want %q", g.method, out, g.want)
+		}
+	}
 	if _, errOut, code := busctl(t, bus, nobodyCred, "call", m1Dest, "/org/freedesktop/machine1/image/alpha", "org.freedesktop.machine1.Image", "Remove"); code == 0 || !strings.Contains(errOut, "ccess denied") {
 		t.Errorf("nobody's Image.Remove: %d %s", code, errOut)
 	}

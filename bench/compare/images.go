@@ -38,6 +38,10 @@ func rowImgVList(n int) string {
 func rowImgVMeta(n int) string {
 	return fmt.Sprintf("Varlink MachineImage.List (more) with metadata, %s images", count(n))
 }
+
+// rowCPUCall is the CPU time the daemon (bus: its dbus-daemon) spent per
+// timed operation of the image row called row, in the same repetitions.
+func rowCPUCall(bus bool, row string) string { return cpuWho(bus) + " CPU per operation: " + row }
 func rowClone(fs string, mib int) string {
 	return fmt.Sprintf("CloneImage of a %s directory image, %s", sizeText(mib), fs)
 }
@@ -68,10 +72,15 @@ func (b *bench) planImages() {
 		return
 	}
 	r, n := b.rep, b.cfg.images
-	r.add(gImages, rowImgDBusList(n), "ms", false)
-	r.add(gImages, rowImgDBusMeta(n), "ms", false)
-	r.add(gImages, rowImgVList(n), "ms", false)
-	r.add(gImages, rowImgVMeta(n), "ms", false)
+	for _, row := range []string{rowImgDBusList(n), rowImgDBusMeta(n)} {
+		r.add(gImages, row, "ms", false)
+		r.add(gImages, rowCPUCall(false, row), "µs", false)
+		r.add(gImages, rowCPUCall(true, row), "µs", false)
+	}
+	for _, row := range []string{rowImgVList(n), rowImgVMeta(n)} {
+		r.add(gImages, row, "ms", false)
+		r.add(gImages, rowCPUCall(false, row), "µs", false)
+	}
 	r.add(gImages, rowClone("ext4", b.cfg.cloneMiB), "ms", false)
 	r.add(gImages, rowClone("btrfs (subvolume: a snapshot)", b.cfg.cloneMiB), "ms", false)
 }
@@ -199,8 +208,7 @@ func (b *bench) runImages(d *daemon) {
 		return
 	}
 	n := images.n
-	b.dbusListImages(d, n, false)
-	b.dbusListImages(d, n, true)
+	// The D-Bus image rows are measured later, by imagePhase.
 	b.varlinkListImages(d, n, false)
 	b.varlinkListImages(d, n, true)
 	b.clone(d, rowClone("ext4", images.cloneMiB))
@@ -217,21 +225,74 @@ func (b *bench) runImages(d *daemon) {
 	}
 }
 
-func (b *bench) dbusListImages(d *daemon, n int, withOS bool) {
-	name := rowImgDBusList(n)
-	if withOS {
-		name = rowImgDBusMeta(n)
+// imagePhase measures the D-Bus image rows with every daemon running at once,
+// interleaved as the D-Bus phase is: each repetition runs every daemon's
+// ListImages, then every daemon's ListImages + GetImageOSRelease of each, in
+// an order rotated from one repetition to the next, so that a drift in the
+// VM's speed lands on all daemons alike.
+func (b *bench) imagePhase(scratch string) {
+	n := images.n
+	rows := []string{rowImgDBusList(n), rowImgDBusMeta(n)}
+	ds, _ := b.startAll(scratch)
+	defer shutdownAll(ds)
+	started := map[string]bool{}
+	for _, d := range ds {
+		started[d.key] = true
 	}
-	if d.busConn == nil {
-		b.set(gImages, name, "ms", false, d, na(d.noBus))
-		return
+	for _, key := range b.cfg.daemons {
+		if !started[key] {
+			for _, row := range rows {
+				for _, r := range []string{row, rowCPUCall(false, row), rowCPUCall(true, row)} {
+					b.rep.set(gImages, r, "", false, key, cell{Text: "n/a", Note: "no D-Bus in the image phase"})
+				}
+			}
+		}
 	}
-	maxOps := 2000
-	if withOS {
-		maxOps = 50
+	for w, row := range rows {
+		withOS := w == 1
+		maxOps := 2000
+		if withOS {
+			maxOps = 50
+		}
+		cpu := make([]cpuTally, len(ds))
+		calls := make([][]float64, len(ds))
+		medians := make([][]float64, len(ds))
+		errs := make([]error, len(ds))
+		for rep := 0; rep < b.cfg.duelReps; rep++ {
+			for k := range ds {
+				i := (k + rep) % len(ds)
+				if errs[i] != nil {
+					continue
+				}
+				mark := cpu[i].begin(ds[i])
+				med, all, err := latencyRun(b.cfg.dur, 3, maxOps, listImagesOp(ds[i], n, withOS))
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				cpu[i].end(ds[i], mark, len(all))
+				calls[i] = append(calls[i], all...)
+				medians[i] = append(medians[i], med)
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		for i, d := range ds {
+			if errs[i] != nil {
+				b.set(gImages, row, "ms", false, d, failed(errs[i]))
+				continue
+			}
+			b.set(gImages, row, "ms", false, d, figure(median(calls[i]), medians[i]))
+			b.set(gImages, rowCPUCall(false, row), "µs", false, d, cpu[i].perOp(false))
+			b.set(gImages, rowCPUCall(true, row), "µs", false, d, cpu[i].perOp(true))
+		}
 	}
+}
+
+// listImagesOp is one D-Bus ListImages of d, which must list at least n
+// images; withOS adds a GetImageOSRelease of each image of the listing set.
+func listImagesOp(d *daemon, n int, withOS bool) func() error {
 	obj := m1(d.busConn)
-	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, maxOps, func() error {
+	return func() error {
 		var list [][]any
 		if err := obj.Call(m1Mgr+".ListImages", 0).Store(&list); err != nil {
 			return err
@@ -253,12 +314,7 @@ func (b *bench) dbusListImages(d *daemon, n int, withOS bool) {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		b.set(gImages, name, "ms", false, d, failed(err))
-		return
 	}
-	b.set(gImages, name, "ms", false, d, figure(med, s))
 }
 
 func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
@@ -277,7 +333,11 @@ func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
 	}
 	defer v.Close()
 	req := request("io.systemd.MachineImage.List", params, true)
+	var cpu cpuTally
+	mark := cpu.begin(d)
+	ops := 0
 	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
+		ops++
 		got, err := v.callMore(req)
 		if err != nil {
 			return err
@@ -291,7 +351,9 @@ func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
 		b.set(gImages, name, "ms", false, d, failed(err))
 		return
 	}
+	cpu.end(d, mark, ops)
 	b.set(gImages, name, "ms", false, d, figure(med, s))
+	b.set(gImages, rowCPUCall(false, name), "µs", false, d, cpu.perOp(false))
 }
 
 // clone times CloneImage of the pool's source, over D-Bus (every daemon has

@@ -371,6 +371,12 @@ func run(cfg config) error {
 			logf("D-Bus phase: %v", err)
 		}
 	}
+	if images != nil && !interrupted.Load() {
+		time.Sleep(settle)
+		logf("=== D-Bus images, all daemons at once === (load average %s)", loadAvg())
+		loads = append(loads, "image phase "+loadAvg())
+		b.imagePhase(scratch)
+	}
 	if cfg.shellRounds > 0 && !interrupted.Load() {
 		time.Sleep(settle)
 		logf("=== shells, all daemons at once === (load average %s)", loadAvg())
@@ -564,7 +570,11 @@ func methodNotes(c config) []string {
 			"The D-Bus rows come from a last phase with all daemons running at once, their repetitions interleaved: run one " +
 			"after the other, a drift in the VM's speed over minutes lands on one daemon and can turn a verdict around; " +
 			"interleaved, it lands on all alike. The dbus-daemon rows are the bus's own CPU for the same operations, which " +
-			"grows with the messages a daemon exchanges with the bus (replies, signals, its own queries to the bus).",
+			"grows with the messages a daemon exchanges with the bus (replies, signals, its own queries to the bus). " +
+			"The D-Bus image rows likewise come from a phase of their own with all daemons up, interleaved in rotating order; " +
+			"beside every image listing row, the daemon's CPU per operation (and, over D-Bus, its dbus-daemon's) is its threads' " +
+			"CPU time over the same repetitions, from schedstat, divided by the operations done in them: unlike the wall clock, " +
+			"it leaves out the harness's own decoding of the replies.",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
 			"process; Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn, so that a leader comes back " +

@@ -590,6 +590,10 @@ func (e *encoder) reflectStruct(v reflect.Value, info *typeInfo, depth int) erro
 			err = e.str(fv.String())
 		case fieldIsPath:
 			err = e.path(fv.String())
+		case fieldIsBool:
+			e.bool(fv.Bool())
+		case fieldIsUint64:
+			e.u64(fv.Uint())
 		default:
 			err = e.reflectValue(fv, depth+1)
 		}
@@ -711,13 +715,15 @@ type typeInfo struct {
 // structField is a field godbus encodes: exported and not tagged dbus:"-".
 type structField struct {
 	index int
-	kind  byte // fieldIsString, fieldIsPath or 0
+	kind  byte // fieldIsString, fieldIsPath, fieldIsBool, fieldIsUint64 or 0
 }
 
 // Struct fields of these kinds skip the generic reflect switch.
 const (
 	fieldIsString = 1 + iota
 	fieldIsPath
+	fieldIsBool
+	fieldIsUint64
 )
 
 var typeCache sync.Map // reflect.Type → *typeInfo
@@ -748,6 +754,10 @@ func newTypeInfo(t reflect.Type) *typeInfo {
 				sf.kind = fieldIsPath
 			case f.Type.Kind() == reflect.String:
 				sf.kind = fieldIsString
+			case f.Type.Kind() == reflect.Bool:
+				sf.kind = fieldIsBool
+			case f.Type.Kind() == reflect.Uint64:
+				sf.kind = fieldIsUint64
 			}
 			info.fields = append(info.fields, sf)
 		}

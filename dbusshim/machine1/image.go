@@ -211,17 +211,18 @@ func cleanPool(c *call) ([]any, error) {
 	return []any{out}, nil
 }
 
-// imageMetadata reads the metadata of the image called name for the caller.
-func imageMetadata(c *call, name string) (service.ImageMetadata, error) {
+// imageMetadata reads the parts of the metadata of the image called name for
+// the caller.
+func imageMetadata(c *call, name string, parts service.ImageMetadataParts) (service.ImageMetadata, error) {
 	caller, err := c.callerOf()
 	if err != nil {
 		return service.ImageMetadata{}, err
 	}
-	return c.mgr().GetImageMetadata(c.ctx, caller, name)
+	return c.mgr().GetImageMetadata(c.ctx, caller, name, parts)
 }
 
 func getImageHostname(c *call, name string, _ []any) ([]any, error) {
-	md, err := imageMetadata(c, name)
+	md, err := imageMetadata(c, name, service.ImageHostname)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +230,7 @@ func getImageHostname(c *call, name string, _ []any) ([]any, error) {
 }
 
 func getImageMachineID(c *call, name string, _ []any) ([]any, error) {
-	md, err := imageMetadata(c, name)
+	md, err := imageMetadata(c, name, service.ImageMachineID)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +242,7 @@ func getImageMachineID(c *call, name string, _ []any) ([]any, error) {
 }
 
 func getImageMachineInfo(c *call, name string, _ []any) ([]any, error) {
-	md, err := imageMetadata(c, name)
+	md, err := imageMetadata(c, name, service.ImageMachineInfo)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func getImageMachineInfo(c *call, name string, _ []any) ([]any, error) {
 }
 
 func getImageOSRelease(c *call, name string, _ []any) ([]any, error) {
-	md, err := imageMetadata(c, name)
+	md, err := imageMetadata(c, name, service.ImageOSRelease)
 	if err != nil {
 		return nil, err
 	}
