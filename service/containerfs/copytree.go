@@ -82,6 +82,9 @@ type copier struct {
 	links    map[fileID]int // destination fds of copied files with more than one name
 	// noReflink is set once cloning failed in a way the next file would repeat.
 	noReflink bool
+	// xattrList and xattrValue are made once per copy, at their bounds: made
+	// per file they would be zeroed for every file of the tree.
+	xattrList, xattrValue []byte
 }
 
 func (c *copier) close() {
@@ -511,12 +514,18 @@ func (c *copier) finish(fd int, st *unix.Stat_t) error {
 // security namespaces carry privileges that must not cross between host and
 // container, and a file system without xattrs is no reason to fail a copy.
 func (c *copier) xattrs(in, out int) {
-	list := make([]byte, maxXattrList)
+	if c.xattrList == nil {
+		c.xattrList = make([]byte, maxXattrList)
+	}
+	list := c.xattrList
 	n, err := unix.Flistxattr(in, list)
 	if err != nil || n <= 0 {
 		return
 	}
-	val := make([]byte, maxXattrSize)
+	if c.xattrValue == nil {
+		c.xattrValue = make([]byte, maxXattrSize)
+	}
+	val := c.xattrValue
 	start := 0
 	for i := range n {
 		if list[i] != 0 {

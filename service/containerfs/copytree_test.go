@@ -140,3 +140,59 @@ func TestRemoveAll(t *testing.T) {
 		t.Fatal("tree still there")
 	}
 }
+
+// user.* attributes are copied file by file: each copy gets exactly its
+// source's names and values, none left over from a file copied before it
+// (the copy reads every file's attributes into the same buffers), and the
+// trusted.* ones stay behind.
+func TestCopyUserXattrs(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	os.Mkdir(src+"/top", 0o755)
+	attrs := map[string]map[string]string{
+		"a": {"user.long": strings.Repeat("v", 1000), "user.both": "first"},
+		"b": {"user.both": "2"},
+		"c": {},
+	}
+	for name, xs := range attrs {
+		p := src + "/top/" + name
+		os.WriteFile(p, []byte(name), 0o644)
+		for k, v := range xs {
+			if err := unix.Setxattr(p, k, []byte(v), 0); err != nil {
+				t.Skipf("no user xattrs here: %v", err)
+			}
+		}
+	}
+	if os.Geteuid() == 0 {
+		unix.Setxattr(src+"/top/a", "trusted.x", []byte("y"), 0)
+	}
+	if err := Copy(context.Background(), side(t, src+"/top"), side(t, dst+"/top"), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range attrs {
+		p := dst + "/top/" + name
+		buf := make([]byte, 4096)
+		n, err := unix.Llistxattr(p, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, k := range strings.Split(string(buf[:n]), "\x00") {
+			if k == "" {
+				continue
+			}
+			vn, err := unix.Lgetxattr(p, k, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[k] = string(buf[:vn])
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: attributes %q, want %q", name, got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got[k], v)
+			}
+		}
+	}
+}
