@@ -61,23 +61,58 @@ func makeCopyTree(scratch string) (string, int64, error) {
 	return root, total, nil
 }
 
-// copyThroughput times copy-to and copy-from of the tree, b.cfg.reps times
-// each, and reports MiB/s. Daemons without D-Bus are not measured: 252 has
-// only D-Bus, and one transport keeps the comparison even.
-func (b *bench) copyThroughput(d *daemon) {
-	scratch := b.scratch
-	if d.busAddress() == "" {
-		b.set(gCopy, rowCopyTo, "MiB/s", true, d, na(d.noBus))
-		b.set(gCopy, rowCopyFrom, "MiB/s", true, d, na(d.noBus))
-		return
-	}
+// copyPhase times copy-to and copy-from of the tree with every daemon running
+// at once, each with a machine of its own, a round at a time, every daemon
+// once per round in an order rotated from one round to the next. Run one
+// daemon after the other, the second one copied right after the first one's
+// gigabytes of deletes (ext4's inode allocator then passes over the freshly
+// freed inodes) and in another load window: the order decided the verdict.
+// Interleaved, each daemon pays for the others' deletes alike. Daemons without
+// D-Bus are not measured: 252 has only D-Bus, and one transport keeps the
+// comparison even.
+func (b *bench) copyPhase(scratch string) {
 	src, total, err := b.copySource(scratch)
-	if err == nil {
-		err = b.copyRounds(d, scratch, src, total)
+	var ts []*copyTarget
+	for _, key := range b.cfg.daemons {
+		d, derr := startDaemon(b.cfg, key, scratch)
+		if derr != nil {
+			b.logf("%s: cannot start: %v", key, derr)
+			for _, row := range []string{rowCopyTo, rowCopyFrom} {
+				b.rep.set(gCopy, row, "MiB/s", true, key, cell{Text: "n/a", Note: "could not start: " + firstLineOf(derr.Error())})
+			}
+			continue
+		}
+		defer d.shutdown()
+		t := &copyTarget{d: d, err: err}
+		if d.busAddress() == "" {
+			b.set(gCopy, rowCopyTo, "MiB/s", true, d, na(d.noBus))
+			b.set(gCopy, rowCopyFrom, "MiB/s", true, d, na(d.noBus))
+			continue
+		}
+		if t.err == nil {
+			t.err = b.copyTarget(t, scratch)
+		}
+		defer t.close(b)
+		ts = append(ts, t)
 	}
-	if err != nil {
-		b.set(gCopy, rowCopyTo, "MiB/s", true, d, failed(err))
-		b.set(gCopy, rowCopyFrom, "MiB/s", true, d, failed(err))
+	for i := range max(3, b.cfg.reps) {
+		for j := range ts {
+			if interrupted.Load() {
+				return
+			}
+			if t := ts[(i+j)%len(ts)]; t.err == nil {
+				t.err = t.round(src, total)
+			}
+		}
+	}
+	for _, t := range ts {
+		if t.err != nil {
+			b.set(gCopy, rowCopyTo, "MiB/s", true, t.d, failed(t.err))
+			b.set(gCopy, rowCopyFrom, "MiB/s", true, t.d, failed(t.err))
+			continue
+		}
+		b.set(gCopy, rowCopyTo, "MiB/s", true, t.d, figure(median(t.to), t.to))
+		b.set(gCopy, rowCopyFrom, "MiB/s", true, t.d, figure(median(t.from), t.from))
 	}
 }
 
@@ -94,46 +129,71 @@ func (b *bench) copySource(scratch string) (string, int64, error) {
 	return b.copySrc, b.copyBytes, nil
 }
 
-func (b *bench) copyRounds(d *daemon, scratch, src string, total int64) error {
-	c, err := dbusConnect(d.busAddress())
+// copyTarget is one daemon's machine of the copy rows and its figures.
+type copyTarget struct {
+	d        *daemon
+	c        *dbus.Conn
+	l        *leader
+	name     string
+	in, out  string
+	to, from []float64
+	err      error
+}
+
+// copyTarget connects to the daemon's bus and registers a machine whose
+// leader is a process of the farm's.
+func (b *bench) copyTarget(t *copyTarget, scratch string) error {
+	c, err := dbusConnect(t.d.busAddress())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	l, err := b.farm.spawn("copy-"+d.key, 0)
+	t.c = c
+	l, err := b.farm.spawn("copy-"+t.d.key, 0)
 	if err != nil {
 		return err
 	}
-	defer b.farm.kill(l)
-	name := machinePrefix + "copy"
-	if err := dbusRegister(c, name, l.pid); err != nil {
+	t.l = l
+	t.name = machinePrefix + "copy"
+	if err := dbusRegister(c, t.name, l.pid); err != nil {
 		return err
 	}
-	defer dbusUnregister(c, name)
-	in := filepath.Join(scratch, "copy-in-"+d.key)
-	out := filepath.Join(scratch, "copy-out-"+d.key)
-	var to, from []float64
-	for range max(1, min(b.cfg.reps, 3)) {
-		os.RemoveAll(in)
-		os.RemoveAll(out)
-		syncFS()
-		el, err := timeCall(c, "CopyToMachine", name, src, in)
-		if err != nil {
-			return fmt.Errorf("CopyToMachine: %w", err)
-		}
-		to = append(to, float64(total>>20)/el.Seconds())
-		syncFS()
-		el, err = timeCall(c, "CopyFromMachine", name, in, out)
-		if err != nil {
-			return fmt.Errorf("CopyFromMachine: %w", err)
-		}
-		from = append(from, float64(total>>20)/el.Seconds())
-	}
-	os.RemoveAll(in)
-	os.RemoveAll(out)
-	b.set(gCopy, rowCopyTo, "MiB/s", true, d, figure(median(to), to))
-	b.set(gCopy, rowCopyFrom, "MiB/s", true, d, figure(median(from), from))
+	t.in = filepath.Join(scratch, "copy-in-"+t.d.key)
+	t.out = filepath.Join(scratch, "copy-out-"+t.d.key)
 	return nil
+}
+
+// round copies the tree into the machine and back out, after removing the
+// previous round's copies and writing out dirty pages.
+func (t *copyTarget) round(src string, total int64) error {
+	os.RemoveAll(t.in)
+	os.RemoveAll(t.out)
+	syncFS()
+	el, err := timeCall(t.c, "CopyToMachine", t.name, src, t.in)
+	if err != nil {
+		return fmt.Errorf("CopyToMachine: %w", err)
+	}
+	t.to = append(t.to, float64(total>>20)/el.Seconds())
+	syncFS()
+	el, err = timeCall(t.c, "CopyFromMachine", t.name, t.in, t.out)
+	if err != nil {
+		return fmt.Errorf("CopyFromMachine: %w", err)
+	}
+	t.from = append(t.from, float64(total>>20)/el.Seconds())
+	return nil
+}
+
+func (t *copyTarget) close(b *bench) {
+	if t.c != nil {
+		if t.name != "" {
+			dbusUnregister(t.c, t.name)
+		}
+		t.c.Close()
+	}
+	if t.l != nil {
+		b.farm.kill(t.l)
+	}
+	os.RemoveAll(t.in)
+	os.RemoveAll(t.out)
 }
 
 func timeCall(c *dbus.Conn, method string, args ...any) (time.Duration, error) {

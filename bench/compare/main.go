@@ -377,6 +377,12 @@ func run(cfg config) error {
 		loads = append(loads, "image phase "+loadAvg())
 		b.imagePhase(scratch)
 	}
+	if cfg.copy && !interrupted.Load() {
+		time.Sleep(settle)
+		logf("=== copies, all daemons at once === (load average %s)", loadAvg())
+		loads = append(loads, "copy phase "+loadAvg())
+		b.copyPhase(scratch)
+	}
 	if cfg.shellRounds > 0 && !interrupted.Load() {
 		time.Sleep(settle)
 		logf("=== shells, all daemons at once === (load average %s)", loadAvg())
@@ -585,6 +591,14 @@ func methodNotes(c config) []string {
 			"Start-up: the daemon is stopped with SIGTERM and started again on the state files it wrote; the time runs from exec " +
 			"until one List (252: ListMachines) returns every machine. Leader exit: SIGKILL to a registered machine's leader, " +
 			"then List/GetMachine by name until it is gone.",
+	}
+	if c.copy {
+		notes = append(notes, "",
+			"Copies: every daemon up at once, each on its own bus with a machine of its own (a leader of the farm); a round "+
+				"copies the 1 GiB tree into the machine and back out over D-Bus (CopyToMachine, CopyFromMachine) after removing "+
+				"the previous round's copies and a sync, every daemon once per round in an order rotated from round to round, "+
+				"so that each pays alike for the others' deletes and writeback (run one after the other, whichever came second "+
+				"was the slower). 257 runs chrooted in its own tree and cannot open the harness's host directory.")
 	}
 	if c.shellRounds > 0 {
 		notes = append(notes, "",

@@ -243,9 +243,6 @@ func (b *bench) run(d *daemon) error {
 	// Churn first: it leaves no machine behind, but it grows the daemons' heaps
 	// and tables, so the memory figures come from a fresh start afterwards.
 	b.exitLatency(d)
-	if b.cfg.copy {
-		b.copyThroughput(d)
-	}
 	b.varlinkPairs(d, 1)
 	b.varlinkPairs(d, b.cfg.conns)
 	if err := d.restart(); err != nil {
