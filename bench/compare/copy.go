@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -173,12 +174,41 @@ func (t *copyTarget) round(src string, total int64) error {
 		return fmt.Errorf("CopyToMachine: %w", err)
 	}
 	t.to = append(t.to, float64(total>>20)/el.Seconds())
+	if err := checkCopied(t.in, total); err != nil {
+		return fmt.Errorf("CopyToMachine: %w", err)
+	}
 	syncFS()
 	el, err = timeCall(t.c, "CopyFromMachine", t.name, t.in, t.out)
 	if err != nil {
 		return fmt.Errorf("CopyFromMachine: %w", err)
 	}
 	t.from = append(t.from, float64(total>>20)/el.Seconds())
+	if err := checkCopied(t.out, total); err != nil {
+		return fmt.Errorf("CopyFromMachine: %w", err)
+	}
+	return nil
+}
+
+// checkCopied makes sure a copy holds the whole tree: a daemon that copied
+// less would otherwise look fast. The walk is not timed.
+func checkCopied(dir string, total int64) error {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		fi, err := e.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n != total {
+		return fmt.Errorf("the copy holds %d of the tree's %d bytes", n, total)
+	}
 	return nil
 }
 
