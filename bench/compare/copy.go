@@ -91,7 +91,7 @@ func (b *bench) copyPhase(scratch string) {
 			continue
 		}
 		if t.err == nil {
-			t.err = b.copyTarget(t, scratch)
+			t.err = b.registerCopyMachine(t, scratch)
 		}
 		defer t.close(b)
 		ts = append(ts, t)
@@ -141,9 +141,9 @@ type copyTarget struct {
 	err      error
 }
 
-// copyTarget connects to the daemon's bus and registers a machine whose
+// registerCopyMachine connects to the daemon's bus and registers a machine whose
 // leader is a process of the farm's.
-func (b *bench) copyTarget(t *copyTarget, scratch string) error {
+func (b *bench) registerCopyMachine(t *copyTarget, scratch string) error {
 	c, err := dbusConnect(t.d.busAddress())
 	if err != nil {
 		return err
