@@ -381,7 +381,12 @@ func run(cfg config) error {
 		time.Sleep(settle)
 		logf("=== copies, all daemons at once === (load average %s)", loadAvg())
 		loads = append(loads, "copy phase "+loadAvg())
+		before := pageReportedKiB()
 		b.copyPhase(scratch)
+		if after := pageReportedKiB(); before >= 0 && after >= before {
+			logf("free page reporting during the copy phase: %d MiB", (after-before)>>10)
+			loads = append(loads, fmt.Sprintf("copy phase's freed memory handed back to the VM's host (free page reporting): %s MiB", count(int((after-before)>>10))))
+		}
 	}
 	if cfg.shellRounds > 0 && !interrupted.Load() {
 		time.Sleep(settle)
@@ -598,7 +603,9 @@ func methodNotes(c config) []string {
 				"copies the 1 GiB tree into the machine and back out over D-Bus (CopyToMachine, CopyFromMachine) after removing "+
 				"the previous round's copies and a sync, every daemon once per round in an order rotated from round to round, "+
 				"so that each pays alike for the others' deletes and writeback (run one after the other, whichever came second "+
-				"was the slower). 257 runs chrooted in its own tree and cannot open the harness's host directory.")
+				"was the slower), at least five rounds: on a VM whose kernel hands freed memory back to its host, the copy right after "+
+				"a delete faults its page cache in again and is much slower whoever makes it. 257 runs chrooted in its own tree "+
+				"and cannot open the harness's host directory.")
 	}
 	if c.shellRounds > 0 {
 		notes = append(notes, "",
