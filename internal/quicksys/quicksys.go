@@ -1,6 +1,7 @@
 package quicksys
 
 import (
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,7 +13,8 @@ var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
 
 // Open is openat(AT_FDCWD, path, flags, mode); flags should include O_CLOEXEC.
 func Open(path string, flags int, mode uint32) (int, error) {
-	p, err := unix.BytePtrFromString(path)
+	var pb pathBuf
+	p, err := pb.ptr(path)
 	if err != nil {
 		return -1, err
 	}
@@ -72,7 +74,8 @@ func Close(fd int) error {
 
 // Rename is renameat2(AT_FDCWD, from, AT_FDCWD, to, 0): replaces to atomically.
 func Rename(from, to string) error {
-	f, t, err := twoPaths(from, to)
+	var fb, tb pathBuf
+	f, t, err := twoPaths(&fb, &tb, from, to)
 	if err != nil {
 		return err
 	}
@@ -85,7 +88,8 @@ func Rename(from, to string) error {
 
 // Unlink is unlinkat(AT_FDCWD, path, 0).
 func Unlink(path string) error {
-	p, err := unix.BytePtrFromString(path)
+	var pb pathBuf
+	p, err := pb.ptr(path)
 	if err != nil {
 		return err
 	}
@@ -97,7 +101,8 @@ func Unlink(path string) error {
 
 // Symlink is symlinkat(target, AT_FDCWD, path).
 func Symlink(target, path string) error {
-	t, p, err := twoPaths(target, path)
+	var tb, pb pathBuf
+	t, p, err := twoPaths(&tb, &pb, target, path)
 	if err != nil {
 		return err
 	}
@@ -110,7 +115,8 @@ func Symlink(target, path string) error {
 // Readlink is readlinkat(AT_FDCWD, path) into buf; it returns the bytes read,
 // which fill buf when the target may be longer.
 func Readlink(path string, buf []byte) (int, error) {
-	p, err := unix.BytePtrFromString(path)
+	var pb pathBuf
+	p, err := pb.ptr(path)
 	if err != nil {
 		return 0, err
 	}
@@ -168,14 +174,35 @@ func Readable(fd int) (bool, error) {
 }
 
 // twoPaths converts the two path arguments of a call to C strings.
-func twoPaths(a, b string) (*byte, *byte, error) {
-	pa, err := unix.BytePtrFromString(a)
+func twoPaths(ab, bb *pathBuf, a, b string) (*byte, *byte, error) {
+	pa, err := ab.ptr(a)
 	if err != nil {
 		return nil, nil, err
 	}
-	pb, err := unix.BytePtrFromString(b)
+	pb, err := bb.ptr(b)
 	if err != nil {
 		return nil, nil, err
 	}
 	return pa, pb, nil
+}
+
+// pathBuf holds a path and its terminating NUL on the caller's stack: a
+// registration names half a dozen files, and converting each name on the heap
+// fed the garbage collector on every call. The system call gets a pointer into
+// it; a pointer converted to uintptr in the argument list of an assembly
+// function keeps its object alive and in place until the call returns.
+type pathBuf [256]byte
+
+// ptr returns s NUL-terminated: in buf when it fits, else in a new slice. A NUL
+// inside s is EINVAL, as unix.BytePtrFromString has it.
+func (buf *pathBuf) ptr(s string) (*byte, error) {
+	if len(s) >= len(buf) {
+		return unix.BytePtrFromString(s)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return nil, unix.EINVAL
+	}
+	n := copy(buf[:], s)
+	buf[n] = 0
+	return &buf[0], nil
 }

@@ -156,3 +156,58 @@ func TestPidfdID(t *testing.T) {
 		t.Errorf("two pidfds of one process: ids %d and %d", PidfdID(a), PidfdID(b))
 	}
 }
+
+// The calls that take paths convert them on the stack: a registration makes
+// half a dozen of them, and each used to allocate its C string.
+func TestPathCallsDoNotAllocate(t *testing.T) {
+	dir := t.TempDir()
+	file, other, link := filepath.Join(dir, "m"), filepath.Join(dir, "n"), filepath.Join(dir, "unit:x")
+	var buf [64]byte
+	allocs := testing.AllocsPerRun(100, func() {
+		fd, err := Open(file, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Close(fd)
+		if err := Rename(file, other); err != nil {
+			t.Fatal(err)
+		}
+		if err := Symlink("n", link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Readlink(link, buf[:]); err != nil {
+			t.Fatal(err)
+		}
+		Unlink(link)
+		Unlink(other)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per round of Open, Rename, Symlink, Readlink and Unlink, want 0", allocs)
+	}
+}
+
+// A path too long for the stack buffer still works, and one with a NUL inside
+// is refused, as the heap conversion refuses it.
+func TestPathBounds(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, strings.Repeat("d", 200), strings.Repeat("f", 200))
+	if err := os.MkdirAll(filepath.Dir(long), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{long[:len(dir)+1+200+1+(255-len(dir)-202)], long} {
+		fd, err := Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			t.Fatalf("open %d-byte path: %v", len(p), err)
+		}
+		Close(fd)
+		if err := Unlink(p); err != nil {
+			t.Fatalf("unlink %d-byte path: %v", len(p), err)
+		}
+	}
+	if _, err := Open(dir+"/a\x00b", unix.O_RDONLY|unix.O_CLOEXEC, 0); err != unix.EINVAL {
+		t.Fatalf("path with a NUL: %v, want EINVAL", err)
+	}
+	if err := Unlink(dir + "/" + strings.Repeat("x", 300) + "\x00"); err != unix.EINVAL {
+		t.Fatalf("long path with a NUL: %v, want EINVAL", err)
+	}
+}
