@@ -29,9 +29,11 @@ type relay struct {
 	calls      CallHandler       // nil: method calls go to godbus
 	log        *slog.Logger
 
-	busMu    sync.Mutex    // one message at a time on the bus socket
-	serial   atomic.Uint32 // of the replies and signals the relay sends
-	inflight atomic.Int64  // calls being served
+	busMu    sync.Mutex      // one message at a time on the bus socket
+	busRaw   syscall.RawConn // the bus socket's, kept: fetching it allocates; guarded by busMu
+	busW     sockio.Writer   // guarded by busMu
+	serial   atomic.Uint32   // of the replies and signals the relay sends
+	inflight atomic.Int64    // calls being served
 	maxCalls int
 	workers  *workerpool.Pool // the goroutines calls are served on
 
@@ -62,7 +64,17 @@ func (r *relay) run() {
 func (r *relay) writeBus(b []byte, fds []int) error {
 	r.busMu.Lock()
 	defer r.busMu.Unlock()
-	return writeAll(r.bus, b, fds)
+	if len(fds) > 0 {
+		return writeAll(r.bus, b, fds)
+	}
+	if r.busRaw == nil {
+		rc, err := r.bus.SyscallConn()
+		if err != nil {
+			return err
+		}
+		r.busRaw = rc
+	}
+	return r.busW.Write(r.busRaw, b)
 }
 
 // write writes to dst, through writeBus when dst is the bus.
