@@ -2,6 +2,7 @@ package busconn
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"runtime/debug"
@@ -154,6 +155,42 @@ func (r *relay) send(m *outMessage) error {
 	defer closeFDs(fds)
 	return r.writeBus(b, fds)
 }
+
+// sendAll writes ms in order, encoded back to back so that they go out in as
+// few writes as the buffer bound allows; a message our encoder does not handle
+// goes through send on its own, after those before it.
+func (r *relay) sendAll(ms []outMessage) error {
+	bp := outBufs.Get()
+	b := (*bp)[:0]
+	var first error
+	flush := func() {
+		if len(b) > 0 {
+			first = cmp.Or(first, r.writeBus(b, nil))
+			b = b[:0]
+		}
+	}
+	for i := range ms {
+		nb, err := appendMessage(b, &ms[i])
+		switch {
+		case err == nil:
+			b = nb
+			if len(b) >= maxBatchWrite {
+				flush()
+			}
+		case errors.Is(err, errUnencodable):
+			flush()
+			first = cmp.Or(first, r.send(&ms[i]))
+		default:
+			first = cmp.Or(first, error(encodeError{err}))
+		}
+	}
+	flush()
+	outBufs.Put(bp, b)
+	return first
+}
+
+// maxBatchWrite is where sendAll stops adding messages to one write.
+const maxBatchWrite = 64 << 10
 
 func encodeWithGodbus(m *outMessage) ([]byte, []int, error) {
 	msg := &dbus.Message{Type: dbus.Type(m.Type), Flags: dbus.Flags(m.Flags), Headers: map[dbus.HeaderField]dbus.Variant{}, Body: m.Body}

@@ -121,13 +121,13 @@ func (s *Server) Start(ctx context.Context, conn *busconn.Conn, mgr *service.Man
 	if err := s.cred.start(ctx, conn.Conn); err != nil {
 		return err
 	}
-	// Subscribe before the name is ours, so no registration made through
+	// Watch before the name is ours, so no registration made through
 	// D-Bus can miss its signal.
-	events, cancel := mgr.Subscribe(eventBuffer)
+	snap, w := mgr.Watch(eventBuffer)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.forwardEvents(conn, mgr, events, cancel)
+		s.forwardEvents(conn, mgr, snap, w)
 	}()
 
 	rctx, rcancel := context.WithTimeout(ctx, 25*time.Second)

@@ -1,7 +1,7 @@
 package machine1
 
 import (
-	"time"
+	"errors"
 
 	"github.com/machined-go/machined/dbusshim/busconn"
 
@@ -13,77 +13,89 @@ import (
 const eventBuffer = 4096
 
 // forwardEvents turns the core's registry events, from either transport, into
-// MachineNew/MachineRemoved on the Manager object, in order. When the core
-// drops the subscription because we fell behind, it resubscribes and emits
-// what changed meanwhile, by comparing the registry with the names it knows.
-func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, events <-chan service.Event, cancel func()) {
-	known := map[string]bool{}
-	for _, mi := range mgr.List() {
+// MachineNew/MachineRemoved on the Manager object, in order. It takes the
+// watch's events straight from the core, as many as have queued, and writes
+// their signals together. When the core drops the watch because we fell
+// behind, it watches again and emits what changed meanwhile, by comparing the
+// new snapshot with the names it knows.
+func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []service.MachineInfo, w *service.Watch) {
+	known := make(map[string]bool, len(snap))
+	for _, mi := range snap {
 		known[mi.Name] = true
 	}
+	var sigs []busconn.Signal
 	for {
-		idle := true
-		func() {
-			defer cancel()
-			for {
-				select {
-				case <-s.stop:
-					return
-				case <-conn.Context().Done():
-					return
-				case ev, ok := <-events:
-					if !ok {
-						return
-					}
-					idle = false
-					switch ev.Kind {
-					case service.MachineNew:
-						known[ev.Name] = true
-						s.emit(conn, "MachineNew", ev.Name)
-					case service.MachineRemoved:
-						delete(known, ev.Name)
-						s.emit(conn, "MachineRemoved", ev.Name)
-					}
-				}
-			}
-		}()
 		select {
 		case <-s.stop:
+			w.Cancel()
 			return
 		case <-conn.Context().Done():
+			w.Cancel()
 			return
-		default:
+		case <-w.Ready():
 		}
-		s.log.Warn("D-Bus signal forwarder fell behind; resynchronizing")
-		if idle {
-			// A subscription that closes at once: the core is shutting down.
-			select {
-			case <-s.stop:
-				return
-			case <-conn.Context().Done():
-				return
-			case <-time.After(100 * time.Millisecond):
+		evs, end := w.Take()
+		sigs = sigs[:0]
+		for _, ev := range evs {
+			switch ev.Kind {
+			case service.MachineNew:
+				known[ev.Name] = true
+				sigs = append(sigs, machineSignal(signalMachineNew, ev.Name))
+			case service.MachineRemoved:
+				delete(known, ev.Name)
+				sigs = append(sigs, machineSignal(signalMachineRemoved, ev.Name))
 			}
 		}
-		events, cancel = mgr.Subscribe(eventBuffer)
-		now := map[string]bool{}
-		for _, mi := range mgr.List() {
+		s.emitAll(conn, sigs)
+		clear(sigs) // drop the names until the next batch
+		if end == nil {
+			continue
+		}
+		if !errors.Is(end, service.ErrBacklogExceeded) {
+			// The core is shutting down: nothing more will come.
+			select {
+			case <-s.stop:
+			case <-conn.Context().Done():
+			}
+			return
+		}
+		s.log.Warn("D-Bus signal forwarder fell behind; resynchronizing")
+		snap, w = mgr.Watch(eventBuffer)
+		now := make(map[string]bool, len(snap))
+		sigs = sigs[:0]
+		for _, mi := range snap {
 			now[mi.Name] = true
 			if !known[mi.Name] {
-				s.emit(conn, "MachineNew", mi.Name)
+				sigs = append(sigs, machineSignal(signalMachineNew, mi.Name))
 			}
 		}
 		for name := range known {
 			if !now[name] {
-				s.emit(conn, "MachineRemoved", name)
+				sigs = append(sigs, machineSignal(signalMachineRemoved, name))
 			}
 		}
+		s.emitAll(conn, sigs)
+		clear(sigs)
 		known = now
 	}
 }
 
-func (s *Server) emit(conn *busconn.Conn, member, name string) {
-	if err := conn.Emit(managerPath, managerIface+"."+member, name, MachinePath(name)); err != nil {
-		s.log.Debug("emit signal", "member", member, "machine", name, "err", err)
+// The Manager's signals about one machine.
+const (
+	signalMachineNew     = managerIface + ".MachineNew"
+	signalMachineRemoved = managerIface + ".MachineRemoved"
+)
+
+// machineSignal is the Manager's signal (one of the above) about the machine name.
+func machineSignal(signal, name string) busconn.Signal {
+	return busconn.Signal{Path: managerPath, Name: signal, Body: []any{name, MachinePath(name)}}
+}
+
+func (s *Server) emitAll(conn *busconn.Conn, sigs []busconn.Signal) {
+	if len(sigs) == 0 {
+		return
+	}
+	if err := conn.EmitAll(sigs); err != nil {
+		s.log.Debug("emit signals", "count", len(sigs), "err", err)
 	}
 }
