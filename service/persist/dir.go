@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -43,7 +44,8 @@ var encodeBufs = bufpool.New(512, 64<<10)
 func (d Dir) Save(r Record) error {
 	// Saves of one name never overlap (the registry serializes them), so a fixed
 	// temp name is enough; Load removes one a crash left behind.
-	tmp := filepath.Join(d.Path, ".#"+r.Name)
+	var tmpBuf, finalBuf pathBuf
+	tmp := d.in(&tmpBuf, ".#", r.Name)
 	fd, err := quicksys.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return pathError("create", tmp, err)
@@ -68,7 +70,7 @@ func (d Dir) Save(r Record) error {
 		err = cerr
 	}
 	if err == nil {
-		err = quicksys.Rename(tmp, filepath.Join(d.Path, r.Name))
+		err = quicksys.Rename(tmp, d.in(&finalBuf, "", r.Name))
 	}
 	if err != nil {
 		quicksys.Unlink(tmp)
@@ -104,12 +106,13 @@ func (d Dir) SaveIfChanged(r Record, old []byte) (written bool, err error) {
 // exists is replaced through a temp link and a rename, so readers never see it
 // missing.
 func (d Dir) link(unit, name string) error {
-	final := filepath.Join(d.Path, "unit:"+unit)
+	var finalBuf, tmpBuf pathBuf
+	final := d.in(&finalBuf, "unit:", unit)
 	err := quicksys.Symlink(name, final)
 	if err != unix.EEXIST {
 		return pathError("symlink", final, err)
 	}
-	tmp := filepath.Join(d.Path, ".#link:"+name) // ":" never occurs in machine names
+	tmp := d.in(&tmpBuf, ".#link:", name) // ":" never occurs in machine names
 	if err = quicksys.Symlink(name, tmp); err == unix.EEXIST {
 		quicksys.Unlink(tmp) // a crash left it behind
 		err = quicksys.Symlink(name, tmp)
@@ -124,24 +127,47 @@ func (d Dir) link(unit, name string) error {
 	return nil
 }
 
-// pathError wraps a raw errno as the os package would; nil stays nil.
+// pathError wraps a raw errno as the os package would; nil stays nil. It keeps
+// a copy of path, which may be one of d.in's strings on the caller's stack.
 func pathError(op, path string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &os.PathError{Op: op, Path: path, Err: err}
+	return &os.PathError{Op: op, Path: strings.Clone(path), Err: err}
+}
+
+// pathBuf holds a path that d.in builds on the caller's stack: a registration
+// and its removal name five files here, and each filepath.Join allocated it
+// and cleaned it again.
+type pathBuf [256]byte
+
+// in returns d.Path + "/" + prefix + name, in buf when it fits. The string
+// shares buf's memory: it is for the system calls at hand only, and what keeps
+// it must copy it (pathError does). Names never contain "/" (machine and unit
+// names are validated), so this is filepath.Join's result for a clean d.Path.
+func (d Dir) in(buf *pathBuf, prefix, name string) string {
+	n := len(d.Path) + 1 + len(prefix) + len(name)
+	if d.Path == "" || n > len(buf) {
+		return filepath.Join(d.Path, prefix+name)
+	}
+	b := append(buf[:0], d.Path...)
+	b = append(b, '/')
+	b = append(b, prefix...)
+	b = append(b, name...)
+	return unsafe.String(&b[0], len(b))
 }
 
 // Remove deletes a record and its unit link, if the link still points at it.
 func (d Dir) Remove(name, unit string) error {
-	file := filepath.Join(d.Path, name)
+	var fileBuf, linkBuf pathBuf
+	file := d.in(&fileBuf, "", name)
 	err := quicksys.Unlink(file)
 	if err == unix.ENOENT {
 		err = nil
 	}
 	err = pathError("remove", file, err)
 	if unit != "" {
-		link := filepath.Join(d.Path, "unit:"+unit)
+		link := d.in(&linkBuf, "unit:", unit)
 		var buf [256]byte // machine names are at most 64 bytes
 		if n, lerr := quicksys.Readlink(link, buf[:]); lerr == nil && string(buf[:n]) == name {
 			if rerr := quicksys.Unlink(link); rerr != nil && err == nil {

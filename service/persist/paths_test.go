@@ -1,0 +1,62 @@
+package persist
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A registration's save and its removal build their paths on the stack: the
+// pair allocates nothing here.
+func TestSaveRemoveDoNotAllocate(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "web", "machine-web.scope"
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := d.Save(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Remove(r.Name, r.Unit); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per Save and Remove, want 0", allocs)
+	}
+}
+
+// Paths too long for the stack buffer still work, and an error names the
+// whole path, copied: the stack buffer it was built in is gone by then.
+func TestDirLongPathsAndErrors(t *testing.T) {
+	deep := filepath.Join(t.TempDir(), strings.Repeat("d", 150), strings.Repeat("e", 150), "machines")
+	d := Dir{Path: deep}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "web", "machine-web.scope"
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(filepath.Join(deep, "unit:machine-web.scope")); err != nil || target != "web" {
+		t.Fatalf("unit link under a long path: %q, %v", target, err)
+	}
+	if err := d.Remove(r.Name, r.Unit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(deep, "web")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("record under a long path not removed: %v", err)
+	}
+
+	gone := Dir{Path: filepath.Join(t.TempDir(), "missing")}
+	err := gone.Save(r)
+	var pe *os.PathError
+	if !errors.As(err, &pe) || pe.Path != filepath.Join(gone.Path, ".#web") || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("save into a missing directory: %v", err)
+	}
+}
