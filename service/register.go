@@ -126,7 +126,9 @@ func (m *Manager) Register(ctx context.Context, c Caller, req RegisterRequest) (
 	}()
 	var uids, gids proc.IDMap
 	if class == ClassContainer {
-		uids, gids, err = proc.ReadIDMaps(leader)
+		// Unverified: publish finds the leader alive or refuses it, and a live
+		// process's PID cannot have named another one meanwhile.
+		uids, gids, err = proc.ReadIDMapsUnverified(leader)
 		if err != nil {
 			return MachineInfo{}, invalidArg("leader", "leader process %d exited during registration", leader.PID)
 		}

@@ -64,12 +64,22 @@ func ParseIDMap(data []byte) (IDMap, error) {
 // checks the pidfd afterwards. A kernel without user namespaces has no map
 // files; that reads as the identity.
 func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
+	if uids, gids, err = ReadIDMapsUnverified(p); err != nil {
+		return nil, nil, err
+	}
+	if err := p.Verify(); err != nil {
+		return nil, nil, err
+	}
+	return uids, gids, nil
+}
+
+// ReadIDMapsUnverified is ReadIDMaps without the pidfd check: for a caller that
+// finds p alive afterwards anyway (Register does, before it publishes), which
+// proves the files read were p's and not those of a later process with its PID.
+func ReadIDMapsUnverified(p *PidRef) (uids, gids IDMap, err error) {
 	// A process in our own user namespace, when that is the initial one, maps
-	// IDs as the identity: one stat instead of two file reads.
+	// IDs as the identity: one readlink instead of two file reads.
 	if inInitialUserNS(p.PID) {
-		if err := p.Verify(); err != nil {
-			return nil, nil, err
-		}
 		return identity(), identity(), nil
 	}
 	base := "/proc/" + strconv.Itoa(p.PID) + "/"
@@ -78,7 +88,8 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 	gerr := scanProcFile(base+"gid_map", func(b []byte) { gids, gperr = ParseIDMap(b) })
 	switch {
 	case errors.Is(uerr, fs.ErrNotExist) && errors.Is(gerr, fs.ErrNotExist):
-		// No userns support, or the process is gone: Verify tells which.
+		// No userns support, or the process is gone: Verify (or the
+		// caller's liveness check) tells which.
 		uids, gids = identity(), identity()
 	case uerr != nil:
 		return nil, nil, p.gone(fmt.Errorf("read uid_map of pid %d: %w", p.PID, uerr))
@@ -88,9 +99,6 @@ func ReadIDMaps(p *PidRef) (uids, gids IDMap, err error) {
 		return nil, nil, fmt.Errorf("uid_map of pid %d: %w", p.PID, uperr)
 	case gperr != nil:
 		return nil, nil, fmt.Errorf("gid_map of pid %d: %w", p.PID, gperr)
-	}
-	if err := p.Verify(); err != nil {
-		return nil, nil, err
 	}
 	return uids, gids, nil
 }
