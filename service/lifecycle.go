@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/machined-go/machined/service/proc"
+	"log/slog"
 	"syscall"
 	"time"
 )
@@ -77,7 +78,7 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	if m.cfg.Changed != nil {
 		m.cfg.Changed()
 	}
-	m.log.Info("Machine "+name+" terminated.", "NAME", name, "reason", string(why), "MESSAGE_ID", "58432bd3bace477cb514b56381b8a758")
+	m.logEvent("Machine "+name+" terminated.", slog.String("NAME", name), slog.String("reason", string(why)), slog.String("MESSAGE_ID", "58432bd3bace477cb514b56381b8a758"))
 }
 
 func (m *Manager) stopUnitAsync(unit string) {

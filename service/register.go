@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"syscall"
 
 	"github.com/machined-go/machined/service/persist"
@@ -281,7 +282,7 @@ func (m *Manager) publish(mc *machine, rec persist.Record, uids, gids proc.IDMap
 		return MachineInfo{}, fmt.Errorf("save state of machine %s: %w", name, err)
 	}
 	m.startLocked(mc, ReasonNone, uids, gids)
-	m.log.Info("New machine "+name+".", "NAME", name, "LEADER", mc.leader.PID, "MESSAGE_ID", "24d8d4452573402496068381a6312df2")
+	m.logEvent("New machine "+name+".", slog.String("NAME", name), slog.Int("LEADER", mc.leader.PID), slog.String("MESSAGE_ID", "24d8d4452573402496068381a6312df2"))
 	return mc.snapshot(), nil
 }
 
