@@ -41,13 +41,20 @@ func (m *Manager) hostNamesLocked() []string {
 func (m *Manager) WatchHostNames() ([]string, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.namesChanged == nil {
+		m.namesChanged = make(chan struct{})
+	}
 	return m.hostNamesLocked(), m.namesChanged
 }
 
-// hostNamesChangedLocked wakes WatchHostNames' callers. m.mu must be held.
+// hostNamesChangedLocked wakes WatchHostNames' callers. The next channel is
+// made when someone asks for it: without a resolver watching, a registration
+// costs no allocation here. m.mu must be held.
 func (m *Manager) hostNamesChangedLocked() {
-	close(m.namesChanged)
-	m.namesChanged = make(chan struct{})
+	if m.namesChanged != nil {
+		close(m.namesChanged)
+		m.namesChanged = nil
+	}
 }
 
 // NameMatch is what the registry knows of a host name.

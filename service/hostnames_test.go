@@ -67,3 +67,44 @@ func TestHostNames(t *testing.T) {
 		t.Errorf("after the removal: %v", names)
 	}
 }
+
+// The next change's channel is made only when a watcher asks for one: with
+// nobody watching, a change allocates nothing. Watchers that ask between two
+// changes share one channel, and one asked for after a change waits for the
+// next.
+func TestHostNamesChannelOnDemand(t *testing.T) {
+	m := newTestManager(t)
+	change := func() {
+		m.mu.Lock()
+		m.hostNamesChangedLocked()
+		m.mu.Unlock()
+	}
+	if allocs := testing.AllocsPerRun(100, change); allocs != 0 {
+		t.Fatalf("a change with nobody watching: %v allocations, want 0", allocs)
+	}
+	_, a := m.WatchHostNames()
+	_, b := m.WatchHostNames()
+	if a != b {
+		t.Fatal("two watchers between changes got different channels")
+	}
+	change()
+	for _, ch := range []<-chan struct{}{a, b} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("a change did not wake a watcher")
+		}
+	}
+	_, c := m.WatchHostNames()
+	select {
+	case <-c:
+		t.Fatal("a watcher asking after the change was woken by it")
+	default:
+	}
+	change()
+	select {
+	case <-c:
+	default:
+		t.Fatal("the next change did not wake the later watcher")
+	}
+}

@@ -73,7 +73,7 @@ type Manager struct {
 	subs           map[*Watch]struct{}
 	watchesOf      map[uint32]int // watches held per unprivileged uid (WatchAs)
 	unprivWatches  int            // and by all of them
-	namesChanged   chan struct{}  // closed and replaced when a machine comes or goes (WatchHostNames)
+	namesChanged   chan struct{}  // closed when a machine comes or goes; nil until WatchHostNames asks
 	closed         bool
 	wg             sync.WaitGroup // leader watchers
 	stop           chan struct{}
@@ -100,7 +100,6 @@ func New(cfg Config) (*Manager, error) {
 		perUID:         map[uint32]int{},
 		subs:           map[*Watch]struct{}{},
 		watchesOf:      map[uint32]int{},
-		namesChanged:   make(chan struct{}),
 		stop:           make(chan struct{}),
 	}
 	m.ids.init()
