@@ -134,7 +134,20 @@ func inInitialUserNS(pid int) bool {
 	if own == "" || !weAreInitialUserNS() {
 		return false
 	}
-	return userNSLink(strconv.Itoa(pid)) == own
+	return userNSLinkIs(pid, own)
+}
+
+// userNSLinkIs reports whether /proc/<pid>/ns/user reads as link. It copies
+// neither the path nor the link's text to the heap: every container
+// registration asks.
+func userNSLinkIs(pid int, link string) bool {
+	var pb [32]byte
+	p := append(pb[:0], "/proc/"...)
+	p = strconv.AppendInt(p, int64(pid), 10)
+	p = append(p, "/ns/user"...)
+	var buf [64]byte
+	n, err := quicksys.Readlink(string(p), buf[:])
+	return err == nil && n < len(buf) && string(buf[:n]) == link
 }
 
 // ToHost translates an ID inside the namespace to the host (MapFromMachine*): the

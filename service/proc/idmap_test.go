@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"syscall"
@@ -296,4 +297,33 @@ func overlapping(m IDMap) bool {
 		}
 	}
 	return false
+}
+
+// Telling whether a process shares our (initial) user namespace allocates
+// nothing: every container registration asks. A process in a user namespace
+// of its own does not share it.
+func TestInInitialUserNS(t *testing.T) {
+	if !weAreInitialUserNS() {
+		t.Skip("not in the initial user namespace")
+	}
+	self := os.Getpid()
+	if !inInitialUserNS(self) {
+		t.Fatal("our own process is not in our user namespace")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { inInitialUserNS(self) }); allocs != 0 {
+		t.Fatalf("%v allocations per check, want 0", allocs)
+	}
+	if inInitialUserNS(1 << 30) {
+		t.Error("a PID that does not exist is reported in our user namespace")
+	}
+	m := []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER, UidMappings: m, GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no user namespaces here: %v", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if inInitialUserNS(cmd.Process.Pid) {
+		t.Error("a process in a user namespace of its own is reported in ours")
+	}
 }
