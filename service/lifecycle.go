@@ -54,8 +54,13 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	if m.byLeader[mc.leader.PID] == mc {
 		delete(m.byLeader, mc.leader.PID)
 	}
+	// The machine indexed by its unit is the one whose record saved the unit
+	// link (publish refuses a second machine for a unit): its link goes
+	// without being read first.
+	ownLink := false
 	if m.byUnit[mc.info.Unit] == mc {
 		delete(m.byUnit, mc.info.Unit)
+		ownLink = true
 	}
 	m.ids.remove(name)
 	m.releaseQuotaLocked(mc.info.UID)
@@ -63,7 +68,13 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	if mc.info.OwnsUnit() {
 		unit = mc.info.Unit
 	}
-	if err := m.state.Remove(name, unit); err != nil {
+	var err error
+	if ownLink && unit != "" {
+		err = m.state.RemoveOwn(name, unit)
+	} else {
+		err = m.state.Remove(name, unit)
+	}
+	if err != nil {
 		m.log.Warn("remove state file", "machine", name, "err", err)
 	}
 	if mc.allocated && m.cfg.Units != nil {

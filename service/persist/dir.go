@@ -159,6 +159,17 @@ func (d Dir) in(buf *pathBuf, prefix, name string) string {
 
 // Remove deletes a record and its unit link, if the link still points at it.
 func (d Dir) Remove(name, unit string) error {
+	return d.remove(name, unit, false)
+}
+
+// RemoveOwn deletes a record and its unit link without reading the link first:
+// for a caller that knows the link is the record's, as the registry does for a
+// machine that holds its unit (no other machine can have saved that link since).
+func (d Dir) RemoveOwn(name, unit string) error {
+	return d.remove(name, unit, true)
+}
+
+func (d Dir) remove(name, unit string, own bool) error {
 	var fileBuf, linkBuf pathBuf
 	file := d.in(&fileBuf, "", name)
 	err := quicksys.Unlink(file)
@@ -166,14 +177,18 @@ func (d Dir) Remove(name, unit string) error {
 		err = nil
 	}
 	err = pathError("remove", file, err)
-	if unit != "" {
-		link := d.in(&linkBuf, "unit:", unit)
+	if unit == "" {
+		return err
+	}
+	link := d.in(&linkBuf, "unit:", unit)
+	if !own {
 		var buf [256]byte // machine names are at most 64 bytes
-		if n, lerr := quicksys.Readlink(link, buf[:]); lerr == nil && string(buf[:n]) == name {
-			if rerr := quicksys.Unlink(link); rerr != nil && err == nil {
-				err = pathError("remove", link, rerr)
-			}
+		if n, lerr := quicksys.Readlink(link, buf[:]); lerr != nil || string(buf[:n]) != name {
+			return err
 		}
+	}
+	if rerr := quicksys.Unlink(link); rerr != nil && rerr != unix.ENOENT && err == nil {
+		err = pathError("remove", link, rerr)
 	}
 	return err
 }

@@ -60,3 +60,58 @@ func TestDirLongPathsAndErrors(t *testing.T) {
 		t.Fatalf("save into a missing directory: %v", err)
 	}
 }
+
+// RemoveOwn takes the record and its unit link without reading the link; a
+// link already gone is no error, for either form.
+func TestRemoveOwn(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "web", "machine-web.scope"
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(d.Path, "unit:machine-web.scope")
+	if err := d.RemoveOwn("web", "machine-web.scope"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, filepath.Join(d.Path, "web")} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", p, err)
+		}
+	}
+	if err := d.RemoveOwn("web", "machine-web.scope"); err != nil {
+		t.Errorf("RemoveOwn with nothing left: %v", err)
+	}
+	if err := d.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(link)
+	if err := d.Remove("web", "machine-web.scope"); err != nil {
+		t.Errorf("Remove with the link already gone: %v", err)
+	}
+}
+
+// Unregistering a machine that holds its unit is one unlink of the file and one
+// of the link, nothing read: the pair allocates nothing either.
+func TestRemoveOwnDoesNotAllocate(t *testing.T) {
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	r := full()
+	r.Name, r.Unit = "web", "machine-web.scope"
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := d.Save(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.RemoveOwn(r.Name, r.Unit); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per Save and RemoveOwn, want 0", allocs)
+	}
+}
