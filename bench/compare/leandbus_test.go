@@ -172,7 +172,9 @@ func TestDconnCall(t *testing.T) {
 			return append(signal(), replyBytes(t, binary.LittleEndian, s, "", []string{"a", "b"})...)
 		}, true},
 		{"a reply to another call", func(s uint32) []byte { return replyBytes(t, binary.LittleEndian, s+1, "", "x") }, false},
-		{"an error", func(s uint32) []byte { return replyBytes(t, binary.LittleEndian, s, "org.freedesktop.DBus.Error.Failed", "no") }, false},
+		{"an error", func(s uint32) []byte {
+			return replyBytes(t, binary.LittleEndian, s, "org.freedesktop.DBus.Error.Failed", "no")
+		}, false},
 	} {
 		d := fakeBus(t, c.answer)
 		for range 2 { // the serial moves on
