@@ -5,16 +5,24 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/bufpool"
 )
 
 // direntBufSize is how much of a directory one getdents64 call reads.
 const direntBufSize = 32 << 10
 
+// direntBufs recycles the buffers getdents64 reads into: every List reads
+// every search directory.
+var direntBufs = bufpool.New(direntBufSize, direntBufSize)
+
 // readNames returns the names of the entries of the open directory fd, "."
 // and ".." left out. They are substrings of one string: a List of a large
 // directory makes one allocation for its names, not one per entry.
 func readNames(fd int) ([]string, error) {
-	buf := make([]byte, direntBufSize)
+	bp := direntBufs.Get()
+	defer direntBufs.Put(bp, *bp)
+	buf := (*bp)[:direntBufSize]
 	var all []byte
 	var ends []int
 	for {

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -56,10 +57,7 @@ func readSearchDir(dir string) (*searchDir, error) {
 	if prefix != "/" {
 		prefix += "/"
 	}
-	d := &searchDir{
-		path: dir, prefix: prefix, fd: fd, files: files,
-		stats: make([]entryStat, len(files)),
-	}
+	d := &searchDir{path: dir, prefix: prefix, fd: fd, files: files, stats: getStats(len(files))}
 	var stx unix.Statx_t
 	for i, file := range files {
 		if statxAt(fd, file, &stx) == nil {
@@ -73,7 +71,36 @@ func readSearchDir(dir string) (*searchDir, error) {
 	return d, nil
 }
 
-func (d *searchDir) close() { unix.Close(d.fd) }
+// close closes the directory; d's stats go back to the pool, so d must not be
+// used after.
+func (d *searchDir) close() {
+	unix.Close(d.fd)
+	putStats(d.stats)
+	d.stats = nil
+}
+
+// statsPool recycles the entries' stats, the largest buffer of a List that
+// does not outlive it.
+var statsPool sync.Pool // of *[]entryStat
+
+func getStats(n int) []entryStat {
+	if p, ok := statsPool.Get().(*[]entryStat); ok && cap(*p) >= n {
+		s := (*p)[:n]
+		clear(s)
+		return s
+	}
+	return make([]entryStat, n)
+}
+
+func putStats(s []entryStat) {
+	if cap(s) <= maxPooledStats {
+		statsPool.Put(&s)
+	}
+}
+
+// maxPooledStats bounds the stats kept between Lists: one huge directory
+// must not keep its buffer.
+const maxPooledStats = 16 << 10
 
 // statxAt is unix.Statx of an entry name with entryStatMask, without the copy
 // of the name to the heap unix.Statx makes for every call.
