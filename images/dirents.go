@@ -36,6 +36,11 @@ func readNames(fd int) ([]string, error) {
 		if n <= 0 {
 			break
 		}
+		if all == nil {
+			// A record takes 24 bytes and its name: the first read's size
+			// bounds what its names need, and most directories take one.
+			all, ends = make([]byte, 0, n), make([]int, 0, n/24)
+		}
 		var ok bool
 		if all, ends, ok = appendDirents(all, ends, buf[:n]); !ok {
 			return nil, unix.EIO

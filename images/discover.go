@@ -83,7 +83,7 @@ func (p *Pool) List() ([]Image, error) {
 			claimed = make(map[string]bool, len(sd.files))
 			out = make([]Image, 0, len(sd.files)+1)
 		}
-		var names []string
+		names := make([]string, 0, len(sd.files))
 		for i, file := range sd.files {
 			stx := sd.stat(i)
 			if stx == nil {
