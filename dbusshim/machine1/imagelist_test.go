@@ -71,3 +71,22 @@ func TestAppendLabelPathIsImagePath(t *testing.T) {
 		}
 	}
 }
+
+// Writing the list makes no string per image: what it allocates is the
+// encoder's buffer growing.
+func TestImageListAllocationsDoNotGrowPerImage(t *testing.T) {
+	allocs := func(n int) float64 {
+		list := make(imageList, n)
+		for i := range list {
+			list[i].Image = service.Image{Name: "bench-img-" + string(rune('a'+i%26)), Type: images.TypeDirectory}
+		}
+		return testing.AllocsPerRun(5, func() {
+			if _, err := busconn.EncodeBody(list); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if n := allocs(1000); n > 50 {
+		t.Errorf("%v allocations for 1,000 images", n)
+	}
+}
