@@ -193,10 +193,15 @@ func (d *searchDir) find(name, suffix string) (int, bool) {
 }
 
 // lookup is lookupIn for a name of this directory, answered from the entries'
-// stats where they suffice.
-func (d *searchDir) lookup(name string, mounts mountFlags) (Image, error) {
+// stats where they suffice. entry is an entry that bears the name: when it is
+// the name itself, as for every plain directory, the first candidate needs
+// no search.
+func (d *searchDir) lookup(name string, entry int, mounts mountFlags) (Image, error) {
 	for _, suffix := range candidateSuffixes {
-		i, ok := d.find(name, suffix)
+		i, ok := entry, suffix == "" && d.files[entry] == name
+		if !ok {
+			i, ok = d.find(name, suffix)
+		}
 		if !ok {
 			continue
 		}
