@@ -83,7 +83,13 @@ func (p *Pool) List() ([]Image, error) {
 			claimed = make(map[string]bool, len(sd.files))
 			out = make([]Image, 0, len(sd.files)+1)
 		}
-		var names []string
+		// claims are the names this directory lists, each with the entry
+		// that named it first.
+		type claim struct {
+			name  string
+			entry int
+		}
+		claims := make([]claim, 0, len(sd.files))
 		for i, file := range sd.files {
 			stx := sd.stat(i)
 			if stx == nil {
@@ -97,10 +103,11 @@ func (p *Pool) List() ([]Image, error) {
 				continue
 			}
 			claimed[name] = true // keeps later directories from claiming it
-			names = append(names, name)
+			claims = append(claims, claim{name, i})
 		}
-		for _, name := range names {
-			img, err := sd.lookup(name, mounts)
+		for _, c := range claims {
+			name := c.name
+			img, err := sd.lookup(name, c.entry, mounts)
 			switch {
 			case err == nil:
 				out = append(out, img)

@@ -1,10 +1,11 @@
 package images
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,15 +17,20 @@ import (
 // (versioned directories, block devices, possible btrfs subvolumes, entries
 // whose stat failed) is left to lookupIn.
 type searchDir struct {
-	path  string
-	dir   *os.File // holds fd open
-	fd    int
-	files []string
-	// index finds an entry of files by name; stats[i] is files[i]'s stat, with
-	// a zero Mask when the stat failed.
-	index   map[string]int
+	path string
+	// prefix is the cleaned path and a slash (or "/" for the root): an entry's
+	// path is prefix+file, as filepath.Join would make it.
+	prefix string
+	fd     int
+	// files are the entries sorted by name (find searches them); stats[i] is
+	// files[i]'s stat, with a zero Mask when the stat failed.
+	files   []string
 	stats   []entryStat
 	present map[string]bool // built for lookupIn on first need
+	// paths holds prefix+files[i] for every i, one after the other from
+	// pathAt[i]: built on first need, in one allocation for all entries.
+	paths  string
+	pathAt []int
 }
 
 // entryStatMask is what List needs of an entry: enough to name it and to
@@ -39,24 +45,22 @@ func readSearchDir(dir string) (*searchDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), dir)
-	files, err := f.Readdirnames(-1)
+	files, err := readNames(fd)
 	if err != nil {
-		f.Close()
+		unix.Close(fd)
 		return nil, err
 	}
 	// In name order, List's result mostly comes out sorted already: sorting
 	// strings is cheaper than sorting images.
 	slices.Sort(files)
-	d := &searchDir{
-		path: dir, dir: f, fd: fd, files: files,
-		index: make(map[string]int, len(files)),
-		stats: make([]entryStat, len(files)),
+	prefix := filepath.Clean(dir)
+	if prefix != "/" {
+		prefix += "/"
 	}
+	d := &searchDir{path: dir, prefix: prefix, fd: fd, files: files, stats: getStats(len(files))}
 	var stx unix.Statx_t
 	for i, file := range files {
-		d.index[file] = i
-		if unix.Statx(fd, file, unix.AT_STATX_SYNC_AS_STAT, entryStatMask, &stx) == nil {
+		if statxAt(fd, file, &stx) == nil {
 			d.stats[i] = entryStat{
 				Mask: stx.Mask, Mode: stx.Mode, Ino: stx.Ino, Mnt_id: stx.Mnt_id,
 				Attributes: stx.Attributes, Attributes_mask: stx.Attributes_mask,
@@ -67,7 +71,53 @@ func readSearchDir(dir string) (*searchDir, error) {
 	return d, nil
 }
 
-func (d *searchDir) close() { d.dir.Close() }
+// close closes the directory; d's stats go back to the pool, so d must not be
+// used after.
+func (d *searchDir) close() {
+	unix.Close(d.fd)
+	putStats(d.stats)
+	d.stats = nil
+}
+
+// statsPool recycles the entries' stats, the largest buffer of a List that
+// does not outlive it.
+var statsPool sync.Pool // of *[]entryStat
+
+func getStats(n int) []entryStat {
+	if p, ok := statsPool.Get().(*[]entryStat); ok && cap(*p) >= n {
+		s := (*p)[:n]
+		clear(s)
+		return s
+	}
+	return make([]entryStat, n)
+}
+
+func putStats(s []entryStat) {
+	if cap(s) <= maxPooledStats {
+		statsPool.Put(&s)
+	}
+}
+
+// maxPooledStats bounds the stats kept between Lists: one huge directory
+// must not keep its buffer.
+const maxPooledStats = 16 << 10
+
+// statxAt is unix.Statx of an entry name with entryStatMask, without the copy
+// of the name to the heap unix.Statx makes for every call.
+func statxAt(dirfd int, name string, stx *unix.Statx_t) error {
+	var buf [256]byte
+	if len(name) >= len(buf) || strings.IndexByte(name, 0) >= 0 {
+		return unix.ENAMETOOLONG
+	}
+	copy(buf[:], name)
+	buf[len(name)] = 0
+	_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(&buf[0])),
+		unix.AT_STATX_SYNC_AS_STAT, entryStatMask, uintptr(unsafe.Pointer(stx)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
 
 // entryStat is the part of an entry's statx List uses, kept per entry (a
 // whole statx is four times the size).
@@ -103,12 +153,55 @@ func (d *searchDir) slow(name string) (Image, error) {
 // candidateSuffixes are candidateFiles' suffixes, in the same order.
 var candidateSuffixes = [4]string{"", ".raw", ".v", ".raw.v"}
 
-// lookup is lookupIn for a name of this directory, answered from the entries'
-// stats where they suffice.
-func (d *searchDir) lookup(name string, mounts mountFlags) (Image, error) {
+// pathOf is the path of entry i, as filepath.Join(d.path, d.files[i]) is.
+func (d *searchDir) pathOf(i int) string {
+	if d.pathAt == nil {
+		n := 0
+		for _, f := range d.files {
+			n += len(d.prefix) + len(f)
+		}
+		var b strings.Builder
+		b.Grow(n)
+		d.pathAt = make([]int, len(d.files))
+		for j, f := range d.files {
+			d.pathAt[j] = b.Len()
+			b.WriteString(d.prefix)
+			b.WriteString(f)
+		}
+		d.paths = b.String()
+	}
+	at := d.pathAt[i]
+	return d.paths[at : at+len(d.prefix)+len(d.files[i])]
+}
+
+// find returns the index of the entry called name+suffix.
+func (d *searchDir) find(name, suffix string) (int, bool) {
 	var buf [256 + 8]byte
+	key := append(append(buf[:0], name...), suffix...)
+	// A binary search of the sorted names: cheaper than building an index of
+	// every entry on each List, and string(key) in a comparison is not copied.
+	lo, hi := 0, len(d.files)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if d.files[m] < string(key) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(d.files) && d.files[lo] == string(key)
+}
+
+// lookup is lookupIn for a name of this directory, answered from the entries'
+// stats where they suffice. entry is an entry that bears the name: when it is
+// the name itself, as for every plain directory, the first candidate needs
+// no search.
+func (d *searchDir) lookup(name string, entry int, mounts mountFlags) (Image, error) {
 	for _, suffix := range candidateSuffixes {
-		i, ok := d.index[string(append(append(buf[:0], name...), suffix...))]
+		i, ok := entry, suffix == "" && d.files[entry] == name
+		if !ok {
+			i, ok = d.find(name, suffix)
+		}
 		if !ok {
 			continue
 		}
@@ -128,7 +221,7 @@ func (d *searchDir) lookup(name string, mounts mountFlags) (Image, error) {
 		default:
 			continue
 		}
-		path := filepath.Join(d.path, file)
+		path := d.pathOf(i)
 		m, ok := mounts.of(path, stx)
 		if !ok || (mode == unix.S_IFDIR && stx.Ino == btrfsFirstFreeObjectID && m.btrfs) {
 			return d.slow(name)

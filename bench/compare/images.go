@@ -32,6 +32,8 @@ func rowImgDBusList(n int) string { return fmt.Sprintf("D-Bus ListImages, %s ima
 func rowImgDBusMeta(n int) string {
 	return fmt.Sprintf("D-Bus ListImages + GetImageOSRelease of each, %s images", count(n))
 }
+func rowImgDBusListLean(n int) string { return rowImgDBusList(n) + " (lean client)" }
+func rowImgDBusMetaLean(n int) string { return rowImgDBusMeta(n) + " (lean client)" }
 func rowImgVList(n int) string {
 	return fmt.Sprintf("Varlink MachineImage.List (more), %s images", count(n))
 }
@@ -72,7 +74,7 @@ func (b *bench) planImages() {
 		return
 	}
 	r, n := b.rep, b.cfg.images
-	for _, row := range []string{rowImgDBusList(n), rowImgDBusMeta(n)} {
+	for _, row := range []string{rowImgDBusList(n), rowImgDBusMeta(n), rowImgDBusListLean(n), rowImgDBusMetaLean(n)} {
 		r.add(gImages, row, "ms", false)
 		r.add(gImages, rowCPUCall(false, row), "µs", false)
 		r.add(gImages, rowCPUCall(true, row), "µs", false)
@@ -229,43 +231,73 @@ func (b *bench) runImages(d *daemon) {
 // interleaved as the D-Bus phase is: each repetition runs every daemon's
 // ListImages, then every daemon's ListImages + GetImageOSRelease of each, in
 // an order rotated from one repetition to the next, so that a drift in the
-// VM's speed lands on all daemons alike.
+// VM's speed lands on all daemons alike. Each workload runs twice: with
+// godbus, a client as real ones decode, and with the lean client, which
+// leaves the daemon's and its bus's share of the wall clock alone.
 func (b *bench) imagePhase(scratch string) {
 	n := images.n
-	rows := []string{rowImgDBusList(n), rowImgDBusMeta(n)}
 	ds, _ := b.startAll(scratch)
 	defer shutdownAll(ds)
+	lean := make([]*dconn, len(ds))
+	leanErr := make([]error, len(ds))
+	for i, d := range ds {
+		if lean[i], leanErr[i] = dbusDial(d.busAddress(), os.Getuid()); leanErr[i] == nil {
+			defer lean[i].Close()
+		}
+	}
+	type workload struct {
+		row    string
+		maxOps int
+		lean   bool
+		withOS bool
+	}
+	work := []workload{
+		{rowImgDBusList(n), 2000, false, false},
+		{rowImgDBusMeta(n), 50, false, true},
+		{rowImgDBusListLean(n), 2000, true, false},
+		{rowImgDBusMetaLean(n), 50, true, true},
+	}
 	started := map[string]bool{}
 	for _, d := range ds {
 		started[d.key] = true
 	}
 	for _, key := range b.cfg.daemons {
 		if !started[key] {
-			for _, row := range rows {
-				for _, r := range []string{row, rowCPUCall(false, row), rowCPUCall(true, row)} {
+			for _, w := range work {
+				for _, r := range []string{w.row, rowCPUCall(false, w.row), rowCPUCall(true, w.row)} {
 					b.rep.set(gImages, r, "", false, key, cell{Text: "n/a", Note: "no D-Bus in the image phase"})
 				}
 			}
 		}
 	}
-	for w, row := range rows {
-		withOS := w == 1
-		maxOps := 2000
-		if withOS {
-			maxOps = 50
-		}
+	for _, w := range work {
 		cpu := make([]cpuTally, len(ds))
 		calls := make([][]float64, len(ds))
 		medians := make([][]float64, len(ds))
 		errs := make([]error, len(ds))
+		ops := make([]func() error, len(ds))
+		for i, d := range ds {
+			if !w.lean {
+				ops[i] = listImagesOp(d, n, w.withOS)
+			} else if errs[i] = leanErr[i]; errs[i] == nil {
+				ops[i] = leanListImagesOp(lean[i], n, w.withOS)
+			}
+		}
 		for rep := 0; rep < b.cfg.duelReps; rep++ {
 			for k := range ds {
 				i := (k + rep) % len(ds)
 				if errs[i] != nil {
 					continue
 				}
+				if w.lean {
+					// The lean client reads no image: godbus checks, untimed,
+					// that this daemon still lists them all.
+					if errs[i] = listImagesOp(ds[i], n, false)(); errs[i] != nil {
+						continue
+					}
+				}
 				mark := cpu[i].begin(ds[i])
-				med, all, err := latencyRun(b.cfg.dur, 3, maxOps, listImagesOp(ds[i], n, withOS))
+				med, all, err := latencyRun(b.cfg.dur, 3, w.maxOps, ops[i])
 				if err != nil {
 					errs[i] = err
 					continue
@@ -278,12 +310,12 @@ func (b *bench) imagePhase(scratch string) {
 		}
 		for i, d := range ds {
 			if errs[i] != nil {
-				b.set(gImages, row, "ms", false, d, failed(errs[i]))
+				b.set(gImages, w.row, "ms", false, d, failed(errs[i]))
 				continue
 			}
-			b.set(gImages, row, "ms", false, d, figure(median(calls[i]), medians[i]))
-			b.set(gImages, rowCPUCall(false, row), "µs", false, d, cpu[i].perOp(false))
-			b.set(gImages, rowCPUCall(true, row), "µs", false, d, cpu[i].perOp(true))
+			b.set(gImages, w.row, "ms", false, d, figure(median(calls[i]), medians[i]))
+			b.set(gImages, rowCPUCall(false, w.row), "µs", false, d, cpu[i].perOp(false))
+			b.set(gImages, rowCPUCall(true, w.row), "µs", false, d, cpu[i].perOp(true))
 		}
 	}
 }
@@ -316,6 +348,40 @@ func listImagesOp(d *daemon, n int, withOS bool) func() error {
 		return nil
 	}
 }
+
+// leanListImagesOp is listImagesOp on the lean client: the same calls, the
+// GetImageOSRelease ones to the listing set's names, known beforehand. A
+// reply shorter than n minimal entries is refused; that every image is there
+// is godbus's check, once per repetition.
+func leanListImagesOp(c *dconn, n int, withOS bool) func() error {
+	list := dbusCall(m1Name, string(m1Path), m1Mgr, "ListImages", "", nil)
+	var osr [][]byte
+	if withOS {
+		for i := range n {
+			osr = append(osr, dbusCall(m1Name, string(m1Path), m1Mgr, "GetImageOSRelease", "s", dbusString(listImagePfx+strconv.Itoa(i))))
+		}
+	}
+	return func() error {
+		got, err := c.call(list)
+		if err != nil {
+			return fmt.Errorf("ListImages: %w", err)
+		}
+		if got < n*minImageEntry {
+			return fmt.Errorf("ListImages reply of %d bytes, too short for %d images", got, n)
+		}
+		for i, m := range osr {
+			if _, err := c.call(m); err != nil {
+				return fmt.Errorf("GetImageOSRelease %s%d: %w", listImagePfx, i, err)
+			}
+		}
+		return nil
+	}
+}
+
+// minImageEntry is the fewest bytes one ListImages entry (ssbttto) of the
+// listing set can take: the three strings' lengths and NULs, the bool and
+// the three integers, before any name or padding.
+const minImageEntry = 4 + 1 + 4 + 1 + 4 + 8*3 + 4 + 1
 
 func (b *bench) varlinkListImages(d *daemon, n int, withMeta bool) {
 	name, params := rowImgVList(n), "{}"

@@ -585,7 +585,9 @@ func methodNotes(c config) []string {
 			"The D-Bus image rows likewise come from a phase of their own with all daemons up, interleaved in rotating order; " +
 			"beside every image listing row, the daemon's CPU per operation (and, over D-Bus, its dbus-daemon's) is its threads' " +
 			"CPU time over the same repetitions, from schedstat, divided by the operations done in them: unlike the wall clock, " +
-			"it leaves out the harness's own decoding of the replies.",
+			"it leaves out the harness's own decoding of the replies. The rows marked (lean client) make the same calls on a " +
+			"plain connection to the bus that sends prebuilt messages and reads only each reply's header, skipping its body by " +
+			"length; godbus checks once per repetition, untimed, that every image is still listed.",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
 			"process; Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn, so that a leader comes back " +

@@ -228,9 +228,11 @@ func (e *encoder) str(s string) error {
 	return nil
 }
 
+var errInvalidPath = dbus.FormatError("invalid object path")
+
 func (e *encoder) path(p string) error {
 	if !validPath(p) {
-		return dbus.FormatError("invalid object path")
+		return errInvalidPath
 	}
 	e.counted(p)
 	return nil
@@ -238,7 +240,10 @@ func (e *encoder) path(p string) error {
 
 // counted writes a string's padding, length, bytes and NUL after a single
 // capacity check.
-func (e *encoder) counted(s string) {
+func (e *encoder) counted(s string) { counted(e, s) }
+
+// counted is encoder.counted for a string or its bytes.
+func counted[S string | []byte](e *encoder, s S) {
 	n := len(e.b)
 	p := (e.base - n) & 3
 	need := p + 4 + len(s) + 1
@@ -412,6 +417,13 @@ func (e *encoder) value(v any, depth int) error {
 		return stringMap(e, v, depth, e.str)
 	case nil:
 		return errUnencodable
+	case Appender:
+		// The Writer holds a copy, so that e itself stays off the heap
+		// for every other message.
+		w := &Writer{e: *e}
+		err := v.AppendDBus(w)
+		e.b = w.e.b
+		return err
 	default:
 		return e.reflectValue(reflect.ValueOf(v), depth)
 	}
@@ -700,6 +712,11 @@ func sigOf(v any) (string, error) {
 		return "a{ss}", nil
 	case nil:
 		return "", errUnencodable
+	case Appender:
+		if s := v.(Appender).DBusSignature(); validSignature(s) {
+			return s, nil
+		}
+		return "", dbus.FormatError("invalid signature")
 	}
 	info := typeOf(reflect.TypeOf(v))
 	return info.sig, info.err
@@ -836,8 +853,8 @@ func basicSig(c byte) bool {
 // are long (/org/freedesktop/machine1/machine/…), so it classes bytes eight
 // at a time: every valid class has bit 0, a slash also bit 1, so two slashes
 // in a row (an empty element) share bit 1.
-func validPath(p string) bool {
-	if p == "/" {
+func validPath[S string | []byte](p S) bool {
+	if len(p) == 1 && p[0] == '/' {
 		return true
 	}
 	if len(p) < 2 || p[0] != '/' || p[len(p)-1] == '/' {

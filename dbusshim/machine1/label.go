@@ -51,6 +51,24 @@ func labelPath(prefix, s string) string {
 	return b.String()
 }
 
+// appendLabelPath appends prefix and s escaped as EscapeLabel does to b:
+// ListImages writes each entry's path from one buffer.
+func appendLabelPath(b []byte, prefix, s string) []byte {
+	b = append(b, prefix...)
+	if s == "" {
+		return append(b, '_')
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if labelKeeps(c, i) {
+			b = append(b, c)
+			continue
+		}
+		b = append(b, '_', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return b
+}
+
 // labelKeeps reports whether byte c at position i of a label stays as it is.
 func labelKeeps(c byte, i int) bool {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')
