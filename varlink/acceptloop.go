@@ -350,6 +350,9 @@ func (a *acceptLoop) forget(c *Conn, closing bool) {
 func (a *acceptLoop) setDeadline(t time.Time) {
 	a.deadline = t
 	a.epf.SetReadDeadline(t)
+	if a.ctx.Err() != nil {
+		a.wake() // the deadline just set must not hide the end of Serve
+	}
 }
 
 // expire closes the held connections whose idle time is up.
@@ -370,9 +373,6 @@ func (a *acceptLoop) expire() {
 		next = a.idle.head.msgDeadline
 	}
 	a.setDeadline(next)
-	if a.ctx.Err() != nil {
-		a.wake() // the deadline just set must not hide the end
-	}
 }
 
 // close ends a connection the loop holds.

@@ -327,3 +327,32 @@ func TestAcceptLoopAbuse(t *testing.T) {
 	waitFor(t, connsGone(s), "every connection to be released")
 	waitFor(t, func() bool { return openFDs(t) <= before }, "fds back to the baseline")
 }
+
+// A deadline the loop sets for its held connections after Serve's end has
+// begun must not hide that end: the parked loop still wakes.
+func TestAcceptLoopDeadlineAfterTheEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := Listen(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := NewServer("test", echo, DefaultLimits(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newAcceptLoop(ctx, s, l)
+	if err != nil || a == nil {
+		t.Fatalf("newAcceptLoop: %v %v", a, err)
+	}
+	defer a.epf.Close()
+	cancel()
+	a.wake()
+	a.setDeadline(time.Now().Add(time.Hour)) // as hold does for a new idle connection
+	woke := make(chan error, 1)
+	go func() { woke <- a.eprc.Read(a.pollFn) }()
+	select {
+	case <-woke:
+	case <-time.After(10 * time.Second):
+		a.epf.Close()
+		t.Fatal("the loop stayed parked after the end of Serve")
+	}
+}
