@@ -276,7 +276,7 @@ func (a *acceptLoop) first(c *Conn) {
 		return
 	}
 	c.answered = true
-	if a.s.answer(context.WithValue(a.ctx, peerKey{}, &c.peer), c, msg, fds) != nil {
+	if a.s.answer(c.callContext(a.ctx), c, msg, fds) != nil {
 		a.close(c)
 		return
 	}

@@ -73,6 +73,8 @@ type Conn struct {
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
 
+	ctx peerContext // of the calls (callContext)
+
 	outMu sync.Mutex
 	out   []byte // buffered replies of a stream
 }
@@ -273,10 +275,17 @@ func (c *Conn) fill() error {
 	if !c.noWait {
 		c.armDeadline()
 	}
-	if c.recvFn == nil {
-		c.recvFn = c.tryRecv // one method value per connection, not a closure per read
+	var err error
+	if c.uc == nil {
+		// The accept loop's socket: one attempt, without the RawConn and the
+		// method value it would take.
+		c.tryRecv(uintptr(c.raw.fd))
+	} else {
+		if c.recvFn == nil {
+			c.recvFn = c.tryRecv // one method value per connection, not a closure per read
+		}
+		err = c.rc.Read(c.recvFn)
 	}
-	err := c.rc.Read(c.recvFn)
 	n, oobn, flags, rerr := c.recv.n, c.recv.oobn, c.recv.flags, c.recv.err
 	c.recv = recvResult{}
 	if err == nil {
@@ -566,6 +575,9 @@ func (c *Conn) flushLocked() error {
 func (c *Conn) write(b []byte) error {
 	if c.rc == nil {
 		return net.ErrClosed
+	}
+	if c.uc == nil {
+		return sockio.WriteNow(c.raw.fd, b) // the accept loop's socket: it never waits
 	}
 	return c.writer.Write(c.rc, b)
 }

@@ -268,7 +268,7 @@ func (s *Server) open(ctx context.Context, c *Conn, group *connGroup) context.Co
 	} else {
 		c.uc.CloseRead()
 	}
-	return context.WithValue(ctx, peerKey{}, &c.peer)
+	return c.callContext(ctx)
 }
 
 // closeConn is the end of a connection that open readied.
