@@ -55,15 +55,25 @@ type Conn struct {
 	// connection is then one allocation where it was several.
 	oobSpace [128]byte
 	pidfd    peerPidfd // what peer.pidfd points to
-	// prev and next link the connection into its connGroup.
+	// prev and next link the connection into its connGroup, group; group
+	// is nil when the connection is in none.
 	prev, next *Conn
+	group      *connGroup
 	rc         syscall.RawConn
+	raw        rawFD                 // rc while the accept loop serves the connection, uc nil
 	recvFn     func(fd uintptr) bool // c.tryRecv
 	recv       recvResult            // what the last tryRecv got
 	writer     sockio.Writer
+	// noWait: fill makes one attempt and returns errNotReady rather than
+	// park (readReady).
+	noWait bool
+	// answered: the accept loop has answered the connection's first call.
+	answered bool
 	// msgDeadline bounds how long one message may take to arrive once its first
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
+
+	ctx peerContext // of the calls (callContext)
 
 	outMu sync.Mutex
 	out   []byte // buffered replies of a stream
@@ -91,37 +101,83 @@ func newConn(uc *net.UnixConn, lim Limits, peer Peer) *Conn {
 func (c *Conn) Peer() Peer { return c.peer }
 
 // NetConn lets handlers reach the socket (varlink.GetNetConn).
-func (c *Conn) NetConn() net.Conn { return c.uc }
+// It is nil while the accept loop serves the connection (acceptloop.go).
+func (c *Conn) NetConn() net.Conn {
+	if c.uc == nil {
+		return nil
+	}
+	return c.uc
+}
 
 // ReadMessage returns the next message without its NUL, and the fds sent with it.
 // The message is valid until the next ReadMessage: handlers copy what they keep.
 func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	c.reclaim()
 	for {
-		if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
-			nul := c.scanned + i
-			if nul-c.head > c.lim.MaxMessageSize {
-				c.closeFDs()
-				return nil, nil, ErrMessageTooLarge
-			}
-			fds := c.takeFDs(nul)
-			msg := c.take(nul)
-			if len(fds) > c.lim.MaxFDsPerMessage {
-				closeFiles(fds)
-				return nil, nil, ErrTooManyFDs
-			}
-			return msg, fds, nil
-		}
-		c.scanned = len(c.buf)
-		if len(c.buf)-c.head > c.lim.MaxMessageSize {
-			c.closeFDs()
-			return nil, nil, ErrMessageTooLarge
+		if msg, fds, whole, err := c.scan(); whole || err != nil {
+			return msg, fds, err
 		}
 		if err := c.fill(); err != nil {
 			c.closeFDs()
 			return nil, nil, err
 		}
 	}
+}
+
+// errNotReady: readReady found no whole message without waiting.
+var errNotReady = errors.New("no whole message received yet")
+
+// readReady is a connection's first read when it must not wait: one recvmsg,
+// and the first message if that brought all of it, else errNotReady with
+// whatever did arrive kept for ReadMessage. One recvmsg at most, so that a
+// peer streaming a long message cannot keep the caller reading.
+func (c *Conn) readReady() ([]byte, []*os.File, error) {
+	err := c.fillNow()
+	if err == errNotReady {
+		return nil, nil, err
+	}
+	if err != nil {
+		c.closeFDs()
+		return nil, nil, err
+	}
+	msg, fds, whole, err := c.scan()
+	if !whole && err == nil {
+		err = errNotReady
+	}
+	return msg, fds, err
+}
+
+// fillNow is one recvmsg that does not wait: errNotReady when nothing came.
+func (c *Conn) fillNow() error {
+	c.noWait = true
+	err := c.fill()
+	c.noWait = false
+	return err
+}
+
+// scan takes the next whole message out of the buffer, if there is one
+// (whole), and its fds; it enforces the size and fd limits.
+func (c *Conn) scan() (msg []byte, fds []*os.File, whole bool, err error) {
+	if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
+		nul := c.scanned + i
+		if nul-c.head > c.lim.MaxMessageSize {
+			c.closeFDs()
+			return nil, nil, false, ErrMessageTooLarge
+		}
+		fds := c.takeFDs(nul)
+		msg := c.take(nul)
+		if len(fds) > c.lim.MaxFDsPerMessage {
+			closeFiles(fds)
+			return nil, nil, false, ErrTooManyFDs
+		}
+		return msg, fds, true, nil
+	}
+	c.scanned = len(c.buf)
+	if len(c.buf)-c.head > c.lim.MaxMessageSize {
+		c.closeFDs()
+		return nil, nil, false, ErrMessageTooLarge
+	}
+	return nil, nil, false, nil
 }
 
 // take returns buf[head:nul], without copying, and moves head past the NUL.
@@ -197,8 +253,8 @@ func (c *Conn) tryRecv(fd uintptr) bool {
 	}
 	r.n, r.oobn, r.flags, r.err = sockio.Recvmsg(fd, c.buf[len(c.buf):cap(c.buf)], c.oob)
 	if r.err == unix.EAGAIN {
-		c.release()  // park without a buffer when nothing is pending
-		return false // not readable after all: park until it is
+		c.release()     // park without a buffer when nothing is pending
+		return c.noWait // not readable after all: park until it is, unless told not to
 	}
 	return true
 }
@@ -216,15 +272,27 @@ func (c *Conn) fill() error {
 			c.oob = make([]byte, n)
 		}
 	}
-	c.armDeadline()
-	if c.recvFn == nil {
-		c.recvFn = c.tryRecv // one method value per connection, not a closure per read
+	if !c.noWait {
+		c.armDeadline()
 	}
-	err := c.rc.Read(c.recvFn)
+	var err error
+	if c.uc == nil {
+		// The accept loop's socket: one attempt, without the RawConn and the
+		// method value it would take.
+		c.tryRecv(uintptr(c.raw.fd))
+	} else {
+		if c.recvFn == nil {
+			c.recvFn = c.tryRecv // one method value per connection, not a closure per read
+		}
+		err = c.rc.Read(c.recvFn)
+	}
 	n, oobn, flags, rerr := c.recv.n, c.recv.oobn, c.recv.flags, c.recv.err
 	c.recv = recvResult{}
 	if err == nil {
 		err = rerr
+	}
+	if c.noWait && err == unix.EAGAIN {
+		return errNotReady
 	}
 	if err != nil {
 		n, oobn, flags = 0, 0, 0
@@ -333,7 +401,7 @@ func (c *Conn) freeInput() {
 // byte. Re-arming on every read would let a peer that trickles a byte a minute
 // hold its connection slot forever.
 func (c *Conn) armDeadline() {
-	if c.lim.IdleTimeout <= 0 {
+	if c.lim.IdleTimeout <= 0 || c.uc == nil {
 		return
 	}
 	if len(c.buf) > c.head {
@@ -419,6 +487,9 @@ func (c *Conn) WriteRaw(ctx context.Context, b []byte) error {
 func (c *Conn) WriteWithFDs(ctx context.Context, b []byte, fds []*os.File) (int, error) {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
+	if c.uc == nil {
+		return 0, errUnsupported // the accept loop serves no call that sends fds
+	}
 	if err := c.flushLocked(); err != nil {
 		return 0, err
 	}
@@ -458,6 +529,9 @@ func (c *Conn) buffered() int {
 func (c *Conn) waitWritable(ctx context.Context) error {
 	if c.rc == nil {
 		return net.ErrClosed
+	}
+	if c.uc == nil {
+		return nil // the accept loop waits for nothing: the write will tell
 	}
 	c.uc.SetWriteDeadline(time.Time{})
 	woken := make(chan struct{})
@@ -502,11 +576,14 @@ func (c *Conn) write(b []byte) error {
 	if c.rc == nil {
 		return net.ErrClosed
 	}
+	if c.uc == nil {
+		return sockio.WriteNow(c.raw.fd, b) // the accept loop's socket: it never waits
+	}
 	return c.writer.Write(c.rc, b)
 }
 
 func (c *Conn) setWriteDeadline() {
-	if c.lim.WriteTimeout > 0 {
+	if c.lim.WriteTimeout > 0 && c.uc != nil {
 		c.uc.SetWriteDeadline(time.Now().Add(c.lim.WriteTimeout))
 	}
 }

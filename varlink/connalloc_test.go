@@ -40,6 +40,13 @@ func oneCallPerConnection(t testing.TB, path string, req []byte) {
 
 func startEchoServer(t testing.TB) (string, *Server) {
 	t.Helper()
+	return startEchoServerWith(t, nil)
+}
+
+// startEchoServerWith is startEchoServer with AnswerFirstOnAccept(ready) when
+// ready is not nil.
+func startEchoServerWith(t testing.TB, ready <-chan struct{}) (string, *Server) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	l, err := Listen(path, 0o666)
 	if err != nil {
@@ -51,6 +58,9 @@ func startEchoServer(t testing.TB) (string, *Server) {
 		return err
 	}
 	s := NewServer("t", h, DefaultLimits(), nil)
+	if ready != nil {
+		s.AnswerFirstOnAccept(ready)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Serve(ctx, l); close(done) }()
@@ -78,6 +88,31 @@ func TestOneCallConnectionAllocations(t *testing.T) {
 
 func BenchmarkOneCallPerConnection(b *testing.B) {
 	path, _ := startEchoServer(b)
+	req := []byte("{\"method\":\"x.Y\"}\x00")
+	b.ReportAllocs()
+	for b.Loop() {
+		oneCallPerConnection(b, path, req)
+	}
+}
+
+// Answered by the accept loop, such a connection costs its Conn (one of the
+// two allocations counted is the client's): no net package accept, no worker
+// job, no RawConn callbacks, and the calls' context lives in the Conn.
+func TestOneCallConnectionAllocationsOnTheAcceptLoop(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector adds allocations of its own")
+	}
+	path, _ := startEchoServerWith(t, readyNow())
+	req := []byte("{\"method\":\"x.Y\"}\x00")
+	oneCallPerConnection(t, path, req)
+	allocs := testing.AllocsPerRun(200, func() { oneCallPerConnection(t, path, req) })
+	if allocs > 2 {
+		t.Errorf("%.1f allocations per one-call connection", allocs)
+	}
+}
+
+func BenchmarkOneCallPerConnectionOnTheAcceptLoop(b *testing.B) {
+	path, _ := startEchoServerWith(b, readyNow())
 	req := []byte("{\"method\":\"x.Y\"}\x00")
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,6 +1,7 @@
 // Package varlink is the Varlink transport every machined socket uses: the
 // accept loop with its connection limits and reserve (server.go, internal/workerpool),
-// framing with the message, fd and buffered-input bounds (conn.go,
+// the accept loop that answers one-call connections itself on the userdb
+// socket (acceptloop.go), framing with the message, fd and buffered-input bounds (conn.go,
 // inputbudget.go), peer credentials (peer.go), socket activation and sd_notify
 // (activation.go, notify.go, listen.go), and the dispatcher: the one parse of
 // each message (envelope.go, members.go), org.varlink.service, routing to an

@@ -28,6 +28,10 @@ func (c *Conn) watchHangup() *hangupWatch {
 		close(h.exited)
 		return h
 	}
+	if c.uc == nil {
+		close(h.exited) // the accept loop's calls do not wait: nothing to watch
+		return h
+	}
 	c.uc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(h.exited)
@@ -56,6 +60,9 @@ func (c *Conn) watchHangup() *hangupWatch {
 // the call gets its own deadline back (armDeadline sets it only once per
 // message); otherwise the next read arms the idle one.
 func (c *Conn) stopHangupWatch(h *hangupWatch) {
+	if c.uc == nil {
+		return
+	}
 	c.uc.SetReadDeadline(time.Unix(1, 0))
 	<-h.exited
 	c.uc.SetReadDeadline(c.msgDeadline)

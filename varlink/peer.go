@@ -75,6 +75,27 @@ func (p Peer) close() {
 
 type peerKey struct{}
 
+// peerContext is the context of a connection's calls: the server's, which
+// also carries the connection's peer. It lives in the Conn, so that a
+// one-call connection does not pay an allocation for context.WithValue.
+type peerContext struct {
+	context.Context
+	peer *Peer
+}
+
+func (p *peerContext) Value(key any) any {
+	if _, ok := key.(peerKey); ok {
+		return p.peer
+	}
+	return p.Context.Value(key)
+}
+
+// callContext returns the context of c's calls under ctx.
+func (c *Conn) callContext(ctx context.Context) context.Context {
+	c.ctx = peerContext{Context: ctx, peer: &c.peer}
+	return &c.ctx
+}
+
 // PeerFromContext returns the peer of the connection a call arrived on.
 func PeerFromContext(ctx context.Context) (Peer, bool) {
 	p, ok := ctx.Value(peerKey{}).(*Peer)

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/sockio"
 	"github.com/machined-go/machined/internal/workerpool"
 )
 
@@ -72,6 +73,9 @@ type Server struct {
 	workers   *workerpool.Pool
 	input     *inputBudget
 	admits    func(uid uint32) bool // nil: every peer is served
+	// firstReady, once closed, lets the accept loop answer first calls
+	// (AnswerFirstOnAccept); nil: never.
+	firstReady <-chan struct{}
 }
 
 // Connection goroutines kept for reuse (internal/workerpool): enough for the one-call
@@ -118,6 +122,19 @@ func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 	var conns connGroup
 	stop := context.AfterFunc(ctx, func() { l.Close(); conns.shut() })
 	defer stop()
+	if s.firstReady != nil {
+		a, err := newAcceptLoop(ctx, s, l)
+		if err != nil {
+			s.log.Warn("serving without the accept loop", "err", err)
+		}
+		if a != nil {
+			a.group = &conns
+			stopLoop := context.AfterFunc(ctx, a.wake)
+			defer stopLoop()
+			defer l.Close() // the loop may see the end before stop's goroutine closes it
+			return a.run()
+		}
+	}
 	backoff := 5 * time.Millisecond
 	for {
 		uc, err := l.AcceptUnix()
@@ -158,45 +175,59 @@ func (s *Server) accept(ctx context.Context, uc *net.UnixConn, group *connGroup)
 		return
 	}
 	c.peer = peer
-	privileged := s.privileged(peer.UID)
+	privileged, ok := s.take(peer.UID)
+	if !ok {
+		closePeer(peer)
+		uc.Close()
+		return
+	}
+	ctx = s.open(ctx, c, group)
+	s.workers.Run(func() {
+		defer s.release(peer.UID, privileged)
+		s.serve(ctx, c)
+	})
+}
+
+// take counts a new connection of uid in, unless that would go beyond the
+// limits; privileged is whether the peer is.
+func (s *Server) take(uid uint32) (privileged, ok bool) {
+	privileged = s.privileged(uid)
 	s.mu.Lock()
 	over := s.conns >= s.lim.MaxConnections
 	if !privileged {
-		over = over || s.unpriv >= s.lim.MaxConnections-s.lim.ReservedConnections || s.perUID[peer.UID] >= s.lim.MaxConnectionsPerUID
+		over = over || s.unpriv >= s.lim.MaxConnections-s.lim.ReservedConnections || s.perUID[uid] >= s.lim.MaxConnectionsPerUID
 	}
 	if over {
 		logIt := time.Since(s.lastDrop) > time.Second
 		s.lastDrop = time.Now()
 		s.mu.Unlock()
 		if logIt {
-			s.log.Warn("connection limit reached, refusing", "uid", peer.UID)
+			s.log.Warn("connection limit reached, refusing", "uid", uid)
 		}
-		closePeer(peer)
-		uc.Close()
-		return
+		return privileged, false
 	}
 	s.conns++
 	if !privileged {
 		s.unpriv++
 	}
-	s.perUID[peer.UID]++
+	s.perUID[uid]++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.workers.Run(func() {
-		defer s.wg.Done()
-		defer func() {
-			s.mu.Lock()
-			s.conns--
-			if !privileged {
-				s.unpriv--
-			}
-			if s.perUID[peer.UID]--; s.perUID[peer.UID] == 0 {
-				delete(s.perUID, peer.UID)
-			}
-			s.mu.Unlock()
-		}()
-		s.serve(ctx, c, group)
-	})
+	return privileged, true
+}
+
+// release gives back a connection's place once it has ended.
+func (s *Server) release(uid uint32, privileged bool) {
+	s.mu.Lock()
+	s.conns--
+	if !privileged {
+		s.unpriv--
+	}
+	if s.perUID[uid]--; s.perUID[uid] == 0 {
+		delete(s.perUID, uid)
+	}
+	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // privileged peers are exempt from the per-uid cap and may use the reserve:
@@ -223,29 +254,48 @@ func (s *Server) ServeConn(ctx context.Context, uc *net.UnixConn) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	s.serve(ctx, c, &group)
+	s.serve(s.open(ctx, c, &group), c)
 }
 
-func (s *Server) serve(ctx context.Context, c *Conn, group *connGroup) {
-	uc, peer := c.uc, c.peer
-	c.budget, c.privileged = s.input, s.privileged(peer.UID)
+// open readies an accepted connection for its calls and returns their
+// context, which carries the peer.
+func (s *Server) open(ctx context.Context, c *Conn, group *connGroup) context.Context {
+	c.budget, c.privileged = s.input, s.privileged(c.peer.UID)
+	// Shutting the read side wakes a blocked read without racing the deadlines
+	// the reader sets, and still lets a handler in flight write its reply.
+	if group.add(c) {
+		c.group = group
+	} else {
+		c.uc.CloseRead()
+	}
+	return c.callContext(ctx)
+}
+
+// closeConn is the end of a connection that open readied.
+func (s *Server) closeConn(c *Conn) {
+	if c.group != nil {
+		c.group.remove(c)
+		c.group = nil
+	}
+	c.closeFDs()
+	c.freeInput()
+	closePeer(c.peer)
+	if c.uc == nil {
+		sockio.Close(c.raw.fd)
+		c.raw.fd = -1
+		return
+	}
+	c.uc.Close()
+}
+
+func (s *Server) serve(ctx context.Context, c *Conn) {
+	peer := c.peer
 	defer func() {
 		if r := recover(); r != nil { // a framing bug costs one connection, not the daemon
 			s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
-		c.closeFDs()
-		c.freeInput()
-		closePeer(peer)
-		uc.Close()
+		s.closeConn(c)
 	}()
-	// Shutting the read side wakes a blocked read without racing the deadlines
-	// the reader sets, and still lets a handler in flight write its reply.
-	if group.add(c) {
-		defer group.remove(c)
-	} else {
-		uc.CloseRead()
-	}
-	ctx = context.WithValue(ctx, peerKey{}, &c.peer)
 	if s.admits != nil && !s.admits(peer.UID) {
 		// Answering the first call, rather than hanging up at once, tells the
 		// client why; a call is what it waits on.
@@ -259,20 +309,34 @@ func (s *Server) serve(ctx context.Context, c *Conn, group *connGroup) {
 	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {
-			if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) || errors.Is(err, ErrInputBudget) {
-				s.log.Debug("protocol violation, closing", "err", err, "pid", peer.PID, "uid", peer.UID)
-				c.WriteRaw(ctx, protocolError)
-			}
+			s.readFailed(ctx, c, err)
 			return
 		}
-		err = s.call(ctx, c, msg, fds)
-		if ferr := c.Flush(); err == nil {
-			err = ferr
-		}
-		if err != nil {
-			s.log.Debug("closing connection", "err", err)
+		if s.answer(ctx, c, msg, fds) != nil {
 			return
 		}
+	}
+}
+
+// answer runs the handler on one message and sends what it left buffered; an
+// error ends the connection.
+func (s *Server) answer(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+	err := s.call(ctx, c, msg, fds)
+	if ferr := c.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		s.log.Debug("closing connection", "err", err)
+	}
+	return err
+}
+
+// readFailed tells a peer that broke the protocol's bounds why it is hung up
+// on; every read error ends the connection.
+func (s *Server) readFailed(ctx context.Context, c *Conn, err error) {
+	if errors.Is(err, ErrMessageTooLarge) || errors.Is(err, ErrTooManyFDs) || errors.Is(err, ErrInputBudget) {
+		s.log.Debug("protocol violation, closing", "err", err, "pid", c.peer.PID, "uid", c.peer.UID)
+		c.WriteRaw(ctx, protocolError)
 	}
 }
 

@@ -146,6 +146,12 @@ func TestStreamWritesCoalesce(t *testing.T) {
 // serveOn runs a Server on a temp socket.
 func serveOn(t *testing.T, lim Limits, h Handler) (string, *Server) {
 	t.Helper()
+	return serveOnWith(t, lim, h, nil)
+}
+
+// serveOnWith is serveOn with AnswerFirstOnAccept(ready) when ready is not nil.
+func serveOnWith(t *testing.T, lim Limits, h Handler, ready <-chan struct{}) (string, *Server) {
+	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "vltest-") // reachable by other users, unlike t.TempDir
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +164,9 @@ func serveOn(t *testing.T, lim Limits, h Handler) (string, *Server) {
 		t.Fatal(err)
 	}
 	s := NewServer("test", h, lim, nil)
+	if ready != nil {
+		s.AnswerFirstOnAccept(ready)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.Serve(ctx, l)
 	t.Cleanup(func() {

@@ -105,3 +105,16 @@ func Write(rc syscall.RawConn, b []byte) error {
 	var w Writer
 	return w.Write(rc, b)
 }
+
+// WriteNow writes all of b to a socket outside the netpoller without waiting:
+// EAGAIN when the socket cannot take all of it now.
+func WriteNow(fd int, b []byte) error {
+	rest, done, err := send(uintptr(fd), b)
+	if err != nil {
+		return err
+	}
+	if !done || len(rest) > 0 {
+		return unix.EAGAIN
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package sockio
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The raw calls of a listener's life: nothing waiting is EAGAIN, not a wait;
+// a connection shows in the epoll set, comes out non-blocking and
+// close-on-exec with its peer's credentials, and its close takes it out of
+// the set.
+func TestRawAcceptPeerCredEpoll(t *testing.T) {
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	path := filepath.Join(t.TempDir(), "s")
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 8); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ep)
+	if err := EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, unix.EPOLLIN); err != nil {
+		t.Fatal(err)
+	}
+	events := make([]unix.EpollEvent, 4)
+	if n, err := EpollWaitNow(ep, events); n != 0 || err != nil {
+		t.Fatalf("empty set: %d events, %v", n, err)
+	}
+	if _, err := Accept4(lfd); err != unix.EAGAIN {
+		t.Fatalf("accept with nobody waiting: %v, want EAGAIN", err)
+	}
+
+	cfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	if err := unix.Connect(cfd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := EpollWaitNow(ep, events); n != 1 || err != nil || int(events[0].Fd) != lfd {
+		t.Fatalf("after connect: %d events (%v), %v; want the listener", n, events[:n], err)
+	}
+	fd, err := Accept4(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+		t.Error("accepted socket blocks")
+	}
+	if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
+		t.Error("accepted socket is inherited by children")
+	}
+	cred, err := PeerCred(fd)
+	if err != nil || int(cred.Uid) != os.Getuid() || int(cred.Pid) != os.Getpid() {
+		t.Errorf("peer %+v %v, want uid %d pid %d", cred, err, os.Getuid(), os.Getpid())
+	}
+
+	if err := EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(cfd, []byte("x"))
+	if n, _ := EpollWaitNow(ep, events); n != 1 || int(events[0].Fd) != fd {
+		t.Fatalf("after a write: %d events (%v), want the connection", n, events[:n])
+	}
+	if err := Close(fd); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := EpollWaitNow(ep, events); n != 0 {
+		t.Errorf("a closed socket still in the set: %v", events[:n])
+	}
+	if err := EpollCtl(ep, unix.EPOLL_CTL_DEL, fd, 0); err == nil {
+		t.Error("a closed socket could still be taken out of the set")
+	}
+}
+
+// WriteNow writes what fits and says EAGAIN, without waiting, when the
+// socket is full.
+func TestWriteNow(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if err := WriteNow(fds[0], []byte("hello\x00")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 16)
+	if n, _ := unix.Read(fds[1], got); string(got[:n]) != "hello\x00" {
+		t.Fatalf("read %q", got[:n])
+	}
+	big := make([]byte, 64<<10)
+	for i := 0; ; i++ {
+		err := WriteNow(fds[0], big)
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil || i > 1000 {
+			t.Fatalf("after %d writes: %v, want EAGAIN once the socket is full", i, err)
+		}
+	}
+}

@@ -1,0 +1,358 @@
+package varlink
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/dialas"
+)
+
+// ready is a closed channel: the accept loop answers from the start.
+func readyNow() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// whereServed is an echo handler that notes, per message, whether the accept
+// loop answered it (no net.Conn yet) or a worker did.
+type whereServed struct {
+	mu     sync.Mutex
+	onLoop map[string]bool
+}
+
+func (w *whereServed) handle(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+	w.mu.Lock()
+	if w.onLoop == nil {
+		w.onLoop = map[string]bool{}
+	}
+	w.onLoop[string(msg)] = c.NetConn() == nil
+	w.mu.Unlock()
+	return echo(ctx, c, msg, fds)
+}
+
+func (w *whereServed) loop(msg string) (onLoop, seen bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	onLoop, seen = w.onLoop[msg]
+	return onLoop, seen
+}
+
+func dial(t *testing.T, path string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// oneShot makes one call on a connection of its own and hangs up.
+func oneShot(t *testing.T, path, msg string) (string, error) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return roundTrip(t, c, msg)
+}
+
+// readN reads n NUL-terminated replies.
+func readN(c net.Conn, n int) ([]string, error) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var buf []byte
+	b := make([]byte, 4096)
+	for strings.Count(string(buf), "\x00") < n {
+		k, err := c.Read(b)
+		buf = append(buf, b[:k]...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return strings.SplitN(string(buf), "\x00", n+1)[:n], nil
+}
+
+func connsGone(s *Server) func() bool {
+	return func() bool { n, _ := s.Stats(); return n == 0 }
+}
+
+// A connection that sends one call and hangs up, as nss-systemd's do, is
+// answered by the accept loop itself, and its place is given back.
+func TestAcceptLoopAnswersOneCallConnections(t *testing.T) {
+	var w whereServed
+	path, s := serveOnWith(t, DefaultLimits(), w.handle, readyNow())
+	for i := range 20 {
+		msg := fmt.Sprintf("call-%d", i)
+		c := dial(t, path)
+		if r, err := roundTrip(t, c, msg); err != nil || !strings.Contains(r, msg) {
+			t.Fatalf("%s: %q %v", msg, r, err)
+		}
+		c.Close()
+		if onLoop, _ := w.loop(msg); !onLoop {
+			t.Errorf("%s was answered by a worker", msg)
+		}
+	}
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// Until ready is closed the handler may wait, so every call goes to a worker.
+func TestAcceptLoopWaitsForReady(t *testing.T) {
+	var w whereServed
+	ready := make(chan struct{})
+	path, _ := serveOnWith(t, DefaultLimits(), w.handle, ready)
+	if r, err := roundTrip(t, dial(t, path), "early"); err != nil || !strings.Contains(r, "early") {
+		t.Fatalf("%q %v", r, err)
+	}
+	close(ready)
+	if r, err := roundTrip(t, dial(t, path), "late"); err != nil || !strings.Contains(r, "late") {
+		t.Fatalf("%q %v", r, err)
+	}
+	if onLoop, _ := w.loop("early"); onLoop {
+		t.Error("a call before ready was answered by the accept loop")
+	}
+	if onLoop, _ := w.loop("late"); !onLoop {
+		t.Error("a call after ready was answered by a worker")
+	}
+}
+
+// What follows the first call goes to a worker, in order: calls pipelined
+// with it, a call made after its reply, the rest of a first call that came in
+// parts.
+func TestAcceptLoopHandsOverTheRest(t *testing.T) {
+	var w whereServed
+	path, s := serveOnWith(t, DefaultLimits(), w.handle, readyNow())
+
+	c := dial(t, path)
+	c.Write([]byte("p1\x00p2\x00p3\x00"))
+	replies, err := readN(c, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"p1", "p2", "p3"} {
+		if !strings.Contains(replies[i], `"`+want+`"`) {
+			t.Fatalf("pipelined: reply %d is %q, want %s", i, replies[i], want)
+		}
+	}
+	if r, err := roundTrip(t, c, "p4"); err != nil || !strings.Contains(r, "p4") {
+		t.Fatalf("later call: %q %v", r, err)
+	}
+	for msg, loop := range map[string]bool{"p1": true, "p2": false, "p3": false, "p4": false} {
+		if onLoop, seen := w.loop(msg); !seen || onLoop != loop {
+			t.Errorf("%s: answered on the loop %v (seen %v), want %v", msg, onLoop, seen, loop)
+		}
+	}
+
+	// The loop serves connections one after the other: once a later
+	// connection is answered, the first part of this one has been read.
+	parts := dial(t, path)
+	parts.Write([]byte("hel"))
+	if r, err := oneShot(t, path, "other"); err != nil || !strings.Contains(r, "other") {
+		t.Fatalf("%q %v", r, err)
+	}
+	if r, err := roundTrip(t, parts, "lo"); err != nil || !strings.Contains(r, `"hello"`) {
+		t.Fatalf("call in parts: %q %v", r, err)
+	}
+	if onLoop, _ := w.loop("hello"); onLoop {
+		t.Error("a first call that came in parts was answered by the accept loop")
+	}
+	c.Close()
+	parts.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// The idle timeout holds for the connections the loop keeps: one that never
+// calls and one that stays after its answer.
+func TestAcceptLoopIdleTimeout(t *testing.T) {
+	lim := DefaultLimits()
+	lim.IdleTimeout = 100 * time.Millisecond
+	path, s := serveOnWith(t, lim, echo, readyNow())
+	silent := dial(t, path)
+	answered := dial(t, path)
+	if r, err := roundTrip(t, answered, "x"); err != nil || !strings.Contains(r, `"x"`) {
+		t.Fatalf("%q %v", r, err)
+	}
+	for name, c := range map[string]net.Conn{"silent": silent, "answered": answered} {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%s connection not closed (read %d bytes)", name, n)
+		}
+	}
+	waitFor(t, connsGone(s), "the idle connections to be released")
+}
+
+// The per-uid cap counts the connections the loop holds.
+func TestAcceptLoopPerUIDLimit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to connect as another user")
+	}
+	dir, err := os.MkdirTemp("/tmp", "vltest-") // reachable by nobody
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "s")
+	l, err := Listen(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := DefaultLimits()
+	lim.MaxConnectionsPerUID = 2
+	s := NewServer("test", echo, lim, nil)
+	s.AnswerFirstOnAccept(readyNow())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Serve(ctx, l); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var held []*net.UnixConn
+	for range 2 {
+		c, err := dialas.Unix(path, 65534, 65534)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	if r, err := roundTrip(t, held[0], "in"); err != nil || !strings.Contains(r, `"in"`) {
+		t.Fatalf("%q %v", r, err)
+	}
+	over, err := dialas.Unix(path, 65534, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if r, err := roundTrip(t, over, "over"); err == nil {
+		t.Errorf("third connection of uid 65534 answered: %q", r)
+	}
+	if _, perUID := s.Stats(); perUID[65534] != 2 {
+		t.Errorf("uid 65534 holds %d connections, want 2", perUID[65534])
+	}
+}
+
+// The end of Serve closes the connections the loop holds, and gives back
+// their places and fds.
+func TestAcceptLoopShutdown(t *testing.T) {
+	before := openFDs(t)
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := Listen(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer("test", echo, DefaultLimits(), nil)
+	s.AnswerFirstOnAccept(readyNow())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	silent, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	answered, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer answered.Close()
+	if r, err := roundTrip(t, answered, "x"); err != nil || !strings.Contains(r, `"x"`) {
+		t.Fatalf("%q %v", r, err)
+	}
+	waitFor(t, func() bool { n, _ := s.Stats(); return n == 2 }, "both connections to be counted")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	for name, c := range map[string]net.Conn{"silent": silent, "answered": answered} {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%s connection still open after Serve ended", name)
+		}
+	}
+	if n, _ := s.Stats(); n != 0 {
+		t.Errorf("%d connections still counted", n)
+	}
+	silent.Close()
+	answered.Close()
+	// Earlier tests' servers may still be closing theirs: wait, do not compare once.
+	waitFor(t, func() bool { return openFDs(t) <= before }, "fds back to where they were before the server")
+}
+
+// A first call that breaks the bounds gets the protocol error, a panicking
+// handler costs its connection, and the fds sent with a first call reach the
+// handler and are closed with it; the loop serves on.
+func TestAcceptLoopAbuse(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxMessageSize = 64
+	var got sync.Map
+	path, s := serveOnWith(t, lim, func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+		got.Store(string(msg), len(fds))
+		return echo(ctx, c, msg, fds)
+	}, readyNow())
+	if _, err := oneShot(t, path, "warm-up"); err != nil { // the loop's own fds are open
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+
+	if r, err := oneShot(t, path, strings.Repeat("y", 100)); err != nil || !strings.Contains(r, "io.systemd.Protocol") {
+		t.Errorf("oversized first call: %q %v", r, err)
+	}
+	if _, err := oneShot(t, path, "panic"); err == nil {
+		t.Error("the connection of a panicking handler stayed open")
+	}
+	c := dial(t, path).(*net.UnixConn)
+	f, _ := os.Open("/dev/null")
+	c.WriteMsgUnix([]byte("fds\x00"), unix.UnixRights(int(f.Fd()), int(f.Fd())), nil)
+	f.Close()
+	if r, err := readOne(c); err != nil || !strings.Contains(r, "fds") {
+		t.Errorf("call with fds: %q %v", r, err)
+	}
+	if n, _ := got.Load("fds"); n != 2 {
+		t.Errorf("handler got %v fds, want 2", n)
+	}
+	c.Close()
+	if r, err := oneShot(t, path, "still"); err != nil || !strings.Contains(r, "still") {
+		t.Errorf("loop unusable after abuse: %q %v", r, err)
+	}
+	waitFor(t, connsGone(s), "every connection to be released")
+	waitFor(t, func() bool { return openFDs(t) <= before }, "fds back to the baseline")
+}
+
+// A deadline the loop sets for its held connections after Serve's end has
+// begun must not hide that end: the parked loop still wakes.
+func TestAcceptLoopDeadlineAfterTheEnd(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := Listen(path, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s := NewServer("test", echo, DefaultLimits(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newAcceptLoop(ctx, s, l)
+	if err != nil || a == nil {
+		t.Fatalf("newAcceptLoop: %v %v", a, err)
+	}
+	defer a.epf.Close()
+	cancel()
+	a.wake()
+	a.setDeadline(time.Now().Add(time.Hour)) // as hold does for a new idle connection
+	woke := make(chan error, 1)
+	go func() { woke <- a.eprc.Read(a.pollFn) }()
+	select {
+	case <-woke:
+	case <-time.After(10 * time.Second):
+		a.epf.Close()
+		t.Fatal("the loop stayed parked after the end of Serve")
+	}
+}
