@@ -134,7 +134,10 @@ func (b *bench) goList(d *daemon, n int) {
 	}
 	defer c.Close()
 	ctx := context.Background()
+	calls := 0
+	cpu0, self0 := cpuNS(d.pid()), selfCPUNS()
 	med, s, err := latencies(b.cfg.reps, b.cfg.dur, 3, 2000, func() error {
+		calls++
 		recv, err := c.Send(ctx, "io.systemd.Machine.List", struct{}{}, varlink.More)
 		if err != nil {
 			return err
@@ -164,4 +167,8 @@ func (b *bench) goList(d *daemon, n int) {
 		return
 	}
 	b.set(gVarlink, name, "ms", false, d, figure(med, s))
+	b.cpuPerOp(gVarlink, name, d, cpu0, calls)
+	if self := selfCPUNS(); self0 > 0 && calls > 0 {
+		b.set(gVarlink, rowClientCPU(name), "µs", false, d, figure(float64(self-self0)/1e3/float64(calls), nil))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -85,6 +86,19 @@ var userdbVariants = []struct {
 // operations done, which the rest of the VM's load hardly moves.
 func rowCPU(name string) string { return "daemon CPU per operation: " + name }
 
+// rowClientCPU is the harness's own CPU per operation: where the client's
+// decoding is most of a call, no daemon can be much faster than that.
+func rowClientCPU(name string) string { return "client CPU per operation: " + name }
+
+// selfCPUNS is the CPU time of the harness process so far.
+func selfCPUNS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 // cpuPerOp sets the CPU row of a workload from the daemon's CPU time before
 // (cpu0) and the operations done since.
 func (b *bench) cpuPerOp(group, name string, d *daemon, cpu0 int64, ops int) {
@@ -156,6 +170,8 @@ func (b *bench) plan() {
 	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowGoList(n), "ms", false)
+		r.add(gVarlink, rowCPU(rowGoList(n)), "µs", false)
+		r.add(gVarlink, rowClientCPU(rowGoList(n)), "µs", false)
 	}
 	for _, v := range userdbVariants {
 		for _, n := range c.userdbSizes {
