@@ -60,7 +60,7 @@ func authzFixture(t *testing.T, a Authorizer) *Manager {
 			t.Fatal(err)
 		}
 		m.mu.Lock()
-		m.machines[name].info.UID = 4242
+		m.machines[name].uid = 4242
 		m.mu.Unlock()
 	}
 	return m

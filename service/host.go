@@ -19,17 +19,15 @@ func hostMachine(log *slog.Logger) *machine {
 		vsock = 1 // VMADDR_CID_LOCAL
 	}
 	rt, mono := bootTime()
-	return &machine{info: MachineInfo{
-		Name:          HostName,
-		ID:            id,
-		Class:         ClassHost,
-		Leader:        ProcessID{PID: 1},
-		RootDirectory: "/",
-		Unit:          "-.slice",
-		Timestamp:     Timestamp{Realtime: rt, Monotonic: mono},
-		VSockCID:      vsock,
-		State:         StateRunning,
-	}}
+	return &machine{
+		name:     HostName,
+		unit:     "-.slice",
+		details:  &machineDetails{rootDirectory: "/"},
+		id:       id,
+		class:    kindHost,
+		realtime: rt, monotonic: mono,
+		vsockCID: vsock,
+	}
 }
 
 // bootTime is when the host booted: the realtime clock minus time since boot.
@@ -62,7 +60,7 @@ func (m *Manager) HostID() [16]byte {
 	host := m.machines[HostName]
 	m.mu.Unlock()
 	if host != nil {
-		return host.info.ID
+		return host.id
 	}
 	return hostID(m.log)
 }

@@ -137,7 +137,7 @@ func (m *Manager) byPIDLocked(t *pidTarget) (*machine, error) {
 		return nil, t.err
 	}
 	ref := t.ref
-	if mc := m.byLeader[ref.PID]; mc != nil && (mc.info.Leader.PIDFDID == 0 || ref.ID == 0 || mc.info.Leader.PIDFDID == ref.ID) {
+	if mc := m.byLeader[ref.PID]; mc != nil && (mc.leader.ID == 0 || ref.ID == 0 || mc.leader.ID == ref.ID) {
 		return mc, nil
 	}
 	if t.unit != "" {

@@ -1,20 +1,44 @@
 package service
 
 import (
+	"os"
 	"testing"
 	"unsafe"
 
+	"github.com/machined-go/machined/service/persist"
 	"github.com/machined-go/machined/service/proc"
 )
 
-// The registry's record stays within the 320-byte size class of Go's
-// allocator: the next classes are 352 and 384 bytes, which every one of ten
-// thousand machines would pay. What pushed it over was a copy of the id maps'
-// slice headers that only the id index reads, and a generation counter
-// nothing read any more.
+// The registry's record stays within the 112-byte size class of Go's
+// allocator, which every one of ten thousand machines pays: the fields most
+// machines leave empty live behind one pointer, the class and state are small
+// integers, and the leader's PID and pidfd id are read from the pinned leader.
 func TestMachineRecordSize(t *testing.T) {
-	if n := unsafe.Sizeof(machine{}); n > 320 {
-		t.Errorf("machine is %d bytes, want at most 320", n)
+	if n := unsafe.Sizeof(machine{}); n > 112 {
+		t.Errorf("machine is %d bytes, want at most 112", n)
+	}
+}
+
+// A machine registered with no more than a name and a leader has no details,
+// and its name and unit share one allocation.
+func TestMachineFromRecordCompact(t *testing.T) {
+	leader, err := proc.Open(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+	mc := machineFromRecord(persist.Record{Name: "m", Unit: "u.scope", Class: "container", VSockCID: VSockCIDAny}, leader)
+	if mc.details != nil {
+		t.Errorf("details kept for a bare machine: %+v", *mc.details)
+	}
+	if unsafe.StringData(mc.unit) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(mc.name)), len(mc.name))) {
+		t.Error("name and unit are separate allocations")
+	}
+	if mi := mc.snapshot(); mi.Name != "m" || mi.Unit != "u.scope" || mi.Class != ClassContainer || mi.State != StateRunning || !mi.OwnsUnit() {
+		t.Errorf("snapshot: %+v", mi)
+	}
+	if mc := machineFromRecord(persist.Record{Name: "n", Class: "vm"}, leader); mc.name != "n" || mc.unit != "" || mc.class != kindVM {
+		t.Errorf("machine without a unit: %q %q %v", mc.name, mc.unit, mc.class)
 	}
 }
 

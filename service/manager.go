@@ -162,7 +162,7 @@ func (m *Manager) ListBrief() []Brief {
 	sorted := m.sortedLocked()
 	out := make([]Brief, len(sorted))
 	for i, mc := range sorted {
-		out[i] = Brief{Name: mc.info.Name, Class: mc.info.Class, Service: mc.info.Service}
+		out[i] = Brief{Name: mc.name, Class: classOfKind[mc.class], Service: mc.service()}
 	}
 	return out
 }
@@ -175,7 +175,7 @@ func (m *Manager) sortedLocked() []*machine {
 		for _, mc := range m.machines {
 			s = append(s, mc)
 		}
-		slices.SortFunc(s, func(a, b *machine) int { return strings.Compare(a.info.Name, b.info.Name) })
+		slices.SortFunc(s, func(a, b *machine) int { return strings.Compare(a.name, b.name) })
 		m.sorted = s
 	}
 	return m.sorted

@@ -140,7 +140,7 @@ func TestUnprivilegedAuthorization(t *testing.T) {
 	// The owner passes.
 	owner := Caller{UID: 4242, PIDFD: -1}
 	m.mu.Lock()
-	m.machines["r"].info.UID = 4242
+	m.machines["r"].uid = 4242
 	m.mu.Unlock()
 	if err := m.Unregister(ctx, owner, Selector{Name: "r"}); err != nil {
 		t.Errorf("owner unregister: %v", err)
