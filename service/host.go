@@ -57,7 +57,7 @@ func hostID(log *slog.Logger) [16]byte {
 // not have), zero when unknown.
 func (m *Manager) HostID() [16]byte {
 	m.mu.Lock()
-	host := m.machines[HostName]
+	host := m.machines.get(HostName)
 	m.mu.Unlock()
 	if host != nil {
 		return host.id

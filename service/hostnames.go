@@ -71,7 +71,7 @@ func (m *Manager) MatchHostName(name string) (NameMatch, MachineInfo) {
 	name = strings.TrimSuffix(name, ".")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if mc := m.machines[name]; mc != nil && !mc.isHost() {
+	if mc := m.machines.get(name); mc != nil && !mc.isHost() {
 		return NameOfMachine, mc.snapshot()
 	}
 	for parent := name; ; {
@@ -80,7 +80,7 @@ func (m *Manager) MatchHostName(name string) (NameMatch, MachineInfo) {
 			return NameUnknown, MachineInfo{}
 		}
 		parent = parent[i+1:]
-		if mc := m.machines[parent]; mc != nil && !mc.isHost() {
+		if mc := m.machines.get(parent); mc != nil && !mc.isHost() {
 			return NameBelowMachine, MachineInfo{}
 		}
 	}

@@ -25,7 +25,7 @@ func (m *Manager) watchLeader(mc *machine) {
 func (m *Manager) leaderExited(mc *machine, tok uint32) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur := m.machines[mc.name]; cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {
+	if cur := m.machines.get(mc.name); cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {
 		return // replaced, watched again, gone, or shutting down (restore re-checks it)
 	}
 	if mc.allocated {
@@ -48,14 +48,9 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 	}
 	mc.finalized = true
 	name := mc.name
-	delete(m.machines, name)
-	m.sorted = nil
-	if m.byLeader[mc.leader.PID] == mc {
-		delete(m.byLeader, mc.leader.PID)
-	}
-	if m.byUnit[mc.unit] == mc {
-		delete(m.byUnit, mc.unit)
-	}
+	m.machines.remove(mc)
+	m.byLeader.remove(mc)
+	m.byUnit.remove(mc)
 	m.ids.remove(name)
 	m.releaseQuotaLocked(mc.uid)
 	unit := ""
@@ -130,7 +125,7 @@ func (m *Manager) Unregister(ctx context.Context, c Caller, sel Selector) error 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.machines[mc.name] != mc {
+	if m.machines.get(mc.name) != mc {
 		return fmt.Errorf("no machine '%s' known: %w", mc.name, ErrNoSuchMachine)
 	}
 	m.finalizeLocked(mc, ReasonUnregistered)
@@ -151,7 +146,7 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 		return errNotSupportedf("the host cannot be terminated")
 	}
 	m.mu.Lock()
-	if m.machines[mc.name] != mc {
+	if m.machines.get(mc.name) != mc {
 		m.mu.Unlock()
 		return fmt.Errorf("no machine '%s' known: %w", mc.name, ErrNoSuchMachine)
 	}

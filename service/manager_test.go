@@ -140,7 +140,7 @@ func TestUnprivilegedAuthorization(t *testing.T) {
 	// The owner passes.
 	owner := Caller{UID: 4242, PIDFD: -1}
 	m.mu.Lock()
-	m.machines["r"].uid = 4242
+	m.machines.get("r").uid = 4242
 	m.mu.Unlock()
 	if err := m.Unregister(ctx, owner, Selector{Name: "r"}); err != nil {
 		t.Errorf("owner unregister: %v", err)
@@ -376,7 +376,7 @@ func TestWatchLeaderAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.mu.Lock()
-	mc := m.machines["w1"]
+	mc := m.machines.get("w1")
 	m.mu.Unlock()
 	var epfd int
 	epollRC, err := m.exits.file.SyscallConn()
@@ -405,6 +405,6 @@ func TestWatchLeaderAllocations(t *testing.T) {
 	waitFor(t, "the machine goes with its leader", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return m.machines["w1"] == nil
+		return m.machines.get("w1") == nil
 	})
 }

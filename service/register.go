@@ -268,7 +268,7 @@ func (m *Manager) publish(mc *machine, rec persist.Record, uids, gids proc.IDMap
 		return MachineInfo{}, fmt.Errorf("daemon is shutting down: %w", ErrNotAvailable)
 	}
 	if mc.ownsUnit() {
-		if other := m.byUnit[mc.unit]; other != nil {
+		if other := m.byUnit.get(mc.unit); other != nil {
 			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", mc.unit, other.name)
 		}
 	}
@@ -296,10 +296,10 @@ func leaderOpenError(pid int, err error) error {
 // checkFreeLocked refuses a name or leader that is taken or being registered.
 // m.mu must be held.
 func (m *Manager) checkFreeLocked(name string, leader *proc.PidRef) error {
-	if _, ok := m.machines[name]; ok || m.pendingNames[name] {
+	if m.machines.get(name) != nil || m.pendingNames[name] {
 		return fmt.Errorf("machine '%s' already exists: %w", name, ErrMachineExists)
 	}
-	if other := m.byLeader[leader.PID]; other != nil && other.leader.Alive() {
+	if other := m.byLeader.get(leader.PID); other != nil && other.leader.Alive() {
 		return invalidArg("leader", "process %d already leads machine %q", leader.PID, other.name)
 	}
 	if m.pendingLeaders[leader.PID] {
@@ -370,11 +370,10 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 // startLocked indexes a machine (a container with its id maps), announces it
 // and watches its leader. m.mu must be held.
 func (m *Manager) startLocked(mc *machine, why Reason, uids, gids proc.IDMap) {
-	m.machines[mc.name] = mc
-	m.sorted = nil
-	m.byLeader[mc.leader.PID] = mc
+	m.machines.set(mc)
+	m.byLeader.set(mc)
 	if mc.ownsUnit() {
-		m.byUnit[mc.unit] = mc
+		m.byUnit.set(mc)
 	}
 	if mc.isContainer() {
 		m.ids.add(mc.name, uids, gids)

@@ -69,7 +69,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 	mc.allocated = r.Unit == MachineScope(r.Name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.machines[r.Name]; dup || m.byLeader[leader.PID] != nil || (mc.ownsUnit() && m.byUnit[r.Unit] != nil) {
+	if m.machines.get(r.Name) != nil || m.byLeader.get(leader.PID) != nil || (mc.ownsUnit() && m.byUnit.get(r.Unit) != nil) {
 		log.Warn("dropping duplicate machine record")
 		leader.Close()
 		return false
