@@ -45,13 +45,12 @@ func TestMachineFromRecordCompact(t *testing.T) {
 // A container whose uid and gid maps are the same keeps one of them.
 func TestIDIndexKeepsOneMapForEqualMaps(t *testing.T) {
 	var x idIndex
-	x.init()
 	uids := proc.IDMap{{Inner: 0, Outer: 655360, Count: 65536}}
 	gids := proc.IDMap{{Inner: 0, Outer: 655360, Count: 65536}}
 	x.add("c", uids, gids)
-	e := x.byName["c"]
-	if &e.gids[0] != &e.uids[0] {
-		t.Error("equal uid and gid maps are kept twice")
+	i, _ := x.find("c")
+	if e := x.entries[i]; len(e.lines) != 1 || !e.same {
+		t.Errorf("equal uid and gid maps are kept twice: %+v", *e)
 	}
 	if h, present, ok := x.toHost("c", 1000, true); !present || !ok || h != 656360 {
 		t.Errorf("gid 1000 of c: %d %v %v", h, present, ok)

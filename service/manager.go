@@ -100,7 +100,6 @@ func New(cfg Config) (*Manager, error) {
 		namesChanged:   make(chan struct{}),
 		stop:           make(chan struct{}),
 	}
-	m.ids.init()
 	if err := m.state.Ensure(); err != nil {
 		return nil, err
 	}
