@@ -366,7 +366,7 @@ func TestChangedHookCalled(t *testing.T) {
 	waitFor(t, "c2 gone with its leader", func() bool { return changed.Load() == 4 })
 }
 
-// Watching a leader costs no allocation: every machine's watch is a map slot
+// Watching a leader costs no allocation: every machine's watch is a slot
 // pointing at the machine, not a closure of its own, and the epoll_ctl goes
 // through the watcher's one callback.
 func TestWatchLeaderAllocations(t *testing.T) {
