@@ -22,11 +22,9 @@ func hostMachine(log *slog.Logger) *machine {
 	return &machine{
 		name:     HostName,
 		unit:     "-.slice",
-		details:  &machineDetails{rootDirectory: "/"},
-		id:       id,
+		details:  &machineDetails{rootDirectory: "/", id: id, vsockCID: vsock},
 		class:    kindHost,
 		realtime: rt, monotonic: mono,
-		vsockCID: vsock,
 	}
 }
 
@@ -60,7 +58,7 @@ func (m *Manager) HostID() [16]byte {
 	host := m.machines.get(HostName)
 	m.mu.Unlock()
 	if host != nil {
-		return host.id
+		return host.details.id
 	}
 	return hostID(m.log)
 }

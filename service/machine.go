@@ -90,12 +90,10 @@ type machine struct {
 	leader     *proc.PidRef    // nil for .host
 	details    *machineDetails // nil when all of them are empty
 
-	id                  [16]byte
 	realtime, monotonic uint64 // when it started, µs
 	supervisorPIDFDID   uint64
 	supervisor          int // PID; 0: none
 	uid                 uint32
-	vsockCID            uint32
 	exitWatch           uint32 // the exit watcher's token for the leader; 0: none
 	class               classKind
 	closing             bool
@@ -104,11 +102,19 @@ type machine struct {
 }
 
 // machineDetails are the fields a machine registered with only a name and a
-// leader leaves empty.
+// leader leaves empty (or, for the vsock CID, unknown).
 type machineDetails struct {
 	service, rootDirectory, subgroup       string
 	sshAddress, sshPrivateKeyPath, control string
 	netIf                                  []int
+	id                                     [16]byte
+	vsockCID                               uint32
+}
+
+// bare reports whether d holds nothing a machine without details lacks.
+func (d *machineDetails) bare() bool {
+	return d.service == "" && d.rootDirectory == "" && d.subgroup == "" && d.sshAddress == "" &&
+		d.sshPrivateKeyPath == "" && d.control == "" && d.netIf == nil && d.id == [16]byte{} && d.vsockCID == VSockCIDAny
 }
 
 // classKind is Class as the record stores it.
@@ -177,19 +183,19 @@ func (m *machine) supervisorID() ProcessID {
 func (m *machine) snapshot() MachineInfo {
 	mi := MachineInfo{
 		Name:       m.name,
-		ID:         m.id,
 		Class:      classOfKind[m.class],
 		Leader:     m.leaderID(),
 		Supervisor: m.supervisorID(),
 		Unit:       m.unit,
 		Timestamp:  Timestamp{Realtime: m.realtime, Monotonic: m.monotonic},
-		VSockCID:   m.vsockCID,
+		VSockCID:   VSockCIDAny,
 		UID:        m.uid,
 		State:      m.state(),
 	}
 	if d := m.details; d != nil {
 		mi.Service, mi.RootDirectory, mi.Subgroup = d.service, d.rootDirectory, d.subgroup
 		mi.SSHAddress, mi.SSHPrivateKeyPath, mi.ControlAddress = d.sshAddress, d.sshPrivateKeyPath, d.control
+		mi.ID, mi.VSockCID = d.id, d.vsockCID
 		if d.netIf != nil {
 			mi.NetIf = append([]int(nil), d.netIf...)
 		}

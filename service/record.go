@@ -13,13 +13,11 @@ import (
 func machineFromRecord(rec persist.Record, leader *proc.PidRef) *machine {
 	mc := &machine{
 		leader:            leader,
-		id:                rec.ID,
 		realtime:          rec.Realtime,
 		monotonic:         rec.Monotonic,
 		supervisor:        rec.Supervisor,
 		supervisorPIDFDID: rec.SupervisorPIDFDID,
 		uid:               rec.UID,
-		vsockCID:          rec.VSockCID,
 		class:             kindOf(Class(rec.Class)),
 	}
 	// One allocation for both strings: the request's own copies are garbage
@@ -33,12 +31,13 @@ func machineFromRecord(rec persist.Record, leader *proc.PidRef) *machine {
 		sshAddress:        rec.SSHAddress,
 		sshPrivateKeyPath: rec.SSHPrivateKeyPath,
 		control:           rec.ControlAddress,
+		id:                rec.ID,
+		vsockCID:          rec.VSockCID,
 	}
 	if len(rec.NetIf) > 0 {
 		d.netIf = append([]int(nil), rec.NetIf...)
 	}
-	if d.service != "" || d.rootDirectory != "" || d.subgroup != "" || d.sshAddress != "" ||
-		d.sshPrivateKeyPath != "" || d.control != "" || d.netIf != nil {
+	if !d.bare() {
 		mc.details = &d
 	}
 	return mc
