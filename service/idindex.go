@@ -19,7 +19,9 @@ type idIndex struct {
 	mu      sync.RWMutex
 	entries []*idEntry // sorted by name
 	uids    []idRange  // sorted by start
-	gids    []idRange
+	// gids holds the gid maps that differ from their uid map; a gid map
+	// equal to its uid map (the usual case) is found among uids.
+	gids []idRange
 }
 
 // idEntry is one container's maps: its uid map's lines, then its gid map's,
@@ -67,7 +69,9 @@ func (x *idIndex) add(name string, uids, gids proc.IDMap) {
 		x.entries = slices.Insert(x.entries, i, e)
 	}
 	x.uids = insertRanges(x.uids, e, e.uidMap())
-	x.gids = insertRanges(x.gids, e, e.gidMap())
+	if !e.same {
+		x.gids = insertRanges(x.gids, e, e.gidMap())
+	}
 }
 
 func (x *idIndex) remove(name string) {
@@ -130,30 +134,46 @@ func removeRanges(rs []idRange, e *idEntry) []idRange {
 
 // owner finds the container whose map owns host id h, and the id inside it. When
 // ranges overlap (a misconfiguration) the one starting closest below h wins.
-func owner(rs []idRange, h uint32) (name string, inner uint32, ok bool) {
+// sharedOnly skips the ranges of containers whose gid map differs from their
+// uid map: a gid lookup in the uid ranges.
+func owner(rs []idRange, h uint32, sharedOnly bool) (r idRange, ok bool) {
 	i := sort.Search(len(rs), func(i int) bool { return rs[i].start > h })
 	for j := i - 1; j >= 0; j-- {
-		r := rs[j]
-		if uint64(h) < r.end() {
-			return r.entry.name, r.inner + (h - r.start), true
+		if r := rs[j]; uint64(h) < r.end() && (!sharedOnly || r.entry.same) {
+			return r, true
 		}
 		if j < i-8 { // overlaps deeper than this are not worth a linear walk
 			break
 		}
 	}
-	return "", 0, false
+	return idRange{}, false
+}
+
+func (r idRange) inside(h uint32) (string, uint32, bool) {
+	return r.entry.name, r.inner + (h - r.start), true
 }
 
 func (x *idIndex) uidOwner(h uint32) (string, uint32, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return owner(x.uids, h)
+	if r, ok := owner(x.uids, h, false); ok {
+		return r.inside(h)
+	}
+	return "", 0, false
 }
 
 func (x *idIndex) gidOwner(h uint32) (string, uint32, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return owner(x.gids, h)
+	shared, sok := owner(x.uids, h, true)
+	own, ook := owner(x.gids, h, false)
+	switch {
+	case sok && (!ook || shared.start >= own.start):
+		return shared.inside(h)
+	case ook:
+		return own.inside(h)
+	}
+	return "", 0, false
 }
 
 // toHost translates an id inside a container to the host; present reports whether

@@ -88,7 +88,7 @@ func TestIDIndexAddAgainReplaces(t *testing.T) {
 	if name, _, ok := x.gidOwner(1310720); !ok || name != "c" {
 		t.Error("the new range is missing")
 	}
-	if len(x.entries) != 1 || len(x.uids) != 1 || len(x.gids) != 1 {
+	if len(x.entries) != 1 || len(x.uids) != 1 || len(x.gids) != 0 {
 		t.Errorf("%d entries, %d uid and %d gid ranges", len(x.entries), len(x.uids), len(x.gids))
 	}
 }
@@ -112,5 +112,28 @@ func TestIDIndexShrinks(t *testing.T) {
 		if name, _, ok := x.uidOwner(uint32(65536 * (10 + i))); !ok || name != strconv.Itoa(i) {
 			t.Errorf("container %d lost in the shrink", i)
 		}
+	}
+}
+
+// Gid ranges are found among the uid ranges of containers whose maps are
+// equal and in their own list for the others; where they overlap, the range
+// that starts closest below the id wins, whichever list it is in.
+func TestIDIndexGidOverlapAcrossLists(t *testing.T) {
+	var x idIndex
+	shared := proc.IDMap{{Inner: 0, Outer: 100000, Count: 1000}}
+	x.add("shared", shared, shared)
+	x.add("own", proc.IDMap{{Inner: 0, Outer: 500000, Count: 10}}, proc.IDMap{{Inner: 0, Outer: 100500, Count: 100}})
+	for _, tc := range []struct {
+		gid   uint32
+		name  string
+		inner uint32
+	}{{100499, "shared", 499}, {100550, "own", 50}, {100700, "shared", 700}, {500005, "", 0}} {
+		name, inner, ok := x.gidOwner(tc.gid)
+		if name != tc.name || inner != tc.inner || ok != (tc.name != "") {
+			t.Errorf("gid %d: %q %d %v, want %q %d", tc.gid, name, inner, ok, tc.name, tc.inner)
+		}
+	}
+	if name, _, ok := x.uidOwner(100550); !ok || name != "shared" {
+		t.Errorf("uid 100550: %q %v", name, ok)
 	}
 }
