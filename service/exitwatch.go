@@ -18,7 +18,7 @@ type exitWatcher struct {
 	// exited runs, from the watcher's goroutine, for each machine whose
 	// leader exited: one function for all, where a closure per machine
 	// would cost each of ten thousand machines an allocation of its own.
-	exited func(mc *machine, tok uint32)
+	exited func(mc *machine, tok exitToken)
 
 	mu sync.Mutex
 	// A watch is a slot holding its machine, found by index: a hash map from
@@ -44,7 +44,17 @@ type exitSlot struct {
 	gen uint32
 }
 
-func newExitWatcher(exited func(mc *machine, tok uint32)) (*exitWatcher, error) {
+// exitToken names one watch: its slot and the generation the slot had when
+// the watch began, so that a late forget or a stale event of an earlier watch
+// cannot touch a later watch in the same slot. 0 is no watch.
+type exitToken uint64
+
+func makeExitToken(slot, gen uint32) exitToken { return exitToken(gen)<<32 | exitToken(slot) }
+
+func (t exitToken) slot() uint32 { return uint32(t) }
+func (t exitToken) gen() uint32  { return uint32(t >> 32) }
+
+func newExitWatcher(exited func(mc *machine, tok exitToken)) (*exitWatcher, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -66,7 +76,7 @@ func newExitWatcher(exited func(mc *machine, tok uint32)) (*exitWatcher, error) 
 // watch calls exited(mc, tok) once, from the watcher's goroutine, when the
 // process behind pidfd exits, unless forget(tok) comes first. exited must not
 // block for long. The token is never 0.
-func (w *exitWatcher) watch(pidfd int, mc *machine) (tok uint32, err error) {
+func (w *exitWatcher) watch(pidfd int, mc *machine) (tok exitToken, err error) {
 	w.mu.Lock()
 	var i uint32
 	if n := len(w.free); n > 0 {
@@ -75,7 +85,9 @@ func (w *exitWatcher) watch(pidfd int, mc *machine) (tok uint32, err error) {
 		i = uint32(len(w.slots))
 		w.slots = append(w.slots, exitSlot{})
 	}
-	w.gen++
+	if w.gen++; w.gen == 0 { // 0 would make a token of slot 0 look like none
+		w.gen++
+	}
 	w.slots[i] = exitSlot{mc: mc, gen: w.gen}
 	w.pending++
 	w.addPidfd, w.addErr = pidfd, nil
@@ -90,7 +102,7 @@ func (w *exitWatcher) watch(pidfd int, mc *machine) (tok uint32, err error) {
 		return 0, err
 	}
 	w.mu.Unlock()
-	return i + 1, nil
+	return makeExitToken(i, w.gen), nil
 }
 
 func (w *exitWatcher) add(epfd uintptr) {
@@ -114,12 +126,18 @@ func (w *exitWatcher) releaseLocked(i uint32) {
 // terminated): closing the pidfd takes it out of the epoll set, but the
 // machine would otherwise stay referenced until the leader exits, which for a
 // leader registered again and again is never.
-func (w *exitWatcher) forget(tok uint32) {
+func (w *exitWatcher) forget(tok exitToken) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if i := tok - 1; tok != 0 && int(i) < len(w.slots) && w.slots[i].mc != nil {
+	if i := tok.slot(); w.holdsLocked(i, tok.gen()) {
 		w.releaseLocked(i)
 	}
+}
+
+// holdsLocked reports whether slot i holds the watch of generation gen. w.mu
+// must be held.
+func (w *exitWatcher) holdsLocked(i, gen uint32) bool {
+	return int(i) < len(w.slots) && w.slots[i].mc != nil && w.slots[i].gen == gen
 }
 
 // watching is how many watches are pending.
@@ -131,16 +149,16 @@ func (w *exitWatcher) watching() int {
 
 // fired takes the watch an event reports, unless that watch was forgotten
 // (and its slot perhaps reused) since the event was queued.
-func (w *exitWatcher) fired(ev unix.EpollEvent) (*machine, uint32) {
+func (w *exitWatcher) fired(ev unix.EpollEvent) (*machine, exitToken) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	i := uint32(ev.Fd)
-	if int(i) >= len(w.slots) || w.slots[i].mc == nil || w.slots[i].gen != uint32(ev.Pad) {
+	i, gen := uint32(ev.Fd), uint32(ev.Pad)
+	if !w.holdsLocked(i, gen) {
 		return nil, 0
 	}
 	mc := w.slots[i].mc
 	w.releaseLocked(i)
-	return mc, i + 1
+	return mc, makeExitToken(i, gen)
 }
 
 func (w *exitWatcher) loop() {

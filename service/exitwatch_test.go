@@ -11,7 +11,7 @@ import (
 
 func newTestExitWatcher(t *testing.T) (*exitWatcher, *proc.PidRef) {
 	t.Helper()
-	w, err := newExitWatcher(func(*machine, uint32) { t.Error("a watch fired; nothing here exits") })
+	w, err := newExitWatcher(func(*machine, exitToken) { t.Error("a watch fired; nothing here exits") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,8 @@ func TestExitWatchStaleEventOfReusedSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok2 != tok1 {
-		t.Fatalf("slot not reused: tokens %d and %d", tok1, tok2)
+	if tok2.slot() != tok1.slot() || tok2 == tok1 {
+		t.Fatalf("slot not reused under a new token: tokens %#x and %#x", tok1, tok2)
 	}
 	if mc, _ := w.fired(stale); mc != nil {
 		t.Fatalf("the stale event fired %s", mc.name)
@@ -69,7 +69,7 @@ func TestExitWatchStaleEventOfReusedSlot(t *testing.T) {
 // to; up to 64 it keeps, so one machine coming and going allocates nothing.
 func TestExitWatchSlotsStartOver(t *testing.T) {
 	w, self := newTestExitWatcher(t)
-	toks := make([]uint32, 0, 100)
+	toks := make([]exitToken, 0, 100)
 	for range 100 {
 		tok, err := w.watch(self.FD(), &machine{})
 		if err != nil {
@@ -102,5 +102,33 @@ func TestExitWatchSlotsStartOver(t *testing.T) {
 	}
 	if w.watching() != 0 || cap(w.slots) != slots {
 		t.Errorf("%d watches left, %d of %d slots kept", w.watching(), cap(w.slots), slots)
+	}
+}
+
+// A machine whose leader's exit was reported forgets its watch only when it
+// is finalized, by which time another machine may hold the slot: that forget
+// leaves the other machine's watch alone.
+func TestExitWatchLateForgetSparesSlotsNextWatch(t *testing.T) {
+	w, self := newTestExitWatcher(t)
+	first, second := &machine{name: "first"}, &machine{name: "second"}
+	tok1, err := w.watch(self.FD(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc, tok := w.fired(w.addEvent); mc != first || tok != tok1 {
+		t.Fatalf("the exit fired %v, token %d", mc, tok)
+	}
+	rewatchable(t, w, self.FD())
+	tok2, err := w.watch(self.FD(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev2 := w.addEvent
+	w.forget(tok1)
+	if w.watching() != 1 {
+		t.Fatal("the late forget dropped the next machine's watch")
+	}
+	if mc, tok := w.fired(ev2); mc != second || tok != tok2 {
+		t.Errorf("the second exit fired %v, token %d", mc, tok)
 	}
 }

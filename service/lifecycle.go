@@ -22,7 +22,7 @@ func (m *Manager) watchLeader(mc *machine) {
 
 // leaderExited finalizes mc, whose leader exited, unless the watch tok is no
 // longer the machine's.
-func (m *Manager) leaderExited(mc *machine, tok uint32) {
+func (m *Manager) leaderExited(mc *machine, tok exitToken) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if cur := m.machines.get(mc.name); cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {

@@ -92,9 +92,9 @@ type machine struct {
 
 	realtime, monotonic uint64 // when it started, µs
 	supervisorPIDFDID   uint64
-	supervisor          int // PID; 0: none
+	supervisor          int       // PID; 0: none
+	exitWatch           exitToken // the exit watcher's token for the leader; 0: none
 	uid                 uint32
-	exitWatch           uint32 // the exit watcher's token for the leader; 0: none
 	class               classKind
 	closing             bool
 	allocated           bool // we created the unit and must Release it
