@@ -73,15 +73,15 @@ func (m *Manager) authorizeContainerOp(ctx context.Context, c Caller, mc *machin
 	if c.privileged() {
 		return nil
 	}
-	host := mc.info.Class == ClassHost
-	owner := !host && mc.info.UID == c.UID
+	host := mc.isHost()
+	owner := !host && mc.uid == c.UID
 	if !host && (op == OpShell || m.cfg.Authorizer == nil) {
 		hostNS, err := mc.leader.InHostUserNS()
 		if err != nil {
-			return fmt.Errorf("machine %s: %v: %w", mc.info.Name, err, ErrPermissionDenied)
+			return fmt.Errorf("machine %s: %v: %w", mc.name, err, ErrPermissionDenied)
 		}
 		if hostNS {
-			return fmt.Errorf("only root may act inside machine %s, which runs in the host's user namespace: %w", mc.info.Name, ErrPermissionDenied)
+			return fmt.Errorf("only root may act inside machine %s, which runs in the host's user namespace: %w", mc.name, ErrPermissionDenied)
 		}
 	}
 	if m.cfg.Authorizer != nil {
@@ -94,7 +94,7 @@ func (m *Manager) authorizeContainerOp(ctx context.Context, c Caller, mc *machin
 		// Such a machine's bind mounts are idmapped through its user
 		// namespace: host root's files would be its root's, so the owner
 		// would get root's rights over whatever it names.
-		return fmt.Errorf("only root may bind mount into machine %s: the mount would give its root the rights of the source's owners on the host: %w", mc.info.Name, ErrPermissionDenied)
+		return fmt.Errorf("only root may bind mount into machine %s: the mount would give its root the rights of the source's owners on the host: %w", mc.name, ErrPermissionDenied)
 	}
 	if owner {
 		return nil

@@ -60,7 +60,7 @@ func authzFixture(t *testing.T, a Authorizer) *Manager {
 			t.Fatal(err)
 		}
 		m.mu.Lock()
-		m.machines[name].info.UID = 4242
+		m.machines.get(name).uid = 4242
 		m.mu.Unlock()
 	}
 	return m
@@ -72,7 +72,7 @@ func (op ContainerOp) terminal() bool { return op == OpOpenPTY || op == OpLogin 
 
 func authorizeOn(m *Manager, c Caller, name string, op ContainerOp) error {
 	m.mu.Lock()
-	mc := m.machines[name]
+	mc := m.machines.get(name)
 	m.mu.Unlock()
 	return m.authorizeContainerOp(context.Background(), c, mc, op, func() map[string]string {
 		return map[string]string{"machine": name}

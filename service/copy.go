@@ -55,7 +55,7 @@ func (m *Manager) copy(ctx context.Context, c Caller, sel Selector, req CopyRequ
 		// Finalizing cancels the machine's operations: one that is only
 		// starting now must see that the machine is gone.
 		m.mu.Lock()
-		registered := m.machines[mi.Name] == mc
+		registered := m.machines.get(mi.Name) == mc
 		m.mu.Unlock()
 		if !registered {
 			return fmt.Errorf("no machine '%s' known: %w", mi.Name, ErrNoSuchMachine)

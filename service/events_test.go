@@ -359,7 +359,7 @@ func TestWatchAsCaps(t *testing.T) {
 	lagOwner := *lag.owner
 	m.mu.Lock()
 	for range EventBacklog + 1 {
-		m.emitLocked(MachineNew, m.machines[HostName], ReasonNone)
+		m.emitLocked(MachineNew, m.machines.get(HostName), ReasonNone)
 	}
 	n := m.watchesOf[lagOwner]
 	m.mu.Unlock()

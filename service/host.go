@@ -19,17 +19,13 @@ func hostMachine(log *slog.Logger) *machine {
 		vsock = 1 // VMADDR_CID_LOCAL
 	}
 	rt, mono := bootTime()
-	return &machine{info: MachineInfo{
-		Name:          HostName,
-		ID:            id,
-		Class:         ClassHost,
-		Leader:        ProcessID{PID: 1},
-		RootDirectory: "/",
-		Unit:          "-.slice",
-		Timestamp:     Timestamp{Realtime: rt, Monotonic: mono},
-		VSockCID:      vsock,
-		State:         StateRunning,
-	}}
+	return &machine{
+		name:     HostName,
+		unit:     "-.slice",
+		details:  &machineDetails{rootDirectory: "/", id: id, vsockCID: vsock},
+		class:    kindHost,
+		realtime: rt, monotonic: mono,
+	}
 }
 
 // bootTime is when the host booted: the realtime clock minus time since boot.
@@ -59,10 +55,10 @@ func hostID(log *slog.Logger) [16]byte {
 // not have), zero when unknown.
 func (m *Manager) HostID() [16]byte {
 	m.mu.Lock()
-	host := m.machines[HostName]
+	host := m.machines.get(HostName)
 	m.mu.Unlock()
 	if host != nil {
-		return host.info.ID
+		return host.details.id
 	}
 	return hostID(m.log)
 }

@@ -26,8 +26,8 @@ func (m *Manager) hostNamesLocked() []string {
 	sorted := m.sortedLocked()
 	names := make([]string, 0, len(sorted))
 	for _, mc := range sorted {
-		if mc.info.Class != ClassHost {
-			names = append(names, mc.info.Name)
+		if !mc.isHost() {
+			names = append(names, mc.name)
 		}
 	}
 	return names
@@ -78,7 +78,7 @@ func (m *Manager) MatchHostName(name string) (NameMatch, MachineInfo) {
 	name = strings.TrimSuffix(name, ".")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if mc := m.machines[name]; mc != nil && mc.info.Class != ClassHost {
+	if mc := m.machines.get(name); mc != nil && !mc.isHost() {
 		return NameOfMachine, mc.snapshot()
 	}
 	for parent := name; ; {
@@ -87,7 +87,7 @@ func (m *Manager) MatchHostName(name string) (NameMatch, MachineInfo) {
 			return NameUnknown, MachineInfo{}
 		}
 		parent = parent[i+1:]
-		if mc := m.machines[parent]; mc != nil && mc.info.Class != ClassHost {
+		if mc := m.machines.get(parent); mc != nil && !mc.isHost() {
 			return NameBelowMachine, MachineInfo{}
 		}
 	}

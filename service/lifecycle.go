@@ -16,26 +16,26 @@ import (
 func (m *Manager) watchLeader(mc *machine) {
 	tok, err := m.exits.watch(mc.leader.FD(), mc)
 	if err != nil {
-		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.info.Name, "err", err)
+		m.log.Error("cannot watch leader; its exit will be noticed only on restart", "machine", mc.name, "err", err)
 	}
 	mc.exitWatch = tok
 }
 
 // leaderExited finalizes mc, whose leader exited, unless the watch tok is no
 // longer the machine's.
-func (m *Manager) leaderExited(mc *machine, tok uint32) {
+func (m *Manager) leaderExited(mc *machine, tok exitToken) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cur := m.machines[mc.info.Name]; cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {
+	if cur := m.machines.get(mc.name); cur != mc || mc.exitWatch != tok || mc.finalized || m.closed {
 		return // replaced, watched again, gone, or shutting down (restore re-checks it)
 	}
 	if mc.allocated {
 		// The rest of a unit we created goes with its leader, as upstream's GC
 		// stops the unit before it finalizes.
-		m.stopUnitAsync(mc.info.Unit)
+		m.stopUnitAsync(mc.unit)
 	}
 	reason := ReasonLeaderExited
-	if mc.info.State == StateClosing {
+	if mc.closing {
 		reason = ReasonTerminated
 	}
 	m.finalizeLocked(mc, reason)
@@ -48,25 +48,18 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 		return
 	}
 	mc.finalized = true
-	name := mc.info.Name
-	delete(m.machines, name)
-	m.sorted = nil
-	if m.byLeader[mc.leader.PID] == mc {
-		delete(m.byLeader, mc.leader.PID)
-	}
+	name := mc.name
+	m.machines.remove(mc)
+	m.byLeader.remove(mc)
 	// The machine indexed by its unit is the one whose record saved the unit
 	// link (publish refuses a second machine for a unit): its link goes
 	// without being read first.
-	ownLink := false
-	if m.byUnit[mc.info.Unit] == mc {
-		delete(m.byUnit, mc.info.Unit)
-		ownLink = true
-	}
+	ownLink := m.byUnit.remove(mc)
 	m.ids.remove(name)
-	m.releaseQuotaLocked(mc.info.UID)
+	m.releaseQuotaLocked(mc.uid)
 	unit := ""
-	if mc.info.OwnsUnit() {
-		unit = mc.info.Unit
+	if mc.ownsUnit() {
+		unit = mc.unit
 	}
 	var err error
 	if ownLink && unit != "" {
@@ -78,7 +71,7 @@ func (m *Manager) finalizeLocked(mc *machine, why Reason) {
 		m.log.Warn("remove state file", "machine", name, "err", err)
 	}
 	if mc.allocated && m.cfg.Units != nil {
-		m.cfg.Units.Release(mc.info.Unit)
+		m.cfg.Units.Release(mc.unit)
 	}
 	m.ops.Cancel(mc, ErrNoSuchMachine)
 	if mc.exitWatch != 0 {
@@ -113,17 +106,17 @@ func (m *Manager) selectForAction(ctx context.Context, c Caller, sel Selector, v
 	mc, err := m.selectLocked(sel)
 	var owner uint32
 	if err == nil {
-		owner = mc.info.UID
+		owner = mc.uid
 	}
 	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	ownerPtr := &owner
-	if mc.info.Class == ClassHost {
+	if mc.isHost() {
 		ownerPtr = nil // nobody owns the host
 	}
-	details := func() map[string]string { return map[string]string{"name": mc.info.Name, "verb": verb} }
+	details := func() map[string]string { return map[string]string{"name": mc.name, "verb": verb} }
 	if err := m.authorize(ctx, c, ActionManageMachines, details, ownerPtr); err != nil {
 		return nil, err
 	}
@@ -137,13 +130,13 @@ func (m *Manager) Unregister(ctx context.Context, c Caller, sel Selector) error 
 	if err != nil {
 		return err
 	}
-	if mc.info.Class == ClassHost {
+	if mc.isHost() {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.machines[mc.info.Name] != mc {
-		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+	if m.machines.get(mc.name) != mc {
+		return fmt.Errorf("no machine '%s' known: %w", mc.name, ErrNoSuchMachine)
 	}
 	m.finalizeLocked(mc, ReasonUnregistered)
 	return nil
@@ -159,19 +152,19 @@ func (m *Manager) Terminate(ctx context.Context, c Caller, sel Selector) error {
 	if err != nil {
 		return err
 	}
-	if mc.info.Class == ClassHost {
+	if mc.isHost() {
 		return errNotSupportedf("the host cannot be terminated")
 	}
 	m.mu.Lock()
-	if m.machines[mc.info.Name] != mc {
+	if m.machines.get(mc.name) != mc {
 		m.mu.Unlock()
-		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+		return fmt.Errorf("no machine '%s' known: %w", mc.name, ErrNoSuchMachine)
 	}
-	if mc.info.State != StateClosing {
-		mc.info.State = StateClosing
+	if !mc.closing {
+		mc.closing = true
 		m.emitLocked(MachineStateChanged, mc, ReasonNone)
 	}
-	info, leader := mc.info, mc.leader
+	info, leader := mc.snapshot(), mc.leader
 	m.mu.Unlock()
 
 	if info.OwnsUnit() && m.cfg.Units != nil {
@@ -218,15 +211,15 @@ func (m *Manager) Kill(ctx context.Context, c Caller, sel Selector, whom string,
 	if err != nil {
 		return err
 	}
-	if mc.info.Class == ClassHost {
+	if mc.isHost() {
 		return errNotSupportedf("the host cannot be killed")
 	}
 	m.mu.Lock()
 	if mc.finalized {
 		m.mu.Unlock()
-		return fmt.Errorf("no machine '%s' known: %w", mc.info.Name, ErrNoSuchMachine)
+		return fmt.Errorf("no machine '%s' known: %w", mc.name, ErrNoSuchMachine)
 	}
-	info, leader := mc.info, mc.leader
+	info, leader := mc.snapshot(), mc.leader
 	m.mu.Unlock()
 
 	s := syscall.Signal(sig)

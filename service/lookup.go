@@ -105,7 +105,7 @@ func (m *Manager) selectLocked(sel Selector) (*machine, error) {
 		if !ValidLookupName(sel.Name) {
 			return nil, invalidArg("name", "invalid machine name %q", sel.Name)
 		}
-		byName = m.machines[sel.Name]
+		byName = m.machines.get(sel.Name)
 		if byName == nil {
 			return nil, fmt.Errorf("no machine '%s' known: %w", sel.Name, ErrNoSuchMachine)
 		}
@@ -137,11 +137,11 @@ func (m *Manager) byPIDLocked(t *pidTarget) (*machine, error) {
 		return nil, t.err
 	}
 	ref := t.ref
-	if mc := m.byLeader[ref.PID]; mc != nil && (mc.info.Leader.PIDFDID == 0 || ref.ID == 0 || mc.info.Leader.PIDFDID == ref.ID) {
+	if mc := m.byLeader.get(ref.PID); mc != nil && (mc.leader.ID == 0 || ref.ID == 0 || mc.leader.ID == ref.ID) {
 		return mc, nil
 	}
 	if t.unit != "" {
-		if mc := m.byUnit[t.unit]; mc != nil {
+		if mc := m.byUnit.get(t.unit); mc != nil {
 			return mc, nil
 		}
 	}

@@ -77,22 +77,128 @@ func (mi MachineInfo) HasID() bool { return mi.ID != [16]byte{} }
 // a unit: symlink, is stopped by stopping the unit).
 func (mi MachineInfo) OwnsUnit() bool { return mi.Unit != "" && mi.Subgroup == "" }
 
-// machine is the registry's record. All fields are guarded by Manager.mu; the
-// pidrefs are closed only by finalize. A container's id maps live in the id
-// index alone, which is what reads them: ten thousand machines each carrying
-// a second copy of the slice headers grew every record by a size class.
+// machine is the registry's record, one per machine of a registry that may
+// hold ten thousand: it keeps what every machine has, and in details what
+// most leave empty, so a machine registered with no more than a name and a
+// leader pays one small allocation for its record. The name and the unit share
+// one allocation (machineFromRecord). The leader's PID and pidfd id live in
+// the pinned leader. All fields are guarded by Manager.mu; the pidref is
+// closed only by finalize. A container's id maps live in the id index alone,
+// which is what reads them.
 type machine struct {
-	info      MachineInfo
-	leader    *proc.PidRef // nil for .host
-	exitWatch uint32       // the exit watcher's token for the leader; 0: none
-	allocated bool         // we created the unit and must Release it
-	finalized bool
+	name, unit string
+	leader     *proc.PidRef    // nil for .host
+	details    *machineDetails // nil when all of them are empty
+
+	realtime, monotonic uint64 // when it started, µs
+	supervisorPIDFDID   uint64
+	supervisor          int       // PID; 0: none
+	exitWatch           exitToken // the exit watcher's token for the leader; 0: none
+	uid                 uint32
+	class               classKind
+	closing             bool
+	allocated           bool // we created the unit and must Release it
+	finalized           bool
+}
+
+// machineDetails are the fields a machine registered with only a name and a
+// leader leaves empty (or, for the vsock CID, unknown).
+type machineDetails struct {
+	service, rootDirectory, subgroup       string
+	sshAddress, sshPrivateKeyPath, control string
+	netIf                                  []int
+	id                                     [16]byte
+	vsockCID                               uint32
+}
+
+// bare reports whether d holds nothing a machine without details lacks.
+func (d *machineDetails) bare() bool {
+	return d.service == "" && d.rootDirectory == "" && d.subgroup == "" && d.sshAddress == "" &&
+		d.sshPrivateKeyPath == "" && d.control == "" && d.netIf == nil && d.id == [16]byte{} && d.vsockCID == VSockCIDAny
+}
+
+// classKind is Class as the record stores it.
+type classKind uint8
+
+const (
+	kindContainer classKind = iota
+	kindVM
+	kindHost
+)
+
+var classOfKind = [...]Class{kindContainer: ClassContainer, kindVM: ClassVM, kindHost: ClassHost}
+
+func kindOf(c Class) classKind {
+	switch c {
+	case ClassVM:
+		return kindVM
+	case ClassHost:
+		return kindHost
+	}
+	return kindContainer
+}
+
+func (m *machine) isHost() bool      { return m.class == kindHost }
+func (m *machine) isContainer() bool { return m.class == kindContainer }
+
+func (m *machine) service() string {
+	if m.details == nil {
+		return ""
+	}
+	return m.details.service
+}
+
+func (m *machine) subgroup() string {
+	if m.details == nil {
+		return ""
+	}
+	return m.details.subgroup
+}
+
+// ownsUnit is MachineInfo.OwnsUnit of the record.
+func (m *machine) ownsUnit() bool { return m.unit != "" && m.subgroup() == "" }
+
+func (m *machine) state() State {
+	if m.closing {
+		return StateClosing
+	}
+	return StateRunning
+}
+
+func (m *machine) leaderID() ProcessID {
+	if m.leader == nil {
+		return ProcessID{PID: 1} // .host
+	}
+	return processID(m.leader)
+}
+
+func (m *machine) supervisorID() ProcessID {
+	p := ProcessID{PID: m.supervisor, PIDFDID: m.supervisorPIDFDID}
+	if p.PIDFDID != 0 {
+		p.BootID = bootID()
+	}
+	return p
 }
 
 func (m *machine) snapshot() MachineInfo {
-	mi := m.info
-	if mi.NetIf != nil {
-		mi.NetIf = append([]int(nil), mi.NetIf...)
+	mi := MachineInfo{
+		Name:       m.name,
+		Class:      classOfKind[m.class],
+		Leader:     m.leaderID(),
+		Supervisor: m.supervisorID(),
+		Unit:       m.unit,
+		Timestamp:  Timestamp{Realtime: m.realtime, Monotonic: m.monotonic},
+		VSockCID:   VSockCIDAny,
+		UID:        m.uid,
+		State:      m.state(),
+	}
+	if d := m.details; d != nil {
+		mi.Service, mi.RootDirectory, mi.Subgroup = d.service, d.rootDirectory, d.subgroup
+		mi.SSHAddress, mi.SSHPrivateKeyPath, mi.ControlAddress = d.sshAddress, d.sshPrivateKeyPath, d.control
+		mi.ID, mi.VSockCID = d.id, d.vsockCID
+		if d.netIf != nil {
+			mi.NetIf = append([]int(nil), d.netIf...)
+		}
 	}
 	return mi
 }

@@ -2,8 +2,6 @@ package service
 
 import (
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -63,11 +61,10 @@ type Manager struct {
 	ops   *ops.Registry // copies, image work: bounded, cancelled with their machine
 
 	mu             sync.Mutex
-	machines       map[string]*machine // by name, incl. .host
-	sorted         []*machine          // machines in name order; nil when stale (see sortedLocked)
-	byLeader       map[int]*machine    // by leader PID (started machines only)
-	byUnit         map[string]*machine // machines that own their whole unit
-	pendingNames   map[string]bool     // registrations in flight, between the two locked phases
+	machines       machineIndex[string] // by name, incl. .host
+	byLeader       machineIndex[int]    // by leader PID (started machines only)
+	byUnit         machineIndex[string] // machines that own their whole unit
+	pendingNames   map[string]bool      // registrations in flight, between the two locked phases
 	pendingLeaders map[int]bool
 	perUID         map[uint32]int // machines per registering uid: started, and in flight
 	subs           map[*Watch]struct{}
@@ -92,9 +89,9 @@ func New(cfg Config) (*Manager, error) {
 		log:            cfg.Logger,
 		ops:            ops.NewRegistry(ops.Max),
 		state:          persist.Dir{Path: cfg.StateDir},
-		machines:       map[string]*machine{},
-		byLeader:       map[int]*machine{},
-		byUnit:         map[string]*machine{},
+		machines:       newMachineIndex(func(mc *machine) string { return mc.name }),
+		byLeader:       newMachineIndex(func(mc *machine) int { return mc.leader.PID }),
+		byUnit:         newMachineIndex(func(mc *machine) string { return mc.unit }),
 		pendingNames:   map[string]bool{},
 		pendingLeaders: map[int]bool{},
 		perUID:         map[uint32]int{},
@@ -102,7 +99,6 @@ func New(cfg Config) (*Manager, error) {
 		watchesOf:      map[uint32]int{},
 		stop:           make(chan struct{}),
 	}
-	m.ids.init()
 	if err := m.state.Ensure(); err != nil {
 		return nil, err
 	}
@@ -111,8 +107,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	if cfg.HostMachine {
-		m.machines[HostName] = hostMachine(m.log)
-		m.sorted = nil
+		m.machines.set(hostMachine(m.log))
 	}
 	return m, nil
 }
@@ -161,30 +156,20 @@ func (m *Manager) ListBrief() []Brief {
 	sorted := m.sortedLocked()
 	out := make([]Brief, len(sorted))
 	for i, mc := range sorted {
-		out[i] = Brief{Name: mc.info.Name, Class: mc.info.Class, Service: mc.info.Service}
+		out[i] = Brief{Name: mc.name, Class: classOfKind[mc.class], Service: mc.service()}
 	}
 	return out
 }
 
-// sortedLocked returns the machines in name order. The order is kept until the
-// registry changes, so repeated listings do not sort again. m.mu must be held.
-func (m *Manager) sortedLocked() []*machine {
-	if m.sorted == nil {
-		s := make([]*machine, 0, len(m.machines))
-		for _, mc := range m.machines {
-			s = append(s, mc)
-		}
-		slices.SortFunc(s, func(a, b *machine) int { return strings.Compare(a.info.Name, b.info.Name) })
-		m.sorted = s
-	}
-	return m.sorted
-}
+// sortedLocked returns the machines in name order, the registry's own slice:
+// it must not be kept beyond m.mu. m.mu must be held.
+func (m *Manager) sortedLocked() []*machine { return m.machines.all() }
 
 // Count returns how many machines are registered, .host included.
 func (m *Manager) Count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.machines)
+	return m.machines.len()
 }
 
 // Units returns the configured unit backend's name, for logs.

@@ -140,7 +140,7 @@ func TestUnprivilegedAuthorization(t *testing.T) {
 	// The owner passes.
 	owner := Caller{UID: 4242, PIDFD: -1}
 	m.mu.Lock()
-	m.machines["r"].info.UID = 4242
+	m.machines.get("r").uid = 4242
 	m.mu.Unlock()
 	if err := m.Unregister(ctx, owner, Selector{Name: "r"}); err != nil {
 		t.Errorf("owner unregister: %v", err)
@@ -366,7 +366,7 @@ func TestChangedHookCalled(t *testing.T) {
 	waitFor(t, "c2 gone with its leader", func() bool { return changed.Load() == 4 })
 }
 
-// Watching a leader costs no allocation: every machine's watch is a map slot
+// Watching a leader costs no allocation: every machine's watch is a slot
 // pointing at the machine, not a closure of its own, and the epoll_ctl goes
 // through the watcher's one callback.
 func TestWatchLeaderAllocations(t *testing.T) {
@@ -376,7 +376,7 @@ func TestWatchLeaderAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.mu.Lock()
-	mc := m.machines["w1"]
+	mc := m.machines.get("w1")
 	m.mu.Unlock()
 	var epfd int
 	epollRC, err := m.exits.file.SyscallConn()
@@ -405,6 +405,6 @@ func TestWatchLeaderAllocations(t *testing.T) {
 	waitFor(t, "the machine goes with its leader", func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		return m.machines["w1"] == nil
+		return m.machines.get("w1") == nil
 	})
 }

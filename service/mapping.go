@@ -23,7 +23,7 @@ func (m *Manager) MapFrom(c Caller, sel Selector, uid, gid *uint32) (IDMapping, 
 	var name string
 	var class Class
 	if err == nil {
-		name, class = mc.info.Name, mc.info.Class
+		name, class = mc.name, classOfKind[mc.class]
 	}
 	m.mu.Unlock()
 	if err != nil {

@@ -157,15 +157,13 @@ func (m *Manager) UIDShift(mi MachineInfo) (uint32, error) {
 	default:
 		return 0, errNotSupportedf("UID/GID shift is only supported on container machines")
 	}
-	m.ids.mu.RLock()
-	e := m.ids.byName[mi.Name]
-	m.ids.mu.RUnlock()
-	if e == nil {
+	uids, gids, ok := m.ids.maps(mi.Name)
+	if !ok {
 		return 0, fmt.Errorf("machine %s: %w", mi.Name, ErrNoSuchMachine)
 	}
-	us, uok := e.uids.Shift()
-	gs, gok := e.gids.Shift()
-	if !uok || !gok || us != gs || !sameMap(e.uids, e.gids) {
+	us, uok := uids.Shift()
+	gs, gok := gids.Shift()
+	if !uok || !gok || us != gs || !sameMap(uids, gids) {
 		return 0, fmt.Errorf("machine %s uses a complex UID/GID mapping, cannot determine shift: %w", mi.Name, ErrNoUIDShift)
 	}
 	return us, nil

@@ -20,7 +20,7 @@ func (m *Manager) runOperation(ctx context.Context, mc *machine, fn func(ctx con
 	var owner any
 	name := ""
 	if mc != nil {
-		owner, name = mc, mc.info.Name
+		owner, name = mc, mc.name
 	}
 	err := m.ops.Run(ctx, owner, func(ctx context.Context) error {
 		// Say why an operation was cut short while it still runs: the

@@ -11,30 +11,34 @@ import (
 // The leader's PID and pidfd id come from the pinned leader, which callers have
 // checked against the record.
 func machineFromRecord(rec persist.Record, leader *proc.PidRef) *machine {
-	supervisor := ProcessID{PID: rec.Supervisor, PIDFDID: rec.SupervisorPIDFDID}
-	if supervisor.PIDFDID != 0 {
-		supervisor.BootID = bootID()
+	mc := &machine{
+		leader:            leader,
+		realtime:          rec.Realtime,
+		monotonic:         rec.Monotonic,
+		supervisor:        rec.Supervisor,
+		supervisorPIDFDID: rec.SupervisorPIDFDID,
+		uid:               rec.UID,
+		class:             kindOf(Class(rec.Class)),
 	}
-	return &machine{
-		info: MachineInfo{
-			Name:              rec.Name,
-			ID:                rec.ID,
-			Service:           rec.Service,
-			Class:             Class(rec.Class),
-			Leader:            processID(leader),
-			Supervisor:        supervisor,
-			RootDirectory:     rec.RootDirectory,
-			Unit:              rec.Unit,
-			Subgroup:          rec.Subgroup,
-			Timestamp:         Timestamp{Realtime: rec.Realtime, Monotonic: rec.Monotonic},
-			NetIf:             append([]int(nil), rec.NetIf...),
-			VSockCID:          rec.VSockCID,
-			SSHAddress:        rec.SSHAddress,
-			SSHPrivateKeyPath: rec.SSHPrivateKeyPath,
-			ControlAddress:    rec.ControlAddress,
-			UID:               rec.UID,
-			State:             StateRunning,
-		},
-		leader: leader,
+	// One allocation for both strings: the request's own copies are garbage
+	// once the record is saved.
+	both := rec.Name + rec.Unit
+	mc.name, mc.unit = both[:len(rec.Name)], both[len(rec.Name):]
+	d := machineDetails{
+		service:           rec.Service,
+		rootDirectory:     rec.RootDirectory,
+		subgroup:          rec.Subgroup,
+		sshAddress:        rec.SSHAddress,
+		sshPrivateKeyPath: rec.SSHPrivateKeyPath,
+		control:           rec.ControlAddress,
+		id:                rec.ID,
+		vsockCID:          rec.VSockCID,
 	}
+	if len(rec.NetIf) > 0 {
+		d.netIf = append([]int(nil), rec.NetIf...)
+	}
+	if !d.bare() {
+		mc.details = &d
+	}
+	return mc
 }

@@ -33,7 +33,7 @@ func TestMachineFromRecordMapsEveryField(t *testing.T) {
 			t.Errorf("test record leaves %s empty", rv.Type().Field(i).Name)
 		}
 	}
-	mi := machineFromRecord(rec, leader).info
+	mi := machineFromRecord(rec, leader).snapshot()
 	want := MachineInfo{
 		Name: "m", ID: [16]byte{1}, Service: "svc", Class: ClassContainer, Leader: processID(leader),
 		Supervisor: ProcessID{PID: 7, PIDFDID: 8, BootID: bootID()}, RootDirectory: "/r", Unit: "u.scope",

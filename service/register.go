@@ -266,13 +266,13 @@ func (m *Manager) unreserve(c Caller, name string, leader *proc.PidRef, kept boo
 func (m *Manager) publish(mc *machine, rec persist.Record, uids, gids proc.IDMap) (MachineInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	name := mc.info.Name
+	name := mc.name
 	if m.closed {
 		return MachineInfo{}, fmt.Errorf("daemon is shutting down: %w", ErrNotAvailable)
 	}
-	if mc.info.OwnsUnit() {
-		if other := m.byUnit[mc.info.Unit]; other != nil {
-			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", mc.info.Unit, other.info.Name)
+	if mc.ownsUnit() {
+		if other := m.byUnit.get(mc.unit); other != nil {
+			return MachineInfo{}, invalidArg("leader", "unit %s already belongs to machine %q", mc.unit, other.name)
 		}
 	}
 	if !mc.leader.Alive() {
@@ -299,11 +299,11 @@ func leaderOpenError(pid int, err error) error {
 // checkFreeLocked refuses a name or leader that is taken or being registered.
 // m.mu must be held.
 func (m *Manager) checkFreeLocked(name string, leader *proc.PidRef) error {
-	if _, ok := m.machines[name]; ok || m.pendingNames[name] {
+	if m.machines.get(name) != nil || m.pendingNames[name] {
 		return fmt.Errorf("machine '%s' already exists: %w", name, ErrMachineExists)
 	}
-	if other := m.byLeader[leader.PID]; other != nil && other.leader.Alive() {
-		return invalidArg("leader", "process %d already leads machine %q", leader.PID, other.info.Name)
+	if other := m.byLeader.get(leader.PID); other != nil && other.leader.Alive() {
+		return invalidArg("leader", "process %d already leads machine %q", leader.PID, other.name)
 	}
 	if m.pendingLeaders[leader.PID] {
 		return invalidArg("leader", "process %d is already being registered", leader.PID)
@@ -373,14 +373,13 @@ func (m *Manager) resolveUnit(ctx context.Context, req RegisterRequest, class Cl
 // startLocked indexes a machine (a container with its id maps), announces it
 // and watches its leader. m.mu must be held.
 func (m *Manager) startLocked(mc *machine, why Reason, uids, gids proc.IDMap) {
-	m.machines[mc.info.Name] = mc
-	m.sorted = nil
-	m.byLeader[mc.leader.PID] = mc
-	if mc.info.OwnsUnit() {
-		m.byUnit[mc.info.Unit] = mc
+	m.machines.set(mc)
+	m.byLeader.set(mc)
+	if mc.ownsUnit() {
+		m.byUnit.set(mc)
 	}
-	if mc.info.Class == ClassContainer {
-		m.ids.add(mc.info.Name, uids, gids)
+	if mc.isContainer() {
+		m.ids.add(mc.name, uids, gids)
 	}
 	m.emitLocked(MachineNew, mc, why)
 	m.watchLeader(mc)

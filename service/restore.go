@@ -69,7 +69,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 	mc.allocated = r.Unit == MachineScope(r.Name)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.machines[r.Name]; dup || m.byLeader[leader.PID] != nil || (mc.info.OwnsUnit() && m.byUnit[r.Unit] != nil) {
+	if m.machines.get(r.Name) != nil || m.byLeader.get(leader.PID) != nil || (mc.ownsUnit() && m.byUnit.get(r.Unit) != nil) {
 		log.Warn("dropping duplicate machine record")
 		leader.Close()
 		return false
@@ -83,7 +83,7 @@ func (m *Manager) restoreOne(r persist.Record, stored []byte) bool {
 	if _, err := m.state.SaveIfChanged(r, stored); err != nil {
 		log.Warn("rewrite state file", "err", err)
 	}
-	m.perUID[mc.info.UID]++ // restored machines count, but are never refused
+	m.perUID[mc.uid]++ // restored machines count, but are never refused
 	m.startLocked(mc, ReasonRestored, uids, gids)
 	return true
 }

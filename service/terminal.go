@@ -213,14 +213,12 @@ func (m *Manager) systemBusOf(mi MachineInfo, leader *proc.PidRef) (*os.File, er
 // machines, and never root for anyone else's.
 func (m *Manager) insideRoot(mi MachineInfo, leader *proc.PidRef) proc.Owner {
 	owner := ownerOf(mi, leader)
-	m.ids.mu.RLock()
-	e := m.ids.byName[mi.Name]
-	m.ids.mu.RUnlock()
-	if e == nil {
+	uids, gids, ok := m.ids.maps(mi.Name)
+	if !ok {
 		return owner
 	}
-	uid, uok := e.uids.ToHost(0)
-	gid, gok := e.gids.ToHost(0)
+	uid, uok := uids.ToHost(0)
+	gid, gok := gids.ToHost(0)
 	if !uok || !gok || uid == 0 {
 		return owner
 	}

@@ -9,7 +9,6 @@ import (
 
 func newIndexOnlyManager() *Manager {
 	m := &Manager{}
-	m.ids.init()
 	shifted := proc.IDMap{{Inner: 0, Outer: 655360, Count: 65536}}
 	m.ids.add("rawhide", shifted, shifted)
 	m.ids.add("plain", proc.IDMap{{Inner: 0, Outer: 0, Count: 4294967295}}, proc.IDMap{{Inner: 0, Outer: 0, Count: 4294967295}})

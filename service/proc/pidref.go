@@ -30,10 +30,18 @@ type PidRef struct {
 	// extra syscalls per registration for a watch only Exited needs.
 	fd int
 
-	mu       sync.RWMutex  // read-held while fd is in use, so Close cannot recycle it
-	closed   bool          // Close was called
-	exited   chan struct{} // made by the first Exited call
-	exitFile *os.File      // Exited's netpoller registration, a dup of fd
+	mu     sync.RWMutex // read-held while fd is in use, so Close cannot recycle it
+	closed bool         // Close was called
+	// exit is made by the first Exited call. Few pins are ever waited on
+	// (a Terminate's), and every machine's leader is pinned, so the two
+	// fields are allocated apart: a PidRef fits the 64-byte size class.
+	exit *exitWait
+}
+
+// exitWait is an Exited caller's wait for the process's exit.
+type exitWait struct {
+	ch   chan struct{} // closed when the process exits
+	file *os.File      // the netpoller registration, a dup of fd
 }
 
 // Open pins the running process pid. A process that is already gone yields an
@@ -224,8 +232,8 @@ func (p *PidRef) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.exitFile != nil {
-		p.exitFile.Close()
+	if p.exit != nil && p.exit.file != nil {
+		p.exit.file.Close()
 	}
 	return quicksys.Close(p.fd)
 }
@@ -239,11 +247,11 @@ func (p *PidRef) Close() error {
 func (p *PidRef) Exited() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.exited != nil {
-		return p.exited
+	if p.exit != nil {
+		return p.exit.ch
 	}
 	ch := make(chan struct{})
-	p.exited = ch
+	p.exit = &exitWait{ch: ch}
 	if p.closed {
 		return ch
 	}
@@ -253,8 +261,8 @@ func (p *PidRef) Exited() <-chan struct{} {
 	}
 	// The dup shares the file description, and with it O_NONBLOCK, so NewFile
 	// hands it to the netpoller.
-	p.exitFile = os.NewFile(uintptr(dup), "pidfd:"+strconv.Itoa(p.PID))
-	rc, err := p.exitFile.SyscallConn()
+	p.exit.file = os.NewFile(uintptr(dup), "pidfd:"+strconv.Itoa(p.PID))
+	rc, err := p.exit.file.SyscallConn()
 	if err != nil {
 		return ch
 	}

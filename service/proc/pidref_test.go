@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/machined-go/machined/internal/quicksys"
 	"golang.org/x/sys/unix"
@@ -450,5 +451,13 @@ func TestReadProcFileLong(t *testing.T) {
 	}
 	if _, err := readProcFile("/proc/does-not-exist"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// Every machine's leader is pinned: a PidRef stays within the 64-byte size
+// class of Go's allocator.
+func TestPidRefSize(t *testing.T) {
+	if n := unsafe.Sizeof(PidRef{}); n > 64 {
+		t.Errorf("PidRef is %d bytes, want at most 64", n)
 	}
 }
