@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -58,15 +56,7 @@ type Options struct {
 	Own     Ownership
 	// MaxDepth bounds the nesting of directories below the top (MaxDepth when 0).
 	MaxDepth int
-	// Workers copy the regular files of a directory while the walk goes on
-	// (DefaultWorkers when 0; 1 copies everything on the walk itself).
-	Workers int
 }
-
-// DefaultWorkers is how many regular files one copy moves at once, besides its
-// walk: enough to keep the kernel copying data while the walk opens, creates
-// and finishes entries, few enough that one copy does not take every CPU.
-const DefaultWorkers = 2
 
 // Copy copies src to dst as upstream's copy_tree does with reflinks, merging
 // and hard links: regular files (cloned where the file system can, else
@@ -79,105 +69,29 @@ func Copy(ctx context.Context, src, dst Side, opt Options) error {
 	if opt.MaxDepth <= 0 {
 		opt.MaxDepth = MaxDepth
 	}
-	if opt.Workers <= 0 {
-		opt.Workers = DefaultWorkers
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	t := &copyTree{ctx: ctx, cancel: cancel, src: src.As, dst: dst.As, opt: opt, links: map[fileID]int{}}
-	defer t.close()
-	var workers sync.WaitGroup
-	if opt.Workers > 1 {
-		t.files = make(chan fileJob, opt.Workers)
-		for range opt.Workers {
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				w := &copier{copyTree: t}
-				for j := range t.files {
-					if err := w.entry(j.srcDir, j.e, j.dstDir, j.e.name, j.merging, j.depth); err != nil {
-						t.fail(err)
-					}
-					j.done.Done()
-				}
-			}()
-		}
-	}
-	walk := &copier{copyTree: t}
-	err := walk.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
-	if t.files != nil {
-		close(t.files)
-		workers.Wait()
-	}
-	if err != nil {
-		if first := t.failed(); first != nil {
-			// What failed first, not the cancellation it caused elsewhere.
-			return first
-		}
-	}
-	return err
+	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, links: map[fileID]int{}}
+	defer c.close()
+	return c.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
 }
 
 type fileID struct{ dev, ino uint64 }
 
-// copyTree is what the walk and the workers of one copy share.
-type copyTree struct {
-	// ctx ends with the caller's, or with cancel at the first failure.
+type copier struct {
 	ctx      context.Context
-	cancel   context.CancelFunc
 	src, dst *proc.OwnerThread
 	opt      Options
-	// files feeds the workers; nil when the walk copies every file itself.
-	files chan fileJob
-	// linksMu is held for the whole copy of a file with more than one name,
-	// so that two of its names copied at once do not become two files.
-	linksMu sync.Mutex
-	links   map[fileID]int // destination fds of copied files with more than one name
+	links    map[fileID]int // destination fds of copied files with more than one name
 	// noReflink is set once cloning failed in a way the next file would repeat.
-	noReflink atomic.Bool
-
-	errMu sync.Mutex
-	err   error // the first failure
+	noReflink bool
+	// xattrList and xattrValue are made once per copy, at their bounds: made
+	// per file they would be zeroed for every file of the tree.
+	xattrList, xattrValue []byte
 }
 
-// fileJob is a regular file for a worker: the directories' fds stay open
-// until done says every file of the directory is copied.
-type fileJob struct {
-	srcDir, dstDir int
-	e              dirent
-	merging        bool
-	depth          int
-	done           *sync.WaitGroup
-}
-
-// fail records the first failure and stops the rest of the copy.
-func (t *copyTree) fail(err error) {
-	t.errMu.Lock()
-	if t.err == nil {
-		t.err = err
-	}
-	t.errMu.Unlock()
-	t.cancel()
-}
-
-func (t *copyTree) failed() error {
-	t.errMu.Lock()
-	defer t.errMu.Unlock()
-	return t.err
-}
-
-func (t *copyTree) close() {
-	for _, fd := range t.links {
+func (c *copier) close() {
+	for _, fd := range c.links {
 		unix.Close(fd)
 	}
-}
-
-// copier is one goroutine of a copy: the walk or a worker.
-type copier struct {
-	*copyTree
-	// xattrList and xattrValue are made once per goroutine, at their bounds:
-	// made per file they would be zeroed for every file of the tree.
-	xattrList, xattrValue []byte
 }
 
 // entry copies name in srcDir to dstName in dstDir. merging says the
@@ -334,8 +248,6 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 	st := &src.st
 	id := fileID{st.Dev, st.Ino}
 	if st.Nlink > 1 {
-		c.linksMu.Lock()
-		defer c.linksMu.Unlock()
 		if first, ok := c.links[id]; ok {
 			// Hard links are linked through the destination fd of the first
 			// name: its path may have moved (renamed into place) since.
@@ -394,21 +306,21 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 }
 
 // fileCopied, when set (by tests), is called after each regular file is
-// copied, from the goroutine that copied it.
+// copied.
 var fileCopied func()
 
 // data moves the content: a reflink where the file system shares extents,
 // else copy_file_range in chunks (in-kernel, and server-side on network file
 // systems), else read and write.
 func (c *copier) data(in, out int) error {
-	if !c.noReflink.Load() {
+	if !c.noReflink {
 		err := unix.IoctlFileClone(out, in)
 		if err == nil {
 			return nil
 		}
 		// The file systems of the copy cannot share extents (ext4, tmpfs,
 		// two file systems): stop asking for each file.
-		c.noReflink.Store(errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL))
+		c.noReflink = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
 	}
 	for {
 		if err := c.ctx.Err(); err != nil {
@@ -528,24 +440,8 @@ func (c *copier) openSourceDir(src *source) (int, error) {
 	return s, nil
 }
 
-// children copies every entry of the open source directory s into d. Regular
-// files go to the workers, if any; it returns once all of them are copied,
-// so the directory's own mode and times come after its children and its fds
-// outlive their use.
+// children copies every entry of the open source directory s into d.
 func (c *copier) children(s, d int, merging bool, depth int) error {
-	var files sync.WaitGroup
-	err := c.walkChildren(s, d, merging, depth, &files)
-	if err != nil {
-		c.fail(err)
-	}
-	files.Wait()
-	if err == nil {
-		err = c.failed()
-	}
-	return err
-}
-
-func (c *copier) walkChildren(s, d int, merging bool, depth int, files *sync.WaitGroup) error {
 	buf := make([]byte, 8192)
 	var ents []dirent
 	for {
@@ -558,14 +454,6 @@ func (c *copier) walkChildren(s, d int, merging bool, depth int, files *sync.Wai
 			return nil
 		}
 		for _, e := range ents {
-			if e.typ == unix.DT_REG && c.files != nil {
-				if err := c.ctx.Err(); err != nil {
-					return err
-				}
-				files.Add(1)
-				c.files <- fileJob{srcDir: s, dstDir: d, e: e, merging: merging, depth: depth + 1, done: files}
-				continue
-			}
 			if err := c.entry(s, e, d, e.name, merging, depth+1); err != nil {
 				return err
 			}

@@ -41,7 +41,7 @@ func TestOpenSourceChecksTheListedType(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(d)
-	c := &copier{copyTree: &copyTree{ctx: context.Background(), src: asIs(t)}}
+	c := &copier{ctx: context.Background(), src: asIs(t)}
 	for name, kind := range kinds {
 		for _, listed := range []uint8{unix.DT_REG, unix.DT_DIR, unix.DT_UNKNOWN} {
 			src, err := c.openSource(d, dirent{name: name, typ: listed})
@@ -87,7 +87,7 @@ func TestOpenSourceUnreadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nobody.Close()
-	c := &copier{copyTree: &copyTree{ctx: context.Background(), src: nobody}}
+	c := &copier{ctx: context.Background(), src: nobody}
 	src, err := c.openSource(d, dirent{name: "secret", typ: unix.DT_REG})
 	if err != nil {
 		t.Fatal(err)
