@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -70,7 +71,7 @@ func Copy(ctx context.Context, src, dst Side, opt Options) error {
 	}
 	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, links: map[fileID]int{}}
 	defer c.close()
-	return c.entry(src.Dir, src.Name, dst.Dir, dst.Name, true, 0)
+	return c.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -98,37 +99,29 @@ func (c *copier) close() {
 // directories merge into directories, anything else goes through a temporary
 // name. Below a directory the copy created, names are written directly: the
 // whole new directory is still under its temporary name.
-func (c *copier) entry(srcDir int, name string, dstDir int, dstName string, merging bool, depth int) error {
+func (c *copier) entry(srcDir int, e dirent, dstDir int, dstName string, merging bool, depth int) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	var pin int
-	err := c.src.Do(func() error {
-		var err error
-		pin, err = unix.Openat(srcDir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		return err
-	})
+	src, err := c.openSource(srcDir, e)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", name, err)
+		return err
 	}
-	defer unix.Close(pin)
-	var st unix.Stat_t
-	if err := unix.Fstat(pin, &st); err != nil {
-		return fmt.Errorf("stat %s: %w", name, err)
-	}
+	defer unix.Close(src.fd)
+	st := &src.st
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 	if isDir && depth > c.opt.MaxDepth {
-		return fmt.Errorf("%s: directories nested deeper than %d: %w", name, c.opt.MaxDepth, syscall.ELOOP)
+		return fmt.Errorf("%s: directories nested deeper than %d: %w", e.name, c.opt.MaxDepth, syscall.ELOOP)
 	}
 	if !merging {
-		return c.create(pin, &st, dstDir, dstName, depth)
+		return c.create(&src, dstDir, dstName, depth)
 	}
 	if isDir {
 		var dst unix.Stat_t
 		err := c.dst.Do(func() error { return unix.Fstatat(dstDir, dstName, &dst, unix.AT_SYMLINK_NOFOLLOW) })
 		switch {
 		case err == nil && dst.Mode&unix.S_IFMT == unix.S_IFDIR:
-			return c.merge(pin, dstDir, dstName, depth)
+			return c.merge(&src, dstDir, dstName, depth)
 		case err == nil:
 			return fmt.Errorf("%s exists and is not a directory: %w", dstName, syscall.ENOTDIR)
 		case !errors.Is(err, unix.ENOENT):
@@ -139,7 +132,7 @@ func (c *copier) entry(srcDir int, name string, dstDir int, dstName string, merg
 	if err != nil {
 		return err
 	}
-	if err := c.create(pin, &st, dstDir, tmp, depth); err != nil {
+	if err := c.create(&src, dstDir, tmp, depth); err != nil {
 		c.removeQuietly(dstDir, tmp)
 		return err
 	}
@@ -158,9 +151,64 @@ func (c *copier) entry(srcDir int, name string, dstDir int, dstName string, merg
 	return nil
 }
 
-// merge copies the children of the source directory pin into the existing
+// source is the entry a copy step reads, opened as the source identity.
+type source struct {
+	// fd is the entry opened for reading (a regular file or a directory), or
+	// an O_PATH pin of whatever it is when readable is false.
+	fd       int
+	readable bool
+	st       unix.Stat_t
+}
+
+// openSource opens name in dir. An entry the directory lists as a regular file
+// or a directory is opened for reading at once, and what was opened is checked
+// with fstat: the listing is only a hint, the container may have swapped in
+// anything since. O_NONBLOCK keeps a FIFO swapped in from blocking the open and
+// O_NOCTTY a terminal from becoming ours; a FIFO or device opened that way is
+// closed unread. Everything else, and every entry the direct open did not
+// give as a regular file or directory, is pinned with O_PATH, which opens
+// nothing, and reopened later only if the pin shows it is safe to.
+func (c *copier) openSource(dir int, e dirent) (source, error) {
+	src := source{fd: -1}
+	if e.typ == unix.DT_REG || e.typ == unix.DT_DIR {
+		err := c.src.Do(func() error {
+			var err error
+			src.fd, err = unix.Openat(dir, e.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			return err
+		})
+		if err == nil {
+			if err := unix.Fstat(src.fd, &src.st); err != nil {
+				unix.Close(src.fd)
+				return src, fmt.Errorf("stat %s: %w", e.name, err)
+			}
+			if t := src.st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
+				src.readable = true
+				return src, nil
+			}
+			unix.Close(src.fd)
+		}
+		// ELOOP (a symlink now), ENXIO (a socket), EACCES (not readable:
+		// the pin path reports it where it used to) or anything else: the
+		// pin decides.
+	}
+	err := c.src.Do(func() error {
+		var err error
+		src.fd, err = unix.Openat(dir, e.name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return src, fmt.Errorf("open %s: %w", e.name, err)
+	}
+	if err := unix.Fstat(src.fd, &src.st); err != nil {
+		unix.Close(src.fd)
+		return src, fmt.Errorf("stat %s: %w", e.name, err)
+	}
+	return src, nil
+}
+
+// merge copies the children of the source directory into the existing
 // directory dstName, leaving the directory's own metadata alone.
-func (c *copier) merge(pin, dstDir int, dstName string, depth int) error {
+func (c *copier) merge(src *source, dstDir int, dstName string, depth int) error {
 	var d int
 	err := c.dst.Do(func() error {
 		var err error
@@ -171,29 +219,33 @@ func (c *copier) merge(pin, dstDir int, dstName string, depth int) error {
 		return fmt.Errorf("open %s: %w", dstName, err)
 	}
 	defer unix.Close(d)
-	s, err := c.openSourceDir(pin)
+	s, err := c.openSourceDir(src)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(s)
+	if s != src.fd {
+		defer unix.Close(s)
+	}
 	return c.children(s, d, true, depth)
 }
 
-// create makes dstName in dstDir a copy of the pinned source entry.
-func (c *copier) create(pin int, st *unix.Stat_t, dstDir int, dstName string, depth int) error {
+// create makes dstName in dstDir a copy of the source entry.
+func (c *copier) create(src *source, dstDir int, dstName string, depth int) error {
+	st := &src.st
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		return c.regular(pin, st, dstDir, dstName)
+		return c.regular(src, dstDir, dstName)
 	case unix.S_IFDIR:
-		return c.directory(pin, st, dstDir, dstName, depth)
+		return c.directory(src, dstDir, dstName, depth)
 	case unix.S_IFLNK:
-		return c.symlink(pin, st, dstDir, dstName)
+		return c.symlink(src.fd, st, dstDir, dstName)
 	default:
 		return c.node(st, dstDir, dstName)
 	}
 }
 
-func (c *copier) regular(pin int, st *unix.Stat_t, dstDir int, dstName string) error {
+func (c *copier) regular(src *source, dstDir int, dstName string) error {
+	st := &src.st
 	id := fileID{st.Dev, st.Ino}
 	if st.Nlink > 1 {
 		if first, ok := c.links[id]; ok {
@@ -214,18 +266,13 @@ func (c *copier) regular(pin int, st *unix.Stat_t, dstDir int, dstName string) e
 			}
 		}
 	}
-	// Reopened through the pin, as the source identity: the pin proved it is
-	// a regular file, so this open cannot block on a FIFO the container swapped in.
-	var in int
-	err := c.src.Do(func() error {
-		var err error
-		in, err = unix.Open("/proc/self/fd/"+strconv.Itoa(pin), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		return err
-	})
+	in, err := c.openSourceFile(src)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", dstName, err)
 	}
-	defer unix.Close(in)
+	if in != src.fd {
+		defer unix.Close(in)
+	}
 	var out int
 	err = c.dst.Do(func() error {
 		var err error
@@ -252,8 +299,15 @@ func (c *copier) regular(pin int, st *unix.Stat_t, dstDir int, dstName string) e
 		c.links[id] = out
 		keep = true
 	}
+	if fileCopied != nil {
+		fileCopied()
+	}
 	return nil
 }
+
+// fileCopied, when set (by tests), is called after each regular file is
+// copied.
+var fileCopied func()
 
 // data moves the content: a reflink where the file system shares extents,
 // else copy_file_range in chunks (in-kernel, and server-side on network file
@@ -317,7 +371,24 @@ func (c *copier) readWrite(in, out int) error {
 	}
 }
 
-func (c *copier) directory(pin int, st *unix.Stat_t, dstDir int, dstName string, depth int) error {
+// openSourceFile gives a readable fd of the regular file src: its own fd, or
+// one reopened through the pin as the source identity (the pin proved it is a
+// regular file, so this open cannot block on a FIFO the container swapped in).
+func (c *copier) openSourceFile(src *source) (int, error) {
+	if src.readable {
+		return src.fd, nil
+	}
+	var in int
+	err := c.src.Do(func() error {
+		var err error
+		in, err = unix.Open("/proc/self/fd/"+strconv.Itoa(src.fd), unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return in, err
+}
+
+func (c *copier) directory(src *source, dstDir int, dstName string, depth int) error {
+	st := &src.st
 	var d int
 	err := c.dst.Do(func() error {
 		if err := unix.Mkdirat(dstDir, dstName, 0o700); err != nil {
@@ -334,11 +405,13 @@ func (c *copier) directory(pin int, st *unix.Stat_t, dstDir int, dstName string,
 	if err := sameMount(dstDir, d, dstName); err != nil {
 		return err
 	}
-	s, err := c.openSourceDir(pin)
+	s, err := c.openSourceDir(src)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(s)
+	if s != src.fd {
+		defer unix.Close(s)
+	}
 	if err := c.children(s, d, false, depth); err != nil {
 		return err
 	}
@@ -349,11 +422,16 @@ func (c *copier) directory(pin int, st *unix.Stat_t, dstDir int, dstName string,
 	return nil
 }
 
-func (c *copier) openSourceDir(pin int) (int, error) {
+// openSourceDir gives an fd to read the entries of the directory src: its own
+// fd, or one opened through the pin as the source identity.
+func (c *copier) openSourceDir(src *source) (int, error) {
+	if src.readable {
+		return src.fd, nil
+	}
 	var s int
 	err := c.src.Do(func() error {
 		var err error
-		s, err = unix.Openat(pin, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		s, err = unix.Openat(src.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		return err
 	})
 	if err != nil {
@@ -365,21 +443,18 @@ func (c *copier) openSourceDir(pin int) (int, error) {
 // children copies every entry of the open source directory s into d.
 func (c *copier) children(s, d int, merging bool, depth int) error {
 	buf := make([]byte, 8192)
-	var names []string
+	var ents []dirent
 	for {
-		n, err := unix.ReadDirent(s, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
+		var err error
+		ents, err = readDirents(s, buf, ents)
 		if err != nil {
-			return fmt.Errorf("read directory: %w", err)
+			return err
 		}
-		if n == 0 {
+		if len(ents) == 0 {
 			return nil
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names[:0])
-		for _, name := range names {
-			if err := c.entry(s, name, d, name, merging, depth+1); err != nil {
+		for _, e := range ents {
+			if err := c.entry(s, e, d, e.name, merging, depth+1); err != nil {
 				return err
 			}
 		}
@@ -503,9 +578,19 @@ func (c *copier) finish(fd int, st *unix.Stat_t) error {
 	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
 		return fmt.Errorf("chmod: %w", err)
 	}
-	ts := []unix.Timespec{st.Atim, st.Mtim}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0); err != nil {
+	if err := futimens(fd, &[2]unix.Timespec{st.Atim, st.Mtim}); err != nil {
 		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// futimens sets the times of the open file fd: utimensat with a NULL path,
+// which x/sys's UtimesNanoAt cannot pass, so the times are set without a
+// path walk through /proc/self/fd. The fd must not be O_PATH.
+func futimens(fd int, ts *[2]unix.Timespec) error {
+	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(ts)), 0, 0, 0)
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }

@@ -1,0 +1,65 @@
+package containerfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// dirent is a directory entry as getdents64 returns it: the name and the type
+// the file system stored with it (DT_UNKNOWN where it stores none). The type
+// is a hint, read before the entry is opened: the entry may be replaced in
+// between, so whatever is opened on its strength is checked with fstat.
+type dirent struct {
+	name string
+	typ  uint8
+}
+
+// linux_dirent64: d_ino (8 bytes), d_off (8), d_reclen (2), d_type (1), d_name.
+const (
+	direntReclen = 16
+	direntType   = 18
+	direntName   = 19
+)
+
+// readDirents reads the next batch of entries of the open directory d into
+// ents, without "." and "..". An empty batch is the end of the directory.
+func readDirents(d int, buf []byte, ents []dirent) ([]dirent, error) {
+	ents = ents[:0]
+	var n int
+	for {
+		var err error
+		n, err = unix.ReadDirent(d, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return ents, fmt.Errorf("read directory: %w", err)
+		}
+		break
+	}
+	for b := buf[:n]; len(b) >= direntName; {
+		reclen := int(binary.NativeEndian.Uint16(b[direntReclen:]))
+		if reclen < direntName || reclen > len(b) {
+			return ents, fmt.Errorf("read directory: malformed entry: %w", unix.EIO)
+		}
+		rec := b[:reclen]
+		b = b[reclen:]
+		if binary.NativeEndian.Uint64(rec) == 0 {
+			continue // a deleted entry some file systems still return
+		}
+		name := rec[direntName:]
+		for i, ch := range name {
+			if ch == 0 {
+				name = name[:i]
+				break
+			}
+		}
+		if s := string(name); s != "." && s != ".." {
+			ents = append(ents, dirent{name: s, typ: rec[direntType]})
+		}
+	}
+	return ents, nil
+}
