@@ -175,6 +175,7 @@ func (t *copyTarget) round(src string, total int64) error {
 	os.RemoveAll(t.in)
 	os.RemoveAll(t.out)
 	syncFS()
+	settlePageReporting()
 	el, err := timeCall(t.c, "CopyToMachine", t.name, src, t.in)
 	if err != nil {
 		return fmt.Errorf("CopyToMachine: %w", err)
@@ -184,6 +185,7 @@ func (t *copyTarget) round(src string, total int64) error {
 		return fmt.Errorf("CopyToMachine: %w", err)
 	}
 	syncFS()
+	settlePageReporting()
 	el, err = timeCall(t.c, "CopyFromMachine", t.name, t.in, t.out)
 	if err != nil {
 		return fmt.Errorf("CopyFromMachine: %w", err)
@@ -259,6 +261,29 @@ func pageReportedKiB() int64 {
 		return -1
 	}
 	return n
+}
+
+// settlePageReporting waits until the kernel has stopped handing freed memory
+// back to the host (at most 15 s), so that every copy starts from the same
+// state: with the host's pages of the previous round's deletes already gone.
+// Timed while the kernel was still reporting, a copy's speed depended on how
+// many of the pages it was given had been handed back yet, which turned on
+// the timing of the round rather than on the daemon.
+func settlePageReporting() {
+	last := pageReportedKiB()
+	if last < 0 {
+		return
+	}
+	still := 0
+	for deadline := time.Now().Add(15 * time.Second); still < 3 && time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		n := pageReportedKiB()
+		if n == last {
+			still++
+		} else {
+			still, last = 0, n
+		}
+	}
 }
 
 // syncFS writes dirty pages out between rounds, so no round pays for the
