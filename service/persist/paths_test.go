@@ -11,10 +11,7 @@ import (
 // A registration's save and its removal build their paths on the stack: the
 // pair allocates nothing here.
 func TestSaveRemoveDoNotAllocate(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "web", "machine-web.scope"
 	allocs := testing.AllocsPerRun(50, func() {
@@ -64,10 +61,7 @@ func TestDirLongPathsAndErrors(t *testing.T) {
 // RemoveOwn takes the record and its unit link without reading the link; a
 // link already gone is no error, for either form.
 func TestRemoveOwn(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "web", "machine-web.scope"
 	if err := d.Save(r); err != nil {
@@ -97,10 +91,7 @@ func TestRemoveOwn(t *testing.T) {
 // Unregistering a machine that holds its unit is one unlink of the file and one
 // of the link, nothing read: the pair allocates nothing either.
 func TestRemoveOwnDoesNotAllocate(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "web", "machine-web.scope"
 	allocs := testing.AllocsPerRun(50, func() {

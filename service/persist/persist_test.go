@@ -110,10 +110,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDir(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "web", "machine-web.scope"
 	if err := d.Save(r); err != nil {
@@ -156,10 +153,7 @@ func TestDir(t *testing.T) {
 // A unit link that exists (a re-registration under the same unit, a crash's
 // leftovers) is replaced, never left pointing at the old machine.
 func TestDirUnitLinkReplacedAndRemoved(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	link := filepath.Join(d.Path, "unit:machine-a.scope")
 	os.Symlink("old", link)
 	os.Symlink("stale", filepath.Join(d.Path, ".#link:new"))
@@ -219,10 +213,7 @@ func TestValidMachineName(t *testing.T) {
 // Save and Load agree on one bound: a record Save would write is one Load reads
 // back, and Save refuses the rest without leaving a file behind.
 func TestSaveRefusesOversizedRecord(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name = "big"
 	r.NetIf = make([]int, MaxFileSize/2)
@@ -254,10 +245,7 @@ func TestSaveRefusesOversizedRecord(t *testing.T) {
 // A file over the bound found at restore is reported and removed with its unit
 // link, not skipped and left to be skipped again on every restart.
 func TestLoadRemovesOversizedFile(t *testing.T) {
-	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
-	if err := d.Ensure(); err != nil {
-		t.Fatal(err)
-	}
+	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "huge", "machine-huge.scope"
 	if err := d.Save(r); err != nil {
@@ -277,4 +265,14 @@ func TestLoadRemovesOversizedFile(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(d.Path, "unit:machine-huge.scope")); !os.IsNotExist(err) {
 		t.Error("unit link of the oversized file kept")
 	}
+}
+
+// ensuredDir is an empty state directory, made.
+func ensuredDir(t *testing.T) Dir {
+	t.Helper()
+	d := Dir{Path: filepath.Join(t.TempDir(), "machines")}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
