@@ -197,43 +197,6 @@ func (w *Watch) push(ev *Event) bool {
 	return true
 }
 
-// Subscribe returns a channel of registry events without a snapshot. A subscriber
-// that falls more than buf events behind is dropped (its channel is closed) rather
-// than stalling the registry; it can resubscribe and List to resynchronize.
-func (m *Manager) Subscribe(buf int) (<-chan Event, func()) {
-	_, w := m.Watch(buf)
-	ch := make(chan Event)
-	stop := make(chan struct{})
-	go func() {
-		defer close(ch)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-w.Ready():
-			}
-			evs, end := w.Take()
-			for _, ev := range evs {
-				select {
-				case ch <- *ev:
-				case <-stop:
-					return
-				}
-			}
-			if end != nil {
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			w.Cancel()
-			close(stop)
-		})
-	}
-}
-
 // emitLocked delivers an event about mc to every watcher. m.mu must be held,
 // which keeps events in order.
 func (m *Manager) emitLocked(kind EventKind, mc *machine, reason Reason) {

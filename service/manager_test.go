@@ -1,6 +1,8 @@
 package service
 
 import (
+	"sync"
+
 	"golang.org/x/sys/unix"
 
 	"context"
@@ -50,7 +52,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestRegisterLifecycle(t *testing.T) {
 	m := newTestManager(t)
-	events, cancel := m.Subscribe(16)
+	events, cancel := subscribe(m, 16)
 	defer cancel()
 	leader := startSleep(t)
 	mi, err := m.Register(context.Background(), root, RegisterRequest{Name: "c1", Class: "container", Leader: leader.Process.Pid, Service: "svc"})
@@ -407,4 +409,40 @@ func TestWatchLeaderAllocations(t *testing.T) {
 		defer m.mu.Unlock()
 		return m.machines.get("w1") == nil
 	})
+}
+
+// subscribe turns a Watch into a channel of registry events, for tests that
+// wait for one event after another.
+func subscribe(m *Manager, buf int) (<-chan Event, func()) {
+	_, w := m.Watch(buf)
+	ch := make(chan Event)
+	stop := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-w.Ready():
+			}
+			evs, end := w.Take()
+			for _, ev := range evs {
+				select {
+				case ch <- *ev:
+				case <-stop:
+					return
+				}
+			}
+			if end != nil {
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			w.Cancel()
+			close(stop)
+		})
+	}
 }
