@@ -27,20 +27,32 @@ const (
 // readDirents reads the next batch of entries of the open directory d into
 // ents, without "." and "..". An empty batch is the end of the directory.
 func readDirents(d int, buf []byte, ents []dirent) ([]dirent, error) {
-	ents = ents[:0]
-	var n int
+	return nextDirents(func(b []byte) (int, error) { return unix.ReadDirent(d, b) }, buf, ents)
+}
+
+// nextDirents reads with read until a read returns entries other than "."
+// and "..", or nothing at all: only a read of nothing is the end of the
+// directory. A read may return only the dots (tmpfs does, while other
+// directories of it change), and taking that for the end had a copy skip the
+// rest of the directory and report success.
+func nextDirents(read func([]byte) (int, error), buf []byte, ents []dirent) ([]dirent, error) {
 	for {
-		var err error
-		n, err = unix.ReadDirent(d, buf)
+		n, err := read(buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return ents, fmt.Errorf("read directory: %w", err)
+			return ents[:0], fmt.Errorf("read directory: %w", err)
 		}
-		break
+		if ents, err = parseDirents(buf[:n], ents[:0]); err != nil || len(ents) > 0 || n == 0 {
+			return ents, err
+		}
 	}
-	for b := buf[:n]; len(b) >= direntName; {
+}
+
+// parseDirents appends the entries of one getdents64 batch to ents.
+func parseDirents(buf []byte, ents []dirent) ([]dirent, error) {
+	for b := buf; len(b) >= direntName; {
 		reclen := int(binary.NativeEndian.Uint16(b[direntReclen:]))
 		if reclen < direntName || reclen > len(b) {
 			return ents, fmt.Errorf("read directory: malformed entry: %w", unix.EIO)
