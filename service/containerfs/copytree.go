@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -66,10 +67,24 @@ type Options struct {
 // ending (the caller left, the machine went away) leaves complete entries and
 // temporary ones removed, never a partial file under its final name.
 func Copy(ctx context.Context, src, dst Side, opt Options) error {
+	return copyTree(ctx, src, dst, opt, false)
+}
+
+// CopyAlone is Copy for a process that runs nothing else (the copy helper).
+// It moves file content with raw system calls, which keep the process's one
+// scheduler slot for their whole length: in the daemon that would hold up
+// every other request for as long as a chunk takes, but in a process of its
+// own it spares each chunk the hand-off of the slot to another thread and
+// back that Go makes when a system call outlasts its monitor's tick.
+func CopyAlone(ctx context.Context, src, dst Side, opt Options) error {
+	return copyTree(ctx, src, dst, opt, true)
+}
+
+func copyTree(ctx context.Context, src, dst Side, opt Options, alone bool) error {
 	if opt.MaxDepth <= 0 {
 		opt.MaxDepth = MaxDepth
 	}
-	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, links: map[fileID]int{}}
+	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, alone: alone, links: map[fileID]int{}}
 	defer c.close()
 	return c.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
 }
@@ -80,6 +95,7 @@ type copier struct {
 	ctx      context.Context
 	src, dst *proc.OwnerThread
 	opt      Options
+	alone    bool           // CopyAlone: content moves with raw system calls
 	links    map[fileID]int // destination fds of copied files with more than one name
 	// noReflink is set once cloning failed in a way the next file would repeat.
 	noReflink bool
@@ -288,7 +304,7 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 			unix.Close(out)
 		}
 	}()
-	if err := c.data(in, out); err != nil {
+	if err := c.data(in, out, st.Size); err != nil {
 		return fmt.Errorf("copy %s: %w", dstName, err)
 	}
 	c.xattrs(in, out)
@@ -311,8 +327,13 @@ var fileCopied func()
 
 // data moves the content: a reflink where the file system shares extents,
 // else copy_file_range in chunks (in-kernel, and server-side on network file
-// systems), else read and write.
-func (c *copier) data(in, out int) error {
+// systems), else read and write. A file is copied up to the size it had when
+// opened: a file that grows meanwhile (a container appending to it as fast as
+// it is read) cannot make a copy endless, and a copy that has moved that many
+// bytes needs no further call to learn it reached the end. Files claiming no
+// size (those of /proc and the like, whose content is made when read) are
+// copied to their end.
+func (c *copier) data(in, out int, size int64) error {
 	if !c.noReflink {
 		err := unix.IoctlFileClone(out, in)
 		if err == nil {
@@ -322,33 +343,49 @@ func (c *copier) data(in, out int) error {
 		// two file systems): stop asking for each file.
 		c.noReflink = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
 	}
-	for {
+	left := size
+	if left <= 0 {
+		left = math.MaxInt64
+	}
+	for left > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		n, err := unix.CopyFileRange(in, nil, out, nil, dataChunk, 0)
+		n, err := c.copyFileRange(in, out, int(min(left, dataChunk)))
 		switch {
 		case err == nil && n == 0:
 			return nil
 		case err == nil:
-			continue
+			left -= int64(n)
 		case errors.Is(err, unix.EINTR):
-			continue
 		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-			return c.readWrite(in, out)
+			return c.readWrite(in, out, left)
 		default:
 			return err
 		}
 	}
+	return nil
 }
 
-func (c *copier) readWrite(in, out int) error {
-	buf := make([]byte, 1<<20)
-	for {
+// copyFileRange moves up to n bytes from in to out at their offsets.
+func (c *copier) copyFileRange(in, out, n int) (int, error) {
+	if !c.alone {
+		return unix.CopyFileRange(in, nil, out, nil, n, 0)
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_COPY_FILE_RANGE, uintptr(in), 0, uintptr(out), 0, uintptr(n), 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func (c *copier) readWrite(in, out int, left int64) error {
+	buf := make([]byte, min(left, 1<<20))
+	for left > 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		n, err := unix.Read(in, buf)
+		n, err := unix.Read(in, buf[:min(left, int64(len(buf)))])
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -358,6 +395,7 @@ func (c *copier) readWrite(in, out int) error {
 		if n == 0 {
 			return nil
 		}
+		left -= int64(n)
 		for b := buf[:n]; len(b) > 0; {
 			w, err := unix.Write(out, b)
 			if errors.Is(err, unix.EINTR) {
@@ -369,6 +407,7 @@ func (c *copier) readWrite(in, out int) error {
 			b = b[w:]
 		}
 	}
+	return nil
 }
 
 // openSourceFile gives a readable fd of the regular file src: its own fd, or

@@ -196,3 +196,74 @@ func TestCopyUserXattrs(t *testing.T) {
 		}
 	}
 }
+
+// A file is copied up to the size it had when opened: one that grows while it
+// is copied (a container appending to it) cannot make the copy endless. Files
+// that claim no size, as those of /proc do, are copied to their end; both the
+// in-kernel and the read/write paths keep the bound, and so does CopyAlone.
+func TestCopyDataBoundedBySizeAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "grows")
+	if err := os.WriteFile(src, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	f, err := os.OpenFile(src, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("appended after the open")
+	f.Close()
+
+	copyOut := func(name string, run func(c *copier, in, out int) error, c *copier) string {
+		t.Helper()
+		out, err := unix.Open(filepath.Join(dir, name), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(out)
+		if _, err := unix.Seek(in, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := run(c, in, out); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		c    *copier
+		run  func(c *copier, in, out int) error
+	}{
+		{"in-kernel", &copier{ctx: ctx}, func(c *copier, in, out int) error { return c.data(in, out, 10) }},
+		{"alone", &copier{ctx: ctx, alone: true}, func(c *copier, in, out int) error { return c.data(in, out, 10) }},
+		{"read-write", &copier{ctx: ctx}, func(c *copier, in, out int) error { return c.readWrite(in, out, 10) }},
+	} {
+		if got := copyOut(tc.name, tc.run, tc.c); got != "0123456789" {
+			t.Errorf("%s: copied %q, want the 10 bytes there were at the open", tc.name, got)
+		}
+	}
+
+	status, err := unix.Open("/proc/self/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(status)
+	var st unix.Stat_t
+	if err := unix.Fstat(status, &st); err != nil || st.Size != 0 {
+		t.Fatalf("/proc/self/status: size %d, %v; want a file that claims none", st.Size, err)
+	}
+	got := copyOut("status", func(c *copier, _, out int) error { return c.data(status, out, st.Size) }, &copier{ctx: ctx})
+	if !strings.Contains(got, "\nPid:") {
+		t.Errorf("a file without a size copied as %q, want its content", got)
+	}
+}
