@@ -12,17 +12,18 @@ import (
 // thread is destroyed by Close. For root and our own uid there is no thread:
 // Do runs f where it is called, as AsOwner would.
 type OwnerThread struct {
-	work chan func()
-	once sync.Once
+	owner Owner
+	work  chan func()
+	once  sync.Once
 }
 
 // StartOwnerThread starts the thread and switches it to owner (becomeOwner).
 // Failing to give up anything fails the start: no call ever runs with more.
 func StartOwnerThread(owner Owner) (*OwnerThread, error) {
 	if owner.UID == 0 || owner.UID == ownEUID {
-		return &OwnerThread{}, nil
+		return &OwnerThread{owner: owner}, nil
 	}
-	t := &OwnerThread{work: make(chan func())}
+	t := &OwnerThread{owner: owner, work: make(chan func())}
 	started := make(chan error, 1)
 	onDisposableThread(func() struct{} {
 		if err := becomeOwner(owner); err != nil {
@@ -40,6 +41,10 @@ func StartOwnerThread(owner Owner) (*OwnerThread, error) {
 	}
 	return t, nil
 }
+
+// Owner is the identity the thread's calls run as: what a helper process
+// doing the same work must become.
+func (t *OwnerThread) Owner() Owner { return t.owner }
 
 // Do runs f on the thread and returns its error. It must not be called after
 // Close.
