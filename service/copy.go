@@ -115,10 +115,17 @@ func (m *Manager) runCopy(ctx context.Context, c Caller, mi MachineInfo, req Cop
 		if shift == 0 && !c.privileged() {
 			opt.Own.Chown = false
 		}
-		return containerfs.Copy(ctx, hostSide, containerSide, opt)
+		return m.treeCopier().Copy(ctx, hostSide, containerSide, opt)
 	}
 	opt.Own = containerfs.Ownership{Chown: c.privileged(), Override: shift != 0}
-	return containerfs.Copy(ctx, containerSide, hostSide, opt)
+	return m.treeCopier().Copy(ctx, containerSide, hostSide, opt)
+}
+
+func (m *Manager) treeCopier() TreeCopier {
+	if m.cfg.TreeCopier != nil {
+		return m.cfg.TreeCopier
+	}
+	return inProcessCopier{}
 }
 
 // copyError names why an operation ended: the machine going away or the

@@ -40,7 +40,10 @@ type Config struct {
 	// ContainerBus starts getty and shell units through a machine's service
 	// manager (login, shell). Nil: only containers without a bus get them.
 	ContainerBus ContainerBus
-	Logger       *slog.Logger
+	// TreeCopier makes the copies of CopyFrom and CopyTo; nil copies in the
+	// daemon's own process.
+	TreeCopier TreeCopier
+	Logger     *slog.Logger
 	// Changed, when set, is called after each machine joins or leaves the
 	// registry, with the registry lock held: it must not block. The daemon
 	// uses it to give memory back once a burst of changes is over.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -70,6 +71,12 @@ func TestCopyOperationLimit(t *testing.T) {
 	}
 }
 
+// helperSettles gives the copy helper time to learn that its copy was
+// cancelled: the daemon tells it by a signal, which it handles asynchronously.
+// Released before that, the open the copy is blocked in could complete into a
+// whole copy.
+func helperSettles() { time.Sleep(500 * time.Millisecond) }
+
 // A client that hangs up mid-copy ends it (Varlink and D-Bus), and so does the
 // machine going away: nothing is left under the final name, nor under a
 // temporary one.
@@ -86,6 +93,7 @@ func TestCopyCancelled(t *testing.T) {
 	finish := func(h *leaseHold, cancelled, failed int) {
 		t.Helper()
 		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
+		helperSettles()
 		h.release()
 		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
 	}
@@ -140,6 +148,7 @@ func TestCopyCancelled(t *testing.T) {
 		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
 		l.kill()
 		eventually(t, "cp-cancel gone", func() bool { return gone(t, d, "cp-cancel") })
+		helperSettles()
 		h.release()
 		wantReply(t, <-done, "io.systemd.Machine.NoSuchMachine")
 		noTrace("by-dead")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/machined-go/machined/authz/polkit"
 	"github.com/machined-go/machined/containerbus"
+	"github.com/machined-go/machined/copyhelper"
 	"github.com/machined-go/machined/dbusshim/busconn"
 	"github.com/machined-go/machined/dbusshim/machine1"
 	"github.com/machined-go/machined/internal/loglevel"
@@ -125,6 +126,9 @@ func raiseFDLimit(log *slog.Logger) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == copyhelper.Arg {
+		os.Exit(copyhelper.Main())
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -219,7 +223,9 @@ func run(o options) error {
 		// Login and shell ask the machine's own service manager; for .host,
 		// the one on the system bus, whatever bus the shim serves.
 		ContainerBus: containerbus.New(busconn.SystemBusAddress()),
-		Changed:      trimmer.changed,
+		// Copies run in a helper: this binary, started again.
+		TreeCopier: copyhelper.New("/proc/self/exe"),
+		Changed:    trimmer.changed,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,343 @@
+package copyhelper
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/service/containerfs"
+	"github.com/machined-go/machined/service/proc"
+)
+
+// The test binary is its own helper, as the daemon's binary is.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == Arg {
+		os.Exit(Main())
+	}
+	os.Exit(m.Run())
+}
+
+func testRunner() *Runner {
+	r := New("/proc/self/exe")
+	r.grace = 200 * time.Millisecond
+	return r
+}
+
+func side(t *testing.T, dir, name string, owner proc.Owner) containerfs.Side {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	th, err := proc.StartOwnerThread(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(th.Close)
+	return containerfs.Side{Dir: fd, Name: name, As: th}
+}
+
+func write(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A copy made by the helper is the tree, modes and links included, and it is
+// made in another process.
+func TestCopyInHelper(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/tree/a", "alpha", 0o640)
+	write(t, src+"/tree/sub/b", strings.Repeat("b", 300<<10), 0o755)
+	if err := os.Symlink("../a", src+"/tree/sub/link"); err != nil {
+		t.Fatal(err)
+	}
+	r := testRunner()
+	var pids []int
+	r.started = func(pid int) { pids = append(pids, pid) }
+	err := r.Copy(context.Background(), side(t, src, "tree", proc.Owner{}), side(t, dst, "copy", proc.Owner{}), containerfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 || pids[0] == os.Getpid() {
+		t.Errorf("helper pids %v, want one other than ours", pids)
+	}
+	for path, want := range map[string]string{"a": "alpha", "sub/b": strings.Repeat("b", 300<<10)} {
+		got, err := os.ReadFile(dst + "/copy/" + path)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %d bytes, %v", path, len(got), err)
+		}
+	}
+	for path, want := range map[string]os.FileMode{"a": 0o640, "sub/b": 0o755} {
+		if fi, err := os.Stat(dst + "/copy/" + path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if target, err := os.Readlink(dst + "/copy/sub/link"); err != nil || target != "../a" {
+		t.Errorf("link: %q, %v", target, err)
+	}
+}
+
+// The helper's failures keep their errno, which the daemon's error table
+// reads, and the identity of each side reaches the helper.
+func TestHelperErrorsKeepErrno(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/f", "new", 0o644)
+	write(t, dst+"/f", "old", 0o644)
+	r := testRunner()
+	err := r.Copy(context.Background(), side(t, src, "f", proc.Owner{}), side(t, dst, "f", proc.Owner{}), containerfs.Options{})
+	if !errors.Is(err, syscall.EEXIST) {
+		t.Errorf("copy over an existing file without replace: %v, want EEXIST", err)
+	}
+	if got, _ := os.ReadFile(dst + "/f"); string(got) != "old" {
+		t.Errorf("the refused copy changed the file: %q", got)
+	}
+
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	nobody := proc.Owner{UID: 65534, GID: 65534}
+	err = r.Copy(context.Background(), side(t, src, "f", proc.Owner{}), side(t, private, "g", nobody), containerfs.Options{})
+	if !errors.Is(err, syscall.EACCES) {
+		t.Errorf("nobody writing into root's 0700 directory: %v, want EACCES", err)
+	}
+	if _, err := os.Lstat(private + "/g"); err == nil {
+		t.Error("nobody's copy was written")
+	}
+}
+
+// holdLease takes a write lease on path: an open of it by anyone else blocks
+// until the lease is released, which holds a copy at that file.
+func holdLease(t *testing.T, path string) (release func()) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		f.Close()
+		t.Fatalf("write lease on %s: %v", path, err)
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
+			f.Close()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// leaseBroken reports whether someone is waiting on path's lease.
+func leaseBroken(t *testing.T, path string) bool {
+	t.Helper()
+	data, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	// Each open blocked on a lease shows as "N: -> ..." under the lease's
+	// own line N.
+	ino := ":" + strconv.FormatUint(st.Ino, 10) + " "
+	id := ""
+	for line := range strings.SplitSeq(string(data), "\n") {
+		num, rest, _ := strings.Cut(line, ": ")
+		switch {
+		case strings.HasPrefix(rest, "LEASE") && strings.Contains(rest, ino):
+			id = num
+		case id != "" && num == id && strings.HasPrefix(rest, "-> "):
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 2000 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func alive(pid int) bool { return unix.Kill(pid, 0) == nil }
+
+// Ending the context stops the helper: it finishes the call it is in, removes
+// what it had started and exits; nothing is left under the final name or a
+// temporary one, and no process is left behind.
+func TestHelperCancelled(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/tree/a", "alpha", 0o644)
+	write(t, src+"/tree/z", "held", 0o644)
+	release := holdLease(t, src+"/tree/z")
+	r := testRunner()
+	r.grace = time.Minute
+	pid := make(chan int, 1)
+	r.started = func(p int) { pid <- p }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Copy(ctx, side(t, src, "tree", proc.Owner{}), side(t, dst, "copy", proc.Owner{}), containerfs.Options{})
+	}()
+	helper := <-pid
+	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/tree/z") })
+	cancel()
+	// The helper learns of the end by a signal, asynchronously: the lease is
+	// released once it has had time to, and the open it is blocked in then
+	// completes into a copy that stops there.
+	time.Sleep(500 * time.Millisecond)
+	release()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled copy: %v", err)
+	}
+	if alive(helper) {
+		t.Errorf("helper %d still there", helper)
+	}
+	if entries, _ := os.ReadDir(dst); len(entries) > 0 {
+		t.Errorf("cancelled copy left %v", entries)
+	}
+}
+
+// A helper that does not stop when asked (here: stuck opening a leased file)
+// is killed once the grace period is over, and Copy returns.
+func TestHelperKilledAfterGrace(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/z", "held", 0o644)
+	holdLease(t, src+"/z")
+	r := testRunner()
+	pid := make(chan int, 1)
+	r.started = func(p int) { pid <- p }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- r.Copy(ctx, side(t, src, "z", proc.Owner{}), side(t, dst, "z", proc.Owner{}), containerfs.Options{})
+	}()
+	helper := <-pid
+	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/z") })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled copy: %v", err)
+	}
+	if alive(helper) {
+		t.Errorf("helper %d survived its grace period", helper)
+	}
+}
+
+// startHelper runs the helper by hand, with the two directories as its fds
+// and the returned pipe as its stdin.
+func startHelper(t *testing.T, dirs ...string) (*exec.Cmd, *os.File, *strings.Builder) {
+	t.Helper()
+	var files []*os.File
+	for _, d := range dirs {
+		f, err := os.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		files = append(files, f)
+	}
+	in, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &strings.Builder{}
+	cmd := exec.Command("/proc/self/exe", Arg)
+	cmd.Stdin, cmd.Stdout, cmd.ExtraFiles = in, out, files
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	t.Cleanup(func() { feed.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return cmd, feed, out
+}
+
+// The daemon's end of stdin is the helper's lifeline: a daemon gone before
+// sending the request, or during the copy, ends the helper.
+func TestHelperLifeline(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	cmd, feed, _ := startHelper(t, src, dst)
+	feed.Close()
+	if err := cmd.Wait(); err == nil {
+		t.Error("a helper without a request exited 0")
+	}
+
+	write(t, src+"/z", "held", 0o644)
+	release := holdLease(t, src+"/z")
+	cmd, feed, out := startHelper(t, src, dst)
+	req, _ := json.Marshal(request{SrcName: "z", DstName: "z"})
+	feed.Write(append(req, '\n'))
+	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/z") })
+	feed.Close()
+	// The lease is released once the helper has had time to see its
+	// lifeline cut; the open then completes and the copy stops there.
+	time.Sleep(500 * time.Millisecond)
+	release()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+	res, ok := decodeResult([]byte(out.String()))
+	if !ok || !strings.Contains(res.Error, "context canceled") {
+		t.Errorf("result %q, want the copy cancelled", out.String())
+	}
+	if _, err := os.Lstat(dst + "/z"); err == nil {
+		t.Error("the copy of a helper whose daemon left was completed")
+	}
+}
+
+// The helper refuses fds that are not directories rather than resolving
+// names against them.
+func TestHelperRefusesNonDirectories(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir+"/file", "x", 0o644)
+	cmd, feed, out := startHelper(t, dir+"/file", dir)
+	req, _ := json.Marshal(request{SrcName: "a", DstName: "b"})
+	feed.Write(append(req, '\n'))
+	feed.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	res, ok := decodeResult([]byte(out.String()))
+	if !ok || res.Errno != int(syscall.EBADF) {
+		t.Errorf("result %q, want EBADF", out.String())
+	}
+}
+
+// What a helper writes is held only up to its bound.
+func TestBoundedBuffer(t *testing.T) {
+	b := boundedBuffer{max: 10}
+	for range 3 {
+		if n, err := b.Write([]byte("0123456")); n != 7 || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+	}
+	if b.String() != "0123456012" {
+		t.Errorf("kept %q", b.String())
+	}
+}
