@@ -1,12 +1,10 @@
 package images
 
 import (
-	"encoding/binary"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/machined-go/machined/internal/bufpool"
+	"github.com/machined-go/machined/internal/getdents"
 )
 
 // direntBufSize is how much of a directory one getdents64 call reads.
@@ -22,29 +20,25 @@ var direntBufs = bufpool.New(direntBufSize, direntBufSize)
 func readNames(fd int) ([]string, error) {
 	bp := direntBufs.Get()
 	defer direntBufs.Put(bp, *bp)
-	buf := (*bp)[:direntBufSize]
+	r := getdents.NewReader(fd, (*bp)[:direntBufSize])
 	var all []byte
 	var ends []int
 	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
+		e, ok, err := r.Next()
 		if err != nil {
 			return nil, err
 		}
-		if n <= 0 {
+		if !ok {
 			break
 		}
 		if all == nil {
-			// A record takes 24 bytes and its name: the first read's size
+			// A record takes 24 bytes and its name: the first batch's size
 			// bounds what its names need, and most directories take one.
+			n := r.BatchBytes()
 			all, ends = make([]byte, 0, n), make([]int, 0, n/24)
 		}
-		var ok bool
-		if all, ends, ok = appendDirents(all, ends, buf[:n]); !ok {
-			return nil, unix.EIO
-		}
+		all = append(all, e.Name...)
+		ends = append(ends, len(all))
 	}
 	s := unsafe.String(unsafe.SliceData(all), len(all)) // all is not written again
 	names := make([]string, len(ends))
@@ -54,35 +48,4 @@ func readNames(fd int) ([]string, error) {
 		start = end
 	}
 	return names, nil
-}
-
-// appendDirents appends the names of the linux_dirent64 records in b to all,
-// and where each ends to ends; false when a record is malformed.
-func appendDirents(all []byte, ends []int, b []byte) ([]byte, []int, bool) {
-	// struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type,
-	// then the NUL-terminated name.
-	const nameOff = 19
-	for len(b) > 0 {
-		if len(b) < nameOff {
-			return all, ends, false
-		}
-		reclen := int(binary.NativeEndian.Uint16(b[16:]))
-		if reclen <= nameOff || reclen > len(b) {
-			return all, ends, false
-		}
-		name := b[nameOff:reclen]
-		for i, c := range name {
-			if c == 0 {
-				name = name[:i]
-				break
-			}
-		}
-		b = b[reclen:]
-		if len(name) == 0 || string(name) == "." || string(name) == ".." {
-			continue
-		}
-		all = append(all, name...)
-		ends = append(ends, len(all))
-	}
-	return all, ends, true
 }

@@ -1,7 +1,6 @@
 package images
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -43,38 +42,6 @@ func TestReadNamesMatchesReadDir(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("readNames: %d names, os.ReadDir %d; first %q / %q", len(got), len(want), got[:min(3, len(got))], want[:3])
-	}
-}
-
-// dirent is one linux_dirent64 record of the given length (0: the least that
-// holds the name).
-func dirent(name string, reclen int) []byte {
-	if reclen == 0 {
-		reclen = (19 + len(name) + 1 + 7) &^ 7
-	}
-	b := make([]byte, max(reclen, 19+len(name)))
-	binary.NativeEndian.PutUint64(b, 42)
-	binary.NativeEndian.PutUint16(b[16:], uint16(reclen))
-	b[18] = unix.DT_DIR
-	copy(b[19:], name)
-	return b
-}
-
-func TestAppendDirents(t *testing.T) {
-	buf := slices.Concat(dirent(".", 0), dirent("a", 0), dirent("..", 0), dirent("bench-img-7", 0))
-	all, ends, ok := appendDirents(nil, nil, buf)
-	if !ok || string(all) != "abench-img-7" || !slices.Equal(ends, []int{1, 12}) {
-		t.Errorf("got %q %v %v", all, ends, ok)
-	}
-	for name, b := range map[string][]byte{
-		"shorter than a header":     dirent("a", 0)[:18],
-		"length below the header":   dirent("a", 19),
-		"length beyond the buffer":  dirent("a", 64)[:32],
-		"a good record, then a cut": slices.Concat(dirent("a", 0), dirent("b", 0)[:10]),
-	} {
-		if _, _, ok := appendDirents(nil, nil, b); ok {
-			t.Errorf("%s: accepted", name)
-		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/getdents"
 	"github.com/machined-go/machined/service/proc"
 )
 
@@ -481,21 +482,18 @@ func (c *copier) openSourceDir(src *source) (int, error) {
 
 // children copies every entry of the open source directory s into d.
 func (c *copier) children(s, d int, merging bool, depth int) error {
-	buf := make([]byte, 8192)
-	var ents []dirent
+	r := getdents.NewReader(s, make([]byte, 8192))
 	for {
-		var err error
-		ents, err = readDirents(s, buf, ents)
+		e, ok, err := r.Next()
 		if err != nil {
-			return err
+			return fmt.Errorf("read directory: %w", err)
 		}
-		if len(ents) == 0 {
+		if !ok {
 			return nil
 		}
-		for _, e := range ents {
-			if err := c.entry(s, e, d, e.name, merging, depth+1); err != nil {
-				return err
-			}
+		name := string(e.Name)
+		if err := c.entry(s, dirent{name: name, typ: e.Type}, d, name, merging, depth+1); err != nil {
+			return err
 		}
 	}
 }

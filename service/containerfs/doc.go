@@ -15,5 +15,5 @@
 // chooses (a proc.OwnerThread): the machine's owner inside the container, the
 // caller on the host. The data itself moves between already opened fds.
 //
-// The package imports service/proc and the standard library only.
+// Of this module the package imports service/proc and internal/getdents only.
 package containerfs

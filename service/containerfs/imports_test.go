@@ -9,7 +9,7 @@ import (
 )
 
 // The file mechanics know nothing of machines, transports or back ends: of
-// this module they import service/proc alone.
+// this module they import service/proc and internal/getdents alone.
 func TestImports(t *testing.T) {
 	depcheck.Forbid(t, ".", "github.com/varlink/", "github.com/godbus/",
 		"/machined/varlink", "/machined/userdb", "/machined/dbusshim", "/machined/units", "/machined/authz")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -98,59 +97,5 @@ func TestOpenSourceUnreadable(t *testing.T) {
 	}
 	if _, err := c.openSourceFile(&src); err != unix.EACCES {
 		t.Fatalf("reopening root's 0600 file as nobody: %v, want EACCES", err)
-	}
-}
-
-// readDirents gives every entry with its type, over many reads of the
-// directory, without "." and "..".
-func TestReadDirents(t *testing.T) {
-	dir := t.TempDir()
-	want := map[string]uint8{}
-	for i := range 500 {
-		name := "entry-with-a-long-name-" + strconv.Itoa(i)
-		if i%3 == 0 {
-			os.Mkdir(dir+"/"+name, 0o755)
-			want[name] = unix.DT_DIR
-		} else {
-			os.WriteFile(dir+"/"+name, nil, 0o644)
-			want[name] = unix.DT_REG
-		}
-	}
-	os.Symlink("x", dir+"/link")
-	want["link"] = unix.DT_LNK
-	d, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(d)
-	got := map[string]uint8{}
-	buf := make([]byte, 1024)
-	var ents []dirent
-	for reads := 0; ; reads++ {
-		ents, err = readDirents(d, buf, ents)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ents) == 0 {
-			if reads < 2 {
-				t.Fatalf("%d reads: the test must span several", reads)
-			}
-			break
-		}
-		for _, e := range ents {
-			if _, dup := got[e.name]; dup {
-				t.Errorf("%s listed twice", e.name)
-			}
-			got[e.name] = e.typ
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d entries, want %d", len(got), len(want))
-	}
-	for name, typ := range want {
-		// DT_UNKNOWN is allowed: not every file system stores types.
-		if g, ok := got[name]; !ok || g != typ && g != unix.DT_UNKNOWN {
-			t.Errorf("%s: type %d (listed %v), want %d", name, g, ok, typ)
-		}
 	}
 }
