@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, "../cmd/machined")...)
+	if !raceEnabled {
+		// As make build: static, as installed (the race detector needs cgo).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building machined:", err)
