@@ -100,14 +100,16 @@ func TestCopyInHelper(t *testing.T) {
 // reads, and the identity of each side reaches the helper.
 func TestHelperErrorsKeepErrno(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/f", "new", 0o644)
-	write(t, dst+"/f", "old", 0o644)
+	write(t, src+"/d/f", "new", 0o644)
+	write(t, dst+"/d/f", "old", 0o644)
 	r := testRunner()
-	err := r.Copy(context.Background(), side(t, src, "f", proc.Owner{}), side(t, dst, "f", proc.Owner{}), containerfs.Options{})
+	helpers := 0
+	r.started = func(int) { helpers++ }
+	err := r.Copy(context.Background(), side(t, src, "d", proc.Owner{}), side(t, dst, "d", proc.Owner{}), containerfs.Options{})
 	if !errors.Is(err, syscall.EEXIST) {
 		t.Errorf("copy over an existing file without replace: %v, want EEXIST", err)
 	}
-	if got, _ := os.ReadFile(dst + "/f"); string(got) != "old" {
+	if got, _ := os.ReadFile(dst + "/d/f"); string(got) != "old" {
 		t.Errorf("the refused copy changed the file: %q", got)
 	}
 
@@ -116,12 +118,38 @@ func TestHelperErrorsKeepErrno(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody := proc.Owner{UID: 65534, GID: 65534}
-	err = r.Copy(context.Background(), side(t, src, "f", proc.Owner{}), side(t, private, "g", nobody), containerfs.Options{})
+	err = r.Copy(context.Background(), side(t, src, "d", proc.Owner{}), side(t, private, "g", nobody), containerfs.Options{})
 	if !errors.Is(err, syscall.EACCES) {
 		t.Errorf("nobody writing into root's 0700 directory: %v, want EACCES", err)
 	}
 	if _, err := os.Lstat(private + "/g"); err == nil {
 		t.Error("nobody's copy was written")
+	}
+	if helpers != 2 {
+		t.Errorf("%d helpers started, want one per copy", helpers)
+	}
+}
+
+// A directory is copied by a helper; a single file, or a name that does not
+// exist, in process, with the same result and errors.
+func TestOnlyTreesGoToAHelper(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	write(t, src+"/f", "one file", 0o600)
+	r := testRunner()
+	helpers := 0
+	r.started = func(int) { helpers++ }
+	if err := r.Copy(context.Background(), side(t, src, "f", proc.Owner{}), side(t, dst, "f", proc.Owner{}), containerfs.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(dst + "/f"); string(got) != "one file" {
+		t.Errorf("copied %q", got)
+	}
+	err := r.Copy(context.Background(), side(t, src, "missing", proc.Owner{}), side(t, dst, "m", proc.Owner{}), containerfs.Options{})
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("copy of a missing name: %v, want ENOENT", err)
+	}
+	if helpers != 0 {
+		t.Errorf("%d helpers started for single entries", helpers)
 	}
 }
 
@@ -229,18 +257,18 @@ func TestHelperCancelled(t *testing.T) {
 // is killed once the grace period is over, and Copy returns.
 func TestHelperKilledAfterGrace(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/z", "held", 0o644)
-	holdLease(t, src+"/z")
+	write(t, src+"/d/z", "held", 0o644)
+	holdLease(t, src+"/d/z")
 	r := testRunner()
 	pid := make(chan int, 1)
 	r.started = func(p int) { pid <- p }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- r.Copy(ctx, side(t, src, "z", proc.Owner{}), side(t, dst, "z", proc.Owner{}), containerfs.Options{})
+		done <- r.Copy(ctx, side(t, src, "d", proc.Owner{}), side(t, dst, "d", proc.Owner{}), containerfs.Options{})
 	}()
 	helper := <-pid
-	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/z") })
+	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/d/z") })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled copy: %v", err)

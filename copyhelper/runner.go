@@ -34,10 +34,28 @@ type Runner struct {
 // replaced on disk since.
 func New(exe string) *Runner { return &Runner{exe: exe, grace: stopGrace} }
 
-// Copy makes the copy in a helper and waits for it. ctx ending asks the helper
-// to stop (it removes what it has not finished, as an in-process copy does)
-// and kills it if it has not stopped within stopGrace.
+// Copy makes the copy of a directory in a helper and waits for it. ctx ending
+// asks the helper to stop (it removes what it has not finished, as an
+// in-process copy does) and kills it if it has not stopped within stopGrace.
+//
+// Anything but a directory is copied in process: one entry costs the daemon's
+// scheduler a hand-off per chunk at most, far less than starting a process.
+// The look at the source is only a guess at the copy's size: whatever the name
+// turns out to be when the copy opens it, either way copies it alike.
 func (r *Runner) Copy(ctx context.Context, src, dst containerfs.Side, opt containerfs.Options) error {
+	if !r.isDir(src) {
+		return containerfs.Copy(ctx, src, dst, opt)
+	}
+	return r.inHelper(ctx, src, dst, opt)
+}
+
+func (r *Runner) isDir(s containerfs.Side) bool {
+	var st unix.Stat_t
+	err := s.As.Do(func() error { return unix.Fstatat(s.Dir, s.Name, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
+func (r *Runner) inHelper(ctx context.Context, src, dst containerfs.Side, opt containerfs.Options) error {
 	req, err := json.Marshal(request{
 		SrcName: src.Name, DstName: dst.Name,
 		SrcOwner: src.As.Owner(), DstOwner: dst.As.Owner(),

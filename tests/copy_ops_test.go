@@ -71,12 +71,6 @@ func TestCopyOperationLimit(t *testing.T) {
 	}
 }
 
-// helperSettles gives the copy helper time to learn that its copy was
-// cancelled: the daemon tells it by a signal, which it handles asynchronously.
-// Released before that, the open the copy is blocked in could complete into a
-// whole copy.
-func helperSettles() { time.Sleep(500 * time.Millisecond) }
-
 // A client that hangs up mid-copy ends it (Varlink and D-Bus), and so does the
 // machine going away: nothing is left under the final name, nor under a
 // temporary one.
@@ -93,7 +87,6 @@ func TestCopyCancelled(t *testing.T) {
 	finish := func(h *leaseHold, cancelled, failed int) {
 		t.Helper()
 		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
-		helperSettles()
 		h.release()
 		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
 	}
@@ -124,6 +117,35 @@ func TestCopyCancelled(t *testing.T) {
 		noTrace("by-varlink")
 	})
 
+	// A tree is copied by a helper process, which learns of the hang-up by a
+	// signal, asynchronously: the lease is released once it has had time to,
+	// and the open it is blocked in then completes into a copy that stops
+	// there and removes what it had made.
+	t.Run("varlink hangup, tree", func(t *testing.T) {
+		if err := os.MkdirAll(host+"/tree/sub", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
+		writeFile(t, host+"/tree/sub/held", "held\n", 0o644, 0, 0)
+		h := holdLease(t, host+"/tree/sub/held")
+		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
+		conn, err := net.Dial("unix", d.sock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := `{"method":"io.systemd.Machine.CopyTo","parameters":{"name":"cp-cancel","source":"` + host + `/tree","destination":"/tmp/tree-by-varlink"}}` + "\x00"
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
+		conn.Close()
+		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
+		time.Sleep(500 * time.Millisecond)
+		h.release()
+		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
+		noTrace("tree-by-varlink")
+	})
+
 	t.Run("dbus hangup", func(t *testing.T) {
 		h := holdLease(t, host+"/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
@@ -148,7 +170,6 @@ func TestCopyCancelled(t *testing.T) {
 		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
 		l.kill()
 		eventually(t, "cp-cancel gone", func() bool { return gone(t, d, "cp-cancel") })
-		helperSettles()
 		h.release()
 		wantReply(t, <-done, "io.systemd.Machine.NoSuchMachine")
 		noTrace("by-dead")
