@@ -68,7 +68,7 @@ func (r *Runner) inHelper(ctx context.Context, src, dst containerfs.Side, opt co
 	if err != nil {
 		return err
 	}
-	defer closeAll(files)
+	defer func() { closeAll(files) }()
 	lifeline, feed, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("copy helper: %w", err)
@@ -90,6 +90,7 @@ func (r *Runner) inHelper(ctx context.Context, src, dst containerfs.Side, opt co
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the copy helper: %w", err)
 	}
+	// The helper has its own copies now.
 	lifeline.Close()
 	closeAll(files)
 	files = nil
