@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // journalSocket is where journald takes entries in its native protocol.
@@ -19,7 +22,8 @@ const journalSocket = "/run/systemd/journal/socket"
 // on the stderr stream carries only its text and priority.
 type journalSender struct {
 	fd    int
-	addr  *syscall.SockaddrUnix
+	addr  unix.RawSockaddrUnix
+	alen  uintptr // the used length of addr
 	ident string
 }
 
@@ -45,13 +49,33 @@ func newJournalSender(path, ident string) *journalSender {
 	if err != nil {
 		return nil
 	}
-	return &journalSender{fd: fd, addr: &syscall.SockaddrUnix{Name: path}, ident: ident}
+	j := &journalSender{fd: fd, ident: ident}
+	if len(path) >= len(j.addr.Path) {
+		syscall.Close(fd)
+		return nil
+	}
+	j.addr.Family = unix.AF_UNIX
+	for i := 0; i < len(path); i++ {
+		j.addr.Path[i] = int8(path[i])
+	}
+	j.alen = unsafe.Offsetof(j.addr.Path) + uintptr(len(path)) + 1
+	return j
 }
 
 // send sends one entry. It does not wait for a busy journald: the caller
-// writes the record to stderr instead when this fails.
+// writes the record to stderr instead when this fails. Since it never waits,
+// it is a raw system call: a plain one would wake the runtime's monitor
+// thread, as a write to stderr would (stderrWriter).
 func (j *journalSender) send(entry []byte) error {
-	return syscall.Sendto(j.fd, entry, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, j.addr)
+	if len(entry) == 0 {
+		return nil
+	}
+	_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(j.fd), uintptr(unsafe.Pointer(&entry[0])), uintptr(len(entry)),
+		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&j.addr)), j.alen)
+	if e != 0 {
+		return e
+	}
+	return nil
 }
 
 // appendJournalField appends KEY=value in the native protocol: a value with

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -76,6 +77,35 @@ func TestJournalNativeFields(t *testing.T) {
 	log.Error("e", "NAME", "n")
 	if out.String() != "<3>e unit=\"u\" NAME=\"n\"\n" {
 		t.Errorf("without journald: %q", out.String())
+	}
+}
+
+// A journald that does not keep up is not waited for: once its socket's queue
+// is full the record goes to stderr at once.
+func TestJournalBusyIsNotWaitedFor(t *testing.T) {
+	t.Setenv("JOURNAL_STREAM", "8:1234")
+	_, path := journaldStandIn(t)
+	var out bytes.Buffer
+	h := newLineHandler(&out, slog.LevelInfo)
+	h.native = newJournalSender(path, "machined")
+	if h.native == nil {
+		t.Fatal("no sender for an existing socket")
+	}
+	filler := bytes.Repeat([]byte("x"), 1024)
+	for i := 0; ; i++ {
+		if err := h.native.send(filler); err != nil {
+			if !errors.Is(err, syscall.EAGAIN) {
+				t.Fatalf("filling the queue: %v", err)
+			}
+			break
+		}
+		if i > 1<<20 {
+			t.Fatal("the queue never filled")
+		}
+	}
+	slog.New(h).Info("busy", "NAME", "n")
+	if out.String() != "<6>busy NAME=\"n\"\n" {
+		t.Errorf("with journald busy, stderr got %q", out.String())
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package quicksys makes the system calls of the registration hot path that
 // never wait (state files on the tmpfs /run, small files under /proc, pidfds
-// and fd duplication) as raw system calls.
+// and fd duplication) as raw system calls, and the write of a log line that
+// must not wait (pwritev2 with RWF_NOWAIT).
 //
 // A plain syscall tells the Go scheduler it may block: on an idle daemon that
 // wakes sysmon with a futex, and a registration makes a dozen of them. These

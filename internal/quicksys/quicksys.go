@@ -64,6 +64,28 @@ func Write(fd int, b []byte) (int, error) {
 	}
 }
 
+// WriteNoWait is one pwritev2(fd, b, -1, RWF_NOWAIT), retried on EINTR: a
+// write at the current position that fails with EAGAIN where it would have
+// to wait, or writes less. Files that cannot promise that (a regular file of
+// most file systems, a terminal) refuse it with EOPNOTSUPP.
+func WriteNoWait(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_PWRITEV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, ^uintptr(0), 0, unix.RWF_NOWAIT)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
 // Close is close(2). EINTR is not retried: on Linux the fd is gone either way.
 func Close(fd int) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {

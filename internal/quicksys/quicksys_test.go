@@ -211,3 +211,32 @@ func TestPathBounds(t *testing.T) {
 		t.Fatalf("long path with a NUL: %v, want EINVAL", err)
 	}
 }
+
+// WriteNoWait writes to a pipe while it has room and says EAGAIN once it would
+// wait.
+func TestWriteNoWait(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if n, err := WriteNoWait(int(w.Fd()), []byte("abc")); n != 3 || err != nil {
+		t.Fatalf("write to an empty pipe: %d, %v", n, err)
+	}
+	buf := make([]byte, 4096)
+	for i := 0; ; i++ {
+		if _, err := WriteNoWait(int(w.Fd()), buf); err != nil {
+			if !errors.Is(err, unix.EAGAIN) {
+				t.Fatalf("write to a filling pipe: %v, want EAGAIN at the end", err)
+			}
+			break
+		}
+		if i > 1<<16 {
+			t.Fatal("the pipe never filled")
+		}
+	}
+	if n, _ := r.Read(buf[:3]); string(buf[:n]) != "abc" {
+		t.Errorf("read %q first", buf[:n])
+	}
+}
