@@ -34,9 +34,10 @@ const (
 const smallCopies = 5
 
 // copyRounds is the fewest rounds of the copy phase: one copy's time depends
-// on the VM far more than on the daemon (see pageReportedKiB), and a median of
-// three let one unlucky round decide.
-const copyRounds = 5
+// on the VM far more than on the daemon (see pageReportedKiB), a median of
+// three let one unlucky round decide, and of five, two slow rounds of one
+// daemon against none of the other's still moved it.
+const copyRounds = 9
 
 // copyTreeSpec is the tree: (files, size) per kind, spread over 64 directories.
 var copyTreeSpec = []struct {

@@ -605,7 +605,7 @@ func methodNotes(c config) []string {
 				"copies the 1 GiB tree into the machine and back out over D-Bus (CopyToMachine, CopyFromMachine) after removing "+
 				"the previous round's copies and a sync, every daemon once per round in an order rotated from round to round, "+
 				"so that each pays alike for the others' deletes and writeback (run one after the other, whichever came second "+
-				"was the slower), at least five rounds: on a VM whose kernel hands freed memory back to its host, the copy right after "+
+				"was the slower), at least nine rounds: on a VM whose kernel hands freed memory back to its host, the copy right after "+
 				"a delete faults its page cache in again and is much slower whoever makes it. Each round then times five "+
 				"CopyToMachine calls of one 4 KiB file: what a copy costs before any content moves (upstream forks a child, "+
 				"ours starts a helper process). The copies are made on a tmpfs of their own. 257 runs chrooted in its own tree "+
