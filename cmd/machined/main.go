@@ -290,7 +290,7 @@ func setupLogging(name string) (*slog.Logger, *slog.LevelVar, *lineHandler, erro
 	}
 	level := new(slog.LevelVar)
 	level.Set(lvl)
-	logh := newLineHandler(os.Stderr, level)
+	logh := newLineHandler(newLogWriter(os.Stderr), level)
 	logh.native = journalFor(os.Stderr)
 	log := slog.New(logh)
 	slog.SetDefault(log)

@@ -64,6 +64,30 @@ func Write(fd int, b []byte) (int, error) {
 	}
 }
 
+// WriteNoWait is pwritev2(fd, b, -1, RWF_NOWAIT): a write at the file's
+// position that the kernel refuses with EAGAIN rather than wait for room (a
+// full pipe or socket buffer). Files that cannot promise that (ttys, some file
+// systems, kernels before 4.14) answer EOPNOTSUPP or EINVAL. It may write less
+// than b.
+func WriteNoWait(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	iov := unix.Iovec{Base: &b[0]}
+	iov.SetLen(len(b))
+	noOffset := -1
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_PWRITEV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1, uintptr(noOffset), uintptr(noOffset), unix.RWF_NOWAIT)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		}
+		return 0, e
+	}
+}
+
 // Close is close(2). EINTR is not retried: on Linux the fd is gone either way.
 func Close(fd int) error {
 	if _, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); e != 0 {

@@ -211,3 +211,36 @@ func TestPathBounds(t *testing.T) {
 		t.Fatalf("long path with a NUL: %v, want EINVAL", err)
 	}
 }
+
+// WriteNoWait writes what a pipe has room for and refuses with EAGAIN, not a
+// wait, once it is full.
+func TestWriteNoWaitOnAFullPipe(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	if n, err := WriteNoWait(p[1], []byte("line\n")); n != 5 || err != nil {
+		t.Fatalf("write with room: %d %v", n, err)
+	}
+	buf := make([]byte, 8)
+	if n, err := Read(p[0], buf); n != 5 || string(buf[:n]) != "line\n" || err != nil {
+		t.Fatalf("read back %q %v", buf[:n], err)
+	}
+	capacity, err := unix.FcntlInt(uintptr(p[1]), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, capacity+4096)
+	n, err := WriteNoWait(p[1], big)
+	if err != nil || n <= 0 || n > capacity {
+		t.Fatalf("write of more than the capacity: %d %v, want a short write", n, err)
+	}
+	if n, err := WriteNoWait(p[1], big); n != 0 || !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("write to a full pipe: %d %v, want EAGAIN", n, err)
+	}
+	if n, err := WriteNoWait(p[1], nil); n != 0 || err != nil {
+		t.Fatalf("empty write: %d %v", n, err)
+	}
+}
