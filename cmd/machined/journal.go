@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/machined-go/machined/internal/sockio"
 )
 
 // journalSocket is where journald takes entries in its native protocol.
@@ -19,7 +21,7 @@ const journalSocket = "/run/systemd/journal/socket"
 // on the stderr stream carries only its text and priority.
 type journalSender struct {
 	fd    int
-	addr  *syscall.SockaddrUnix
+	addr  *sockio.UnixAddr
 	ident string
 }
 
@@ -41,17 +43,23 @@ func newJournalSender(path, ident string) *journalSender {
 	if _, err := os.Stat(path); err != nil {
 		return nil
 	}
+	addr, err := sockio.NewUnixAddr(path)
+	if err != nil {
+		return nil
+	}
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
-	return &journalSender{fd: fd, addr: &syscall.SockaddrUnix{Name: path}, ident: ident}
+	return &journalSender{fd: fd, addr: addr, ident: ident}
 }
 
 // send sends one entry. It does not wait for a busy journald: the caller
-// writes the record to stderr instead when this fails.
+// writes the record to stderr instead when this fails. The call is raw: it
+// cannot wait, and through the syscall package each record (two per
+// registration) woke the Go runtime's monitor thread.
 func (j *journalSender) send(entry []byte) error {
-	return syscall.Sendto(j.fd, entry, syscall.MSG_DONTWAIT|syscall.MSG_NOSIGNAL, j.addr)
+	return sockio.SendDatagramNow(j.fd, entry, j.addr)
 }
 
 // appendJournalField appends KEY=value in the native protocol: a value with
