@@ -172,3 +172,21 @@ func TestSendDatagramNow(t *testing.T) {
 		t.Fatalf("send to a missing socket: %v, want ENOENT", err)
 	}
 }
+
+// Send returns what a full socket did not take, with EAGAIN.
+func TestSendReturnsTheRest(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if rest, err := Send(fds[0], []byte("hello")); len(rest) != 0 || err != nil {
+		t.Fatalf("Send with room: %d left, %v", len(rest), err)
+	}
+	big := make([]byte, 16<<20)
+	rest, err := Send(fds[0], big)
+	if !errors.Is(err, unix.EAGAIN) || len(rest) == 0 || len(rest) >= len(big) {
+		t.Fatalf("Send of 16 MiB: %d left, %v; want part of it left with EAGAIN", len(rest), err)
+	}
+}
