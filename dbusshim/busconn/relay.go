@@ -35,6 +35,7 @@ type relay struct {
 	inflight atomic.Int64  // calls being served
 	maxCalls int
 	workers  *workerpool.Pool // the goroutines calls are served on
+	headers  headerCache      // of the calls decoded; the bus reader's alone
 
 	begun     atomic.Bool // the client sent BEGIN: the bus now speaks messages
 	closeOnce sync.Once
