@@ -26,9 +26,13 @@ type busSocket struct {
 	fd     int // closed by release, once reader and writers are done
 	epf    *os.File
 	eprc   syscall.RawConn
-	waitFn func(fd uintptr) bool
-	waited bool // the reader's: waitFn has parked once
 	closed atomic.Bool
+
+	// The reader's, for readFn: one goroutine reads.
+	readFn         func(ep uintptr) bool
+	rp, roob       []byte
+	rn, roobn, rfl int
+	rerr           error
 }
 
 // roomWait bounds one wait for output room, so that a writer notices
@@ -78,48 +82,46 @@ func newBusSocket(c *net.UnixConn) (*busSocket, error) {
 	if err := sockio.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, unix.EPOLLIN|unix.EPOLLRDHUP); err != nil {
 		return fail(err)
 	}
-	s.waitFn = s.wait
+	s.readFn = s.tryRead
 	return s, nil
 }
 
-// wait is the reader's callback on the set's fd: called once it parks (the
-// socket just said EAGAIN), and again after the netpoller saw the set turn
-// ready. The set is never read: the kernel wakes its pollers on every arrival
-// and checks the socket itself when it reports the set ready; recvmsg tells
-// whether the wake-up brought anything.
-func (s *busSocket) wait(uintptr) bool {
-	s.waited = !s.waited
-	return !s.waited
+// tryRead is the reader's callback on the set's fd: it receives from the
+// socket, and on EAGAIN parks until the netpoller sees the set turn ready.
+// The receive must happen here, after the netpoller has forgotten earlier
+// wake-ups, or input that came just before parking would wait for the next.
+// The set itself is never read: the kernel wakes its pollers on every
+// arrival and checks the socket when it reports the set ready.
+func (s *busSocket) tryRead(uintptr) bool {
+	for {
+		s.rn, s.roobn, s.rfl, s.rerr = sockio.Recvmsg(uintptr(s.fd), s.rp, s.roob)
+		if !errors.Is(s.rerr, unix.EINTR) {
+			return !errors.Is(s.rerr, unix.EAGAIN)
+		}
+	}
 }
 
 // readMsg waits for input and receives it into p and oob; the end of the
 // stream is io.EOF, a shut socket net.ErrClosed. One goroutine at a time.
 func (s *busSocket) readMsg(p, oob []byte) (n, oobn, flags int, err error) {
-	for {
-		if s.closed.Load() {
-			return 0, 0, 0, net.ErrClosed
-		}
-		n, oobn, flags, err = sockio.Recvmsg(uintptr(s.fd), p, oob)
-		switch {
-		case err == nil:
-			if n == 0 && oobn == 0 && len(p) > 0 {
-				return 0, 0, 0, io.EOF
-			}
-			return n, oobn, flags, nil
-		case errors.Is(err, unix.EINTR):
-			continue
-		case !errors.Is(err, unix.EAGAIN):
-			return 0, 0, 0, err
-		}
-		err := s.eprc.Read(s.waitFn)
-		s.waited = false
-		if err != nil {
-			if s.closed.Load() {
-				return 0, 0, 0, net.ErrClosed // the set was closed under us
-			}
-			return 0, 0, 0, err
-		}
+	if s.closed.Load() {
+		return 0, 0, 0, net.ErrClosed
 	}
+	s.rp, s.roob = p, oob
+	err = s.eprc.Read(s.readFn)
+	s.rp, s.roob = nil, nil
+	ended := s.rn == 0 && s.roobn == 0 && len(p) > 0
+	switch {
+	case (err != nil || s.rerr != nil || ended) && s.closed.Load():
+		return 0, 0, 0, net.ErrClosed // shut under us: its hang-up or the set's close
+	case err != nil:
+		return 0, 0, 0, err
+	case s.rerr != nil:
+		return 0, 0, 0, s.rerr
+	case ended:
+		return 0, 0, 0, io.EOF
+	}
+	return s.rn, s.roobn, s.rfl, nil
 }
 
 // write writes all of b, with fds attached to its first byte. Writers must
