@@ -16,12 +16,16 @@ import (
 // fileRecorder stands for the *os.File: it records what reached it and
 // passes it on to w (nil: swallowed).
 type fileRecorder struct {
-	w     io.Writer
-	calls [][]byte
+	w       io.Writer
+	calls   [][]byte
+	onWrite func() // called before each write, if set
 }
 
 func (f *fileRecorder) Write(b []byte) (int, error) {
 	f.calls = append(f.calls, append([]byte(nil), b...))
+	if f.onWrite != nil {
+		f.onWrite()
+	}
 	if f.w == nil {
 		return len(b), nil
 	}
@@ -136,18 +140,22 @@ func TestLogWriterFullPipeFallsBackInOrder(t *testing.T) {
 	}
 	var readBack bytes.Buffer
 	done := make(chan error, 1)
-	rec := &fileRecorder{w: pw}
+	// The file's write blocks until the pipe is drained: start draining
+	// only then, so that the raw write met a full pipe.
+	rec := &fileRecorder{w: pw, onWrite: func() {
+		go func() {
+			_, err := io.Copy(&readBack, pr)
+			done <- err
+		}()
+	}}
 	w := &logWriter{file: rec, fd: fd}
 	w.how.Store(int32(rawNoWait))
 	line := []byte(strings.Repeat("L", 100) + "\n")
-	// The file's write blocks until the reader drains: start the reader
-	// once the raw part is in.
-	go func() {
-		_, err := io.Copy(&readBack, pr)
-		done <- err
-	}()
 	if n, err := w.Write(line); n != len(line) || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if len(rec.calls) != 1 || len(rec.calls[0]) == 0 || !bytes.HasSuffix(line, rec.calls[0]) {
+		t.Fatalf("the file got %q, want one tail of the line", rec.calls)
 	}
 	pw.Close()
 	if err := <-done; err != nil {
@@ -155,9 +163,6 @@ func TestLogWriterFullPipeFallsBackInOrder(t *testing.T) {
 	}
 	if want := append(append([]byte(nil), filler...), line...); !bytes.Equal(readBack.Bytes(), want) {
 		t.Fatalf("read %d bytes, want %d in order", readBack.Len(), len(want))
-	}
-	if len(rec.calls) != 1 || len(rec.calls[0]) == 0 || !bytes.HasSuffix(line, rec.calls[0]) {
-		t.Fatalf("the file got %q, want one tail of the line", rec.calls)
 	}
 }
 
