@@ -47,7 +47,7 @@ func (r *relay) takeCall(msg []byte, h Header, fds []int) {
 			return
 		}
 	}
-	m, serial, err := decodeCall(msg, fds)
+	m, serial, err := decodeCall(msg, fds, &r.headers)
 	if err != nil {
 		closeFDs(fds)
 		r.log.Debug("dropping undecodable method call", "err", err)

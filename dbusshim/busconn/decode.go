@@ -19,7 +19,8 @@ var errOtherShape = errors.New("busconn: shape left to godbus")
 
 // decodeCall decodes one complete method call and returns it with its serial
 // (a dbus.Message built outside godbus cannot carry one). fds arrived with it.
-func decodeCall(msg []byte, fds []int) (*dbus.Message, uint32, error) {
+// Header values are taken from cache (nil: none) when they repeat.
+func decodeCall(msg []byte, fds []int, cache *headerCache) (*dbus.Message, uint32, error) {
 	if len(msg) < fixedHeader {
 		return nil, 0, errProtocol
 	}
@@ -28,7 +29,7 @@ func decodeCall(msg []byte, fds []int) (*dbus.Message, uint32, error) {
 		return nil, 0, err
 	}
 	serial := order.Uint32(msg[8:12])
-	m, err := fastDecode(msg, order, fds)
+	m, err := fastDecode(msg, order, fds, cache)
 	if errors.Is(err, errOtherShape) {
 		m, err = godbusDecode(msg, fds)
 	}
@@ -57,7 +58,7 @@ func godbusDecode(msg []byte, fds []int) (m *dbus.Message, err error) {
 	return dbus.DecodeMessageWithFDs(bytes.NewReader(msg), fds)
 }
 
-func fastDecode(msg []byte, order binary.ByteOrder, fds []int) (*dbus.Message, error) {
+func fastDecode(msg []byte, order binary.ByteOrder, fds []int, cache *headerCache) (*dbus.Message, error) {
 	if msg[3] != 1 {
 		return nil, fmt.Errorf("protocol version %d: %w", msg[3], errProtocol)
 	}
@@ -78,31 +79,50 @@ func fastDecode(msg []byte, order binary.ByteOrder, fds []int) (*dbus.Message, e
 			return nil, r.err
 		}
 		var v any
+		var raw []byte // of a string-like value, for the cache
 		switch {
-		case vsig == "s" && (code == 2 || code == 3 || code == 4 || code == 6 || code == 7):
-			v = r.string()
-		case vsig == "o" && code == 1:
-			v = dbus.ObjectPath(r.string())
+		case vsig == "s" && (code == 2 || code == 3 || code == 4 || code == 6 || code == 7),
+			vsig == "o" && code == 1:
+			raw = r.stringBytes()
 		case vsig == "u" && (code == 5 || code == 9):
 			v = r.u32()
 		case vsig == "g" && code == 8:
-			sig = r.signature()
-			v = sig
+			raw = r.signatureBytes()
 		default:
 			return nil, errOtherShape
 		}
 		if r.err != nil {
 			return nil, r.err
 		}
-		if code == 8 {
+		if raw != nil {
+			if f := cache.lookup(code, raw); f != nil {
+				m.Headers[dbus.HeaderField(code)] = f.v
+				if code == 8 {
+					sig = f.raw
+				}
+				continue
+			}
+		}
+		var hv dbus.Variant
+		switch code {
+		case 8:
+			sig = string(raw)
 			s, err := dbus.ParseSignature(sig)
 			if err != nil {
 				return nil, err
 			}
-			m.Headers[dbus.FieldSignature] = dbus.MakeVariant(s)
-			continue
+			hv = dbus.MakeVariant(s)
+		case 1:
+			hv = dbus.MakeVariantWithSignature(dbus.ObjectPath(raw), headerSigs[vsig])
+		case 5, 9:
+			hv = dbus.MakeVariantWithSignature(v, headerSigs[vsig])
+		default:
+			hv = dbus.MakeVariantWithSignature(string(raw), headerSigs[vsig])
 		}
-		m.Headers[dbus.HeaderField(code)] = dbus.MakeVariantWithSignature(v, headerSigs[vsig])
+		if raw != nil {
+			cache.store(code, raw, hv)
+		}
+		m.Headers[dbus.HeaderField(code)] = hv
 	}
 	r = callReader{b: msg, pos: bodyStart, order: order, fds: fds}
 	for rest := sig; rest != ""; {
@@ -208,6 +228,32 @@ func (r *callReader) string() string {
 		r.fail(fmt.Errorf("string not NUL-terminated: %w", errProtocol))
 	}
 	return string(p[:n])
+}
+
+// stringBytes is string without the copy: the bytes in the message.
+func (r *callReader) stringBytes() []byte {
+	n := r.u32()
+	p := r.take(int(n) + 1)
+	if p == nil {
+		return nil
+	}
+	if p[n] != 0 {
+		r.fail(fmt.Errorf("string not NUL-terminated: %w", errProtocol))
+	}
+	return p[:n:n]
+}
+
+// signatureBytes is signature without the copy.
+func (r *callReader) signatureBytes() []byte {
+	n := r.byte()
+	p := r.take(int(n) + 1)
+	if p == nil {
+		return nil
+	}
+	if p[n] != 0 {
+		r.fail(fmt.Errorf("signature not NUL-terminated: %w", errProtocol))
+	}
+	return p[:n:n]
 }
 
 func (r *callReader) signature() string {

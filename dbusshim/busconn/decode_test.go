@@ -71,7 +71,7 @@ func TestFastDecodeMatchesGodbus(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v body %d: godbus: %v", order, i, err)
 			}
-			got, err := fastDecode(raw, order, nil)
+			got, err := fastDecode(raw, order, nil, nil)
 			if err != nil {
 				t.Fatalf("%v body %d (%s): fast path: %v", order, i, dbus.SignatureOf(body...), err)
 			}
@@ -81,7 +81,7 @@ func TestFastDecodeMatchesGodbus(t *testing.T) {
 			if !reflect.DeepEqual(got.Body, want.Body) {
 				t.Errorf("%v body %d: body\n got %#v\nwant %#v", order, i, got.Body, want.Body)
 			}
-			if _, serial, err := decodeCall(raw, nil); err != nil || serial != 77 {
+			if _, serial, err := decodeCall(raw, nil, nil); err != nil || serial != 77 {
 				t.Errorf("%v body %d: decodeCall serial %d, %v", order, i, serial, err)
 			}
 		}
@@ -98,10 +98,10 @@ func TestDecodeCallOtherShapes(t *testing.T) {
 		{float64(1.5)},
 	} {
 		raw := encodeCall(t, binary.LittleEndian, 0, body...)
-		if _, err := fastDecode(raw, binary.LittleEndian, nil); !errors.Is(err, errOtherShape) {
+		if _, err := fastDecode(raw, binary.LittleEndian, nil, nil); !errors.Is(err, errOtherShape) {
 			t.Errorf("body %d: fast path said %v, want errOtherShape", i, err)
 		}
-		got, _, err := decodeCall(raw, nil)
+		got, _, err := decodeCall(raw, nil, nil)
 		if err != nil {
 			t.Fatalf("body %d: %v", i, err)
 		}
@@ -115,7 +115,7 @@ func TestDecodeCallOtherShapes(t *testing.T) {
 // fds: an index within the fds that came is that fd, beyond them an index.
 func TestDecodeCallFDs(t *testing.T) {
 	raw := encodeCall(t, binary.LittleEndian, 0, dbus.UnixFDIndex(0), "x", dbus.UnixFDIndex(1))
-	m, _, err := decodeCall(raw, []int{42})
+	m, _, err := decodeCall(raw, []int{42}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestDecodeCallRejects(t *testing.T) {
 		"bad signature": mutate(func(b []byte) []byte { return bytes.Replace(b, []byte("sayu\x00"), []byte("sa(u\x00"), 1) }),
 	}
 	for name, raw := range cases {
-		if _, _, err := decodeCall(raw, nil); err == nil {
+		if _, _, err := decodeCall(raw, nil, nil); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
@@ -158,7 +158,7 @@ func FuzzDecodeCall(f *testing.F) {
 			return
 		}
 		raw = raw[:n]
-		got, _, err := decodeCall(raw, nil)
+		got, _, err := decodeCall(raw, nil, nil)
 		if err != nil {
 			return
 		}
@@ -176,7 +176,7 @@ func BenchmarkDecodeRegisterMachine(b *testing.B) {
 	raw := encodeCall(b, binary.LittleEndian, 0, "bench", []byte{}, "bench", "container", uint32(1234), "")
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
-			if _, _, err := decodeCall(raw, nil); err != nil {
+			if _, _, err := decodeCall(raw, nil, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -137,7 +137,13 @@ func wrap(bus *net.UnixConn, cfg Config, opts []dbus.ConnOption) (*Conn, error) 
 		bus.Close()
 		return nil, err
 	}
-	r := &relay{bus: bus, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{}),
+	bs, err := newBusSocket(bus)
+	if err != nil {
+		godbusSide.Close()
+		relaySide.Close()
+		return nil, err
+	}
+	r := &relay{bus: bs, local: relaySide, accept: cfg.AcceptFDs, calls: cfg.Calls, log: cfg.Logger, done: make(chan struct{}),
 		workers: workerpool.New(idleCallWorkers, idleCallWorkerFor)}
 	r.serial.Store(firstReplySerial)
 	if r.maxCalls = cfg.MaxCalls; r.maxCalls <= 0 {

@@ -24,18 +24,18 @@ const maxFDsPerRead = 1024
 // relay copies D-Bus traffic between the bus socket and godbus's end of a
 // socketpair. Both directions are framed after the SASL exchange.
 type relay struct {
-	bus, local *net.UnixConn
-	accept     func(Header) bool // incoming messages whose fds godbus may have
-	calls      CallHandler       // nil: method calls go to godbus
-	log        *slog.Logger
+	bus    *busSocket
+	local  *net.UnixConn
+	accept func(Header) bool // incoming messages whose fds godbus may have
+	calls  CallHandler       // nil: method calls go to godbus
+	log    *slog.Logger
 
-	busMu    sync.Mutex      // one message at a time on the bus socket
-	busRaw   syscall.RawConn // the bus socket's, kept: fetching it allocates; guarded by busMu
-	busW     sockio.Writer   // guarded by busMu
-	serial   atomic.Uint32   // of the replies and signals the relay sends
-	inflight atomic.Int64    // calls being served
+	busMu    sync.Mutex    // one message at a time on the bus socket
+	serial   atomic.Uint32 // of the replies and signals the relay sends
+	inflight atomic.Int64  // calls being served
 	maxCalls int
 	workers  *workerpool.Pool // the goroutines calls are served on
+	headers  headerCache      // of the calls decoded; the bus reader's alone
 
 	begun     atomic.Bool // the client sent BEGIN: the bus now speaks messages
 	closeOnce sync.Once
@@ -44,7 +44,7 @@ type relay struct {
 
 func (r *relay) close() {
 	r.closeOnce.Do(func() {
-		r.bus.Close()
+		r.bus.shutdown()
 		r.local.Close()
 		close(r.done)
 		r.workers.Stop()
@@ -54,9 +54,21 @@ func (r *relay) close() {
 func (r *relay) run() {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); r.pump(r.local, r.bus, true) }()
-	go func() { defer wg.Done(); r.pump(r.bus, r.local, false) }()
+	go func() { defer wg.Done(); r.pump(r.readLocal(), true) }()
+	go func() { defer wg.Done(); r.pump(r.bus.readMsg, false) }()
 	wg.Wait()
+	r.busMu.Lock()
+	r.bus.release()
+	r.busMu.Unlock()
+}
+
+// readLocal reads godbus's traffic from the socketpair.
+func (r *relay) readLocal() func(p, oob []byte) (int, int, int, error) {
+	rc, err := r.local.SyscallConn()
+	if err != nil {
+		return func([]byte, []byte) (int, int, int, error) { return 0, 0, 0, err }
+	}
+	return func(p, oob []byte) (int, int, int, error) { return sockio.ReadMsg(rc, p, oob) }
 }
 
 // writeBus writes whole messages (or SASL lines) to the bus socket, which
@@ -64,30 +76,20 @@ func (r *relay) run() {
 func (r *relay) writeBus(b []byte, fds []int) error {
 	r.busMu.Lock()
 	defer r.busMu.Unlock()
-	if len(fds) > 0 {
-		return writeAll(r.bus, b, fds)
-	}
-	if r.busRaw == nil {
-		rc, err := r.bus.SyscallConn()
-		if err != nil {
-			return err
-		}
-		r.busRaw = rc
-	}
-	return r.busW.Write(r.busRaw, b)
+	return r.bus.write(b, fds)
 }
 
-// write writes to dst, through writeBus when dst is the bus.
-func (r *relay) write(dst *net.UnixConn, b []byte, fds []int) error {
-	if dst == r.bus {
+// write writes to the bus when up, else to godbus.
+func (r *relay) write(up bool, b []byte, fds []int) error {
+	if up {
 		return r.writeBus(b, fds)
 	}
-	return writeAll(dst, b, fds)
+	return writeAll(r.local, b, fds)
 }
 
-// pump moves data from src to dst until either side fails, then closes both.
-// up is the godbus-to-bus direction.
-func (r *relay) pump(src, dst *net.UnixConn, up bool) {
+// pump moves data read by read to the other side until either side fails,
+// then closes both. up is the godbus-to-bus direction.
+func (r *relay) pump(read func(p, oob []byte) (n, oobn, flags int, err error), up bool) {
 	defer r.close()
 	var (
 		buf     []byte
@@ -98,12 +100,8 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 		framing bool
 	)
 	defer func() { closeFDs(fds) }()
-	srcRaw, err := src.SyscallConn()
-	if err != nil {
-		return
-	}
 	for {
-		n, oobn, flags, err := sockio.ReadMsg(srcRaw, chunk, oob)
+		n, oobn, flags, err := read(chunk, oob)
 		if oobn > 0 {
 			got, perr := rights(oob[:oobn])
 			fds = append(fds, got...)
@@ -126,11 +124,11 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 					line, rest, framing = scanBegin(line, data)
 					if framing {
 						r.begun.Store(true)
-						if err := r.write(dst, data[:len(data)-len(rest)], nil); err != nil {
+						if err := r.write(up, data[:len(data)-len(rest)], nil); err != nil {
 							return
 						}
 						data = rest
-					} else if err := r.write(dst, data, nil); err != nil {
+					} else if err := r.write(up, data, nil); err != nil {
 						return
 					} else {
 						data = nil
@@ -138,7 +136,7 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 				} else if r.begun.Load() {
 					framing = true
 				} else {
-					if err := r.write(dst, data, nil); err != nil {
+					if err := r.write(up, data, nil); err != nil {
 						return
 					}
 					data = nil
@@ -148,7 +146,7 @@ func (r *relay) pump(src, dst *net.UnixConn, up bool) {
 		}
 		if framing && len(buf) > 0 {
 			var ferr error
-			buf, fds, ferr = r.forward(dst, buf, fds, up)
+			buf, fds, ferr = r.forward(buf, fds, up)
 			if ferr != nil {
 				r.fail(up, ferr)
 				return
@@ -175,16 +173,16 @@ func (r *relay) fail(up bool, err error) {
 	r.log.Warn("closing D-Bus connection: bad traffic "+dir, "err", err)
 }
 
-// forward writes every complete message at the start of buf to dst and
+// forward writes every complete message at the start of buf to the other side and
 // returns the unconsumed rest. Runs of messages without fds go out in one
 // write; a message with fds goes out alone, with its fds, or without them
 // when they are refused.
-func (r *relay) forward(dst *net.UnixConn, buf []byte, fds []int, up bool) ([]byte, []int, error) {
+func (r *relay) forward(buf []byte, fds []int, up bool) ([]byte, []int, error) {
 	start := 0 // first byte not yet written
 	pos := 0
 	flush := func(end int) error {
 		if end > start {
-			if err := r.write(dst, buf[start:end], nil); err != nil {
+			if err := r.write(up, buf[start:end], nil); err != nil {
 				return err
 			}
 		}
@@ -239,11 +237,11 @@ func (r *relay) forward(dst *net.UnixConn, buf []byte, fds []int, up bool) ([]by
 		}
 		mine := fds[:h.UnixFDs]
 		if up || (r.accept(h) && safeForGodbus(h, msg)) {
-			err = r.write(dst, msg, mine)
+			err = r.write(up, msg, mine)
 		} else {
 			r.log.Debug("dropping unix fds from incoming message", "type", h.Type, "interface", h.Interface, "member", h.Member, "signature", h.Signature, "fds", h.UnixFDs)
 			if clean := withoutFDs(msg); clean != nil {
-				err = r.write(dst, clean, nil)
+				err = r.write(up, clean, nil)
 			}
 		}
 		closeFDs(mine)

@@ -72,3 +72,47 @@ func EpollCtl(epfd, op, fd int, events uint32) error {
 	}
 	return nil
 }
+
+// UnixAddr is a unix socket address in the kernel's layout, built once for a
+// destination that gets datagram after datagram.
+type UnixAddr struct {
+	sa  unix.RawSockaddrUnix
+	len uint32
+}
+
+// NewUnixAddr lays out path (a file system path, not an abstract name).
+func NewUnixAddr(path string) (*UnixAddr, error) {
+	a := &UnixAddr{}
+	if path == "" || len(path) >= len(a.sa.Path) || path[0] == '@' {
+		return nil, unix.EINVAL
+	}
+	a.sa.Family = unix.AF_UNIX
+	for i := 0; i < len(path); i++ {
+		if path[i] == 0 {
+			return nil, unix.EINVAL
+		}
+		a.sa.Path[i] = int8(path[i])
+	}
+	a.len = uint32(unsafe.Offsetof(a.sa.Path)) + uint32(len(path)) + 1
+	return a, nil
+}
+
+// SendDatagramNow is sendto(fd, b, MSG_DONTWAIT|MSG_NOSIGNAL, to): one
+// datagram, refused with EAGAIN rather than waited for when the receiver's
+// queue is full.
+func SendDatagramNow(fd int, b []byte, to *UnixAddr) error {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&to.sa)), uintptr(to.len))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}

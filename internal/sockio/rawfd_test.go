@@ -1,8 +1,11 @@
 package sockio
 
 import (
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -110,5 +113,80 @@ func TestWriteNow(t *testing.T) {
 		if err != nil || i > 1000 {
 			t.Fatalf("after %d writes: %v, want EAGAIN once the socket is full", i, err)
 		}
+	}
+}
+
+func TestNewUnixAddrBounds(t *testing.T) {
+	long := "/" + strings.Repeat("a", 106) // 107 bytes and the NUL: the most sun_path holds
+	if _, err := NewUnixAddr(long); err != nil {
+		t.Errorf("107-byte path: %v", err)
+	}
+	for _, bad := range []string{"", long + "a", "@abstract", "/a\x00b"} {
+		if _, err := NewUnixAddr(bad); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("NewUnixAddr(%q) = %v, want EINVAL", bad, err)
+		}
+	}
+}
+
+// SendDatagramNow delivers whole datagrams and answers EAGAIN, without
+// waiting, once the receiver's queue is full.
+func TestSendDatagramNow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sock")
+	rc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	to, err := NewUnixAddr(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := SendDatagramNow(fd, []byte("PRIORITY=6\n"), to); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := rc.Read(buf)
+	if err != nil || string(buf[:n]) != "PRIORITY=6\n" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	big := make([]byte, 4096)
+	for i := 0; ; i++ {
+		err := SendDatagramNow(fd, big, to)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if i > 1<<16 {
+			t.Fatal("the receiver's queue never filled")
+		}
+	}
+	missing, _ := NewUnixAddr(filepath.Join(t.TempDir(), "none"))
+	if err := SendDatagramNow(fd, big, missing); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("send to a missing socket: %v, want ENOENT", err)
+	}
+}
+
+// Send returns what a full socket did not take, with EAGAIN.
+func TestSendReturnsTheRest(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	if rest, err := Send(fds[0], []byte("hello")); len(rest) != 0 || err != nil {
+		t.Fatalf("Send with room: %d left, %v", len(rest), err)
+	}
+	big := make([]byte, 16<<20)
+	rest, err := Send(fds[0], big)
+	if !errors.Is(err, unix.EAGAIN) || len(rest) == 0 || len(rest) >= len(big) {
+		t.Fatalf("Send of 16 MiB: %d left, %v; want part of it left with EAGAIN", len(rest), err)
 	}
 }

@@ -106,6 +106,16 @@ func Write(rc syscall.RawConn, b []byte) error {
 	return w.Write(rc, b)
 }
 
+// Send writes as much of b as a socket outside the netpoller takes now and
+// returns the rest: EAGAIN when the socket filled before all of b went.
+func Send(fd int, b []byte) ([]byte, error) {
+	rest, done, err := send(uintptr(fd), b)
+	if err == nil && !done {
+		err = unix.EAGAIN
+	}
+	return rest, err
+}
+
 // WriteNow writes all of b to a socket outside the netpoller without waiting:
 // EAGAIN when the socket cannot take all of it now.
 func WriteNow(fd int, b []byte) error {
