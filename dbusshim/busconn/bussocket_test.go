@@ -109,7 +109,14 @@ func TestBusSocketNotWatchedForOutput(t *testing.T) {
 
 func busSocketPair(t *testing.T) (*busSocket, *net.UnixConn) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	return busSocketPairOf(t, unix.SOCK_STREAM)
+}
+
+// busSocketPairOf is a busSocket on one end of a socket pair of type typ, and
+// the other end.
+func busSocketPairOf(t *testing.T, typ int) (*busSocket, *net.UnixConn) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,23 +12,7 @@ import (
 // write arrives as one packet, so the test sees how the relay split its writes.
 func packetRelay(t *testing.T) (*relay, *net.UnixConn) {
 	t.Helper()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours, err := fileConn(fds[0], "bus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := fileConn(fds[1], "peer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := newBusSocket(ours)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.shutdown(); bs.release(); peer.Close() })
+	bs, peer := busSocketPairOf(t, unix.SOCK_SEQPACKET)
 	return &relay{bus: bs}, peer
 }
 
