@@ -329,4 +329,30 @@ func TestCopyAsNobody(t *testing.T) {
 	}
 	// Not into a directory nobody may not write.
 	wantReply(t, nobodyClient.CopyFrom(ctx, m, client.CopyRequest{Source: "/tmp/readable", Destination: "/root/planted"}), "org.varlink.service.PermissionDenied")
+
+	// Trees are copied by the helper process, with the same identities.
+	if err := os.MkdirAll(host+"/tree", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
+	if err := nobodyClient.CopyTo(ctx, m, client.CopyRequest{Source: host + "/tree", Destination: "/tmp/tree"}); err != nil {
+		t.Fatal(err)
+	}
+	if s := readFile(t, inContainer(l, "/tmp/tree/a")); s != "a\n" {
+		t.Errorf("tree copied %q", s)
+	}
+	if err := nobodyClient.CopyFrom(ctx, m, client.CopyRequest{Source: "/tmp/tree", Destination: host + "/tree-back"}); err != nil {
+		t.Fatal(err)
+	}
+	if uid, _ := statOwner(t, host+"/tree-back/a"); uid != 65534 {
+		t.Errorf("nobody's tree copied out owned by %d", uid)
+	}
+	writeFile(t, host+"/tree/secret", "secret\n", 0o600, 0, 0)
+	wantReply(t, nobodyClient.CopyTo(ctx, m, client.CopyRequest{Source: host + "/tree", Destination: "/tmp/tree2"}), "org.varlink.service.PermissionDenied")
+	if _, err := os.Lstat(inContainer(l, "/tmp/tree2")); err == nil {
+		t.Fatal("nobody's tree with root's secret was copied in")
+	}
+	if left := tempLeft(t, inContainer(l, "/tmp")); len(left) > 0 {
+		t.Errorf("the refused tree copy left %v", left)
+	}
 }
