@@ -8,22 +8,31 @@ import (
 	"testing"
 )
 
-// A registration's save and its removal build their paths on the stack: the
-// pair allocates nothing here.
+// A registration's save and its removal build their paths on the stack, and
+// unregistering a machine that holds its unit is one unlink of the file and
+// one of the link, nothing read: each pair allocates nothing.
 func TestSaveRemoveDoNotAllocate(t *testing.T) {
 	d := ensuredDir(t)
 	r := full()
 	r.Name, r.Unit = "web", "machine-web.scope"
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := d.Save(r); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		remove func(name, unit string) error
+	}{
+		{"Remove", d.Remove},
+		{"RemoveOwn", d.RemoveOwn},
+	} {
+		allocs := testing.AllocsPerRun(50, func() {
+			if err := d.Save(r); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.remove(r.Name, r.Unit); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%v allocations per Save and %s, want 0", allocs, tc.name)
 		}
-		if err := d.Remove(r.Name, r.Unit); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per Save and Remove, want 0", allocs)
 	}
 }
 
@@ -85,24 +94,5 @@ func TestRemoveOwn(t *testing.T) {
 	os.Remove(link)
 	if err := d.Remove("web", "machine-web.scope"); err != nil {
 		t.Errorf("Remove with the link already gone: %v", err)
-	}
-}
-
-// Unregistering a machine that holds its unit is one unlink of the file and one
-// of the link, nothing read: the pair allocates nothing either.
-func TestRemoveOwnDoesNotAllocate(t *testing.T) {
-	d := ensuredDir(t)
-	r := full()
-	r.Name, r.Unit = "web", "machine-web.scope"
-	allocs := testing.AllocsPerRun(50, func() {
-		if err := d.Save(r); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.RemoveOwn(r.Name, r.Unit); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per Save and RemoveOwn, want 0", allocs)
 	}
 }
