@@ -7,11 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/machined-go/machined/internal/leasetest"
 
 	"golang.org/x/sys/unix"
 
@@ -153,57 +154,6 @@ func TestOnlyTreesGoToAHelper(t *testing.T) {
 	}
 }
 
-// holdLease takes a write lease on path: an open of it by anyone else blocks
-// until the lease is released, which holds a copy at that file.
-func holdLease(t *testing.T, path string) (release func()) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
-		f.Close()
-		t.Fatalf("write lease on %s: %v", path, err)
-	}
-	done := false
-	release = func() {
-		if !done {
-			done = true
-			unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
-			f.Close()
-		}
-	}
-	t.Cleanup(release)
-	return release
-}
-
-// leaseBroken reports whether someone is waiting on path's lease.
-func leaseBroken(t *testing.T, path string) bool {
-	t.Helper()
-	data, err := os.ReadFile("/proc/locks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	// Each open blocked on a lease shows as "N: -> ..." under the lease's
-	// own line N.
-	ino := ":" + strconv.FormatUint(st.Ino, 10) + " "
-	id := ""
-	for line := range strings.SplitSeq(string(data), "\n") {
-		num, rest, _ := strings.Cut(line, ": ")
-		switch {
-		case strings.HasPrefix(rest, "LEASE") && strings.Contains(rest, ino):
-			id = num
-		case id != "" && num == id && strings.HasPrefix(rest, "-> "):
-			return true
-		}
-	}
-	return false
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for range 2000 {
@@ -224,7 +174,7 @@ func TestHelperCancelled(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	write(t, src+"/tree/a", "alpha", 0o644)
 	write(t, src+"/tree/z", "held", 0o644)
-	release := holdLease(t, src+"/tree/z")
+	lease := leasetest.Hold(t, src+"/tree/z")
 	r := testRunner()
 	r.grace = time.Minute
 	pid := make(chan int, 1)
@@ -235,13 +185,13 @@ func TestHelperCancelled(t *testing.T) {
 		done <- r.Copy(ctx, side(t, src, "tree", proc.Owner{}), side(t, dst, "copy", proc.Owner{}), containerfs.Options{})
 	}()
 	helper := <-pid
-	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/tree/z") })
+	waitFor(t, "the helper blocked on the lease", func() bool { return lease.Waiters(t) > 0 })
 	cancel()
 	// The helper learns of the end by a signal, asynchronously: the lease is
 	// released once it has had time to, and the open it is blocked in then
 	// completes into a copy that stops there.
 	time.Sleep(500 * time.Millisecond)
-	release()
+	lease.Release()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled copy: %v", err)
 	}
@@ -258,7 +208,7 @@ func TestHelperCancelled(t *testing.T) {
 func TestHelperKilledAfterGrace(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	write(t, src+"/d/z", "held", 0o644)
-	holdLease(t, src+"/d/z")
+	lease := leasetest.Hold(t, src+"/d/z")
 	r := testRunner()
 	pid := make(chan int, 1)
 	r.started = func(p int) { pid <- p }
@@ -268,7 +218,7 @@ func TestHelperKilledAfterGrace(t *testing.T) {
 		done <- r.Copy(ctx, side(t, src, "d", proc.Owner{}), side(t, dst, "d", proc.Owner{}), containerfs.Options{})
 	}()
 	helper := <-pid
-	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/d/z") })
+	waitFor(t, "the helper blocked on the lease", func() bool { return lease.Waiters(t) > 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled copy: %v", err)
@@ -317,16 +267,16 @@ func TestHelperLifeline(t *testing.T) {
 	}
 
 	write(t, src+"/z", "held", 0o644)
-	release := holdLease(t, src+"/z")
+	lease := leasetest.Hold(t, src+"/z")
 	cmd, feed, out := startHelper(t, src, dst)
 	req, _ := json.Marshal(request{SrcName: "z", DstName: "z"})
 	feed.Write(append(req, '\n'))
-	waitFor(t, "the helper blocked on the lease", func() bool { return leaseBroken(t, src+"/z") })
+	waitFor(t, "the helper blocked on the lease", func() bool { return lease.Waiters(t) > 0 })
 	feed.Close()
 	// The lease is released once the helper has had time to see its
 	// lifeline cut; the open then completes and the copy stops there.
 	time.Sleep(500 * time.Millisecond)
-	release()
+	lease.Release()
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v", err)
 	}

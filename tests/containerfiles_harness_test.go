@@ -64,65 +64,6 @@ func statOwner(t *testing.T, path string) (uint32, uint32) {
 	return st.Uid, st.Gid
 }
 
-// leaseHold holds a write lease on a file: every open of it for reading then
-// waits until the lease is released, which holds a copy that reads the file
-// at exactly that point, for as long as the test needs (within the kernel's
-// lease-break-time, 45 s by default).
-type leaseHold struct {
-	f    *os.File
-	path string
-}
-
-func holdLease(t *testing.T, path string) *leaseHold {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
-		f.Close()
-		t.Fatalf("write lease on %s: %v", path, err)
-	}
-	h := &leaseHold{f: f, path: path}
-	t.Cleanup(h.release)
-	return h
-}
-
-// waiters counts the opens blocked on the lease, from /proc/locks, where each
-// shows as a "N: -> LEASE BREAKER" line under the lease's own line N.
-func (h *leaseHold) waiters(t *testing.T) int {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(h.path, &st); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile("/proc/locks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	suffix := ":" + strconv.FormatUint(st.Ino, 10) + " "
-	id, n := "", 0
-	for line := range strings.SplitSeq(string(data), "\n") {
-		num, rest, _ := strings.Cut(line, ": ")
-		switch {
-		case strings.HasPrefix(rest, "LEASE") && strings.Contains(rest, suffix):
-			id = num
-		case id != "" && num == id && strings.HasPrefix(rest, "-> "):
-			n++
-		}
-	}
-	return n
-}
-
-func (h *leaseHold) release() {
-	if h.f == nil {
-		return
-	}
-	unix.FcntlInt(h.f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
-	h.f.Close()
-	h.f = nil
-}
-
 // tempLeft lists what copies left under a temporary name in dir.
 func tempLeft(t *testing.T, dir string) []string {
 	t.Helper()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/leasetest"
+
 	"github.com/godbus/dbus/v5"
 
 	"github.com/machined-go/machined/client"
@@ -33,7 +35,7 @@ func TestCopyOperationLimit(t *testing.T) {
 	register(t, d, "cp-limit", l.pid)
 	host := t.TempDir()
 	writeFile(t, host+"/held", "held\n", 0o644, 0, 0)
-	h := holdLease(t, host+"/held")
+	h := leasetest.Hold(t, host+"/held")
 
 	var wg sync.WaitGroup
 	errs := make([]error, ops.Max)
@@ -45,7 +47,7 @@ func TestCopyOperationLimit(t *testing.T) {
 			errs[i] = c.CopyTo(context.Background(), client.ByName("cp-limit"), client.CopyRequest{Source: host + "/held", Destination: "/tmp/held-" + strconv.Itoa(i)})
 		}()
 	}
-	eventually(t, "64 copies waiting on the lease", func() bool { return h.waiters(t) == ops.Max })
+	eventually(t, "64 copies waiting on the lease", func() bool { return h.Waiters(t) == ops.Max })
 
 	c := dialClient(t, d)
 	wantReply(t, c.CopyFrom(context.Background(), client.ByName("cp-limit"), client.CopyRequest{Source: "/etc/passwd", Destination: host + "/x"}), "io.systemd.Machine.TooManyOperations")
@@ -57,7 +59,7 @@ func TestCopyOperationLimit(t *testing.T) {
 		t.Fatalf("daemon while the slots are full: %v", err)
 	}
 
-	h.release()
+	h.Release()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
@@ -84,10 +86,10 @@ func TestCopyCancelled(t *testing.T) {
 
 	// finish releases the lease once the daemon has cancelled, and waits for
 	// the copy to end: its failure is logged.
-	finish := func(h *leaseHold, cancelled, failed int) {
+	finish := func(h *leasetest.Lease, cancelled, failed int) {
 		t.Helper()
 		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
-		h.release()
+		h.Release()
 		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
 	}
 	noTrace := func(name string) {
@@ -101,7 +103,7 @@ func TestCopyCancelled(t *testing.T) {
 	}
 
 	t.Run("varlink hangup", func(t *testing.T) {
-		h := holdLease(t, host+"/held")
+		h := leasetest.Hold(t, host+"/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
 		conn, err := net.Dial("unix", d.sock())
 		if err != nil {
@@ -111,7 +113,7 @@ func TestCopyCancelled(t *testing.T) {
 		if _, err := conn.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
+		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
 		conn.Close()
 		finish(h, cancelled, failed)
 		noTrace("by-varlink")
@@ -127,7 +129,7 @@ func TestCopyCancelled(t *testing.T) {
 		}
 		writeFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
 		writeFile(t, host+"/tree/sub/held", "held\n", 0o644, 0, 0)
-		h := holdLease(t, host+"/tree/sub/held")
+		h := leasetest.Hold(t, host+"/tree/sub/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
 		conn, err := net.Dial("unix", d.sock())
 		if err != nil {
@@ -137,40 +139,40 @@ func TestCopyCancelled(t *testing.T) {
 		if _, err := conn.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
+		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
 		conn.Close()
 		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
 		time.Sleep(500 * time.Millisecond)
-		h.release()
+		h.Release()
 		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
 		noTrace("tree-by-varlink")
 	})
 
 	t.Run("dbus hangup", func(t *testing.T) {
-		h := holdLease(t, host+"/held")
+		h := leasetest.Hold(t, host+"/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
 		conn, err := dbus.Connect(bus.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		conn.Object("org.freedesktop.machine1", "/org/freedesktop/machine1").Go("org.freedesktop.machine1.Manager.CopyToMachine", 0, nil, "cp-cancel", host+"/held", "/tmp/by-dbus")
-		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
+		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
 		conn.Close()
 		finish(h, cancelled, failed)
 		noTrace("by-dbus")
 	})
 
 	t.Run("leader dies", func(t *testing.T) {
-		h := holdLease(t, host+"/held")
+		h := leasetest.Hold(t, host+"/held")
 		c := dialClient(t, d)
 		done := make(chan error, 1)
 		go func() {
 			done <- c.CopyTo(context.Background(), client.ByName("cp-cancel"), client.CopyRequest{Source: host + "/held", Destination: "/tmp/by-dead"})
 		}()
-		eventually(t, "the copy waiting on the lease", func() bool { return h.waiters(t) == 1 })
+		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
 		l.kill()
 		eventually(t, "cp-cancel gone", func() bool { return gone(t, d, "cp-cancel") })
-		h.release()
+		h.Release()
 		wantReply(t, <-done, "io.systemd.Machine.NoSuchMachine")
 		noTrace("by-dead")
 	})
