@@ -35,18 +35,26 @@ func readEntry(t *testing.T, c *net.UnixConn) string {
 	return string(buf[:n])
 }
 
-// Records reach journald as fields: upstream's upper-case ones (MESSAGE_ID,
-// NAME, LEADER) as their own fields, other attributes in MESSAGE, with the
-// syslog priority of the level.
-func TestJournalNativeFields(t *testing.T) {
+// nativeHandler is a line handler under a journal stream that sends its
+// records to a journald stand-in, and what it writes to stderr instead.
+func nativeHandler(t *testing.T, level slog.Level) (*net.UnixConn, *lineHandler, *bytes.Buffer) {
+	t.Helper()
 	t.Setenv("JOURNAL_STREAM", "8:1234")
 	jd, path := journaldStandIn(t)
-	var out bytes.Buffer
-	h := newLineHandler(&out, slog.LevelDebug)
+	out := &bytes.Buffer{}
+	h := newLineHandler(out, level)
 	h.native = newJournalSender(path, "machined")
 	if h.native == nil {
 		t.Fatal("no sender for an existing socket")
 	}
+	return jd, h, out
+}
+
+// Records reach journald as fields: upstream's upper-case ones (MESSAGE_ID,
+// NAME, LEADER) as their own fields, other attributes in MESSAGE, with the
+// syslog priority of the level.
+func TestJournalNativeFields(t *testing.T) {
+	jd, h, out := nativeHandler(t, slog.LevelDebug)
 	log := slog.New(h).With("unit", "u")
 	log.Info("New machine x.", "NAME", "x", "LEADER", 42, "MESSAGE_ID", "24d8d4452573402496068381a6312df2", "reason", "a b")
 	want := "PRIORITY=6\nSYSLOG_IDENTIFIER=machined\nMESSAGE=New machine x. unit=\"u\" reason=\"a b\"\nNAME=x\nLEADER=42\nMESSAGE_ID=24d8d4452573402496068381a6312df2\n"
@@ -73,7 +81,7 @@ func TestJournalNativeFields(t *testing.T) {
 	h.SetTarget("auto")
 	out.Reset()
 	jd.Close()
-	os.Remove(path)
+	os.Remove(jd.LocalAddr().String())
 	log.Error("e", "NAME", "n")
 	if out.String() != "<3>e unit=\"u\" NAME=\"n\"\n" {
 		t.Errorf("without journald: %q", out.String())
@@ -83,14 +91,7 @@ func TestJournalNativeFields(t *testing.T) {
 // A journald that does not keep up is not waited for: once its socket's queue
 // is full the record goes to stderr at once.
 func TestJournalBusyIsNotWaitedFor(t *testing.T) {
-	t.Setenv("JOURNAL_STREAM", "8:1234")
-	_, path := journaldStandIn(t)
-	var out bytes.Buffer
-	h := newLineHandler(&out, slog.LevelInfo)
-	h.native = newJournalSender(path, "machined")
-	if h.native == nil {
-		t.Fatal("no sender for an existing socket")
-	}
+	_, h, out := nativeHandler(t, slog.LevelInfo)
 	filler := bytes.Repeat([]byte("x"), 1024)
 	for i := 0; ; i++ {
 		if err := h.native.send(filler); err != nil {
