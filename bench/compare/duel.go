@@ -176,9 +176,9 @@ func cpuNS(pid int) int64 {
 }
 
 // startAll starts every daemon of the run at once, each on its own bus. A
-// daemon that cannot start, or has no bus, gets its D-Bus rows filled with the
-// reason and is left out.
-func (b *bench) startAll(scratch string) (ds []*daemon, versions []string) {
+// daemon that cannot start gets its D-Bus rows filled with the reason and is
+// left out; so is one without a bus when needBus.
+func (b *bench) startAll(scratch string, needBus bool) (ds []*daemon, versions []string) {
 	for _, key := range b.cfg.daemons {
 		d, err := startDaemon(b.cfg, key, scratch)
 		if err != nil {
@@ -188,7 +188,7 @@ func (b *bench) startAll(scratch string) (ds []*daemon, versions []string) {
 			continue
 		}
 		versions = append(versions, versionLine(d))
-		if d.busConn == nil {
+		if d.busConn == nil && needBus {
 			b.fillDBus(key, na(d.noBus))
 			d.shutdown()
 			continue
@@ -216,7 +216,7 @@ func shutdownAll(ds []*daemon) {
 
 // dbusPhase is the full run's last phase: the D-Bus rows, measured by duel.
 func (b *bench) dbusPhase(scratch string) error {
-	ds, _ := b.startAll(scratch)
+	ds, _ := b.startAll(scratch, true)
 	defer shutdownAll(ds)
 	if len(ds) == 0 {
 		return nil
@@ -226,7 +226,7 @@ func (b *bench) dbusPhase(scratch string) error {
 
 // runDuel (-duel) starts every daemon, runs duel and prints the figures.
 func (b *bench) runDuel(scratch string) error {
-	ds, versions := b.startAll(scratch)
+	ds, versions := b.startAll(scratch, true)
 	defer shutdownAll(ds)
 	if len(ds) == 0 {
 		return errors.New("no daemon with a bus is running")

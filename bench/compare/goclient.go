@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/varlink/go/varlink"
@@ -58,65 +57,6 @@ func goDial(sock string) (*varlink.Connection, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return varlink.NewConnection(ctx, "unix:"+sock)
-}
-
-// goPairs: Register+Unregister pairs through varlink/go on one connection,
-// cycling through goCycleLeaders leaders with `present` machines registered.
-func (b *bench) goPairs(d *daemon, present int) {
-	name := rowGoPairs(present)
-	if d.machineSock == "" {
-		b.set(gVarlink, name, "pairs/s", true, d, na(d.noVarlink))
-		return
-	}
-	c, err := goDial(d.machineSock)
-	if err != nil {
-		b.set(gVarlink, name, "pairs/s", true, d, failed(err))
-		return
-	}
-	defer c.Close()
-	ctx := context.Background()
-	refused, tried, k, done := 0, 0, 0, 0
-	cpu0 := cpuNS(d.pid())
-	var out struct{}
-	v, s, err := medianRate(b.cfg.reps, b.cfg.dur, 3, func() error {
-		for {
-			l := b.goLeaders[k%len(b.goLeaders)]
-			k++
-			n := machinePrefix + l.tag
-			tried++
-			err := c.Call(ctx, "io.systemd.Machine.Register", goRegisterParams{Name: n, Class: "vm", Leader: l.pid}, &out)
-			var ve *varlink.Error
-			if errors.As(err, &ve) && strings.HasPrefix(ve.Name, "io.systemd.Machine.MachineExists") {
-				// Upstream refuses a leader until its deferred clean-up of the
-				// previous machine has run; count it and take the next leader.
-				refused++
-				if refused > 1000 && refused == tried {
-					return fmt.Errorf("every Register refused: %w", err)
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("Register: %w", err)
-			}
-			if err := c.Call(ctx, "io.systemd.Machine.Unregister", goNameParams{Name: n}, &out); err != nil {
-				return fmt.Errorf("Unregister: %w", err)
-			}
-			done++
-			return nil
-		}
-	})
-	if err != nil {
-		b.set(gVarlink, name, "pairs/s", true, d, failed(err))
-		return
-	}
-	res := figure(v, s)
-	if refused > 0 {
-		res.Note = fmt.Sprintf("%s refused %s of %s Register calls of the varlink/go workload (%.1f%%) with MachineExists "+
-			"(a leader is reused after %d pairs); the figure counts completed pairs only",
-			d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), goCycleLeaders)
-	}
-	b.set(gVarlink, name, "pairs/s", true, d, res)
-	b.cpuPerOp(gVarlink, name, d, cpu0, done)
 }
 
 // goList: List with more of n machines (plus .host) through varlink/go,

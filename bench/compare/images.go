@@ -236,7 +236,7 @@ func (b *bench) runImages(d *daemon) {
 // leaves the daemon's and its bus's share of the wall clock alone.
 func (b *bench) imagePhase(scratch string) {
 	n := images.n
-	ds, _ := b.startAll(scratch)
+	ds, _ := b.startAll(scratch, true)
 	defer shutdownAll(ds)
 	lean := make([]*dconn, len(ds))
 	leanErr := make([]error, len(ds))

@@ -48,10 +48,23 @@ type config struct {
 	shellStrace  bool
 	images       int // directory images listed; 0: no image workloads
 	cloneMiB     int // size of the image cloned
-	goPairSizes  []int
+	pairSizes    []int
 	churnRounds  int
 	churnMachs   int
 }
+
+// aliasFlag is a second name for a flag, kept so that older command lines
+// still work.
+type aliasFlag struct{ f *flag.Flag }
+
+func (a aliasFlag) String() string {
+	if a.f == nil {
+		return ""
+	}
+	return a.f.Value.String()
+}
+
+func (a aliasFlag) Set(s string) error { return a.f.Value.Set(s) }
 
 func parseSizes(s string) ([]int, error) {
 	var out []int
@@ -83,7 +96,8 @@ func parseFlags(args []string) (config, error) {
 	dur := fs.Duration("duration", time.Second, "length of one repetition of a rate or latency workload")
 	list := fs.String("list-sizes", "100,500,10000", "machine counts for Varlink List latency")
 	udb := fs.String("userdb-sizes", "2,500,10000", "machine counts for the userdb lookups")
-	gop := fs.String("go-pair-sizes", "10,500", "machine counts present during the varlink/go Register+Unregister workload")
+	gop := fs.String("pair-sizes", "10,500", "machine counts present during the Varlink Register+Unregister workloads, which run interleaved with every daemon up at once")
+	fs.Var(aliasFlag{fs.Lookup("pair-sizes")}, "go-pair-sizes", "the old name of -pair-sizes")
 	fs.IntVar(&c.churnRounds, "churn-rounds", 10, "rounds of registering and unregistering -churn-machines machines for the RSS-after-churn rows (0: none)")
 	fs.IntVar(&c.churnMachs, "churn-machines", 1000, "machines registered (then unregistered) per churn round; at most -pair-leaders")
 	fs.IntVar(&c.dbusListSize, "dbus-list-size", 500, "machine count for D-Bus ListMachines (0: no D-Bus workloads)")
@@ -160,7 +174,7 @@ func parseFlags(args []string) (config, error) {
 	if c.userdbSizes, err = parseSizes(*udb); err != nil {
 		return c, err
 	}
-	if c.goPairSizes, err = parseSizes(*gop); err != nil {
+	if c.pairSizes, err = parseSizes(*gop); err != nil {
 		return c, err
 	}
 	for d := range strings.SplitSeq(*ds, ",") {
@@ -363,6 +377,12 @@ func run(cfg config) error {
 		}
 		d.shutdown()
 	}
+	if len(cfg.pairSizes) > 0 && !interrupted.Load() {
+		time.Sleep(settle)
+		logf("=== Varlink pairs, all daemons at once === (load average %s)", loadAvg())
+		loads = append(loads, "Varlink pair phase "+loadAvg())
+		b.pairPhase(scratch)
+	}
 	if cfg.dbusListSize > 0 && !interrupted.Load() {
 		time.Sleep(settle)
 		logf("=== D-Bus, all daemons at once === (load average %s)", loadAvg())
@@ -556,10 +576,10 @@ func configLine(c config, loads []string) string {
 		mode = "quick (-quick)"
 	}
 	return fmt.Sprintf("Mode: %s. Each figure is the median of %d repetitions of %s (latencies: the median of every call in them). "+
-		"D-Bus rows: %s. "+
-		"Load average (1, 5, 15 min) at the start, when each daemon's turn began, at the D-Bus phase and at the end: %s. "+
+		"%s. D-Bus rows: %s. "+
+		"Load average (1, 5, 15 min) at the start, when each daemon's turn began, at each phase and at the end: %s. "+
 		"The 2 vCPUs are shared with whatever else runs on the machine, so expect noise.",
-		mode, c.reps, c.dur, duelMethod(c, len(c.daemons)), strings.Join(loads, "; "))
+		mode, c.reps, c.dur, pairMethod(c, varlinkDaemons(c)), duelMethod(c, len(c.daemons)), strings.Join(loads, "; "))
 }
 
 func methodNotes(c config) []string {

@@ -227,11 +227,19 @@ func TestFlags(t *testing.T) {
 	if c.doc != "" || c.svg != "" || c.maxLevel() != 500 || c.dur != 300*time.Millisecond {
 		t.Errorf("quick: %+v", c)
 	}
-	if got := c.levels(); !slices.Equal(got, []int{2, 10, 100, 500}) {
+	// The pair phase registers its own machines: its sizes are not levels of
+	// the per-daemon turns.
+	if got := c.levels(); !slices.Equal(got, []int{2, 100, 500}) {
 		t.Errorf("quick levels %v", got)
 	}
-	if c.churnRounds != 10 || c.churnMachs != 1000 || !slices.Equal(c.goPairSizes, []int{10, 500}) {
-		t.Errorf("quick churn and varlink/go sizes: %+v", c)
+	if c.churnRounds != 10 || c.churnMachs != 1000 || !slices.Equal(c.pairSizes, []int{10, 500}) {
+		t.Errorf("quick churn and pair sizes: %+v", c)
+	}
+	if c, err := parseFlags([]string{"-go-pair-sizes", "7,3"}); err != nil || !slices.Equal(c.pairSizes, []int{3, 7}) {
+		t.Errorf("-go-pair-sizes no longer sets the pair sizes: %v %v", c.pairSizes, err)
+	}
+	if _, err := parseFlags([]string{"-pair-sizes", "70000"}); err == nil {
+		t.Error("-pair-sizes beyond the uid scheme accepted")
 	}
 	c, err = parseFlags([]string{"-quick", "-doc", "d.md", "-userdb-sizes", "3,1"})
 	if err != nil || c.doc != "d.md" || c.userdbSizes[0] != 1 {
@@ -242,7 +250,7 @@ func TestFlags(t *testing.T) {
 		t.Errorf("defaults: %+v %v", c, err)
 	}
 	for _, bad := range [][]string{{"-daemons", "253"}, {"-list-sizes", "0"}, {"-userdb-sizes", "70000"}, {"x"},
-		{"-churn-rounds", "-1"}, {"-churn-machines", "0"}, {"-churn-machines", "5000"}, {"-go-pair-sizes", "0"}} {
+		{"-churn-rounds", "-1"}, {"-churn-machines", "0"}, {"-churn-machines", "5000"}, {"-go-pair-sizes", "0"}, {"-pair-sizes", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -8,8 +8,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -138,7 +136,6 @@ func (c config) levels() []int {
 	var l []int
 	l = append(l, c.listSizes...)
 	l = append(l, c.userdbSizes...)
-	l = append(l, c.goPairSizes...)
 	if c.dbusListSize > 0 {
 		l = append(l, c.dbusListSize)
 	}
@@ -146,24 +143,29 @@ func (c config) levels() []int {
 	return slices.Compact(l)
 }
 
+// maxLevel is the most machines any workload needs registered at once: the
+// pair phase's levels count too.
 func (c config) maxLevel() int {
-	l := c.levels()
+	l := append(c.levels(), c.pairSizes...)
 	if len(l) == 0 {
 		return 0
 	}
-	return l[len(l)-1]
+	return slices.Max(l)
 }
 
 // plan creates every row in table order, so that no workload is dropped: a cell
 // that stays empty is reported as not run.
 func (b *bench) plan() {
 	r, c := b.rep, b.cfg
-	r.add(gVarlink, rowPairs(1), "pairs/s", true)
-	r.add(gVarlink, rowCPU(rowPairs(1)), "µs", false)
-	r.add(gVarlink, rowPairs(c.conns), "pairs/s", true)
-	for _, n := range c.goPairSizes {
-		r.add(gVarlink, rowGoPairs(n), "pairs/s", true)
-		r.add(gVarlink, rowCPU(rowGoPairs(n)), "µs", false)
+	for i, row := range c.pairRows() {
+		r.add(gVarlink, row, "pairs/s", true)
+		r.add(gVarlink, rowCPU(row), "µs", false)
+		if i%3 == 0 {
+			r.add(gVarlink, rowPairFloorShare(c.pairSizes[i/3]), "%", true)
+		}
+	}
+	if len(c.pairSizes) > 0 {
+		r.add(gVarlink, rowPairFloor, "pairs/s", true)
 	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowList(n), "ms", false)
@@ -259,8 +261,6 @@ func (b *bench) run(d *daemon) error {
 	// Churn first: it leaves no machine behind, but it grows the daemons' heaps
 	// and tables, so the memory figures come from a fresh start afterwards.
 	b.exitLatency(d)
-	b.varlinkPairs(d, 1)
-	b.varlinkPairs(d, b.cfg.conns)
 	if err := d.restart(); err != nil {
 		return err
 	}
@@ -300,9 +300,6 @@ func (b *bench) run(d *daemon) error {
 			b.varlinkList(d, n)
 			b.goList(d, n)
 		}
-		if slices.Contains(b.cfg.goPairSizes, n) {
-			b.goPairs(d, n)
-		}
 		if slices.Contains(b.cfg.userdbSizes, n) {
 			b.userdb(d, n)
 		}
@@ -335,95 +332,6 @@ func (b *bench) rss(d *daemon, name string) {
 		return
 	}
 	b.set(gMemory, name, "MiB", false, d, figure(float64(kib)/1024, nil))
-}
-
-// varlinkPairs: Register+Unregister pairs on conns connections at once, each
-// connection rotating through its own leaders (reusing a leader at once can hit
-// upstream's deferred clean-up of the previous machine).
-func (b *bench) varlinkPairs(d *daemon, conns int) {
-	name := rowPairs(conns)
-	if d.machineSock == "" {
-		b.set(gVarlink, name, "pairs/s", true, d, na(d.noVarlink))
-		return
-	}
-	vs := make([]*vconn, conns)
-	for i := range vs {
-		v, err := vdial(d.machineSock)
-		if err != nil {
-			b.set(gVarlink, name, "pairs/s", true, d, failed(err))
-			return
-		}
-		defer v.Close()
-		vs[i] = v
-	}
-	type req struct{ reg, unreg []byte }
-	reqs := make([]req, len(b.pairPool))
-	for i, l := range b.pairPool {
-		n := machinePrefix + l.tag
-		reqs[i] = req{registerReq(n, l.pid), unregisterReq(n)}
-	}
-	var samples []float64
-	refused, tried, done := 0, 0, 0
-	cpu0 := cpuNS(d.pid())
-	for range b.cfg.reps {
-		var wg sync.WaitGroup
-		counts := make([]int, conns)
-		refusals := make([]int, conns)
-		errs := make([]error, conns)
-		start := time.Now()
-		deadline := start.Add(b.cfg.dur)
-		for c := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(deadline) {
-					r := reqs[(b.pairNext.Add(1)-1)%int64(len(reqs))]
-					if _, err := vs[c].call(r.reg); err != nil {
-						// Upstream refuses a leader whose previous machine it has not
-						// cleaned up yet; count it and go on with the next leader.
-						var ve *varlinkError
-						if errors.As(err, &ve) && strings.HasPrefix(ve.name, "io.systemd.Machine.MachineExists") {
-							refusals[c]++
-							continue
-						}
-						errs[c] = fmt.Errorf("Register: %w", err)
-						return
-					}
-					if _, err := vs[c].call(r.unreg); err != nil {
-						errs[c] = fmt.Errorf("Unregister: %w", err)
-						return
-					}
-					counts[c]++
-				}
-			}()
-		}
-		wg.Wait()
-		el := time.Since(start)
-		if err := errors.Join(errs...); err != nil {
-			b.set(gVarlink, name, "pairs/s", true, d, failed(err))
-			return
-		}
-		total := 0
-		for c := range conns {
-			total += counts[c]
-			refused += refusals[c]
-			tried += counts[c] + refusals[c]
-		}
-		done += total
-		samples = append(samples, float64(total)/el.Seconds())
-		time.Sleep(100 * time.Millisecond) // let the daemon go idle between repetitions
-	}
-	c := figure(median(samples), samples)
-	if refused > 0 {
-		c.Note = fmt.Sprintf("%s refused %s of %s Register calls (%.1f%%) with MachineExists: a leader whose machine was just "+
-			"unregistered stays indexed until the daemon's deferred clean-up runs; a leader is reused after %s pairs. "+
-			"The figure counts completed pairs only", d.key, count(refused), count(tried), 100*float64(refused)/float64(tried), count(len(reqs)))
-	}
-	b.set(gVarlink, name, "pairs/s", true, d, c)
-	if conns == 1 {
-		// The pause between repetitions is idle time: it adds next to nothing.
-		b.cpuPerOp(gVarlink, name, d, cpu0, done)
-	}
 }
 
 func (b *bench) varlinkList(d *daemon, n int) {
