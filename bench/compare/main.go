@@ -610,8 +610,10 @@ func methodNotes(c config) []string {
 			"length; godbus checks once per repetition, untimed, that every image is still listed.",
 		"",
 		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
-			"process; Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn, so that a leader comes back " +
-			"only after that many pairs (upstream refuses to reuse a leader until a deferred clean-up has run). " +
+			"process; the lean client's Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn (split between " +
+			"the daemons of a phase that runs them at once), so that a leader comes back only after that many pairs (upstream " +
+			"refuses to reuse a leader until a deferred clean-up has run); varlink/go's pairs cycle through " +
+			strconv.Itoa(goCycleLeaders) + " leaders, as a program re-registering a few VMs would. " +
 			"userdb lookups ask for uid 1000 (`vu-benchN-1000`) of machines picked at random; NSS lookups run " +
 			"`csrc/nsslookup.c`, a getpwuid()/getpwnam() loop through glibc and nss-systemd, which asks " +
 			"`/run/systemd/userdb/io.systemd.Machine` (a symlink to the daemon's socket for 257 and ours), so one daemon at a time. " +
