@@ -61,6 +61,7 @@ type pairReq struct{ reg, unreg []byte }
 type pairStats struct {
 	rates          []float64
 	cpu            cpuTally
+	clientNS       int64 // the harness's own CPU over the same windows
 	refused, tried int
 	floorShare     []float64 // 1-connection rate over the echo server's in the same round
 }
@@ -215,9 +216,11 @@ func (b *bench) pairDuel(players []*pairPlayer, present int) {
 				if p.d != nil {
 					mark = s.cpu.begin(p.d)
 				}
+				self0 := selfCPUNS()
 				start := time.Now()
 				pairs, refused, tried, err := w.window(p)
 				el := time.Since(start)
+				s.clientNS += selfCPUNS() - self0
 				if err != nil {
 					p.fail[w.row] = err
 					continue
@@ -361,6 +364,9 @@ func (b *bench) reportPairs(p *pairPlayer) {
 		}
 		b.set(gVarlink, row, "pairs/s", true, p.d, c)
 		b.set(gVarlink, rowCPU(row), "µs", false, p.d, s.cpu.perOp(false))
+		if s.cpu.ops > 0 {
+			b.set(gVarlink, rowClientCPU(row), "µs", false, p.d, figure(float64(s.clientNS)/1e3/float64(s.cpu.ops), nil))
+		}
 		if len(s.floorShare) > 0 {
 			b.set(gVarlink, rowPairFloorShare(presentOf(row, b.cfg)), "%", true, p.d, figure(median(s.floorShare), s.floorShare))
 		}

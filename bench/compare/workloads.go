@@ -160,6 +160,7 @@ func (b *bench) plan() {
 	for i, row := range c.pairRows() {
 		r.add(gVarlink, row, "pairs/s", true)
 		r.add(gVarlink, rowCPU(row), "µs", false)
+		r.add(gVarlink, rowClientCPU(row), "µs", false)
 		if i%3 == 0 {
 			r.add(gVarlink, rowPairFloorShare(c.pairSizes[i/3]), "%", true)
 		}
