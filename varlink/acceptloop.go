@@ -284,6 +284,10 @@ func (a *acceptLoop) first(c *Conn) {
 		a.handOver(c) // more came with it
 		return
 	}
+	if len(c.unsent) > 0 {
+		a.handOver(c) // the peer reads no faster: a worker waits for it
+		return
+	}
 	a.hold(c)
 }
 

@@ -1,6 +1,7 @@
 package varlink
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -168,6 +169,55 @@ func TestAcceptLoopHandsOverTheRest(t *testing.T) {
 	}
 	c.Close()
 	parts.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// A reply the socket cannot take whole is neither waited for on the loop (it
+// answers others meanwhile) nor cut: its tail goes to a worker, which sends
+// it before anything else, once the client reads.
+func TestAcceptLoopReplyLargerThanTheSocket(t *testing.T) {
+	size := 4 << 20 // beyond any socket buffer the sysctls allow by default
+	var w whereServed
+	h := func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+		w.mu.Lock()
+		if w.onLoop == nil {
+			w.onLoop = map[string]bool{}
+		}
+		w.onLoop[string(msg)] = c.NetConn() == nil
+		w.mu.Unlock()
+		reply := append([]byte(`{"parameters":{"call":"`+string(msg)+`","pad":"`), strings.Repeat(string(msg[len(msg)-1]), size)...)
+		return c.WriteRaw(ctx, append(reply, "\"}}\x00"...))
+	}
+	path, s := serveOnWith(t, DefaultLimits(), h, readyNow())
+	c := dial(t, path)
+	c.Write([]byte("big-1\x00big-2\x00big-3\x00"))
+	// Whatever order the loop took the two in, the second of these comes
+	// after it met the full socket: it was not stuck there.
+	for _, msg := range []string{"other-1", "other-2"} {
+		if r, err := oneShot(t, path, msg); err != nil || !strings.Contains(r, msg) {
+			t.Fatalf("%s, while a reply waits for room: %q %v", msg, r, err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReaderSize(c, 64<<10)
+	for i := 1; i <= 3; i++ {
+		msg := fmt.Sprintf("big-%d", i)
+		reply, err := r.ReadString(0)
+		if err != nil {
+			t.Fatalf("reply %d: %v after %d bytes", i, err, len(reply))
+		}
+		want := `{"parameters":{"call":"` + msg + `","pad":"` + strings.Repeat(fmt.Sprint(i), size) + "\"}}\x00"
+		if reply != want {
+			t.Fatalf("reply %d: %d bytes, not the %d sent", i, len(reply), len(want))
+		}
+	}
+	if onLoop, _ := w.loop("big-1"); !onLoop {
+		t.Error("the first call was not answered on the loop")
+	}
+	if onLoop, _ := w.loop("big-2"); onLoop {
+		t.Error("a call after a reply the socket could not take was answered on the loop")
+	}
+	c.Close()
 	waitFor(t, connsGone(s), "every connection to be released")
 }
 

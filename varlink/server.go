@@ -306,6 +306,9 @@ func (s *Server) serve(ctx context.Context, c *Conn) {
 		}
 		return
 	}
+	if c.sendUnsent() != nil {
+		return
+	}
 	for ctx.Err() == nil {
 		msg, fds, err := c.ReadMessage(ctx)
 		if err != nil {
