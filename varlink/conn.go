@@ -65,10 +65,8 @@ type Conn struct {
 	recv       recvResult            // what the last tryRecv got
 	writer     sockio.Writer
 	// noWait: fill makes one attempt and returns errNotReady rather than
-	// park (readReady).
+	// park (fillNow).
 	noWait bool
-	// answered: the accept loop has answered the connection's first call.
-	answered bool
 	// unsent is what the accept loop's socket did not take of a reply: the
 	// loop never waits for room, so the worker it hands the connection to
 	// sends this first.
@@ -128,28 +126,8 @@ func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	}
 }
 
-// errNotReady: readReady found no whole message without waiting.
+// errNotReady: fillNow found nothing to read without waiting.
 var errNotReady = errors.New("no whole message received yet")
-
-// readReady is a connection's first read when it must not wait: one recvmsg,
-// and the first message if that brought all of it, else errNotReady with
-// whatever did arrive kept for ReadMessage. One recvmsg at most, so that a
-// peer streaming a long message cannot keep the caller reading.
-func (c *Conn) readReady() ([]byte, []*os.File, error) {
-	err := c.fillNow()
-	if err == errNotReady {
-		return nil, nil, err
-	}
-	if err != nil {
-		c.closeFDs()
-		return nil, nil, err
-	}
-	msg, fds, whole, err := c.scan()
-	if !whole && err == nil {
-		err = errNotReady
-	}
-	return msg, fds, err
-}
 
 // fillNow is one recvmsg that does not wait: errNotReady when nothing came.
 func (c *Conn) fillNow() error {
