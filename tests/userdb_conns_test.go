@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -80,4 +82,68 @@ func TestUserdbConnectionBoundsAsNobody(t *testing.T) {
 		r, err := call(dial(), lookup)
 		return err == nil && strings.Contains(r, "NoRecordFound")
 	})
+}
+
+// A kept connection of nobody's is answered call after call, lookups and
+// enumerations ("more") alike, and 2,000 lookups pipelined without reading get their 2,000
+// replies in order once nobody reads.
+func TestUserdbKeptConnectionAsNobody(t *testing.T) {
+	needRoot(t)
+	d := startDaemon(t, "--units", "none")
+	c, err := dialas.Unix(d.userdbSock(), 65534, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	next := func() string {
+		t.Helper()
+		msg, err := r.ReadString(0)
+		if err != nil {
+			t.Fatalf("after %q: %v", msg, err)
+		}
+		return msg
+	}
+	byUID := func(uid int) []byte {
+		return []byte(fmt.Sprintf(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{"uid":%d,"service":"io.systemd.Machine"}}`+"\x00", uid))
+	}
+	calls := []struct {
+		call  []byte
+		reply string
+	}{
+		{byUID(0), "NoRecordFound"},
+		{[]byte(`{"method":"io.systemd.UserDatabase.GetMemberships","parameters":{"service":"io.systemd.Machine"},"more":true}` + "\x00"), "NoRecordFound"},
+		{[]byte(`{"method":"io.systemd.UserDatabase.GetUserRecord","parameters":{"service":"io.systemd.Machine"},"more":true}` + "\x00"), "EnumerationNotSupported"},
+		{byUID(1), "NoRecordFound"},
+	}
+	for round := range 3 {
+		for _, call := range calls {
+			if _, err := c.Write(call.call); err != nil {
+				t.Fatal(err)
+			}
+			if reply := next(); !strings.Contains(reply, call.reply) {
+				t.Fatalf("round %d, %s: %q, want %s", round, call.call, reply, call.reply)
+			}
+		}
+	}
+	var piped []byte
+	const n = 2000
+	for i := range n {
+		piped = append(piped, byUID(60000+i)...)
+	}
+	if _, err := c.Write(piped); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if reply := next(); !strings.Contains(reply, "NoRecordFound") {
+			t.Fatalf("pipelined call %d: %q", i, reply)
+		}
+	}
+	if _, err := c.Write(byUID(2)); err != nil {
+		t.Fatal(err)
+	}
+	if reply := next(); !strings.Contains(reply, "NoRecordFound") {
+		t.Fatalf("call after the pipelined ones: %q", reply)
+	}
 }

@@ -1,6 +1,7 @@
 package varlink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,20 +16,27 @@ import (
 	"github.com/machined-go/machined/internal/sockio"
 )
 
-// AnswerFirstOnAccept makes Serve answer each connection's first call on its
-// own goroutine, with the socket still outside the Go runtime, once ready is
-// closed. glibc's nss-systemd opens a connection for every lookup, sends one
-// call and hangs up: handing such a connection to a worker goroutine, parking
-// it on the netpoller, the syscalls that tell the scheduler they may block (and
-// wake its monitor thread on an idle daemon) and the runtime's per-connection
-// set-up cost more than the lookup. A connection that has more to say, or
-// cannot be answered at once, is handed to a worker as every other.
+// AnswerOnAcceptLoop makes Serve answer calls on its own goroutine, with the
+// sockets outside the Go runtime, once ready is closed. glibc's nss-systemd
+// opens a connection for every lookup, sends one call and hangs up; other
+// clients keep one connection and make one call after the other. Handing
+// either to a worker goroutine, parking it on the netpoller, the syscalls
+// that tell the scheduler they may block (and wake its monitor thread on an
+// idle daemon) and the runtime's per-connection set-up cost more than the
+// lookup. A call that may have to wait (one that can have many replies, one
+// with fds, one that came in parts) goes to a worker as every other, and so
+// does the rest of its connection.
 //
 // Only for handlers that answer from memory without waiting on anything (no
 // other process, no client) and send no fds: no other connection is served
 // while one runs. Until ready is closed every connection goes to a worker;
 // AfterReady's wait is what ready stands in for. Call it before Serve.
-func (s *Server) AnswerFirstOnAccept(ready <-chan struct{}) { s.firstReady = ready }
+func (s *Server) AnswerOnAcceptLoop(ready <-chan struct{}) { s.loopReady = ready }
+
+// callsPerTurn bounds the calls the loop answers on one connection before it
+// looks at the others again: a client that pipelines more is a worker's to
+// serve, so that it cannot keep the others waiting.
+const callsPerTurn = 16
 
 // rawFD is the socket of a connection the accept loop holds: a RawConn that
 // never waits. Read and Write run f once and fail with errWouldBlock where a
@@ -54,13 +62,14 @@ func (r *rawFD) Read(f func(fd uintptr) bool) error {
 
 func (r *rawFD) Write(f func(fd uintptr) bool) error { return r.Read(f) }
 
-// acceptLoop is Serve for AnswerFirstOnAccept: one goroutine parked on an
+// acceptLoop is Serve for AnswerOnAcceptLoop: one goroutine parked on an
 // epoll set of its own, holding the listener and the connections that wait
-// for their first call or, once it is answered, for their hang-up. The set's
-// fd sits in the netpoller, so the goroutine parks like any other. Such a
-// connection costs no goroutine and no netpoller registration; the idle
-// timeout still applies (idle holds them oldest first), and so do the
-// connection limits, counted from accept to close.
+// for their next call or their hang-up. The set's fd sits in the netpoller,
+// so the goroutine parks like any other. Such a connection costs no goroutine
+// and no netpoller registration; the idle timeout still applies (idle holds
+// them oldest first), and so do the connection limits, counted from accept
+// to close. The set is level-triggered: a connection that still has
+// something to say is reported again on the next turn.
 type acceptLoop struct {
 	s        *Server
 	ctx      context.Context
@@ -174,7 +183,7 @@ func (a *acceptLoop) run() error {
 				continue
 			}
 			if c := a.held[ev.Fd]; c != nil {
-				a.serveSafely(c, a.serve)
+				a.serveSafely(c)
 			}
 		}
 		a.ready = 0
@@ -182,9 +191,9 @@ func (a *acceptLoop) run() error {
 	}
 }
 
-// serveSafely runs serve or first where a framing bug costs the connection,
-// not the daemon (a handler's panic is already caught by Server.call).
-func (a *acceptLoop) serveSafely(c *Conn, serve func(*Conn)) {
+// serveSafely runs serve where a framing bug costs the connection, not the
+// daemon (a handler's panic is already caught by Server.call).
+func (a *acceptLoop) serveSafely(c *Conn) {
 	defer func() {
 		if r := recover(); r != nil {
 			a.s.log.Error("panic serving connection", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -194,13 +203,13 @@ func (a *acceptLoop) serveSafely(c *Conn, serve func(*Conn)) {
 			}
 		}
 	}()
-	serve(c)
+	a.serve(c)
 }
 
 // wake makes the loop look at ctx: the end of Serve.
 func (a *acceptLoop) wake() { a.epf.SetReadDeadline(time.Unix(1, 0)) }
 
-// accept takes one connection and answers its first call if it is there.
+// accept takes one connection and answers what it has sent already.
 func (a *acceptLoop) accept() error {
 	s := a.s
 	fd, err := sockio.Accept4(a.lfd)
@@ -240,7 +249,7 @@ func (a *acceptLoop) accept() error {
 		a.handOver(c)
 		return nil
 	}
-	a.serveSafely(c, a.first)
+	a.serveSafely(c)
 	return nil
 }
 
@@ -251,59 +260,78 @@ func (a *acceptLoop) answers() bool {
 		return false
 	}
 	select {
-	case <-a.s.firstReady:
+	case <-a.s.loopReady:
 		return true
 	default:
 		return false
 	}
 }
 
-// first reads what is there of the first call of c and answers it if it came
-// whole; then c waits in the set for its hang-up, or for its first call.
-func (a *acceptLoop) first(c *Conn) {
-	msg, fds, err := c.readReady()
-	switch {
+// serve reads once what c sent and answers the calls that came whole, up to
+// callsPerTurn; then c waits in the set for its next call or its hang-up,
+// unless it has to go to a worker. One recvmsg a turn: a peer streaming a
+// long message cannot keep the loop reading.
+func (a *acceptLoop) serve(c *Conn) {
+	a.unhold(c)
+	switch err := c.fillNow(); {
 	case err == errNotReady:
-		if len(c.buf) > c.head {
-			a.handOver(c) // a message begun: the worker bounds its arrival
-			return
-		}
-		a.hold(c)
+		a.hold(c) // woken for nothing
 		return
 	case err != nil:
 		a.s.readFailed(a.ctx, c, err)
 		a.close(c)
 		return
 	}
-	c.answered = true
-	if a.s.answer(c.callContext(a.ctx), c, msg, fds) != nil {
-		a.close(c)
-		return
+	for calls := 0; ; calls++ {
+		nul, err := c.nextEnd()
+		if err != nil {
+			c.closeFDs()
+			a.s.readFailed(a.ctx, c, err)
+			a.close(c)
+			return
+		}
+		if nul < 0 {
+			break
+		}
+		if calls == callsPerTurn || c.pending > 0 || mayWait(c.buf[c.head:nul]) {
+			a.handOver(c)
+			return
+		}
+		msg, fds, _, err := c.scan()
+		if err != nil {
+			a.s.readFailed(a.ctx, c, err)
+			a.close(c)
+			return
+		}
+		if a.s.answer(c.callContext(a.ctx), c, msg, fds) != nil {
+			a.close(c)
+			return
+		}
+		if len(c.unsent) > 0 {
+			a.handOver(c) // the peer reads no faster: a worker waits for it
+			return
+		}
 	}
-	if c.head < len(c.buf) || c.pending > 0 {
-		a.handOver(c) // more came with it
+	if len(c.buf) > c.head {
+		a.handOver(c) // a message begun: the worker bounds its arrival
 		return
 	}
 	a.hold(c)
 }
 
-// serve handles an event of a held connection.
-func (a *acceptLoop) serve(c *Conn) {
-	a.unhold(c)
-	if !c.answered {
-		a.first(c)
-		return
-	}
-	// A second call, which a worker answers, or the hang-up.
-	switch err := c.fillNow(); {
-	case err == nil:
-		a.handOver(c)
-	case err == errNotReady:
-		a.hold(c) // woken for nothing
-	default:
-		a.close(c)
-	}
+// mayWait tells the calls the loop leaves to a worker by a look at their
+// bytes, without parsing them: one with "more" may have replies without end,
+// one with "upgrade" may hand the connection to another protocol. Keys are
+// compared after unescaping, so a message with a backslash anywhere may hide
+// either; such calls are rare, and a worker answers them as well.
+func mayWait(msg []byte) bool {
+	return bytes.IndexByte(msg, '\\') >= 0 || bytes.Contains(msg, keyMoreBytes) || bytes.Contains(msg, keyUpgradeBytes)
 }
+
+var (
+	keyMoreBytes    = []byte(`"more"`)
+	keyUpgradeBytes = []byte(`"upgrade"`)
+)
 
 // hold puts c in the set until it has something to say or its idle time is up.
 func (a *acceptLoop) hold(c *Conn) {

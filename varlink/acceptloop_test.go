@@ -1,8 +1,11 @@
 package varlink
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -126,61 +129,295 @@ func TestAcceptLoopWaitsForReady(t *testing.T) {
 	}
 }
 
-// What follows the first call goes to a worker, in order: calls pipelined
-// with it, a call made after its reply, the rest of a first call that came in
-// parts.
-func TestAcceptLoopHandsOverTheRest(t *testing.T) {
+// A client that keeps its connection is answered by the loop call after
+// call, and so are a few calls pipelined in one write, in order.
+func TestAcceptLoopAnswersLaterCalls(t *testing.T) {
 	var w whereServed
 	path, s := serveOnWith(t, DefaultLimits(), w.handle, readyNow())
 
 	c := dial(t, path)
-	c.Write([]byte("p1\x00p2\x00p3\x00"))
+	for _, msg := range []string{"p1", "p2", "p3"} {
+		if r, err := roundTrip(t, c, msg); err != nil || !strings.Contains(r, `"`+msg+`"`) {
+			t.Fatalf("%s: %q %v", msg, r, err)
+		}
+	}
+	c.Write([]byte("q1\x00q2\x00q3\x00"))
 	replies, err := readN(c, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{"p1", "p2", "p3"} {
+	for i, want := range []string{"q1", "q2", "q3"} {
 		if !strings.Contains(replies[i], `"`+want+`"`) {
 			t.Fatalf("pipelined: reply %d is %q, want %s", i, replies[i], want)
 		}
 	}
-	if r, err := roundTrip(t, c, "p4"); err != nil || !strings.Contains(r, "p4") {
-		t.Fatalf("later call: %q %v", r, err)
+	for _, msg := range []string{"p1", "p2", "p3", "q1", "q2", "q3"} {
+		if onLoop, seen := w.loop(msg); !seen || !onLoop {
+			t.Errorf("%s: answered on the loop %v (seen %v), want true", msg, onLoop, seen)
+		}
 	}
-	for msg, loop := range map[string]bool{"p1": true, "p2": false, "p3": false, "p4": false} {
-		if onLoop, seen := w.loop(msg); !seen || onLoop != loop {
-			t.Errorf("%s: answered on the loop %v (seen %v), want %v", msg, onLoop, seen, loop)
+	c.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// A call that may have to wait goes to a worker, whether it is a
+// connection's first call or a later one, and so does the rest of its
+// connection: one that may have many replies ("more", also spelled with an
+// escape), an upgrade, one with fds, one that came in parts, and calls
+// pipelined beyond what the loop answers in a turn.
+func TestAcceptLoopHandsOverWhatMayWait(t *testing.T) {
+	var w whereServed
+	path, s := serveOnWith(t, DefaultLimits(), w.handle, readyNow())
+	send := func(c net.Conn, msg string) {
+		if _, err := c.Write([]byte(msg + "\x00")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withFDs := func(c net.Conn, msg string) {
+		f, err := os.Open("/dev/null")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, _, err := c.(*net.UnixConn).WriteMsgUnix([]byte(msg+"\x00"), unix.UnixRights(int(f.Fd())), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// inParts sends msg in two writes; the loop serves connections one after
+	// the other, so once another connection is answered it has read the
+	// first part.
+	inParts := func(c net.Conn, msg string) {
+		c.Write([]byte(msg[:3]))
+		if r, err := oneShot(t, path, "other"); err != nil || !strings.Contains(r, "other") {
+			t.Fatalf("%q %v", r, err)
+		}
+		send(c, msg[3:])
+	}
+	for _, tc := range []struct {
+		name string
+		msg  string
+		how  func(net.Conn, string)
+	}{
+		{"more", `{"method":"a.B","more":true}`, send},
+		{"more escaped", `{"method":"a.B","mor\u0065":true}`, send},
+		{"upgrade", `{"method":"a.B","upgrade":true}`, send},
+		{"fds", `{"method":"a.B","fds":1}`, withFDs},
+		{"in parts", `{"method":"a.B","parts":2}`, inParts},
+	} {
+		for _, first := range []bool{true, false} {
+			name := fmt.Sprintf("%s (first call %v)", tc.name, first)
+			c := dial(t, path)
+			if !first {
+				if r, err := roundTrip(t, c, "before "+name); err != nil || !strings.Contains(r, "before") {
+					t.Fatalf("%s: %q %v", name, r, err)
+				}
+			}
+			msg := strings.Replace(tc.msg, `"a.B"`, fmt.Sprintf("%q", name), 1)
+			tc.how(c, msg)
+			if r, err := readOne(c); err != nil || !strings.Contains(r, "echo") {
+				t.Fatalf("%s: %q %v", name, r, err)
+			}
+			if r, err := roundTrip(t, c, "after "+name); err != nil || !strings.Contains(r, "after") {
+				t.Fatalf("%s: %q %v", name, r, err)
+			}
+			if onLoop, seen := w.loop(msg); !seen || onLoop {
+				t.Errorf("%s: answered on the loop %v (seen %v), want by a worker", name, onLoop, seen)
+			}
+			if onLoop, _ := w.loop("after " + name); onLoop {
+				t.Errorf("%s: the call after it was answered on the loop", name)
+			}
+			c.Close()
 		}
 	}
 
-	// The loop serves connections one after the other: once a later
-	// connection is answered, the first part of this one has been read.
-	parts := dial(t, path)
-	parts.Write([]byte("hel"))
-	if r, err := oneShot(t, path, "other"); err != nil || !strings.Contains(r, "other") {
-		t.Fatalf("%q %v", r, err)
+	c := dial(t, path)
+	var batch []byte
+	n := 3 * callsPerTurn
+	for i := range n {
+		batch = append(batch, fmt.Sprintf("batch-%02d\x00", i)...)
 	}
-	if r, err := roundTrip(t, parts, "lo"); err != nil || !strings.Contains(r, `"hello"`) {
-		t.Fatalf("call in parts: %q %v", r, err)
+	c.Write(batch) // one write: the loop reads it whole
+	replies, err := readN(c, n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if onLoop, _ := w.loop("hello"); onLoop {
-		t.Error("a first call that came in parts was answered by the accept loop")
+	for i, r := range replies {
+		msg := fmt.Sprintf("batch-%02d", i)
+		if !strings.Contains(r, `"`+msg+`"`) {
+			t.Fatalf("reply %d is %q, want %s", i, r, msg)
+		}
+		if onLoop, _ := w.loop(msg); onLoop != (i < callsPerTurn) {
+			t.Errorf("%s answered on the loop: %v", msg, onLoop)
+		}
 	}
 	c.Close()
-	parts.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// A reply the socket cannot take whole is neither waited for on the loop (it
+// answers others meanwhile) nor cut: its tail goes to a worker, which sends
+// it before anything else, once the client reads.
+func TestAcceptLoopReplyLargerThanTheSocket(t *testing.T) {
+	size := 4 << 20 // beyond any socket buffer the sysctls allow by default
+	var w whereServed
+	h := func(ctx context.Context, c *Conn, msg []byte, fds []*os.File) error {
+		w.mu.Lock()
+		if w.onLoop == nil {
+			w.onLoop = map[string]bool{}
+		}
+		w.onLoop[string(msg)] = c.NetConn() == nil
+		w.mu.Unlock()
+		reply := append([]byte(`{"parameters":{"call":"`+string(msg)+`","pad":"`), strings.Repeat(string(msg[len(msg)-1]), size)...)
+		return c.WriteRaw(ctx, append(reply, "\"}}\x00"...))
+	}
+	path, s := serveOnWith(t, DefaultLimits(), h, readyNow())
+	c := dial(t, path)
+	c.Write([]byte("big-1\x00big-2\x00big-3\x00"))
+	// Whatever order the loop took the two in, the second of these comes
+	// after it met the full socket: it was not stuck there.
+	for _, msg := range []string{"other-1", "other-2"} {
+		if r, err := oneShot(t, path, msg); err != nil || !strings.Contains(r, msg) {
+			t.Fatalf("%s, while a reply waits for room: %q %v", msg, r, err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReaderSize(c, 64<<10)
+	for i := 1; i <= 3; i++ {
+		msg := fmt.Sprintf("big-%d", i)
+		reply, err := r.ReadString(0)
+		if err != nil {
+			t.Fatalf("reply %d: %v after %d bytes", i, err, len(reply))
+		}
+		want := `{"parameters":{"call":"` + msg + `","pad":"` + strings.Repeat(fmt.Sprint(i), size) + "\"}}\x00"
+		if reply != want {
+			t.Fatalf("reply %d: %d bytes, not the %d sent", i, len(reply), len(want))
+		}
+	}
+	if onLoop, _ := w.loop("big-1"); !onLoop {
+		t.Error("the first call was not answered on the loop")
+	}
+	if onLoop, _ := w.loop("big-2"); onLoop {
+		t.Error("a call after a reply the socket could not take was answered on the loop")
+	}
+	c.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// A client that pipelines 10,000 calls and reads nothing until it has sent
+// them all gets every reply, in order.
+func TestAcceptLoopManyPipelinedCalls(t *testing.T) {
+	path, s := serveOnWith(t, DefaultLimits(), echo, readyNow())
+	c := dial(t, path)
+	const n = 10000
+	var calls []byte
+	for i := range n {
+		calls = append(calls, fmt.Sprintf("c%05d\x00", i)...)
+	}
+	c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(calls); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	for i := range n {
+		reply, err := r.ReadString(0)
+		if want := fmt.Sprintf(`{"parameters":{"echo":"c%05d"}}`+"\x00", i); reply != want || err != nil {
+			t.Fatalf("reply %d: %q %v, want %q", i, reply, err, want)
+		}
+	}
+	c.Close()
+	waitFor(t, connsGone(s), "every connection to be released")
+}
+
+// Clients that flood the loop with calls do not keep it from answering the
+// others: another client's calls, on new connections and on a kept one, are
+// answered while one flooder writes without pause and reads as fast, one
+// writes and never reads (its replies fill its socket), and one makes one
+// call after the other.
+func TestAcceptLoopServesOthersDuringAFlood(t *testing.T) {
+	var w whereServed
+	path, s := serveOnWith(t, DefaultLimits(), w.handle, readyNow())
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// 16-byte calls: every read of the server's ends between two of them,
+	// never in the middle of one, which would send the flooder to a worker.
+	flood := bytes.Repeat([]byte("flood-call-0123\x00"), 4)
+	writeUntilStopped := func(c net.Conn) {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.Write(flood); err != nil {
+				return
+			}
+		}
+	}
+	reading, deaf, steady := dial(t, path), dial(t, path), dial(t, path)
+	var steadyCalls int
+	wg.Add(4)
+	go writeUntilStopped(reading)
+	go func() {
+		defer wg.Done()
+		io.Copy(io.Discard, reading)
+	}()
+	go writeUntilStopped(deaf)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			msg := fmt.Sprintf("steady-%d", i)
+			if r, err := roundTrip(t, steady, msg); err != nil || !strings.Contains(r, msg) {
+				t.Errorf("%s: %q %v", msg, r, err)
+				return
+			}
+			steadyCalls = i + 1
+		}
+	}()
+	kept := dial(t, path)
+	for i := range 50 {
+		msg := fmt.Sprintf("other-%d", i)
+		if r, err := oneShot(t, path, msg); err != nil || !strings.Contains(r, msg) {
+			t.Fatalf("%s: %q %v", msg, r, err)
+		}
+		msg = fmt.Sprintf("kept-%d", i)
+		if r, err := roundTrip(t, kept, msg); err != nil || !strings.Contains(r, msg) {
+			t.Fatalf("%s: %q %v", msg, r, err)
+		}
+	}
+	close(stop)
+	reading.(*net.UnixConn).CloseWrite() // the server hangs up, which ends the reader
+	deaf.Close()                         // a write blocked on the full socket fails
+	wg.Wait()
+	if steadyCalls > 1 {
+		if onLoop, _ := w.loop(fmt.Sprintf("steady-%d", steadyCalls-1)); !onLoop {
+			t.Error("the steady client's calls were not answered on the loop")
+		}
+	}
+	for _, c := range []net.Conn{reading, steady, kept} {
+		c.Close()
+	}
 	waitFor(t, connsGone(s), "every connection to be released")
 }
 
 // The idle timeout holds for the connections the loop keeps: one that never
-// calls and one that stays after its answer.
+// calls and one that stays after its answers.
 func TestAcceptLoopIdleTimeout(t *testing.T) {
 	lim := DefaultLimits()
 	lim.IdleTimeout = 100 * time.Millisecond
 	path, s := serveOnWith(t, lim, echo, readyNow())
 	silent := dial(t, path)
 	answered := dial(t, path)
-	if r, err := roundTrip(t, answered, "x"); err != nil || !strings.Contains(r, `"x"`) {
-		t.Fatalf("%q %v", r, err)
+	for _, msg := range []string{"x", "y"} {
+		if r, err := roundTrip(t, answered, msg); err != nil || !strings.Contains(r, `"`+msg+`"`) {
+			t.Fatalf("%q %v", r, err)
+		}
 	}
 	for name, c := range map[string]net.Conn{"silent": silent, "answered": answered} {
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -210,7 +447,7 @@ func TestAcceptLoopPerUIDLimit(t *testing.T) {
 	lim := DefaultLimits()
 	lim.MaxConnectionsPerUID = 2
 	s := NewServer("test", echo, lim, nil)
-	s.AnswerFirstOnAccept(readyNow())
+	s.AnswerOnAcceptLoop(readyNow())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Serve(ctx, l); close(done) }()
@@ -251,7 +488,7 @@ func TestAcceptLoopShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := NewServer("test", echo, DefaultLimits(), nil)
-	s.AnswerFirstOnAccept(readyNow())
+	s.AnswerOnAcceptLoop(readyNow())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, l) }()
@@ -265,8 +502,10 @@ func TestAcceptLoopShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer answered.Close()
-	if r, err := roundTrip(t, answered, "x"); err != nil || !strings.Contains(r, `"x"`) {
-		t.Fatalf("%q %v", r, err)
+	for _, msg := range []string{"x", "y"} {
+		if r, err := roundTrip(t, answered, msg); err != nil || !strings.Contains(r, `"`+msg+`"`) {
+			t.Fatalf("%q %v", r, err)
+		}
 	}
 	waitFor(t, func() bool { n, _ := s.Stats(); return n == 2 }, "both connections to be counted")
 	cancel()
@@ -307,6 +546,17 @@ func TestAcceptLoopAbuse(t *testing.T) {
 	if r, err := oneShot(t, path, strings.Repeat("y", 100)); err != nil || !strings.Contains(r, "io.systemd.Protocol") {
 		t.Errorf("oversized first call: %q %v", r, err)
 	}
+	later := dial(t, path)
+	if r, err := roundTrip(t, later, "first"); err != nil || !strings.Contains(r, "first") {
+		t.Fatalf("%q %v", r, err)
+	}
+	if r, err := roundTrip(t, later, strings.Repeat("z", 100)); err != nil || !strings.Contains(r, "io.systemd.Protocol") {
+		t.Errorf("oversized later call: %q %v", r, err)
+	}
+	if r, err := roundTrip(t, later, strings.Repeat("z", 50)+strings.Repeat("w", 50)); err == nil {
+		t.Errorf("connection open after an oversized call: %q", r)
+	}
+	later.Close()
 	if _, err := oneShot(t, path, "panic"); err == nil {
 		t.Error("the connection of a panicking handler stayed open")
 	}

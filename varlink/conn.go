@@ -65,10 +65,12 @@ type Conn struct {
 	recv       recvResult            // what the last tryRecv got
 	writer     sockio.Writer
 	// noWait: fill makes one attempt and returns errNotReady rather than
-	// park (readReady).
+	// park (fillNow).
 	noWait bool
-	// answered: the accept loop has answered the connection's first call.
-	answered bool
+	// unsent is what the accept loop's socket did not take of a reply: the
+	// loop never waits for room, so the worker it hands the connection to
+	// sends this first.
+	unsent []byte
 	// msgDeadline bounds how long one message may take to arrive once its first
 	// byte is here; zero while waiting between messages.
 	msgDeadline time.Time
@@ -124,28 +126,8 @@ func (c *Conn) ReadMessage(ctx context.Context) ([]byte, []*os.File, error) {
 	}
 }
 
-// errNotReady: readReady found no whole message without waiting.
+// errNotReady: fillNow found nothing to read without waiting.
 var errNotReady = errors.New("no whole message received yet")
-
-// readReady is a connection's first read when it must not wait: one recvmsg,
-// and the first message if that brought all of it, else errNotReady with
-// whatever did arrive kept for ReadMessage. One recvmsg at most, so that a
-// peer streaming a long message cannot keep the caller reading.
-func (c *Conn) readReady() ([]byte, []*os.File, error) {
-	err := c.fillNow()
-	if err == errNotReady {
-		return nil, nil, err
-	}
-	if err != nil {
-		c.closeFDs()
-		return nil, nil, err
-	}
-	msg, fds, whole, err := c.scan()
-	if !whole && err == nil {
-		err = errNotReady
-	}
-	return msg, fds, err
-}
 
 // fillNow is one recvmsg that does not wait: errNotReady when nothing came.
 func (c *Conn) fillNow() error {
@@ -158,26 +140,39 @@ func (c *Conn) fillNow() error {
 // scan takes the next whole message out of the buffer, if there is one
 // (whole), and its fds; it enforces the size and fd limits.
 func (c *Conn) scan() (msg []byte, fds []*os.File, whole bool, err error) {
+	nul, err := c.nextEnd()
+	if err != nil {
+		c.closeFDs()
+		return nil, nil, false, err
+	}
+	if nul < 0 {
+		return nil, nil, false, nil
+	}
+	fds = c.takeFDs(nul)
+	msg = c.take(nul)
+	if len(fds) > c.lim.MaxFDsPerMessage {
+		closeFiles(fds)
+		return nil, nil, false, ErrTooManyFDs
+	}
+	return msg, fds, true, nil
+}
+
+// nextEnd finds the NUL that ends the next message, leaving the message in
+// the buffer: buf[head:nul] is the message, and -1 says none is whole yet. It
+// enforces the size limit.
+func (c *Conn) nextEnd() (nul int, err error) {
 	if i := bytes.IndexByte(c.buf[c.scanned:], 0); i >= 0 {
-		nul := c.scanned + i
+		nul = c.scanned + i
 		if nul-c.head > c.lim.MaxMessageSize {
-			c.closeFDs()
-			return nil, nil, false, ErrMessageTooLarge
+			return -1, ErrMessageTooLarge
 		}
-		fds := c.takeFDs(nul)
-		msg := c.take(nul)
-		if len(fds) > c.lim.MaxFDsPerMessage {
-			closeFiles(fds)
-			return nil, nil, false, ErrTooManyFDs
-		}
-		return msg, fds, true, nil
+		return nul, nil
 	}
 	c.scanned = len(c.buf)
 	if len(c.buf)-c.head > c.lim.MaxMessageSize {
-		c.closeFDs()
-		return nil, nil, false, ErrMessageTooLarge
+		return -1, ErrMessageTooLarge
 	}
-	return nil, nil, false, nil
+	return -1, nil
 }
 
 // take returns buf[head:nul], without copying, and moves head past the NUL.
@@ -577,9 +572,38 @@ func (c *Conn) write(b []byte) error {
 		return net.ErrClosed
 	}
 	if c.uc == nil {
-		return sockio.WriteNow(c.raw.fd, b) // the accept loop's socket: it never waits
+		return c.writeNow(b)
 	}
 	return c.writer.Write(c.rc, b)
+}
+
+// writeNow is write on the accept loop's socket, which never waits: what the
+// socket does not take now, and everything written after it, is kept in
+// unsent, in order.
+func (c *Conn) writeNow(b []byte) error {
+	if len(c.unsent) == 0 {
+		rest, err := sockio.Send(c.raw.fd, b)
+		if err != unix.EAGAIN {
+			return err
+		}
+		b = rest
+	}
+	c.unsent = append(c.unsent, b...)
+	return nil
+}
+
+// sendUnsent sends what the accept loop could not, waiting for room as every
+// write of a worker does; a connection handed over starts with it.
+func (c *Conn) sendUnsent() error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if len(c.unsent) == 0 {
+		return nil
+	}
+	c.setWriteDeadline()
+	err := c.writer.Write(c.rc, c.unsent)
+	c.unsent = nil
+	return err
 }
 
 func (c *Conn) setWriteDeadline() {

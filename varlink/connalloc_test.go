@@ -2,6 +2,7 @@ package varlink
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,7 +44,7 @@ func startEchoServer(t testing.TB) (string, *Server) {
 	return startEchoServerWith(t, nil)
 }
 
-// startEchoServerWith is startEchoServer with AnswerFirstOnAccept(ready) when
+// startEchoServerWith is startEchoServer with AnswerOnAcceptLoop(ready) when
 // ready is not nil.
 func startEchoServerWith(t testing.TB, ready <-chan struct{}) (string, *Server) {
 	t.Helper()
@@ -59,7 +60,7 @@ func startEchoServerWith(t testing.TB, ready <-chan struct{}) (string, *Server) 
 	}
 	s := NewServer("t", h, DefaultLimits(), nil)
 	if ready != nil {
-		s.AnswerFirstOnAccept(ready)
+		s.AnswerOnAcceptLoop(ready)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -117,5 +118,34 @@ func BenchmarkOneCallPerConnectionOnTheAcceptLoop(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		oneCallPerConnection(b, path, req)
+	}
+}
+
+// A call on a kept connection that the accept loop answers allocates nothing
+// on the daemon's side: the read buffer is pooled, the reply goes out as the
+// handler wrote it, and the connection is not touched in the epoll set.
+func TestKeptConnectionCallAllocationsOnTheAcceptLoop(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector adds allocations of its own")
+	}
+	path, _ := startEchoServerWith(t, readyNow())
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("{\"method\":\"x.Y\"}\x00")
+	reply := make([]byte, 64)
+	call := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := c.Read(reply); err != nil || reply[n-1] != 0 {
+			t.Fatalf("read %q %v", reply[:n], err)
+		}
+	}
+	call()
+	if allocs := testing.AllocsPerRun(500, call); allocs > 0 {
+		t.Errorf("%.1f allocations per call on a kept connection", allocs)
 	}
 }

@@ -73,9 +73,9 @@ type Server struct {
 	workers   *workerpool.Pool
 	input     *inputBudget
 	admits    func(uid uint32) bool // nil: every peer is served
-	// firstReady, once closed, lets the accept loop answer first calls
-	// (AnswerFirstOnAccept); nil: never.
-	firstReady <-chan struct{}
+	// loopReady, once closed, lets the accept loop answer calls
+	// (AnswerOnAcceptLoop); nil: never.
+	loopReady <-chan struct{}
 }
 
 // Connection goroutines kept for reuse (internal/workerpool): enough for the one-call
@@ -122,7 +122,7 @@ func (s *Server) Serve(ctx context.Context, l Acceptor) error {
 	var conns connGroup
 	stop := context.AfterFunc(ctx, func() { l.Close(); conns.shut() })
 	defer stop()
-	if s.firstReady != nil {
+	if s.loopReady != nil {
 		a, err := newAcceptLoop(ctx, s, l)
 		if err != nil {
 			s.log.Warn("serving without the accept loop", "err", err)
@@ -304,6 +304,9 @@ func (s *Server) serve(ctx context.Context, c *Conn) {
 			closeFiles(fds)
 			c.WriteRaw(ctx, refusedPeer)
 		}
+		return
+	}
+	if c.sendUnsent() != nil {
 		return
 	}
 	for ctx.Err() == nil {

@@ -149,7 +149,7 @@ func serveOn(t *testing.T, lim Limits, h Handler) (string, *Server) {
 	return serveOnWith(t, lim, h, nil)
 }
 
-// serveOnWith is serveOn with AnswerFirstOnAccept(ready) when ready is not nil.
+// serveOnWith is serveOn with AnswerOnAcceptLoop(ready) when ready is not nil.
 func serveOnWith(t *testing.T, lim Limits, h Handler, ready <-chan struct{}) (string, *Server) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "vltest-") // reachable by other users, unlike t.TempDir
@@ -165,7 +165,7 @@ func serveOnWith(t *testing.T, lim Limits, h Handler, ready <-chan struct{}) (st
 	}
 	s := NewServer("test", h, lim, nil)
 	if ready != nil {
-		s.AnswerFirstOnAccept(ready)
+		s.AnswerOnAcceptLoop(ready)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.Serve(ctx, l)

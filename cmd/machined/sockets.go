@@ -44,7 +44,7 @@ func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *
 	if o.userdbDir != "" && o.userdbDir != "none" {
 		sv.userdb = varlink.NewServer("userdb", varlink.AfterReady(sv.ready, userdb.NewDispatcher(mgr, sv.id, log).Handle), o.limits, log)
 		// Lookups answer from memory: the accept loop may answer them itself.
-		sv.userdb.AnswerFirstOnAccept(sv.ready)
+		sv.userdb.AnswerOnAcceptLoop(sv.ready)
 	}
 	if o.hookDir != "" && o.hookDir != "none" {
 		sv.hook = varlink.NewServer("resolve.hook", varlink.AfterReady(sv.ready, resolvehook.New(mgr, sv.id, log).Handle), o.limits, log)

@@ -88,34 +88,6 @@ func TestRawAcceptPeerCredEpoll(t *testing.T) {
 	}
 }
 
-// WriteNow writes what fits and says EAGAIN, without waiting, when the
-// socket is full.
-func TestWriteNow(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	if err := WriteNow(fds[0], []byte("hello\x00")); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, 16)
-	if n, _ := unix.Read(fds[1], got); string(got[:n]) != "hello\x00" {
-		t.Fatalf("read %q", got[:n])
-	}
-	big := make([]byte, 64<<10)
-	for i := 0; ; i++ {
-		err := WriteNow(fds[0], big)
-		if err == unix.EAGAIN {
-			break
-		}
-		if err != nil || i > 1000 {
-			t.Fatalf("after %d writes: %v, want EAGAIN once the socket is full", i, err)
-		}
-	}
-}
-
 func TestNewUnixAddrBounds(t *testing.T) {
 	long := "/" + strings.Repeat("a", 106) // 107 bytes and the NUL: the most sun_path holds
 	if _, err := NewUnixAddr(long); err != nil {

@@ -115,16 +115,3 @@ func Send(fd int, b []byte) ([]byte, error) {
 	}
 	return rest, err
 }
-
-// WriteNow writes all of b to a socket outside the netpoller without waiting:
-// EAGAIN when the socket cannot take all of it now.
-func WriteNow(fd int, b []byte) error {
-	rest, done, err := send(uintptr(fd), b)
-	if err != nil {
-		return err
-	}
-	if !done || len(rest) > 0 {
-		return unix.EAGAIN
-	}
-	return nil
-}
