@@ -3,10 +3,15 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The bare C echo server (csrc/echoserver.c) is the floor of the userdb rows:
@@ -48,4 +53,146 @@ func startEcho(bin, dir string) (*echoServer, error) {
 func (e *echoServer) close() {
 	e.cmd.Process.Kill()
 	e.cmd.Wait()
+}
+
+// On this VM a ping-pong's rate changes several-fold with placement: client
+// and server on one vCPU hand over in a context switch; on two, every call
+// wakes a halted vCPU. The scheduler picks per process and changes its mind
+// within seconds, so the unpinned share compares the daemon in one placement
+// with the echo server in another as often as not (one run's shares ranged
+// from 29% to 375%). The pinned rows fix the placement for both, as an
+// administrator's CPUAffinity would: what is left is each server's own cost.
+
+func rowEchoSharePinned(placement string) string {
+	return "by uid, persistent connection, 2 machines: share of the echo server's rate, client and server " + placement
+}
+
+var echoPlacements = []struct {
+	name      string
+	serverCPU int // the client runs on CPU 0
+}{
+	{"on one vCPU", 0},
+	{"on two vCPUs", 1},
+}
+
+// pinnedShares measures lookup against the echo server with the harness's
+// client thread on CPU 0 and both servers on serverCPU, in alternating
+// windows, for each placement; every affinity is restored afterwards.
+func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
+	if runtime.NumCPU() < 2 {
+		for _, p := range echoPlacements {
+			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, na("needs two CPUs"))
+		}
+		return
+	}
+	e, err := vdial(b.echo.sock)
+	if err != nil {
+		for _, p := range echoPlacements {
+			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, failed(err))
+		}
+		return
+	}
+	defer e.Close()
+	k := 0
+	echoOnce := func() error {
+		_, err := e.call(reqs[k%len(reqs)])
+		k++
+		return err
+	}
+	// The whole harness goes to CPU 0, not one locked thread: Go hands a
+	// goroutine woken by the netpoller to its locked thread with one more
+	// wake-up, on whichever CPU the netpoller ran.
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		b.logf("%s: pinned shares: %v", d.key, err)
+		return
+	}
+	defer setAffinityAll(os.Getpid(), &all) // threads started meanwhile included
+	for _, p := range echoPlacements {
+		share, err := b.pinnedShare(p.serverCPU, []int{d.pid(), b.echo.cmd.Process.Pid}, lookup, echoOnce)
+		if err != nil {
+			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, failed(err))
+			continue
+		}
+		b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, figure(median(share), share))
+	}
+}
+
+// pinnedShare pins the harness to CPU 0 and every thread of the servers to
+// cpu, then alternates windows of lookup and echo.
+func (b *bench) pinnedShare(cpu int, servers []int, lookup, echo func() error) ([]float64, error) {
+	var client unix.CPUSet
+	client.Set(0)
+	if err := setAffinityAll(os.Getpid(), &client); err != nil {
+		return nil, err
+	}
+	for _, pid := range servers {
+		restore, err := pinProcess(pid, cpu)
+		defer restore()
+		if err != nil {
+			return nil, err
+		}
+	}
+	var share []float64
+	for range b.cfg.reps {
+		r, err := rate(b.cfg.dur, 3, lookup)
+		if err != nil {
+			return nil, err
+		}
+		f, err := rate(b.cfg.dur, 3, echo)
+		if err != nil {
+			return nil, err
+		}
+		share = append(share, 100*r/f)
+	}
+	return share, nil
+}
+
+// pinProcess sets the affinity of every thread of pid to cpu and returns
+// what puts each thread's old affinity back.
+func pinProcess(pid, cpu int) (restore func(), err error) {
+	tids, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil || len(tids) == 0 {
+		return func() {}, fmt.Errorf("threads of %d: %v", pid, err)
+	}
+	type saved struct {
+		tid int
+		set unix.CPUSet
+	}
+	var old []saved
+	restore = func() {
+		for _, s := range old {
+			unix.SchedSetaffinity(s.tid, &s.set)
+		}
+	}
+	var one unix.CPUSet
+	one.Set(cpu)
+	for _, t := range tids {
+		tid, _ := strconv.Atoi(filepath.Base(t))
+		var s saved
+		s.tid = tid
+		if err := unix.SchedGetaffinity(tid, &s.set); err != nil {
+			continue // the thread is gone
+		}
+		if err := unix.SchedSetaffinity(tid, &one); err != nil {
+			return restore, fmt.Errorf("pinning thread %d of %d: %w", tid, pid, err)
+		}
+		old = append(old, s)
+	}
+	return restore, nil
+}
+
+// setAffinityAll gives every thread of pid the same affinity.
+func setAffinityAll(pid int, set *unix.CPUSet) error {
+	tids, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tids {
+		tid, _ := strconv.Atoi(filepath.Base(t))
+		if err := unix.SchedSetaffinity(tid, set); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("thread %d of %d: %w", tid, pid, err)
+		}
+	}
+	return nil
 }

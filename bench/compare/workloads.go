@@ -189,6 +189,9 @@ func (b *bench) plan() {
 	if len(c.userdbSizes) > 0 {
 		r.add(gUserdb, rowEcho, "lookups/s", true)
 		r.add(gUserdb, rowEchoShare, "%", true)
+		for _, p := range echoPlacements {
+			r.add(gUserdb, rowEchoSharePinned(p.name), "%", true)
+		}
 	}
 	if c.dbusListSize > 0 {
 		r.add(gDBus, rowDBusList(c.dbusListSize), "ms", false)
@@ -418,6 +421,9 @@ func (b *bench) userdb(d *daemon, n int) {
 			}
 			if variant.mode == "uid-persistent" && n == b.cfg.userdbSizes[0] {
 				v, s, err = b.againstEcho(d, reqs, lookup)
+				if err == nil {
+					b.pinnedShares(d, reqs, lookup)
+				}
 			} else {
 				v, s, err = medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
 			}
