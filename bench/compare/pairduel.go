@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/varlink/go/varlink"
+	"golang.org/x/sys/unix"
 )
 
 // The Varlink Register+Unregister pairs are a ping-pong: the client waits for
@@ -27,18 +29,68 @@ func rowPairsAt(conns, present int) string {
 	return fmt.Sprintf("%s, %s machines present", rowPairs(conns), count(present))
 }
 
-const rowPairFloor = "bare C echo server, the same Register and Unregister requests, 1 connection (the floor)"
-
-func rowPairFloorShare(present int) string {
-	return fmt.Sprintf("%s: share of the floor", rowPairsAt(1, present))
+// A placement pins the harness to CPU 0 and each server, in its own windows,
+// to serverCPU: on one vCPU every call is a context switch, on two every
+// call wakes the other vCPU. Free leaves it to the scheduler, as a host does.
+type placement struct {
+	name      string // appended to the rows; "" for free
+	serverCPU int    // -1: free
 }
 
-// pairRows lists the rows of the pair phase in table order.
-func (c config) pairRows() (rates []string) {
-	for _, n := range c.pairSizes {
-		rates = append(rates, rowPairsAt(1, n), rowPairsAt(c.conns, n), rowGoPairs(n))
+var pairPlacements = []placement{
+	{"", -1},
+	{"client and server on one vCPU", 0},
+	{"client and server on two vCPUs", 1},
+}
+
+func (pl placement) suffix() string {
+	if pl.name == "" {
+		return ""
 	}
-	return rates
+	return ", " + pl.name
+}
+
+func rowPairFloor(pl placement) string {
+	return "bare C echo server, the same Register and Unregister requests, 1 connection" + pl.suffix() + " (the floor)"
+}
+
+func rowFloorShare(row string) string { return row + ": share of the floor" }
+
+// pairWorkload is one row of the pair phase.
+type pairWorkload struct {
+	row     string
+	present int // machines registered meanwhile
+	conns   int // lean client connections; 0: varlink/go's client
+	pl      placement
+}
+
+// echo: the echo server takes part in the 1-connection lean workloads.
+func (w pairWorkload) echo() bool { return w.conns == 1 }
+
+// pairWorkloads lists the phase's workloads in table order: at each level
+// the lean client on 1 and on -conns connections and varlink/go's client;
+// at the first level also the 1-connection pairs pinned each way.
+func (c config) pairWorkloads() []pairWorkload {
+	var ws []pairWorkload
+	for i, n := range c.pairSizes {
+		ws = append(ws, pairWorkload{rowPairsAt(1, n), n, 1, pairPlacements[0]})
+		if i == 0 {
+			for _, pl := range pairPlacements[1:] {
+				ws = append(ws, pairWorkload{rowPairsAt(1, n) + pl.suffix(), n, 1, pl})
+			}
+		}
+		ws = append(ws, pairWorkload{rowPairsAt(c.conns, n), n, c.conns, pairPlacements[0]},
+			pairWorkload{rowGoPairs(n), n, 0, pairPlacements[0]})
+	}
+	return ws
+}
+
+// pairRows lists the rate rows of the pair phase in table order.
+func (c config) pairRows() (rows []string) {
+	for _, w := range c.pairWorkloads() {
+		rows = append(rows, w.row)
+	}
+	return rows
 }
 
 // pairPlayer is one participant of the phase: a daemon, or the echo server
@@ -180,60 +232,36 @@ func (b *bench) pairPlayers(vds []*daemon) ([]*pairPlayer, error) {
 	return ps, nil
 }
 
-// pairDuel runs the workloads at one level: for each workload, duelReps
-// rounds in which every player has one window, in an order rotated from one
-// round to the next.
+// pairDuel runs the workloads of one level: for each, duelReps rounds in
+// which every player has one window, in an order rotated from one round to
+// the next.
 func (b *bench) pairDuel(players []*pairPlayer, present int) {
-	type workload struct {
-		row    string
-		echo   bool // the echo server takes part (the 1-connection lean workload)
-		window func(p *pairPlayer) (pairs, refused, tried int, err error)
-	}
-	ws := []workload{
-		{rowPairsAt(1, present), true, func(p *pairPlayer) (int, int, int, error) {
-			return b.leanPairWindow(p, p.lean[:1])
-		}},
-		{rowPairsAt(b.cfg.conns, present), false, func(p *pairPlayer) (int, int, int, error) {
-			return b.leanPairWindow(p, p.lean)
-		}},
-		{rowGoPairs(present), false, b.goPairWindow},
-	}
-	for _, w := range ws {
+	for _, w := range b.cfg.pairWorkloads() {
+		if w.present != present {
+			continue
+		}
+		window := b.goPairWindow
+		if w.conns > 0 {
+			window = func(p *pairPlayer) (int, int, int, error) { return b.leanPairWindow(p, p.lean[:w.conns]) }
+		}
 		var echoRates []float64
 		for rep := range b.cfg.duelReps {
-			var dRates = map[*pairPlayer]float64{}
+			dRates := map[*pairPlayer]float64{}
 			var echoRate float64
 			for k := range players {
 				p := players[(k+rep)%len(players)]
-				if p.d == nil && !w.echo {
+				if (p.d == nil && !w.echo()) || p.fail[""] != nil || p.fail[w.row] != nil {
 					continue
 				}
-				if p.fail[""] != nil || p.fail[w.row] != nil {
-					continue
-				}
-				s := p.stat(w.row)
-				var mark cpuMark
-				if p.d != nil {
-					mark = s.cpu.begin(p.d)
-				}
-				self0 := selfCPUNS()
-				start := time.Now()
-				pairs, refused, tried, err := w.window(p)
-				el := time.Since(start)
-				s.clientNS += selfCPUNS() - self0
+				r, err := b.pairWindow(p, w, window)
 				if err != nil {
 					p.fail[w.row] = err
 					continue
 				}
-				r := float64(pairs) / el.Seconds()
 				if p.d == nil {
 					echoRate = r
 					echoRates = append(echoRates, r)
 				} else {
-					s.cpu.end(p.d, mark, pairs)
-					s.rates = append(s.rates, r)
-					s.refused += refused
-					s.tried += tried
 					dRates[p] = r
 				}
 				time.Sleep(50 * time.Millisecond)
@@ -245,19 +273,73 @@ func (b *bench) pairDuel(players []*pairPlayer, present int) {
 				}
 			}
 		}
-		if w.echo {
-			for _, p := range players {
-				if p.d == nil {
-					continue
-				}
-				if len(echoRates) == 0 {
-					b.set(gVarlink, rowPairFloor, "pairs/s", true, p.d, failed(errors.New("the echo server was not measured")))
-					continue
-				}
-				b.set(gVarlink, rowPairFloor, "pairs/s", true, p.d, figure(median(echoRates), echoRates))
+		if !w.echo() {
+			continue
+		}
+		floor := figure(median(echoRates), echoRates)
+		if len(echoRates) == 0 {
+			floor = failed(errors.New("the echo server was not measured"))
+		}
+		for _, p := range players {
+			if p.d != nil {
+				b.set(gVarlink, rowPairFloor(w.pl), "pairs/s", true, p.d, floor)
 			}
 		}
 	}
+}
+
+// pairWindow runs one window of w for p, placed as w says, and records it;
+// it returns the pairs per second.
+func (b *bench) pairWindow(p *pairPlayer, w pairWorkload, window func(*pairPlayer) (int, int, int, error)) (float64, error) {
+	if w.pl.serverCPU >= 0 {
+		restore, err := b.place(p, w.pl.serverCPU)
+		defer restore()
+		if err != nil {
+			return 0, err
+		}
+	}
+	s := p.stat(w.row)
+	var mark cpuMark
+	if p.d != nil {
+		mark = s.cpu.begin(p.d)
+	}
+	self0 := selfCPUNS()
+	start := time.Now()
+	pairs, refused, tried, err := window(p)
+	el := time.Since(start)
+	s.clientNS += selfCPUNS() - self0
+	if err != nil {
+		return 0, err
+	}
+	if p.d != nil {
+		s.cpu.end(p.d, mark, pairs)
+		s.rates = append(s.rates, float64(pairs)/el.Seconds())
+		s.refused += refused
+		s.tried += tried
+	}
+	return float64(pairs) / el.Seconds(), nil
+}
+
+// place pins the harness to CPU 0 and p's server to cpu until restore.
+func (b *bench) place(p *pairPlayer, cpu int) (restore func(), err error) {
+	var all, zero unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return func() {}, err
+	}
+	zero.Set(0)
+	pid := b.echo.cmd.Process.Pid
+	if p.d != nil {
+		pid = p.d.pid()
+	}
+	unpin, err := pinProcess(pid, cpu)
+	restore = func() {
+		unpin()
+		setAffinityAll(os.Getpid(), &all)
+	}
+	if err != nil {
+		return restore, err
+	}
+	return restore, setAffinityAll(os.Getpid(), &zero)
 }
 
 // leanPairWindow runs pairs on the given connections for one window; each
@@ -368,19 +450,9 @@ func (b *bench) reportPairs(p *pairPlayer) {
 			b.set(gVarlink, rowClientCPU(row), "µs", false, p.d, figure(float64(s.clientNS)/1e3/float64(s.cpu.ops), nil))
 		}
 		if len(s.floorShare) > 0 {
-			b.set(gVarlink, rowPairFloorShare(presentOf(row, b.cfg)), "%", true, p.d, figure(median(s.floorShare), s.floorShare))
+			b.set(gVarlink, rowFloorShare(row), "%", true, p.d, figure(median(s.floorShare), s.floorShare))
 		}
 	}
-}
-
-// presentOf finds the level a 1-connection row belongs to.
-func presentOf(row string, c config) int {
-	for _, n := range c.pairSizes {
-		if row == rowPairsAt(1, n) {
-			return n
-		}
-	}
-	return 0
 }
 
 // pairMethod describes the pair phase for the report.

@@ -157,16 +157,18 @@ func (c config) maxLevel() int {
 // that stays empty is reported as not run.
 func (b *bench) plan() {
 	r, c := b.rep, b.cfg
-	for i, row := range c.pairRows() {
-		r.add(gVarlink, row, "pairs/s", true)
-		r.add(gVarlink, rowCPU(row), "µs", false)
-		r.add(gVarlink, rowClientCPU(row), "µs", false)
-		if i%3 == 0 {
-			r.add(gVarlink, rowPairFloorShare(c.pairSizes[i/3]), "%", true)
+	for _, w := range c.pairWorkloads() {
+		r.add(gVarlink, w.row, "pairs/s", true)
+		r.add(gVarlink, rowCPU(w.row), "µs", false)
+		r.add(gVarlink, rowClientCPU(w.row), "µs", false)
+		if w.echo() {
+			r.add(gVarlink, rowFloorShare(w.row), "%", true)
 		}
 	}
 	if len(c.pairSizes) > 0 {
-		r.add(gVarlink, rowPairFloor, "pairs/s", true)
+		for _, pl := range pairPlacements {
+			r.add(gVarlink, rowPairFloor(pl), "pairs/s", true)
+		}
 	}
 	for _, n := range c.listSizes {
 		r.add(gVarlink, rowList(n), "ms", false)
