@@ -47,7 +47,7 @@ func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []
 			}
 		}
 		s.emitAll(conn, sigs)
-		clear(sigs) // drop the names until the next batch
+		sigs = reuseSignals(sigs)
 		if end == nil {
 			continue
 		}
@@ -75,9 +75,25 @@ func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []
 			}
 		}
 		s.emitAll(conn, sigs)
-		clear(sigs)
+		sigs = reuseSignals(sigs)
 		known = now
 	}
+}
+
+// signalsKept is the most signals the forwarder keeps room for between
+// batches: a batch after a long lag may hold thousands, and their array would
+// otherwise stay at that size for the daemon's life.
+const signalsKept = 256
+
+// reuseSignals empties a batch that has been sent, dropping the names it
+// held, and returns it for the next batch, or nil when it grew past
+// signalsKept.
+func reuseSignals(sigs []busconn.Signal) []busconn.Signal {
+	if cap(sigs) > signalsKept {
+		return nil
+	}
+	clear(sigs)
+	return sigs[:0]
 }
 
 // The Manager's signals about one machine.
