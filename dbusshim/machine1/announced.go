@@ -4,10 +4,11 @@ package machine1
 // MachineNew for and not yet MachineRemoved: what it compares a fresh snapshot
 // with when it resynchronizes. A Go map keeps the tables of its largest size
 // after its entries are deleted, so a set that once held every machine of a
-// burst would keep room for all of them for the daemon's life. The set is copied into a map of its current size once it has emptied
-// to a quarter of its size at the last copy, as the registry's indexes are: an
-// emptied set holds nothing, and each entry is copied at most a bounded number
-// of times, so a registration still costs constant time.
+// burst would keep room for all of them for the daemon's life. Like the
+// registry's indexes, the set is copied into a map of its current size once it
+// has emptied to a quarter of its size at the last copy: an emptied set holds
+// nothing, and a copy moves fewer names than were removed since the last one,
+// so the copying costs a constant per removal.
 type announced struct {
 	names map[string]struct{}
 	peak  int // len(names) when names was last allocated or copied, or its largest since
