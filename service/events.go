@@ -38,6 +38,12 @@ const (
 	MaxUnprivilegedWatches = 256
 )
 
+// watchKeep is the most events a watch's two queue arrays keep room for
+// between bursts. A watcher that lagged far behind once would otherwise keep
+// arrays of its largest backlog for as long as it watches; one that keeps up
+// reuses its arrays and allocates nothing.
+const watchKeep = 256
+
 // EventBacklog is how many undelivered events the core holds for one watcher
 // before it drops it. It holds them only while the watcher lags: memory follows
 // the lag, not the limit.
@@ -149,6 +155,9 @@ func (w *Watch) Take() ([]*Event, error) {
 	evs := w.queue
 	clear(w.spare)
 	w.queue, w.spare = w.spare[:0], evs
+	if cap(w.queue) > watchKeep {
+		w.queue = nil
+	}
 	return evs, w.end
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // takeN reads events from w until it has n of them, or the watch ends.
@@ -365,5 +366,62 @@ func TestWatchAsCaps(t *testing.T) {
 	m.mu.Unlock()
 	if n != 0 {
 		t.Errorf("uid %d still counts %d watches after all of them lagged out", lagOwner, n)
+	}
+}
+
+// A watcher that lagged far behind once does not keep arrays of that backlog:
+// once it has taken the backlog and then caught up, neither of its queue
+// arrays has room for more than watchKeep events, while one that keeps up
+// goes on reusing its arrays.
+func TestWatchDropsBacklogArrays(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	_, w := m.Watch(EventBacklog)
+	defer w.Cancel()
+	l := startSleep(t)
+	churn := func(pairs int) {
+		for i := range pairs {
+			name := fmt.Sprintf("m%d", i)
+			if _, err := m.Register(ctx, root, RegisterRequest{Name: name, Class: "vm", Leader: l.Process.Pid}); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Unregister(ctx, root, Selector{Name: name}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	caps := func() (int, int) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return cap(w.queue), cap(w.spare)
+	}
+
+	churn(watchKeep) // twice watchKeep events, none taken
+	if evs, end := w.Take(); end != nil || len(evs) != 2*watchKeep {
+		t.Fatalf("backlog: %d events, %v", len(evs), end)
+	}
+	churn(1)
+	if evs, end := w.Take(); end != nil || len(evs) != 2 {
+		t.Fatalf("after catching up: %d events, %v", len(evs), end)
+	}
+	if q, s := caps(); q > watchKeep || s > watchKeep {
+		t.Errorf("after catching up the arrays have room for %d and %d events, more than %d", q, s, watchKeep)
+	}
+
+	// Keeping up, the watcher swaps the same two arrays back and forth.
+	arrays := func() (**Event, **Event) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return unsafe.SliceData(w.queue), unsafe.SliceData(w.spare)
+	}
+	churn(1)
+	w.Take()
+	churn(1)
+	w.Take()
+	q, s := arrays()
+	churn(1)
+	w.Take()
+	if q2, s2 := arrays(); q2 != s || s2 != q || q == nil || s == nil {
+		t.Errorf("keeping up: arrays (%p, %p) became (%p, %p), want them swapped", q, s, q2, s2)
 	}
 }

@@ -19,9 +19,9 @@ const eventBuffer = 4096
 // behind, it watches again and emits what changed meanwhile, by comparing the
 // new snapshot with the names it knows.
 func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []service.MachineInfo, w *service.Watch) {
-	known := make(map[string]bool, len(snap))
+	known := newAnnounced(len(snap))
 	for _, mi := range snap {
-		known[mi.Name] = true
+		known.add(mi.Name)
 	}
 	var sigs []busconn.Signal
 	for {
@@ -39,15 +39,15 @@ func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []
 		for _, ev := range evs {
 			switch ev.Kind {
 			case service.MachineNew:
-				known[ev.Name] = true
+				known.add(ev.Name)
 				sigs = append(sigs, machineSignal(signalMachineNew, ev.Name))
 			case service.MachineRemoved:
-				delete(known, ev.Name)
+				known.remove(ev.Name)
 				sigs = append(sigs, machineSignal(signalMachineRemoved, ev.Name))
 			}
 		}
 		s.emitAll(conn, sigs)
-		clear(sigs) // drop the names until the next batch
+		sigs = reuseSignals(sigs)
 		if end == nil {
 			continue
 		}
@@ -61,23 +61,39 @@ func (s *Server) forwardEvents(conn *busconn.Conn, mgr *service.Manager, snap []
 		}
 		s.log.Warn("D-Bus signal forwarder fell behind; resynchronizing")
 		snap, w = mgr.Watch(eventBuffer)
-		now := make(map[string]bool, len(snap))
+		now := newAnnounced(len(snap))
 		sigs = sigs[:0]
 		for _, mi := range snap {
-			now[mi.Name] = true
-			if !known[mi.Name] {
+			now.add(mi.Name)
+			if !known.has(mi.Name) {
 				sigs = append(sigs, machineSignal(signalMachineNew, mi.Name))
 			}
 		}
-		for name := range known {
-			if !now[name] {
+		for name := range known.names {
+			if !now.has(name) {
 				sigs = append(sigs, machineSignal(signalMachineRemoved, name))
 			}
 		}
 		s.emitAll(conn, sigs)
-		clear(sigs)
+		sigs = reuseSignals(sigs)
 		known = now
 	}
+}
+
+// signalsKept is the most signals the forwarder keeps room for between
+// batches: a batch after a long lag may hold thousands, and their array would
+// otherwise stay at that size for the daemon's life.
+const signalsKept = 256
+
+// reuseSignals empties a batch that has been sent, dropping the names it
+// held, and returns it for the next batch, or nil when it grew past
+// signalsKept.
+func reuseSignals(sigs []busconn.Signal) []busconn.Signal {
+	if cap(sigs) > signalsKept {
+		return nil
+	}
+	clear(sigs)
+	return sigs[:0]
 }
 
 // The Manager's signals about one machine.

@@ -87,3 +87,23 @@ func TestForwarderResynchronizes(t *testing.T) {
 		}
 	}
 }
+
+// A sent batch is emptied of its names and reused, unless it grew past
+// signalsKept: then it is let go, so that one long lag does not leave an array
+// of its size behind.
+func TestReuseSignalsKeepsSmallBatches(t *testing.T) {
+	small := make([]busconn.Signal, 0, signalsKept)
+	small = append(small, machineSignal(signalMachineNew, "a"), machineSignal(signalMachineRemoved, "b"))
+	got := reuseSignals(small)
+	if len(got) != 0 || cap(got) != signalsKept || &got[:1][0] != &small[0] {
+		t.Fatalf("a batch within the bound was not reused: len %d cap %d", len(got), cap(got))
+	}
+	if small[0].Body != nil || small[1].Body != nil {
+		t.Errorf("the reused batch still holds the names: %v %v", small[0].Body, small[1].Body)
+	}
+
+	big := make([]busconn.Signal, signalsKept+1)
+	if got := reuseSignals(big); got != nil {
+		t.Errorf("a batch of %d was kept (cap %d)", len(big), cap(got))
+	}
+}
