@@ -349,12 +349,26 @@ func (b *bench) leanPairWindow(p *pairPlayer, vs []*vconn) (pairs, refused, trie
 	var wg sync.WaitGroup
 	errs := make([]error, len(vs))
 	deadline := time.Now().Add(b.cfg.dur)
-	take := func() pairReq {
+	// A leader still in a pair on another connection is passed over: with
+	// many connections, one that stalls could otherwise meet its own leader
+	// again on another, and the refusal would be the harness's doing.
+	inFlight := map[int]bool{}
+	take := func() int {
 		mu.Lock()
 		defer mu.Unlock()
-		r := p.reqs[p.next%len(p.reqs)]
-		p.next++
-		return r
+		for {
+			i := p.next % len(p.reqs)
+			p.next++
+			if !inFlight[i] {
+				inFlight[i] = true
+				return i
+			}
+		}
+	}
+	release := func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		delete(inFlight, i)
 	}
 	counts := make([]struct{ pairs, refused int }, len(vs))
 	for c, v := range vs {
@@ -362,20 +376,15 @@ func (b *bench) leanPairWindow(p *pairPlayer, vs []*vconn) (pairs, refused, trie
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				r := take()
-				if _, err := v.call(r.reg); err != nil {
-					// Upstream refuses a leader whose previous machine it has not
-					// cleaned up yet; count it and go on with the next leader.
-					var ve *varlinkError
-					if errors.As(err, &ve) && strings.HasPrefix(ve.name, "io.systemd.Machine.MachineExists") {
+				i := take()
+				err := b.leanPair(v, p.reqs[i])
+				release(i)
+				if err != nil {
+					if errors.Is(err, errRefused) {
 						counts[c].refused++
 						continue
 					}
-					errs[c] = fmt.Errorf("Register: %w", err)
-					return
-				}
-				if _, err := v.call(r.unreg); err != nil {
-					errs[c] = fmt.Errorf("Unregister: %w", err)
+					errs[c] = err
 					return
 				}
 				counts[c].pairs++
@@ -388,6 +397,26 @@ func (b *bench) leanPairWindow(p *pairPlayer, vs []*vconn) (pairs, refused, trie
 		refused += n.refused
 	}
 	return pairs, refused, pairs + refused, errors.Join(errs...)
+}
+
+// errRefused: the daemon refused a Register with MachineExists.
+var errRefused = errors.New("refused with MachineExists")
+
+// leanPair registers and unregisters r's machine on v.
+func (b *bench) leanPair(v *vconn, r pairReq) error {
+	if _, err := v.call(r.reg); err != nil {
+		// Upstream refuses a leader whose previous machine it has not
+		// cleaned up yet; the caller counts it and goes on with the next.
+		var ve *varlinkError
+		if errors.As(err, &ve) && strings.HasPrefix(ve.name, "io.systemd.Machine.MachineExists") {
+			return errRefused
+		}
+		return fmt.Errorf("Register: %w", err)
+	}
+	if _, err := v.call(r.unreg); err != nil {
+		return fmt.Errorf("Unregister: %w", err)
+	}
+	return nil
 }
 
 // goPairWindow runs varlink/go pairs for one window, cycling through
