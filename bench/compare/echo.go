@@ -50,6 +50,16 @@ func startEcho(bin, dir string) (*echoServer, error) {
 	return &echoServer{sock: sock, cmd: cmd}, nil
 }
 
+// echoCaller sends the requests to the echo server in turn, one per call.
+func echoCaller(e *vconn, reqs [][]byte) func() error {
+	k := 0
+	return func() error {
+		_, err := e.call(reqs[k%len(reqs)])
+		k++
+		return err
+	}
+}
+
 func (e *echoServer) close() {
 	e.cmd.Process.Kill()
 	e.cmd.Wait()
@@ -93,12 +103,7 @@ func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
 		return
 	}
 	defer e.Close()
-	k := 0
-	echoOnce := func() error {
-		_, err := e.call(reqs[k%len(reqs)])
-		k++
-		return err
-	}
+	echoOnce := echoCaller(e, reqs)
 	// The whole harness goes to CPU 0, not one locked thread: Go hands a
 	// goroutine woken by the netpoller to its locked thread with one more
 	// wake-up, on whichever CPU the netpoller ran.

@@ -628,12 +628,7 @@ func (b *bench) againstEcho(d *daemon, reqs [][]byte, lookup func() error) (floa
 		return medianRate(b.cfg.reps, b.cfg.dur, 3, lookup)
 	}
 	defer e.Close()
-	k := 0
-	echoOnce := func() error {
-		_, err := e.call(reqs[k%len(reqs)])
-		k++
-		return err
-	}
+	echoOnce := echoCaller(e, reqs)
 	var ours, floor, share []float64
 	for range b.cfg.reps {
 		r, err := rate(b.cfg.dur, 3, lookup)
