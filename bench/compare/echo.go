@@ -85,9 +85,9 @@ var echoPlacements = []struct {
 	{"on two vCPUs", 1},
 }
 
-// pinnedShares measures lookup against the echo server with the harness's
-// client thread on CPU 0 and both servers on serverCPU, in alternating
-// windows, for each placement; every affinity is restored afterwards.
+// pinnedShares measures lookup against the echo server with the harness on
+// CPU 0 and both servers on serverCPU (pinTo), in alternating windows, for
+// each placement.
 func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
 	if runtime.NumCPU() < 2 {
 		for _, p := range echoPlacements {
@@ -104,15 +104,6 @@ func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
 	}
 	defer e.Close()
 	echoOnce := echoCaller(e, reqs)
-	// The whole harness goes to CPU 0, not one locked thread: Go hands a
-	// goroutine woken by the netpoller to its locked thread with one more
-	// wake-up, on whichever CPU the netpoller ran.
-	var all unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &all); err != nil {
-		b.logf("%s: pinned shares: %v", d.key, err)
-		return
-	}
-	defer setAffinityAll(os.Getpid(), &all) // threads started meanwhile included
 	for _, p := range echoPlacements {
 		share, err := b.pinnedShare(p.serverCPU, []int{d.pid(), b.echo.cmd.Process.Pid}, lookup, echoOnce)
 		if err != nil {
@@ -123,20 +114,13 @@ func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
 	}
 }
 
-// pinnedShare pins the harness to CPU 0 and every thread of the servers to
-// cpu, then alternates windows of lookup and echo.
+// pinnedShare places the harness and the servers (pinTo), then alternates
+// windows of lookup and echo.
 func (b *bench) pinnedShare(cpu int, servers []int, lookup, echo func() error) ([]float64, error) {
-	var client unix.CPUSet
-	client.Set(0)
-	if err := setAffinityAll(os.Getpid(), &client); err != nil {
+	restore, err := pinTo(cpu, servers...)
+	defer restore()
+	if err != nil {
 		return nil, err
-	}
-	for _, pid := range servers {
-		restore, err := pinProcess(pid, cpu)
-		defer restore()
-		if err != nil {
-			return nil, err
-		}
 	}
 	var share []float64
 	for range b.cfg.reps {
@@ -151,6 +135,34 @@ func (b *bench) pinnedShare(cpu int, servers []int, lookup, echo func() error) (
 		share = append(share, 100*r/f)
 	}
 	return share, nil
+}
+
+// pinTo pins the whole harness to CPU 0 and every thread of the servers to
+// cpu, and returns what puts every affinity back (the harness's threads
+// started meanwhile included). The whole harness, not one locked thread: Go
+// hands a goroutine woken by the netpoller to its locked thread with one more
+// wake-up, on whichever CPU the netpoller ran.
+func pinTo(cpu int, servers ...int) (restore func(), err error) {
+	var all, zero unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		return func() {}, err
+	}
+	var unpins []func()
+	restore = func() {
+		for _, u := range unpins {
+			u()
+		}
+		setAffinityAll(os.Getpid(), &all)
+	}
+	for _, pid := range servers {
+		unpin, err := pinProcess(pid, cpu)
+		unpins = append(unpins, unpin)
+		if err != nil {
+			return restore, err
+		}
+	}
+	zero.Set(0)
+	return restore, setAffinityAll(os.Getpid(), &zero)
 }
 
 // pinProcess sets the affinity of every thread of pid to cpu and returns

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/varlink/go/varlink"
-	"golang.org/x/sys/unix"
 )
 
 // The Varlink Register+Unregister pairs are a ping-pong: the client waits for
@@ -322,24 +320,11 @@ func (b *bench) pairWindow(p *pairPlayer, w pairWorkload, window func(*pairPlaye
 
 // place pins the harness to CPU 0 and p's server to cpu until restore.
 func (b *bench) place(p *pairPlayer, cpu int) (restore func(), err error) {
-	var all, zero unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &all); err != nil {
-		return func() {}, err
-	}
-	zero.Set(0)
 	pid := b.echo.cmd.Process.Pid
 	if p.d != nil {
 		pid = p.d.pid()
 	}
-	unpin, err := pinProcess(pid, cpu)
-	restore = func() {
-		unpin()
-		setAffinityAll(os.Getpid(), &all)
-	}
-	if err != nil {
-		return restore, err
-	}
-	return restore, setAffinityAll(os.Getpid(), &zero)
+	return pinTo(cpu, pid)
 }
 
 // leanPairWindow runs pairs on the given connections for one window; each
