@@ -218,54 +218,27 @@ func (r *callReader) u64() uint64 {
 	return 0
 }
 
-func (r *callReader) string() string {
-	n := r.u32()
-	p := r.take(int(n) + 1)
-	if p == nil {
-		return ""
-	}
-	if p[n] != 0 {
-		r.fail(fmt.Errorf("string not NUL-terminated: %w", errProtocol))
-	}
-	return string(p[:n])
-}
+func (r *callReader) string() string { return string(r.stringBytes()) }
 
 // stringBytes is string without the copy: the bytes in the message.
-func (r *callReader) stringBytes() []byte {
-	n := r.u32()
-	p := r.take(int(n) + 1)
-	if p == nil {
-		return nil
-	}
-	if p[n] != 0 {
-		r.fail(fmt.Errorf("string not NUL-terminated: %w", errProtocol))
-	}
-	return p[:n:n]
-}
+func (r *callReader) stringBytes() []byte { return r.terminated(int(r.u32()), "string") }
+
+func (r *callReader) signature() string { return string(r.signatureBytes()) }
 
 // signatureBytes is signature without the copy.
-func (r *callReader) signatureBytes() []byte {
-	n := r.byte()
-	p := r.take(int(n) + 1)
+func (r *callReader) signatureBytes() []byte { return r.terminated(int(r.byte()), "signature") }
+
+// terminated takes n bytes and the NUL after them, and returns the n bytes
+// (nil when the message ends first).
+func (r *callReader) terminated(n int, what string) []byte {
+	p := r.take(n + 1)
 	if p == nil {
 		return nil
 	}
 	if p[n] != 0 {
-		r.fail(fmt.Errorf("signature not NUL-terminated: %w", errProtocol))
+		r.fail(fmt.Errorf("%s not NUL-terminated: %w", what, errProtocol))
 	}
 	return p[:n:n]
-}
-
-func (r *callReader) signature() string {
-	n := r.byte()
-	p := r.take(int(n) + 1)
-	if p == nil {
-		return ""
-	}
-	if p[n] != 0 {
-		r.fail(fmt.Errorf("signature not NUL-terminated: %w", errProtocol))
-	}
-	return string(p[:n])
 }
 
 // value decodes one complete type. The shapes are those godbus decodes to
