@@ -92,6 +92,21 @@ func TestCopyCancelled(t *testing.T) {
 		h.Release()
 		eventually(t, "the cancelled copy ended", func() bool { return d.logCount("operation failed") > failed })
 	}
+	// hangUpVarlink starts a Varlink CopyTo, waits until it blocks on h's
+	// lease and hangs up.
+	hangUpVarlink := func(t *testing.T, h *leasetest.Lease, source, destination string) {
+		t.Helper()
+		conn, err := net.Dial("unix", d.sock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := `{"method":"io.systemd.Machine.CopyTo","parameters":{"name":"cp-cancel","source":"` + source + `","destination":"` + destination + `"}}` + "\x00"
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
+		conn.Close()
+	}
 	noTrace := func(name string) {
 		t.Helper()
 		if _, err := os.Lstat(root + "/tmp/" + name); err == nil {
@@ -105,16 +120,7 @@ func TestCopyCancelled(t *testing.T) {
 	t.Run("varlink hangup", func(t *testing.T) {
 		h := leasetest.Hold(t, host+"/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
-		conn, err := net.Dial("unix", d.sock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := `{"method":"io.systemd.Machine.CopyTo","parameters":{"name":"cp-cancel","source":"` + host + `/held","destination":"/tmp/by-varlink"}}` + "\x00"
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
-		conn.Close()
+		hangUpVarlink(t, h, host+"/held", "/tmp/by-varlink")
 		finish(h, cancelled, failed)
 		noTrace("by-varlink")
 	})
@@ -131,16 +137,7 @@ func TestCopyCancelled(t *testing.T) {
 		writeFile(t, host+"/tree/sub/held", "held\n", 0o644, 0, 0)
 		h := leasetest.Hold(t, host+"/tree/sub/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
-		conn, err := net.Dial("unix", d.sock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := `{"method":"io.systemd.Machine.CopyTo","parameters":{"name":"cp-cancel","source":"` + host + `/tree","destination":"/tmp/tree-by-varlink"}}` + "\x00"
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "the copy waiting on the lease", func() bool { return h.Waiters(t) == 1 })
-		conn.Close()
+		hangUpVarlink(t, h, host+"/tree", "/tmp/tree-by-varlink")
 		eventually(t, "the copy cancelled", func() bool { return d.logCount("operation cancelled") > cancelled })
 		time.Sleep(500 * time.Millisecond)
 		h.Release()
