@@ -167,6 +167,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func alive(pid int) bool { return unix.Kill(pid, 0) == nil }
 
+// blockedCopy is a copy of src/name to dst/into through r, started and
+// stopped in a helper that is blocked opening the leased file.
+type blockedCopy struct {
+	lease  *leasetest.Lease
+	helper int
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startBlocked starts the copy once held (a file under src/name) is leased,
+// and returns when the helper is blocked on the lease.
+func startBlocked(t *testing.T, r *Runner, src, name, held, dst, into string) *blockedCopy {
+	t.Helper()
+	b := &blockedCopy{lease: leasetest.Hold(t, held), done: make(chan error, 1)}
+	pid := make(chan int, 1)
+	r.started = func(p int) { pid <- p }
+	var ctx context.Context
+	ctx, b.cancel = context.WithCancel(context.Background())
+	go func() {
+		b.done <- r.Copy(ctx, side(t, src, name, proc.Owner{}), side(t, dst, into, proc.Owner{}), containerfs.Options{})
+	}()
+	b.helper = <-pid
+	waitFor(t, "the helper blocked on the lease", func() bool { return b.lease.Waiters(t) > 0 })
+	return b
+}
+
 // Ending the context stops the helper: it finishes the call it is in, removes
 // what it had started and exits; nothing is left under the final name or a
 // temporary one, and no process is left behind.
@@ -174,29 +200,20 @@ func TestHelperCancelled(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	write(t, src+"/tree/a", "alpha", 0o644)
 	write(t, src+"/tree/z", "held", 0o644)
-	lease := leasetest.Hold(t, src+"/tree/z")
 	r := testRunner()
 	r.grace = time.Minute
-	pid := make(chan int, 1)
-	r.started = func(p int) { pid <- p }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- r.Copy(ctx, side(t, src, "tree", proc.Owner{}), side(t, dst, "copy", proc.Owner{}), containerfs.Options{})
-	}()
-	helper := <-pid
-	waitFor(t, "the helper blocked on the lease", func() bool { return lease.Waiters(t) > 0 })
-	cancel()
+	c := startBlocked(t, r, src, "tree", src+"/tree/z", dst, "copy")
+	c.cancel()
 	// The helper learns of the end by a signal, asynchronously: the lease is
 	// released once it has had time to, and the open it is blocked in then
 	// completes into a copy that stops there.
 	time.Sleep(500 * time.Millisecond)
-	lease.Release()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	c.lease.Release()
+	if err := <-c.done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled copy: %v", err)
 	}
-	if alive(helper) {
-		t.Errorf("helper %d still there", helper)
+	if alive(c.helper) {
+		t.Errorf("helper %d still there", c.helper)
 	}
 	if entries, _ := os.ReadDir(dst); len(entries) > 0 {
 		t.Errorf("cancelled copy left %v", entries)
@@ -208,23 +225,13 @@ func TestHelperCancelled(t *testing.T) {
 func TestHelperKilledAfterGrace(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
 	write(t, src+"/d/z", "held", 0o644)
-	lease := leasetest.Hold(t, src+"/d/z")
-	r := testRunner()
-	pid := make(chan int, 1)
-	r.started = func(p int) { pid <- p }
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- r.Copy(ctx, side(t, src, "d", proc.Owner{}), side(t, dst, "d", proc.Owner{}), containerfs.Options{})
-	}()
-	helper := <-pid
-	waitFor(t, "the helper blocked on the lease", func() bool { return lease.Waiters(t) > 0 })
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	c := startBlocked(t, testRunner(), src, "d", src+"/d/z", dst, "d")
+	c.cancel()
+	if err := <-c.done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled copy: %v", err)
 	}
-	if alive(helper) {
-		t.Errorf("helper %d survived its grace period", helper)
+	if alive(c.helper) {
+		t.Errorf("helper %d survived its grace period", c.helper)
 	}
 }
 
