@@ -101,7 +101,8 @@ type pairPlayer struct {
 	reqs  []pairReq // its own share of the pair leaders
 	next  int
 	goK   int
-	fail  map[string]error
+	down  error            // why the player takes no more windows at all
+	fail  map[string]error // why it takes no more windows of a workload, by row
 	stats map[string]*pairStats
 }
 
@@ -172,14 +173,13 @@ func (b *bench) pairPhase(scratch string) {
 		for i := registered; i < n; i++ {
 			names = append(names, machineName(i))
 		}
-		for _, d := range vds {
-			if err := d.registerAll(names, b.userLeaders[registered:n]); err != nil {
-				b.logf("%s: registering %d machines: %v", d.key, n, err)
-				for _, p := range players {
-					if p.d == d {
-						p.fail = map[string]error{"": fmt.Errorf("registering %d machines: %w", n, err)}
-					}
-				}
+		for _, p := range players {
+			if p.d == nil || p.down != nil {
+				continue
+			}
+			if err := p.d.registerAll(names, b.userLeaders[registered:n]); err != nil {
+				b.logf("%s: registering %d machines: %v", p.key, n, err)
+				p.down = fmt.Errorf("registering %d machines: %w", n, err)
 			}
 		}
 		registered = n
@@ -248,7 +248,7 @@ func (b *bench) pairDuel(players []*pairPlayer, present int) {
 			var echoRate float64
 			for k := range players {
 				p := players[(k+rep)%len(players)]
-				if (p.d == nil && !w.echo()) || p.fail[""] != nil || p.fail[w.row] != nil {
+				if (p.d == nil && !w.echo()) || p.down != nil || p.fail[w.row] != nil {
 					continue
 				}
 				r, err := b.pairWindow(p, w, window)
@@ -440,11 +440,11 @@ func (b *bench) goPairWindow(p *pairPlayer) (pairs, refused, tried int, err erro
 // reportPairs sets a daemon's rows of the pair phase.
 func (b *bench) reportPairs(p *pairPlayer) {
 	for _, row := range b.cfg.pairRows() {
-		if err := p.fail[""]; err != nil {
-			b.set(gVarlink, row, "pairs/s", true, p.d, failed(err))
-			continue
+		err := p.down
+		if err == nil {
+			err = p.fail[row]
 		}
-		if err := p.fail[row]; err != nil {
+		if err != nil {
 			b.set(gVarlink, row, "pairs/s", true, p.d, failed(err))
 			continue
 		}
