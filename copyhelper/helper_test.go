@@ -6,12 +6,12 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"github.com/machined-go/machined/internal/leasetest"
 
 	"golang.org/x/sys/unix"
@@ -49,25 +49,12 @@ func side(t *testing.T, dir, name string, owner proc.Owner) containerfs.Side {
 	return containerfs.Side{Dir: fd, Name: name, As: th}
 }
 
-func write(t *testing.T, path, data string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A copy made by the helper is the tree, modes and links included, and it is
 // made in another process.
 func TestCopyInHelper(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/tree/a", "alpha", 0o640)
-	write(t, src+"/tree/sub/b", strings.Repeat("b", 300<<10), 0o755)
+	filetest.WriteFile(t, src+"/tree/a", "alpha", 0o640)
+	filetest.WriteFile(t, src+"/tree/sub/b", strings.Repeat("b", 300<<10), 0o755)
 	if err := os.Symlink("../a", src+"/tree/sub/link"); err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +88,8 @@ func TestCopyInHelper(t *testing.T) {
 // reads, and the identity of each side reaches the helper.
 func TestHelperErrorsKeepErrno(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/d/f", "new", 0o644)
-	write(t, dst+"/d/f", "old", 0o644)
+	filetest.WriteFile(t, src+"/d/f", "new", 0o644)
+	filetest.WriteFile(t, dst+"/d/f", "old", 0o644)
 	r := testRunner()
 	helpers := 0
 	r.started = func(int) { helpers++ }
@@ -135,7 +122,7 @@ func TestHelperErrorsKeepErrno(t *testing.T) {
 // exist, in process, with the same result and errors.
 func TestOnlyTreesGoToAHelper(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/f", "one file", 0o600)
+	filetest.WriteFile(t, src+"/f", "one file", 0o600)
 	r := testRunner()
 	helpers := 0
 	r.started = func(int) { helpers++ }
@@ -198,8 +185,8 @@ func startBlocked(t *testing.T, r *Runner, src, name, held, dst, into string) *b
 // temporary one, and no process is left behind.
 func TestHelperCancelled(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/tree/a", "alpha", 0o644)
-	write(t, src+"/tree/z", "held", 0o644)
+	filetest.WriteFile(t, src+"/tree/a", "alpha", 0o644)
+	filetest.WriteFile(t, src+"/tree/z", "held", 0o644)
 	r := testRunner()
 	r.grace = time.Minute
 	c := startBlocked(t, r, src, "tree", src+"/tree/z", dst, "copy")
@@ -224,7 +211,7 @@ func TestHelperCancelled(t *testing.T) {
 // is killed once the grace period is over, and Copy returns.
 func TestHelperKilledAfterGrace(t *testing.T) {
 	src, dst := t.TempDir(), t.TempDir()
-	write(t, src+"/d/z", "held", 0o644)
+	filetest.WriteFile(t, src+"/d/z", "held", 0o644)
 	c := startBlocked(t, testRunner(), src, "d", src+"/d/z", dst, "d")
 	c.cancel()
 	if err := <-c.done; !errors.Is(err, context.Canceled) {
@@ -273,7 +260,7 @@ func TestHelperLifeline(t *testing.T) {
 		t.Error("a helper without a request exited 0")
 	}
 
-	write(t, src+"/z", "held", 0o644)
+	filetest.WriteFile(t, src+"/z", "held", 0o644)
 	lease := leasetest.Hold(t, src+"/z")
 	cmd, feed, out := startHelper(t, src, dst)
 	req, _ := json.Marshal(request{SrcName: "z", DstName: "z"})
@@ -300,7 +287,7 @@ func TestHelperLifeline(t *testing.T) {
 // names against them.
 func TestHelperRefusesNonDirectories(t *testing.T) {
 	dir := t.TempDir()
-	write(t, dir+"/file", "x", 0o644)
+	filetest.WriteFile(t, dir+"/file", "x", 0o644)
 	cmd, feed, out := startHelper(t, dir+"/file", dir)
 	req, _ := json.Marshal(request{SrcName: "a", DstName: "b"})
 	feed.Write(append(req, '\n'))

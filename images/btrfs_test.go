@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +58,7 @@ func TestSubvolumeImage(t *testing.T) {
 	p, pool := btrfsPool(t)
 	sv := filepath.Join(pool, "sv")
 	run(t, "btrfs", "subvolume", "create", sv)
-	writeFile(t, filepath.Join(sv, "etc/os-release"), "ID=test\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(sv, "etc/os-release"), "ID=test\n", 0o644)
 	mkdirs(t, filepath.Join(pool, "plain"))
 	// Accounting follows transaction commits: commit, then count.
 	run(t, "btrfs", "filesystem", "sync", pool)
@@ -179,8 +180,8 @@ func TestCloneSubvolumeSnapshot(t *testing.T) {
 	p, pool := btrfsPool(t)
 	sv := filepath.Join(pool, "src")
 	run(t, "btrfs", "subvolume", "create", sv)
-	writeFile(t, filepath.Join(sv, "etc/hostname"), "src\n", 0o644)
-	writeFile(t, filepath.Join(p.cfg.NspawnDirs[0], "src.nspawn"), "[Exec]\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(sv, "etc/hostname"), "src\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(p.cfg.NspawnDirs[0], "src.nspawn"), "[Exec]\n", 0o644)
 
 	if err := p.Clone(context.Background(), "src", "ro-copy", true); err != nil {
 		t.Fatal(err)
@@ -246,7 +247,7 @@ func TestRemoveNestedSubvolumes(t *testing.T) {
 	run(t, "btrfs", "subvolume", "create", outer)
 	mkdirs(t, filepath.Join(outer, "a/b"))
 	run(t, "btrfs", "subvolume", "create", filepath.Join(outer, "a/b/inner"))
-	writeFile(t, filepath.Join(outer, "a/b/inner/file"), "x", 0o644)
+	filetest.WriteFile(t, filepath.Join(outer, "a/b/inner/file"), "x", 0o644)
 	if err := p.Remove(context.Background(), "outer"); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestRemoveNestedSubvolumes(t *testing.T) {
 func TestCloneDirectoryOntoBtrfs(t *testing.T) {
 	p, pool := btrfsPool(t)
 	src := filepath.Join(pool, "dir")
-	writeFile(t, filepath.Join(src, "etc/os-release"), "ID=x\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(src, "etc/os-release"), "ID=x\n", 0o644)
 	if err := p.Clone(context.Background(), "dir", "copy", true); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestCloneNestedSubvolumes(t *testing.T) {
 	mkdirs(t, filepath.Join(outer, "var/lib"))
 	run(t, "btrfs", "subvolume", "create", filepath.Join(outer, "var/lib/inner"))
 	run(t, "btrfs", "subvolume", "create", filepath.Join(outer, "var/lib/inner/deeper"))
-	writeFile(t, filepath.Join(outer, "var/lib/inner/deeper/file"), "deep", 0o644)
+	filetest.WriteFile(t, filepath.Join(outer, "var/lib/inner/deeper/file"), "deep", 0o644)
 	if err := p.Clone(context.Background(), "outer", "copy", true); err != nil {
 		t.Fatal(err)
 	}

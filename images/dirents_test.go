@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +21,7 @@ func TestReadNamesMatchesReadDir(t *testing.T) {
 	for i := range 1000 { // about 120 KiB of records: four reads at least
 		mkdirs(t, filepath.Join(dir, fmt.Sprintf("%s-%04d", long, i)))
 	}
-	writeFile(t, filepath.Join(dir, "file.raw"), "", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "file.raw"), "", 0o644)
 	os.Symlink("nowhere", filepath.Join(dir, "dangling"))
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

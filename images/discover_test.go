@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +20,8 @@ func TestListTypesAndPriority(t *testing.T) {
 	first, second := filepath.Join(root, "etc"), filepath.Join(root, "var")
 	mkdirs(t, filepath.Join(first, "dup"), filepath.Join(second, "dup"), filepath.Join(second, "tree"),
 		filepath.Join(second, "dir.raw"), filepath.Join(second, ".hidden"))
-	writeFile(t, filepath.Join(second, "disk.raw"), "data", 0o644)
-	writeFile(t, filepath.Join(second, "notraw"), "x", 0o644) // a plain file is no image
+	filetest.WriteFile(t, filepath.Join(second, "disk.raw"), "data", 0o644)
+	filetest.WriteFile(t, filepath.Join(second, "notraw"), "x", 0o644) // a plain file is no image
 	if err := unix.Mkfifo(filepath.Join(second, "fifo.raw"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestListPrefersLookupOrder(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	mkdirs(t, filepath.Join(dir, "same"))
-	writeFile(t, filepath.Join(dir, "same.raw"), "x", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "same.raw"), "x", 0o644)
 	p, _ := testPool(t, dir)
 	imgs, err := p.List()
 	if err != nil {
@@ -101,7 +102,7 @@ func TestRawSizesTimesAndReadOnly(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "disk.raw")
-	writeFile(t, path, "", 0o644)
+	filetest.WriteFile(t, path, "", 0o644)
 	if err := os.Truncate(path, 10<<20); err != nil { // sparse: size without blocks
 		t.Fatal(err)
 	}
@@ -246,14 +247,14 @@ func TestVersionedImages(t *testing.T) {
 		filepath.Join(v, "os_1.30+0"),     // no tries left
 		filepath.Join(v, "other_9"))       // another base name
 	rv := filepath.Join(dir, "disk.raw.v")
-	writeFile(t, filepath.Join(rv, "disk_2.raw"), "2", 0o644)
-	writeFile(t, filepath.Join(rv, "disk_3_x86-64.raw"), "3", 0o644)
-	writeFile(t, filepath.Join(rv, "disk_3.raw"), "3", 0o644)
-	writeFile(t, filepath.Join(rv, "disk_1.raw"), "1", 0o644)
+	filetest.WriteFile(t, filepath.Join(rv, "disk_2.raw"), "2", 0o644)
+	filetest.WriteFile(t, filepath.Join(rv, "disk_3_x86-64.raw"), "3", 0o644)
+	filetest.WriteFile(t, filepath.Join(rv, "disk_3.raw"), "3", 0o644)
+	filetest.WriteFile(t, filepath.Join(rv, "disk_1.raw"), "1", 0o644)
 	mkdirs(t, filepath.Join(dir, "empty.v"))
 	wrong := filepath.Join(dir, "wrong.v")
 	mkdirs(t, filepath.Join(wrong, "wrong_1"))
-	writeFile(t, filepath.Join(wrong, "wrong_2"), "newest is a file", 0o644)
+	filetest.WriteFile(t, filepath.Join(wrong, "wrong_2"), "newest is a file", 0o644)
 
 	p, _ := testPool(t, dir)
 	imgs, err := p.List()

@@ -87,19 +87,6 @@ func mkdirs(t testing.TB, paths ...string) {
 	}
 }
 
-func writeFile(t testing.TB, path, content string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // clearImmutable lets the test's temporary directory be removed.
 func clearImmutable(t testing.TB, path string) {
 	t.Cleanup(func() { _ = setImmutablePath(path, false) })

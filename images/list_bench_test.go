@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,8 +16,8 @@ func benchPool(b *testing.B) *Pool {
 	dir := b.TempDir()
 	for i := range 1000 {
 		root := filepath.Join(dir, fmt.Sprintf("image-%04d", i))
-		writeFile(b, filepath.Join(root, "usr/lib/os-release"), "ID=bench\nVERSION_ID=1\n", 0o644)
-		writeFile(b, filepath.Join(root, "etc/hostname"), "bench\n", 0o644)
+		filetest.WriteFile(b, filepath.Join(root, "usr/lib/os-release"), "ID=bench\nVERSION_ID=1\n", 0o644)
+		filetest.WriteFile(b, filepath.Join(root, "etc/hostname"), "bench\n", 0o644)
 	}
 	p, _ := testPool(b, dir)
 	return p

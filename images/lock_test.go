@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,11 +107,11 @@ func busyboxTree(t *testing.T, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(root, "bin/busybox"), string(data), 0o755)
+	filetest.WriteFile(t, filepath.Join(root, "bin/busybox"), string(data), 0o755)
 	for _, l := range []string{"sh", "sleep"} {
 		os.Symlink("busybox", filepath.Join(root, "bin", l))
 	}
-	writeFile(t, filepath.Join(root, "usr/lib/os-release"), "ID=busybox\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(root, "usr/lib/os-release"), "ID=busybox\n", 0o644)
 }
 
 // The pool and a real systemd-nspawn see each other's locks: while nspawn runs

@@ -10,15 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
 func writeOSTree(t *testing.T, root, id, hostname string) {
 	t.Helper()
-	writeFile(t, filepath.Join(root, "usr/lib/os-release"), "ID="+id+"\nPRETTY_NAME=\"Test "+id+"\"\n", 0o644)
-	writeFile(t, filepath.Join(root, "etc/hostname"), "# comment\n\n"+hostname+"\n", 0o644)
-	writeFile(t, filepath.Join(root, "etc/machine-id"), "0123456789ABCDEF0123456789abcdef\n", 0o444)
-	writeFile(t, filepath.Join(root, "etc/machine-info"), "PRETTY_HOSTNAME='Box'\nCHASSIS=vm\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(root, "usr/lib/os-release"), "ID="+id+"\nPRETTY_NAME=\"Test "+id+"\"\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(root, "etc/hostname"), "# comment\n\n"+hostname+"\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(root, "etc/machine-id"), "0123456789ABCDEF0123456789abcdef\n", 0o444)
+	filetest.WriteFile(t, filepath.Join(root, "etc/machine-info"), "PRETTY_HOSTNAME='Box'\nCHASSIS=vm\n", 0o644)
 }
 
 func TestTreeMetadata(t *testing.T) {
@@ -46,7 +47,7 @@ func TestTreeMetadata(t *testing.T) {
 	}
 
 	// Changes show at once: trees are not cached.
-	writeFile(t, filepath.Join(tree, "etc/hostname"), "changed\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "etc/hostname"), "changed\n", 0o644)
 	if md, _ = p.Metadata(context.Background(), img, AllMetadata); md.Hostname != "changed" {
 		t.Errorf("after a change: hostname %q", md.Hostname)
 	}
@@ -60,12 +61,12 @@ func TestTreeMetadataHostile(t *testing.T) {
 	tree := filepath.Join(dir, "tree")
 	mkdirs(t, filepath.Join(tree, "etc"))
 	os.Symlink("/etc/hostname-inside", filepath.Join(tree, "etc/hostname"))
-	writeFile(t, filepath.Join(tree, "etc/hostname-inside"), "contained\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "etc/hostname-inside"), "contained\n", 0o644)
 	if err := unix.Mkfifo(filepath.Join(tree, "etc/machine-info"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(tree, "etc/os-release"), "ID=big\n"+strings.Repeat("#", maxMetadataFile), 0o644)
-	writeFile(t, filepath.Join(tree, "usr/lib/os-release"), "ID=fallback\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "etc/os-release"), "ID=big\n"+strings.Repeat("#", maxMetadataFile), 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "usr/lib/os-release"), "ID=fallback\n", 0o644)
 	os.Symlink("/proc/self/root/etc/machine-id", filepath.Join(tree, "etc/machine-id"))
 	p, _ := testPool(t, dir)
 	img, _ := p.Get("tree")
@@ -77,7 +78,7 @@ func TestTreeMetadataHostile(t *testing.T) {
 		t.Errorf("hostile tree: %+v", md)
 	}
 	// Just under the bound is read.
-	writeFile(t, filepath.Join(tree, "etc/os-release"), "ID=big\n"+strings.Repeat("#", maxMetadataFile-8), 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "etc/os-release"), "ID=big\n"+strings.Repeat("#", maxMetadataFile-8), 0o644)
 	if md, _ = p.Metadata(context.Background(), img, AllMetadata); !slices.Equal(md.OSRelease, []string{"ID=big"}) {
 		t.Errorf("file under the bound: %v", md.OSRelease)
 	}
@@ -175,7 +176,7 @@ func TestRawGPTMetadata(t *testing.T) {
 	if !metadataEqual(md, md2) {
 		t.Errorf("cached %+v != %+v", md2, md)
 	}
-	writeFile(t, filepath.Join(root, "etc/hostname"), "new-host\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(root, "etc/hostname"), "new-host\n", 0o644)
 	os.Remove(img)
 	makeGPTImage(t, img, "4f68bce3-e8cd-4db1-96e7-fbcaf984b709", root)
 	image, _ = p.Get("disk")

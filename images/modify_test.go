@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,11 +17,11 @@ func TestRename(t *testing.T) {
 	dir := t.TempDir()
 	p, cfg := testPool(t, dir)
 	mkdirs(t, filepath.Join(dir, "tree"), filepath.Join(dir, "taken"))
-	writeFile(t, filepath.Join(dir, "disk.raw"), "raw", 0o644)
-	writeFile(t, filepath.Join(cfg.NspawnDirs[0], "tree.nspawn"), "[Exec]\n", 0o644)
-	writeFile(t, filepath.Join(dir, "tree.nspawn"), "[Files]\n", 0o644)
-	writeFile(t, filepath.Join(dir, "tree.roothash"), "abc", 0o644)
-	writeFile(t, filepath.Join(dir, "disk.verity"), "v", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.raw"), "raw", 0o644)
+	filetest.WriteFile(t, filepath.Join(cfg.NspawnDirs[0], "tree.nspawn"), "[Exec]\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "tree.nspawn"), "[Files]\n", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "tree.roothash"), "abc", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.verity"), "v", 0o644)
 	clearImmutable(t, filepath.Join(dir, "tree"))
 	clearImmutable(t, filepath.Join(dir, "renamed"))
 	setImmutablePath(filepath.Join(dir, "tree"), true)
@@ -106,7 +107,7 @@ func TestMarkReadOnly(t *testing.T) {
 	p, _ := testPool(t, dir)
 	mkdirs(t, filepath.Join(dir, "tree"), filepath.Join(dir, ".hidden"))
 	clearImmutable(t, filepath.Join(dir, "tree"))
-	writeFile(t, filepath.Join(dir, "disk.raw"), "x", 0o664)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.raw"), "x", 0o664)
 
 	if err := p.MarkReadOnly("tree", true); err != nil {
 		t.Fatal(err)
@@ -163,15 +164,15 @@ func TestRemove(t *testing.T) {
 	dir := t.TempDir()
 	p, cfg := testPool(t, dir)
 	tree := filepath.Join(dir, "tree")
-	writeFile(t, filepath.Join(tree, "etc/deep/file"), "x", 0o644)
+	filetest.WriteFile(t, filepath.Join(tree, "etc/deep/file"), "x", 0o644)
 	os.Symlink("/etc/passwd", filepath.Join(tree, "abs-link"))
 	setImmutablePath(tree, true)
 	clearImmutable(t, tree)
-	writeFile(t, filepath.Join(dir, "disk.raw"), "x", 0o644)
-	writeFile(t, filepath.Join(cfg.NspawnDirs[0], "tree.nspawn"), "", 0o644)
-	writeFile(t, filepath.Join(dir, "disk.roothash"), "", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.raw"), "x", 0o644)
+	filetest.WriteFile(t, filepath.Join(cfg.NspawnDirs[0], "tree.nspawn"), "", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.roothash"), "", 0o644)
 	target := t.TempDir()
-	writeFile(t, filepath.Join(target, "keep"), "x", 0o644)
+	filetest.WriteFile(t, filepath.Join(target, "keep"), "x", 0o644)
 	os.Symlink(target, filepath.Join(dir, "linked"))
 
 	for _, name := range []string{"tree", "disk", "linked"} {
@@ -232,7 +233,7 @@ func TestCloneDirectoryCopy(t *testing.T) {
 	dir := t.TempDir()
 	p, _ := testPool(t, dir)
 	src := filepath.Join(dir, "src")
-	writeFile(t, filepath.Join(src, "etc/hostname"), "src\n", 0o640)
+	filetest.WriteFile(t, filepath.Join(src, "etc/hostname"), "src\n", 0o640)
 	os.Chown(filepath.Join(src, "etc/hostname"), 1000, 1001)
 	os.Link(filepath.Join(src, "etc/hostname"), filepath.Join(src, "hard"))
 	os.Symlink("../etc/hostname", filepath.Join(src, "etc/link"))
@@ -300,8 +301,8 @@ func TestCloneRaw(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
 	p, _ := testPool(t, dir)
-	writeFile(t, filepath.Join(dir, "disk.raw"), "content", 0o600)
-	writeFile(t, filepath.Join(dir, "disk.roothash"), "hash", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.raw"), "content", 0o600)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.roothash"), "hash", 0o644)
 	for name, mode := range map[string]os.FileMode{"ro": 0o444, "rw": 0o644} {
 		if err := p.Clone(context.Background(), "disk", name, name == "ro"); err != nil {
 			t.Fatal(err)
@@ -347,7 +348,7 @@ func TestCloneCancelled(t *testing.T) {
 	dir := t.TempDir()
 	p, _ := testPool(t, dir)
 	for i := range 20 {
-		writeFile(t, filepath.Join(dir, "src", "f", string(rune('a'+i))), "x", 0o644)
+		filetest.WriteFile(t, filepath.Join(dir, "src", "f", string(rune('a'+i))), "x", 0o644)
 	}
 	for _, n := range []int{0, 5, 15} {
 		ctx := &cancelAfter{Context: context.Background(), n: n}
@@ -366,7 +367,7 @@ func TestRemoveCancelled(t *testing.T) {
 	dir := t.TempDir()
 	p, _ := testPool(t, dir)
 	for i := range 20 {
-		writeFile(t, filepath.Join(dir, "victim", string(rune('a'+i))), "x", 0o644)
+		filetest.WriteFile(t, filepath.Join(dir, "victim", string(rune('a'+i))), "x", 0o644)
 	}
 	ctx := &cancelAfter{Context: context.Background(), n: 5}
 	if err := p.Remove(ctx, "victim"); !errors.Is(err, context.Canceled) {
@@ -405,7 +406,7 @@ func TestClean(t *testing.T) {
 	dir := t.TempDir()
 	p, _ := testPool(t, dir)
 	mkdirs(t, filepath.Join(dir, "a"), filepath.Join(dir, ".h1"), filepath.Join(dir, "busy"))
-	writeFile(t, filepath.Join(dir, ".h2.raw"), "12345", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, ".h2.raw"), "12345", 0o644)
 	lock, err := p.lockImagePath(filepath.Join(dir, "busy"))
 	if err != nil {
 		t.Fatal(err)

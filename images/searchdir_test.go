@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/machined-go/machined/internal/filetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,9 +21,9 @@ func TestListAgreesWithGet(t *testing.T) {
 	mkdirs(t, filepath.Join(dir, "plain"), filepath.Join(dir, "frozen"), filepath.Join(dir, ".hidden"),
 		filepath.Join(dir, "tree.raw"), filepath.Join(dir, "ver.v", "ver_1"), filepath.Join(elsewhere, "target"),
 		filepath.Join(elsewhere, "ro", "onro"))
-	writeFile(t, filepath.Join(dir, "disk.raw"), "data", 0o644)
-	writeFile(t, filepath.Join(dir, "sealed.raw"), "data", 0o444)
-	writeFile(t, filepath.Join(dir, "plain.raw"), "shadowed by the directory", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "disk.raw"), "data", 0o644)
+	filetest.WriteFile(t, filepath.Join(dir, "sealed.raw"), "data", 0o444)
+	filetest.WriteFile(t, filepath.Join(dir, "plain.raw"), "shadowed by the directory", 0o644)
 	os.Symlink(filepath.Join(elsewhere, "target"), filepath.Join(dir, "linked"))
 	clearImmutable(t, filepath.Join(dir, "frozen"))
 	if err := setImmutablePath(filepath.Join(dir, "frozen"), true); err != nil {

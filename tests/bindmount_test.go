@@ -42,7 +42,7 @@ func TestBindMountPlainContainer(t *testing.T) {
 	ctx := context.Background()
 	m := client.ByName("bind-plain")
 	src := t.TempDir()
-	writeFile(t, src+"/file", "bound\n", 0o644, 0, 0)
+	writeOwnedFile(t, src+"/file", "bound\n", 0o644, 0, 0)
 
 	if err := c.BindMount(ctx, m, client.BindMountRequest{Source: src, Destination: "/mnt/deep/x", ReadOnly: true, Mkdir: true}); err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestBindMountPlainContainer(t *testing.T) {
 		t.Error("mount visible outside the container's mount namespace")
 	}
 
-	writeFile(t, root+"/etc/target", "old\n", 0o644, 0, 0)
+	writeOwnedFile(t, root+"/etc/target", "old\n", 0o644, 0, 0)
 	if err := c.BindMount(ctx, m, client.BindMountRequest{Source: src + "/file", Destination: "/etc/target"}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestBindMountIdmapped(t *testing.T) {
 	ctx := context.Background()
 	m := client.ByName("bind-userns")
 	src := t.TempDir()
-	writeFile(t, src+"/rootfile", "mine\n", 0o644, 0, 0)
+	writeOwnedFile(t, src+"/rootfile", "mine\n", 0o644, 0, 0)
 
 	if err := c.BindMount(ctx, m, client.BindMountRequest{Source: src, Destination: "/mnt/y", Mkdir: true}); err != nil {
 		t.Fatal(err)

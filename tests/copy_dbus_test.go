@@ -26,14 +26,14 @@ func TestMachinectlCopyAndBind(t *testing.T) {
 	host := t.TempDir()
 
 	// A single file, then again: refused without --force, replaced with it.
-	writeFile(t, host+"/file", "first\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/file", "first\n", 0o644, 0, 0)
 	if out, code := mctl("copy-to", "mctl-files", host+"/file", "/tmp/file"); code != 0 {
 		t.Fatalf("copy-to: %s", out)
 	}
 	if s := readFile(t, inContainer(l, "/tmp/file")); s != "first\n" {
 		t.Fatalf("copy-to wrote %q", s)
 	}
-	writeFile(t, host+"/file", "second\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/file", "second\n", 0o644, 0, 0)
 	if out, code := mctl("copy-to", "mctl-files", host+"/file", "/tmp/file"); code == 0 || !strings.Contains(out, "exists") {
 		t.Errorf("copy-to over an existing file without --force: %d %s", code, out)
 	}
@@ -45,7 +45,7 @@ func TestMachinectlCopyAndBind(t *testing.T) {
 	}
 
 	// A tree with a hard link and a symlink, out of the container.
-	writeFile(t, root+"/srv/tree/a", "a\n", 0o644, 0, 0)
+	writeOwnedFile(t, root+"/srv/tree/a", "a\n", 0o644, 0, 0)
 	os.MkdirAll(root+"/srv/tree/sub", 0o755)
 	os.Link(root+"/srv/tree/a", root+"/srv/tree/sub/b")
 	os.Symlink("/etc/passwd", root+"/srv/tree/sub/link")
@@ -67,7 +67,7 @@ func TestMachinectlCopyAndBind(t *testing.T) {
 
 	// bind: plain, --read-only, --mkdir.
 	src := t.TempDir()
-	writeFile(t, src+"/seen", "seen\n", 0o644, 0, 0)
+	writeOwnedFile(t, src+"/seen", "seen\n", 0o644, 0, 0)
 	os.MkdirAll(root+"/mnt/plain", 0o755)
 	if out, code := mctl("bind", "mctl-files", src, "/mnt/plain"); code != 0 {
 		t.Fatalf("bind: %s", out)
@@ -143,7 +143,7 @@ func TestCopyBindDBusRefusals(t *testing.T) {
 	}
 	// The Machine object copies too, with the replace flag.
 	host := t.TempDir()
-	writeFile(t, host+"/f", "f\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/f", "f\n", 0o644, 0, 0)
 	for range 2 {
 		if call := obj.Call("org.freedesktop.machine1.Machine.CopyToWithFlags", 0, host+"/f", "/tmp/f", uint64(1)); call.Err != nil {
 			t.Fatal(call.Err)

@@ -34,7 +34,7 @@ func TestCopyOperationLimit(t *testing.T) {
 	l := spawnContainer(t, root, 0)
 	register(t, d, "cp-limit", l.pid)
 	host := t.TempDir()
-	writeFile(t, host+"/held", "held\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/held", "held\n", 0o644, 0, 0)
 	h := leasetest.Hold(t, host+"/held")
 
 	var wg sync.WaitGroup
@@ -82,7 +82,7 @@ func TestCopyCancelled(t *testing.T) {
 	l := spawnContainer(t, root, 0)
 	register(t, d, "cp-cancel", l.pid)
 	host := t.TempDir()
-	writeFile(t, host+"/held", "held\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/held", "held\n", 0o644, 0, 0)
 
 	// finish releases the lease once the daemon has cancelled, and waits for
 	// the copy to end: its failure is logged.
@@ -133,8 +133,8 @@ func TestCopyCancelled(t *testing.T) {
 		if err := os.MkdirAll(host+"/tree/sub", 0o755); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
-		writeFile(t, host+"/tree/sub/held", "held\n", 0o644, 0, 0)
+		writeOwnedFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
+		writeOwnedFile(t, host+"/tree/sub/held", "held\n", 0o644, 0, 0)
 		h := leasetest.Hold(t, host+"/tree/sub/held")
 		cancelled, failed := d.logCount("operation cancelled"), d.logCount("operation failed")
 		hangUpVarlink(t, h, host+"/tree", "/tmp/tree-by-varlink")

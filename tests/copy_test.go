@@ -12,20 +12,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/machined-go/machined/client"
+	"github.com/machined-go/machined/internal/filetest"
 )
 
-// writeFile writes content to path with mode and owner.
-func writeFile(t *testing.T, path, content string, mode os.FileMode, uid, gid int) {
+// writeOwnedFile writes content to path with mode and owner.
+func writeOwnedFile(t *testing.T, path, content string, mode os.FileMode, uid, gid int) {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
+	filetest.WriteFile(t, path, content, mode)
 	if err := os.Lchown(path, uid, gid); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +67,7 @@ func TestCopyPlainContainer(t *testing.T) {
 	m := client.ByName("cp-plain")
 
 	host := t.TempDir()
-	writeFile(t, host+"/one", "one\n", 0o640, 1234, 5678)
+	writeOwnedFile(t, host+"/one", "one\n", 0o640, 1234, 5678)
 	old := unix.NsecToTimespec(1_000_000_000_000_000_000)
 	unix.UtimesNano(host+"/one", []unix.Timespec{old, old})
 	if err := c.CopyTo(ctx, m, client.CopyRequest{Source: host + "/one", Destination: "/tmp/one"}); err != nil {
@@ -93,7 +86,7 @@ func TestCopyPlainContainer(t *testing.T) {
 	}
 
 	// Exists: EEXIST without replace, replaced with it.
-	writeFile(t, host+"/one", "two\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/one", "two\n", 0o644, 0, 0)
 	wantErrno(t, c.CopyTo(ctx, m, client.CopyRequest{Source: host + "/one", Destination: "/tmp/one"}), syscall.EEXIST)
 	if s := readFile(t, got); s != "one\n" {
 		t.Fatalf("refused copy changed the file: %q", s)
@@ -107,7 +100,7 @@ func TestCopyPlainContainer(t *testing.T) {
 
 	// A tree, destination defaulting to the source path.
 	tree := host + "/tree"
-	writeFile(t, tree+"/a/f", "f\n", 0o644, 0, 0)
+	writeOwnedFile(t, tree+"/a/f", "f\n", 0o644, 0, 0)
 	if err := os.Link(tree+"/a/f", tree+"/a/b/g"); err != nil {
 		os.MkdirAll(tree+"/a/b", 0o755)
 		if err := os.Link(tree+"/a/f", tree+"/a/b/g"); err != nil {
@@ -136,7 +129,7 @@ func TestCopyPlainContainer(t *testing.T) {
 	}
 	// Merge: a second copy of the tree with one more file adds it; the
 	// existing files make it fail without replace, and pass with it.
-	writeFile(t, tree+"/a/new", "new\n", 0o644, 0, 0)
+	writeOwnedFile(t, tree+"/a/new", "new\n", 0o644, 0, 0)
 	wantErrno(t, c.CopyTo(ctx, m, client.CopyRequest{Source: tree}), syscall.EEXIST)
 	if err := c.CopyTo(ctx, m, client.CopyRequest{Source: tree, Replace: true}); err != nil {
 		t.Fatal(err)
@@ -168,7 +161,7 @@ func TestCopyStaysInContainer(t *testing.T) {
 	d := startDaemon(t)
 	root := makeRootfs(t)
 	secretDir := t.TempDir()
-	writeFile(t, secretDir+"/secret", "host secret\n", 0o600, 0, 0)
+	writeOwnedFile(t, secretDir+"/secret", "host secret\n", 0o600, 0, 0)
 	// Enough ".." to climb from anywhere, then the host path.
 	up := strings.Repeat("/..", 16)
 	os.Symlink(up+secretDir+"/secret", root+"/etc/evil")
@@ -200,7 +193,7 @@ func TestCopyStaysInContainer(t *testing.T) {
 		wantReply(t, err, "io.systemd.System")
 	}
 	// Into the container, a link must not redirect the write to the host.
-	writeFile(t, out+"/payload", "payload\n", 0o644, 0, 0)
+	writeOwnedFile(t, out+"/payload", "payload\n", 0o644, 0, 0)
 	c.CopyTo(ctx, m, client.CopyRequest{Source: out + "/payload", Destination: "/etc/evildir/planted"})
 	if _, err := os.Stat(secretDir + "/planted"); err == nil {
 		t.Fatal("CopyTo through a container symlink wrote on the host")
@@ -240,7 +233,7 @@ func TestCopyBadInput(t *testing.T) {
 	}
 	// Non-normalized but valid paths are accepted on Varlink (as upstream):
 	// ".." resolves inside the container.
-	writeFile(t, root+"/etc/dotdot", "x\n", 0o644, 0, 0)
+	writeOwnedFile(t, root+"/etc/dotdot", "x\n", 0o644, 0, 0)
 	out := t.TempDir()
 	if _, errOut, code := varlinkctl(t, "call", d.sock(), "io.systemd.Machine.CopyFrom",
 		`{"name":"cp-bad","source":"/etc/../etc//dotdot","destination":"`+out+`/dotdot"}`); code != 0 {
@@ -264,14 +257,14 @@ func TestCopyUserNSOwnership(t *testing.T) {
 	m := client.ByName("cp-userns")
 
 	host := t.TempDir()
-	writeFile(t, host+"/in", "in\n", 0o644, 1234, 1234)
+	writeOwnedFile(t, host+"/in", "in\n", 0o644, 1234, 1234)
 	if err := c.CopyTo(ctx, m, client.CopyRequest{Source: host + "/in", Destination: "/tmp/in"}); err != nil {
 		t.Fatal(err)
 	}
 	if uid, gid := statOwner(t, inContainer(l, "/tmp/in")); uid != shift || gid != shift {
 		t.Errorf("copied in as %d:%d, want the shift %d", uid, gid, shift)
 	}
-	writeFile(t, root+"/tmp/out", "out\n", 0o644, shift+5, shift+6)
+	writeOwnedFile(t, root+"/tmp/out", "out\n", 0o644, shift+5, shift+6)
 	if err := c.CopyFrom(ctx, m, client.CopyRequest{Source: "/tmp/out", Destination: host + "/out"}); err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +286,8 @@ func TestCopyAsNobody(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(host) })
 	os.Chmod(host, 0o777)
-	writeFile(t, host+"/readable", "readable\n", 0o644, 0, 0)
-	writeFile(t, host+"/secret", "secret\n", 0o600, 0, 0)
+	writeOwnedFile(t, host+"/readable", "readable\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/secret", "secret\n", 0o600, 0, 0)
 
 	plain := spawnLeaderWith(t, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}})
 	if err := nobodyClient.Register(ctx, client.RegisterRequest{Name: "cp-nobody-plain", Class: client.ClassContainer, LeaderPID: plain.pid}); err != nil {
@@ -334,7 +327,7 @@ func TestCopyAsNobody(t *testing.T) {
 	if err := os.MkdirAll(host+"/tree", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
+	writeOwnedFile(t, host+"/tree/a", "a\n", 0o644, 0, 0)
 	if err := nobodyClient.CopyTo(ctx, m, client.CopyRequest{Source: host + "/tree", Destination: "/tmp/tree"}); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +340,7 @@ func TestCopyAsNobody(t *testing.T) {
 	if uid, _ := statOwner(t, host+"/tree-back/a"); uid != 65534 {
 		t.Errorf("nobody's tree copied out owned by %d", uid)
 	}
-	writeFile(t, host+"/tree/secret", "secret\n", 0o600, 0, 0)
+	writeOwnedFile(t, host+"/tree/secret", "secret\n", 0o600, 0, 0)
 	wantReply(t, nobodyClient.CopyTo(ctx, m, client.CopyRequest{Source: host + "/tree", Destination: "/tmp/tree2"}), "org.varlink.service.PermissionDenied")
 	if _, err := os.Lstat(inContainer(l, "/tmp/tree2")); err == nil {
 		t.Fatal("nobody's tree with root's secret was copied in")
