@@ -22,9 +22,10 @@ import (
 // result. It returns the process's exit status: 0 whenever a result was
 // written, the copy's failure included.
 func Main() int {
-	// Two scheduler slots: the copy keeps one through its raw system calls,
-	// the other runs what ends it (the signal, the lifeline) at once.
-	runtime.GOMAXPROCS(2)
+	// The walk and each background stream may keep a scheduler slot through
+	// their raw system calls; one more runs what ends the copy (the signal,
+	// the lifeline) at once.
+	runtime.GOMAXPROCS(containerfs.BackgroundStreams() + 2)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)

@@ -76,7 +76,9 @@ func Copy(ctx context.Context, src, dst Side, opt Options) error {
 // scheduler slot for their whole length: in the daemon that would hold up
 // every other request for as long as a chunk takes, but in a process of its
 // own it spares each chunk the hand-off of the slot to another thread and
-// back that Go makes when a system call outlasts its monitor's tick.
+// back that Go makes when a system call outlasts its monitor's tick. It also
+// moves large files in BackgroundStreams streams while the walk goes on; the
+// process needs that many scheduler slots beyond the walk's.
 func CopyAlone(ctx context.Context, src, dst Side, opt Options) error {
 	return copyTree(ctx, src, dst, opt, true)
 }
@@ -85,7 +87,15 @@ func copyTree(ctx context.Context, src, dst Side, opt Options, alone bool) error
 	if opt.MaxDepth <= 0 {
 		opt.MaxDepth = MaxDepth
 	}
-	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, alone: alone, links: map[fileID]int{}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Only a process of its own moves content in the background: in the
+	// daemon a copy is one file, whose stream would be waited for at once.
+	n := 0
+	if alone {
+		n = BackgroundStreams()
+	}
+	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, alone: alone, links: map[fileID]int{}, bg: newStreams(n, cancel)}
 	defer c.close()
 	return c.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
 }
@@ -98,6 +108,7 @@ type copier struct {
 	opt      Options
 	alone    bool           // CopyAlone: content moves with raw system calls
 	links    map[fileID]int // destination fds of copied files with more than one name
+	bg       *streams       // large files' content, moved while the walk goes on
 	// noReflink is set once cloning failed in a way the next file would repeat.
 	noReflink bool
 	// xattrList and xattrValue are made once per copy, at their bounds: made
@@ -106,6 +117,7 @@ type copier struct {
 }
 
 func (c *copier) close() {
+	c.bg.settle()
 	for _, fd := range c.links {
 		unix.Close(fd)
 	}
@@ -149,11 +161,16 @@ func (c *copier) entry(srcDir int, e dirent, dstDir int, dstName string, merging
 	if err != nil {
 		return err
 	}
-	if err := c.create(&src, dstDir, tmp, depth); err != nil {
-		c.removeQuietly(dstDir, tmp)
-		return err
+	err = c.create(&src, dstDir, tmp, depth)
+	// Nothing is renamed into place, or removed, while a background stream
+	// still writes below it; a stream's failure is the copy's.
+	if bgErr := c.bg.settle(); bgErr != nil {
+		err = bgErr
 	}
-	if err := c.ctx.Err(); err != nil {
+	if err == nil {
+		err = c.ctx.Err()
+	}
+	if err != nil {
 		c.removeQuietly(dstDir, tmp)
 		return err
 	}
@@ -305,10 +322,21 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 			unix.Close(out)
 		}
 	}()
-	if err := c.data(in, out, st.Size); err != nil {
-		return fmt.Errorf("copy %s: %w", dstName, err)
-	}
+	cloned := c.clone(in, out)
 	c.xattrs(in, out)
+	if !cloned && st.Nlink == 1 && st.Size >= backgroundMin {
+		if started, err := c.inBackground(in, out, st, dstName); err != nil {
+			return err
+		} else if started {
+			keep = true // the stream closes it
+			return nil
+		}
+	}
+	if !cloned {
+		if err := c.stream(in, out, st.Size); err != nil {
+			return fmt.Errorf("copy %s: %w", dstName, err)
+		}
+	}
 	if err := c.finish(out, st); err != nil {
 		return fmt.Errorf("%s: %w", dstName, err)
 	}
@@ -322,28 +350,70 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 	return nil
 }
 
+// inBackground hands the content of a file to a background stream, if one is
+// free, with fds of its own; the stream then sets the owner, mode and times
+// (after the last write, which would clear set-id bits) and closes both fds.
+// A file with other names stays with the walk, which keeps its fd to link
+// them.
+func (c *copier) inBackground(in, out int, st *unix.Stat_t, dstName string) (bool, error) {
+	if cap(c.bg.slots) == 0 {
+		return false, nil
+	}
+	// in may be the walk's own fd of the entry, closed when it moves on.
+	src, err := unix.FcntlInt(uintptr(in), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("copy %s: %w", dstName, err)
+	}
+	meta := *st
+	started := c.bg.start(func() error {
+		defer unix.Close(src)
+		defer unix.Close(out)
+		if err := c.stream(src, out, meta.Size); err != nil {
+			return fmt.Errorf("copy %s: %w", dstName, err)
+		}
+		if err := c.finish(out, &meta); err != nil {
+			return fmt.Errorf("%s: %w", dstName, err)
+		}
+		if fileCopied != nil {
+			fileCopied()
+		}
+		return nil
+	})
+	if !started {
+		unix.Close(src)
+	}
+	return started, nil
+}
+
 // fileCopied, when set (by tests), is called after each regular file is
 // copied.
 var fileCopied func()
 
-// data moves the content: a reflink where the file system shares extents,
-// else copy_file_range in chunks (in-kernel, and server-side on network file
-// systems), else read and write. A file is copied up to the size it had when
-// opened: a file that grows meanwhile (a container appending to it as fast as
-// it is read) cannot make a copy endless, and a copy that has moved that many
-// bytes needs no further call to learn it reached the end. Files claiming no
-// size (those of /proc and the like, whose content is made when read) are
-// copied to their end.
-func (c *copier) data(in, out int, size int64) error {
-	if !c.noReflink {
-		err := unix.IoctlFileClone(out, in)
-		if err == nil {
-			return nil
-		}
-		// The file systems of the copy cannot share extents (ext4, tmpfs,
-		// two file systems): stop asking for each file.
-		c.noReflink = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
+// clone shares the content's extents where the file systems can (a reflink)
+// and reports whether it did; the walk alone calls it.
+func (c *copier) clone(in, out int) bool {
+	if c.noReflink {
+		return false
 	}
+	err := unix.IoctlFileClone(out, in)
+	if err == nil {
+		return true
+	}
+	// The file systems of the copy cannot share extents (ext4, tmpfs, two
+	// file systems): stop asking for each file.
+	c.noReflink = errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL)
+	return false
+}
+
+// stream moves the content where clone could not: copy_file_range in chunks
+// (in-kernel, and server-side on network file systems), else read and write.
+// A file is copied up to the size it had when opened: a file that grows
+// meanwhile (a container appending to it as fast as it is read) cannot make a
+// copy endless, and a copy that has moved that many bytes needs no further
+// call to learn it reached the end. Files claiming no size (those of /proc and
+// the like, whose content is made when read) are copied to their end. A
+// background stream calls it too, so it changes nothing of the copier's.
+func (c *copier) stream(in, out int, size int64) error {
 	left := size
 	if left <= 0 {
 		left = math.MaxInt64

@@ -244,8 +244,8 @@ func TestCopyDataBoundedBySizeAtOpen(t *testing.T) {
 		c    *copier
 		run  func(c *copier, in, out int) error
 	}{
-		{"in-kernel", &copier{ctx: ctx}, func(c *copier, in, out int) error { return c.data(in, out, 10) }},
-		{"alone", &copier{ctx: ctx, alone: true}, func(c *copier, in, out int) error { return c.data(in, out, 10) }},
+		{"in-kernel", &copier{ctx: ctx}, func(c *copier, in, out int) error { return c.stream(in, out, 10) }},
+		{"alone", &copier{ctx: ctx, alone: true}, func(c *copier, in, out int) error { return c.stream(in, out, 10) }},
 		{"read-write", &copier{ctx: ctx}, func(c *copier, in, out int) error { return c.readWrite(in, out, 10) }},
 	} {
 		if got := copyOut(tc.name, tc.run, tc.c); got != "0123456789" {
@@ -262,7 +262,7 @@ func TestCopyDataBoundedBySizeAtOpen(t *testing.T) {
 	if err := unix.Fstat(status, &st); err != nil || st.Size != 0 {
 		t.Fatalf("/proc/self/status: size %d, %v; want a file that claims none", st.Size, err)
 	}
-	got := copyOut("status", func(c *copier, _, out int) error { return c.data(status, out, st.Size) }, &copier{ctx: ctx})
+	got := copyOut("status", func(c *copier, _, out int) error { return c.stream(status, out, st.Size) }, &copier{ctx: ctx})
 	if !strings.Contains(got, "\nPid:") {
 		t.Errorf("a file without a size copied as %q, want its content", got)
 	}
