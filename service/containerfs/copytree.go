@@ -356,16 +356,17 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 // A file with other names stays with the walk, which keeps its fd to link
 // them.
 func (c *copier) inBackground(in, out int, st *unix.Stat_t, dstName string) (bool, error) {
-	if cap(c.bg.slots) == 0 {
+	if !c.bg.take() {
 		return false, nil
 	}
 	// in may be the walk's own fd of the entry, closed when it moves on.
 	src, err := unix.FcntlInt(uintptr(in), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
+		c.bg.release()
 		return false, fmt.Errorf("copy %s: %w", dstName, err)
 	}
 	meta := *st
-	started := c.bg.start(func() error {
+	c.bg.run(func() error {
 		defer unix.Close(src)
 		defer unix.Close(out)
 		if err := c.stream(src, out, meta.Size); err != nil {
@@ -379,10 +380,7 @@ func (c *copier) inBackground(in, out int, st *unix.Stat_t, dstName string) (boo
 		}
 		return nil
 	})
-	if !started {
-		unix.Close(src)
-	}
-	return started, nil
+	return true, nil
 }
 
 // fileCopied, when set (by tests), is called after each regular file is

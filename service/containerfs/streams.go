@@ -51,26 +51,31 @@ func newStreams(n int, cancel context.CancelFunc) *streams {
 	return s
 }
 
-// start runs f in the background if a stream is free and reports whether it
-// did; f's error fails the copy.
-func (s *streams) start(f func() error) bool {
+// take reserves a stream if one is free; run or release hands it back.
+func (s *streams) take() bool {
 	select {
 	case s.slots <- struct{}{}:
+		return true
 	default:
 		return false // none free (or none at all): the walk copies it itself
 	}
+}
+
+func (s *streams) release() { <-s.slots }
+
+// run runs f on the stream take reserved; f's error fails the copy.
+func (s *streams) run(f func() error) {
 	s.wg.Add(1)
 	if streamStarted != nil {
 		streamStarted()
 	}
 	go func() {
 		defer s.wg.Done()
-		defer func() { <-s.slots }()
+		defer s.release()
 		if err := f(); err != nil {
 			s.fail(err)
 		}
 	}()
-	return true
 }
 
 func (s *streams) fail(err error) {
