@@ -78,16 +78,34 @@ func (e *echoServer) close() {
 // from 29% to 375%). The pinned rows fix the placement for both, as an
 // administrator's CPUAffinity would: what is left is each server's own cost.
 
-func rowEchoSharePinned(placement string) string {
-	return "by uid, persistent connection, 2 machines: share of the echo server's rate, client and server " + placement
+func rowEchoSharePinned(pl placement) string {
+	return "by uid, persistent connection, 2 machines: share of the echo server's rate" + pl.suffix()
 }
 
-var echoPlacements = []struct {
-	name      string
-	serverCPU int // the client runs on CPU 0
-}{
-	{"on one vCPU", 0},
-	{"on two vCPUs", 1},
+// A placement pins the harness to CPU 0 and each server, in its own windows,
+// to serverCPU: on one vCPU every call is a context switch, on two every
+// call wakes the other vCPU. Free leaves it to the scheduler, as a host does.
+type placement struct {
+	name      string // appended to the rows; "" for free
+	serverCPU int    // -1: free
+}
+
+// placements are those the pair phase measures; the pinned ones are also
+// those of the echo share.
+var (
+	placements = []placement{
+		{"", -1},
+		{"client and server on one vCPU", 0},
+		{"client and server on two vCPUs", 1},
+	}
+	pinnedPlacements = placements[1:]
+)
+
+func (pl placement) suffix() string {
+	if pl.name == "" {
+		return ""
+	}
+	return ", " + pl.name
 }
 
 // pinnedShares measures lookup against the echo server with the harness on
@@ -95,27 +113,27 @@ var echoPlacements = []struct {
 // each placement.
 func (b *bench) pinnedShares(d *daemon, reqs [][]byte, lookup func() error) {
 	if runtime.NumCPU() < 2 {
-		for _, p := range echoPlacements {
-			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, na("needs two CPUs"))
+		for _, pl := range pinnedPlacements {
+			b.set(gUserdb, rowEchoSharePinned(pl), "%", true, d, na("needs two CPUs"))
 		}
 		return
 	}
 	e, err := vdial(b.echo.sock)
 	if err != nil {
-		for _, p := range echoPlacements {
-			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, failed(err))
+		for _, pl := range pinnedPlacements {
+			b.set(gUserdb, rowEchoSharePinned(pl), "%", true, d, failed(err))
 		}
 		return
 	}
 	defer e.Close()
 	echoOnce := echoCaller(e, reqs)
-	for _, p := range echoPlacements {
-		share, err := b.pinnedShare(p.serverCPU, []int{d.pid(), b.echo.cmd.Process.Pid}, lookup, echoOnce)
+	for _, pl := range pinnedPlacements {
+		share, err := b.pinnedShare(pl.serverCPU, []int{d.pid(), b.echo.cmd.Process.Pid}, lookup, echoOnce)
 		if err != nil {
-			b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, failed(err))
+			b.set(gUserdb, rowEchoSharePinned(pl), "%", true, d, failed(err))
 			continue
 		}
-		b.set(gUserdb, rowEchoSharePinned(p.name), "%", true, d, figure(median(share), share))
+		b.set(gUserdb, rowEchoSharePinned(pl), "%", true, d, figure(median(share), share))
 	}
 }
 

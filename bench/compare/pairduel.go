@@ -27,27 +27,6 @@ func rowPairsAt(conns, present int) string {
 	return fmt.Sprintf("%s, %s machines present", rowPairs(conns), count(present))
 }
 
-// A placement pins the harness to CPU 0 and each server, in its own windows,
-// to serverCPU: on one vCPU every call is a context switch, on two every
-// call wakes the other vCPU. Free leaves it to the scheduler, as a host does.
-type placement struct {
-	name      string // appended to the rows; "" for free
-	serverCPU int    // -1: free
-}
-
-var pairPlacements = []placement{
-	{"", -1},
-	{"client and server on one vCPU", 0},
-	{"client and server on two vCPUs", 1},
-}
-
-func (pl placement) suffix() string {
-	if pl.name == "" {
-		return ""
-	}
-	return ", " + pl.name
-}
-
 func rowPairFloor(pl placement) string {
 	return "bare C echo server, the same Register and Unregister requests, 1 connection" + pl.suffix() + " (the floor)"
 }
@@ -71,14 +50,14 @@ func (w pairWorkload) echo() bool { return w.conns == 1 }
 func (c config) pairWorkloads() []pairWorkload {
 	var ws []pairWorkload
 	for i, n := range c.pairSizes {
-		ws = append(ws, pairWorkload{rowPairsAt(1, n), n, 1, pairPlacements[0]})
+		ws = append(ws, pairWorkload{rowPairsAt(1, n), n, 1, placements[0]})
 		if i == 0 {
-			for _, pl := range pairPlacements[1:] {
+			for _, pl := range placements[1:] {
 				ws = append(ws, pairWorkload{rowPairsAt(1, n) + pl.suffix(), n, 1, pl})
 			}
 		}
-		ws = append(ws, pairWorkload{rowPairsAt(c.conns, n), n, c.conns, pairPlacements[0]},
-			pairWorkload{rowGoPairs(n), n, 0, pairPlacements[0]})
+		ws = append(ws, pairWorkload{rowPairsAt(c.conns, n), n, c.conns, placements[0]},
+			pairWorkload{rowGoPairs(n), n, 0, placements[0]})
 	}
 	return ws
 }

@@ -166,7 +166,7 @@ func (b *bench) plan() {
 		}
 	}
 	if len(c.pairSizes) > 0 {
-		for _, pl := range pairPlacements {
+		for _, pl := range placements {
 			r.add(gVarlink, rowPairFloor(pl), "pairs/s", true)
 		}
 	}
@@ -191,8 +191,8 @@ func (b *bench) plan() {
 	if len(c.userdbSizes) > 0 {
 		r.add(gUserdb, rowEcho, "lookups/s", true)
 		r.add(gUserdb, rowEchoShare, "%", true)
-		for _, p := range echoPlacements {
-			r.add(gUserdb, rowEchoSharePinned(p.name), "%", true)
+		for _, pl := range pinnedPlacements {
+			r.add(gUserdb, rowEchoSharePinned(pl), "%", true)
 		}
 	}
 	if c.dbusListSize > 0 {
