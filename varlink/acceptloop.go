@@ -297,7 +297,7 @@ func (a *acceptLoop) serve(c *Conn) {
 			a.handOver(c)
 			return
 		}
-		msg, fds, _, err := c.scan()
+		msg, fds, err := c.takeMessage(nul)
 		if err != nil {
 			a.s.readFailed(a.ctx, c, err)
 			a.close(c)

@@ -148,13 +148,20 @@ func (c *Conn) scan() (msg []byte, fds []*os.File, whole bool, err error) {
 	if nul < 0 {
 		return nil, nil, false, nil
 	}
+	msg, fds, err = c.takeMessage(nul)
+	return msg, fds, err == nil, err
+}
+
+// takeMessage takes the message nextEnd found ending at nul out of the
+// buffer, with its fds; it enforces the fd limit.
+func (c *Conn) takeMessage(nul int) (msg []byte, fds []*os.File, err error) {
 	fds = c.takeFDs(nul)
 	msg = c.take(nul)
 	if len(fds) > c.lim.MaxFDsPerMessage {
 		closeFiles(fds)
-		return nil, nil, false, ErrTooManyFDs
+		return nil, nil, ErrTooManyFDs
 	}
-	return msg, fds, true, nil
+	return msg, fds, nil
 }
 
 // nextEnd finds the NUL that ends the next message, leaving the message in
