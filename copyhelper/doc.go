@@ -15,6 +15,6 @@
 // scheduling and failure boundary.
 //
 // Runner implements service.TreeCopier; Main is the helper's side. The package
-// imports service/containerfs, service/proc and the standard library; no front
-// end, no bus.
+// imports service/containerfs, service/proc, internal/copystreams and the
+// standard library; no front end, no bus.
 package copyhelper

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/copystreams"
 	"github.com/machined-go/machined/service/containerfs"
 	"github.com/machined-go/machined/service/proc"
 )
@@ -25,7 +26,7 @@ func Main() int {
 	// The walk and each background stream may keep a scheduler slot through
 	// their raw system calls; one more runs what ends the copy (the signal,
 	// the lifeline) at once.
-	runtime.GOMAXPROCS(containerfs.BackgroundStreams() + 2)
+	runtime.GOMAXPROCS(copystreams.Count() + 2)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)

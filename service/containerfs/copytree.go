@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/machined-go/machined/internal/copystreams"
 	"github.com/machined-go/machined/internal/getdents"
 	"github.com/machined-go/machined/service/proc"
 )
@@ -77,7 +78,7 @@ func Copy(ctx context.Context, src, dst Side, opt Options) error {
 // every other request for as long as a chunk takes, but in a process of its
 // own it spares each chunk the hand-off of the slot to another thread and
 // back that Go makes when a system call outlasts its monitor's tick. It also
-// moves large files in BackgroundStreams streams while the walk goes on; the
+// moves large files in copystreams.Count() streams while the walk goes on; the
 // process needs that many scheduler slots beyond the walk's.
 func CopyAlone(ctx context.Context, src, dst Side, opt Options) error {
 	return copyTree(ctx, src, dst, opt, true)
@@ -93,9 +94,9 @@ func copyTree(ctx context.Context, src, dst Side, opt Options, alone bool) error
 	// daemon a copy is one file, whose stream would be waited for at once.
 	n := 0
 	if alone {
-		n = BackgroundStreams()
+		n = copystreams.Count()
 	}
-	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, alone: alone, links: map[fileID]int{}, bg: newStreams(n, cancel)}
+	c := &copier{ctx: ctx, src: src.As, dst: dst.As, opt: opt, alone: alone, links: map[fileID]int{}, bg: copystreams.New(n, cancel)}
 	defer c.close()
 	return c.entry(src.Dir, dirent{name: src.Name, typ: unix.DT_UNKNOWN}, dst.Dir, dst.Name, true, 0)
 }
@@ -106,9 +107,9 @@ type copier struct {
 	ctx      context.Context
 	src, dst *proc.OwnerThread
 	opt      Options
-	alone    bool           // CopyAlone: content moves with raw system calls
-	links    map[fileID]int // destination fds of copied files with more than one name
-	bg       *streams       // large files' content, moved while the walk goes on
+	alone    bool             // CopyAlone: content moves with raw system calls
+	links    map[fileID]int   // destination fds of copied files with more than one name
+	bg       *copystreams.Set // large files' content, moved while the walk goes on
 	// noReflink is set once cloning failed in a way the next file would repeat.
 	noReflink bool
 	// xattrList and xattrValue are made once per copy, at their bounds: made
@@ -117,7 +118,7 @@ type copier struct {
 }
 
 func (c *copier) close() {
-	c.bg.settle()
+	c.bg.Settle()
 	for _, fd := range c.links {
 		unix.Close(fd)
 	}
@@ -164,7 +165,7 @@ func (c *copier) entry(srcDir int, e dirent, dstDir int, dstName string, merging
 	err = c.create(&src, dstDir, tmp, depth)
 	// Nothing is renamed into place, or removed, while a background stream
 	// still writes below it; a stream's failure is the copy's.
-	if bgErr := c.bg.settle(); bgErr != nil {
+	if bgErr := c.bg.Settle(); bgErr != nil {
 		err = bgErr
 	}
 	if err == nil {
@@ -324,7 +325,7 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 	}()
 	cloned := c.clone(in, out)
 	c.xattrs(in, out)
-	if !cloned && st.Nlink == 1 && st.Size >= backgroundMin {
+	if !cloned && st.Nlink == 1 && st.Size >= copystreams.MinSize {
 		if started, err := c.inBackground(in, out, st, dstName); err != nil {
 			return err
 		} else if started {
@@ -356,17 +357,20 @@ func (c *copier) regular(src *source, dstDir int, dstName string) error {
 // A file with other names stays with the walk, which keeps its fd to link
 // them.
 func (c *copier) inBackground(in, out int, st *unix.Stat_t, dstName string) (bool, error) {
-	if !c.bg.take() {
+	if !c.bg.Take() {
 		return false, nil
 	}
 	// in may be the walk's own fd of the entry, closed when it moves on.
 	src, err := unix.FcntlInt(uintptr(in), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		c.bg.release()
+		c.bg.Release()
 		return false, fmt.Errorf("copy %s: %w", dstName, err)
 	}
 	meta := *st
-	c.bg.run(func() error {
+	if streamStarted != nil {
+		streamStarted()
+	}
+	c.bg.Run(func() error {
 		defer unix.Close(src)
 		defer unix.Close(out)
 		if err := c.stream(src, out, meta.Size); err != nil {
@@ -386,6 +390,10 @@ func (c *copier) inBackground(in, out int, st *unix.Stat_t, dstName string) (boo
 // fileCopied, when set (by tests), is called after each regular file is
 // copied.
 var fileCopied func()
+
+// streamStarted, when set (by tests), is called by the walk for each file
+// handed to a background stream.
+var streamStarted func()
 
 // clone shares the content's extents where the file systems can (a reflink)
 // and reports whether it did; the walk alone calls it.

@@ -15,5 +15,6 @@
 // chooses (a proc.OwnerThread): the machine's owner inside the container, the
 // caller on the host. The data itself moves between already opened fds.
 //
-// Of this module the package imports service/proc and internal/getdents only.
+// Of this module the package imports service/proc, internal/getdents and
+// internal/copystreams only.
 package containerfs

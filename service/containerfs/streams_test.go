@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/copystreams"
 )
 
 // bigTree writes files large enough for a background stream (set-id and
@@ -22,7 +24,7 @@ func bigTree(t *testing.T, top string, big int) {
 		dir := top + "/d" + strconv.Itoa(i%3)
 		os.MkdirAll(dir, 0o755)
 		p := dir + "/big" + strconv.Itoa(i)
-		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i + 1)}, backgroundMin+i*(300<<10)), 0o644); err != nil {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{byte(i + 1)}, copystreams.MinSize+i*(300<<10)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		unix.Chmod(p, []uint32{0o4755, 0o400, 0o640}[i%3])
@@ -38,7 +40,7 @@ func bigTree(t *testing.T, top string, big int) {
 
 func needStreams(t *testing.T) {
 	t.Helper()
-	if BackgroundStreams() == 0 {
+	if copystreams.Count() == 0 {
 		t.Skip("one CPU: a copy makes no background streams")
 	}
 }
