@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/machined-go/machined/internal/copystreams"
 )
 
 // copyChunk is how much copy_file_range moves per call: small enough for a
@@ -168,17 +170,33 @@ type treeCopier struct {
 	// links maps the source (dev, ino) of a multiply linked file to its copy's
 	// path below dstRoot.
 	links map[[2]uint64]string
+	// bg moves the content of large files while the walk goes on, under bgCtx,
+	// which also ends when one of them fails.
+	bg    *copystreams.Set
+	bgCtx context.Context
 }
 
 // copyTree copies the contents and the attributes of the directory srcfd into
-// the empty directory dstfd.
+// the empty directory dstfd. It returns once every background stream has
+// ended, so the caller may rename or remove the copy.
 func copyTree(ctx context.Context, srcfd, dstfd int) error {
 	var stx unix.Statx_t
 	if err := unix.Statx(srcfd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
 		return err
 	}
-	c := &treeCopier{ctx: ctx, mountID: stx.Mnt_id, dstRoot: dstfd, links: map[[2]uint64]string{}}
-	if err := c.copyDir(srcfd, dstfd, ""); err != nil {
+	bgCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := &treeCopier{ctx: ctx, mountID: stx.Mnt_id, dstRoot: dstfd, links: map[[2]uint64]string{},
+		bg: copystreams.New(copystreams.Count(), cancel), bgCtx: bgCtx}
+	err := c.copyDir(srcfd, dstfd, "")
+	if err != nil {
+		cancel()
+	}
+	// A stream's failure is the copy's, unless the walk failed first.
+	if bgErr := c.bg.Settle(); bgErr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = bgErr
+	}
+	if err != nil {
 		return err
 	}
 	var st unix.Stat_t
@@ -194,7 +212,7 @@ func (c *treeCopier) copyDir(srcfd, dstfd int, rel string) error {
 		return err
 	}
 	for _, name := range names {
-		if err := c.ctx.Err(); err != nil {
+		if err := c.stopped(); err != nil {
 			return err
 		}
 		if err := c.copyEntry(srcfd, dstfd, name, filepath.Join(rel, name)); err != nil {
@@ -202,6 +220,14 @@ func (c *treeCopier) copyDir(srcfd, dstfd int, rel string) error {
 		}
 	}
 	return nil
+}
+
+// stopped is the caller's cancellation, else that of a failed stream.
+func (c *treeCopier) stopped() error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return c.bgCtx.Err()
 }
 
 func (c *treeCopier) copyEntry(srcDir, dstDir int, name, rel string) error {
@@ -238,29 +264,7 @@ func (c *treeCopier) copyEntry(srcDir, dstDir int, name, rel string) error {
 		}
 		return c.applyAttrs(sfd, dfd, &st)
 	case unix.S_IFREG:
-		key := [2]uint64{st.Dev, st.Ino}
-		if st.Nlink > 1 {
-			if first, ok := c.links[key]; ok {
-				return unix.Linkat(c.dstRoot, first, dstDir, name, 0)
-			}
-		}
-		sfd, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(sfd)
-		dfd, err := unix.Openat(dstDir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(dfd)
-		if err := copyFileData(c.ctx, dfd, sfd); err != nil {
-			return err
-		}
-		if st.Nlink > 1 {
-			c.links[key] = rel
-		}
-		return c.applyAttrs(sfd, dfd, &st)
+		return c.copyFile(srcDir, dstDir, name, rel, &st)
 	case unix.S_IFLNK:
 		target, err := readlinkat(srcDir, name)
 		if err != nil {
@@ -285,6 +289,53 @@ func (c *treeCopier) copyEntry(srcDir, dstDir int, name, rel string) error {
 		}
 		return unix.UtimesNanoAt(dstDir, name, statTimes(&st), unix.AT_SYMLINK_NOFOLLOW)
 	}
+}
+
+// copyFile copies the regular file name, handing its content to a background
+// stream when it is large and one is free. A file with other names stays with
+// the walk, which records where its first copy went to link the others.
+func (c *treeCopier) copyFile(srcDir, dstDir int, name, rel string, st *unix.Stat_t) error {
+	key := [2]uint64{st.Dev, st.Ino}
+	if st.Nlink > 1 {
+		if first, ok := c.links[key]; ok {
+			return unix.Linkat(c.dstRoot, first, dstDir, name, 0)
+		}
+	}
+	sfd, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	dfd, err := unix.Openat(dstDir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		unix.Close(sfd)
+		return err
+	}
+	if st.Nlink == 1 && st.Size >= copystreams.MinSize && c.bg.Take() {
+		meta := *st
+		c.bg.Run(func() error {
+			defer unix.Close(sfd)
+			defer unix.Close(dfd)
+			// The attributes after the content: a write clears set-id bits.
+			err := copyFileData(c.bgCtx, dfd, sfd)
+			if err == nil {
+				err = c.applyAttrs(sfd, dfd, &meta)
+			}
+			if err != nil {
+				return fmt.Errorf("copy %s: %w", rel, err)
+			}
+			return nil
+		})
+		return nil
+	}
+	defer unix.Close(sfd)
+	defer unix.Close(dfd)
+	if err := copyFileData(c.ctx, dfd, sfd); err != nil {
+		return err
+	}
+	if st.Nlink > 1 {
+		c.links[key] = rel
+	}
+	return c.applyAttrs(sfd, dfd, st)
 }
 
 // applyAttrs gives dst the owner, mode, extended attributes and timestamps of
