@@ -609,7 +609,7 @@ func methodNotes(c config) []string {
 			"plain connection to the bus that sends prebuilt messages and reads only each reply's header, skipping its body by " +
 			"length; godbus checks once per repetition, untimed, that every image is still listed.",
 		"",
-		"Clients: a lean Varlink client (raw socket, replies not decoded beyond what is checked) and godbus, in the harness " +
+		"Clients: a lean Varlink client (a socket read and written with blocking system calls, outside Go's network poller, as C clients wait; replies not decoded beyond what is checked) and godbus, in the harness " +
 			"process; the lean client's Register+Unregister pairs take " + count(c.pairLeaders) + " leaders in turn (split between " +
 			"the daemons of a phase that runs them at once), so that a leader comes back only after that many pairs (upstream " +
 			"refuses to reuse a leader until a deferred clean-up has run); varlink/go's pairs cycle through " +

@@ -3,30 +3,72 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
-	"time"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 // vconn is a lean Varlink client on a unix socket: it writes a request and reads
 // NUL-terminated replies, decoding as little as possible, so that the client's own
 // CPU cost (it shares the two vCPUs with the daemon) stays small and identical for
-// every daemon.
+// every daemon. It makes blocking system calls on a socket of its own, outside
+// Go's network poller, as C clients (sd-varlink, glibc's nss-systemd) wait for a
+// reply: watching only for it. The poller watches every socket for room to write
+// as well, so a client parked on a reply is woken, and preempts the daemon, when
+// the daemon reads its request (DECISIONS 135).
 type vconn struct {
-	c     *net.UnixConn
+	fd    int
 	buf   []byte // unread bytes, a window of store
 	store []byte
 }
 
+// Timeouts of one read and one write: a daemon that stops answering fails the
+// workload rather than hanging the run.
+var (
+	readTimeout  = unix.Timeval{Sec: 120}
+	writeTimeout = unix.Timeval{Sec: 60}
+)
+
 func vdial(path string) (*vconn, error) {
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	return &vconn{c: c, store: make([]byte, 0, 256<<10)}, nil
+	if err := dialFD(fd, path); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("dial unix %s: %w", path, err)
+	}
+	return &vconn{fd: fd, store: make([]byte, 0, 256<<10)}, nil
 }
 
-func (v *vconn) Close() error { return v.c.Close() }
+func dialFD(fd int, path string) error {
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &readTimeout); err != nil {
+		return err
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &writeTimeout); err != nil {
+		return err
+	}
+	err := unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+	for errors.Is(err, unix.EINTR) {
+		// Interrupted (a signal to the runtime): the connection goes on; a
+		// second connect waits for it.
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if errors.Is(err, unix.EISCONN) {
+			return nil
+		}
+	}
+	return err
+}
+
+// Close hangs up first: that wakes a read blocked on the socket, which a
+// close alone would not.
+func (v *vconn) Close() error {
+	unix.Shutdown(v.fd, unix.SHUT_RDWR)
+	return unix.Close(v.fd)
+}
 
 // request encodes one Varlink call; params is pre-encoded JSON.
 func request(method, params string, more bool) []byte {
@@ -41,9 +83,18 @@ func request(method, params string, more bool) []byte {
 }
 
 func (v *vconn) send(req []byte) error {
-	v.c.SetWriteDeadline(time.Now().Add(60 * time.Second))
-	_, err := v.c.Write(req)
-	return err
+	for len(req) > 0 {
+		n, err := unix.Write(v.fd, req)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			// A socket with a timeout is not restarted after a signal.
+		case err != nil:
+			return timeoutError("write", err)
+		default:
+			req = req[n:]
+		}
+	}
+	return nil
 }
 
 // next returns the next reply message (valid until the following call).
@@ -63,13 +114,26 @@ func (v *vconn) next() ([]byte, error) {
 			v.store = grown[:0]
 		}
 		v.buf = v.store[:k]
-		v.c.SetReadDeadline(time.Now().Add(120 * time.Second))
-		n, err := v.c.Read(v.buf[len(v.buf):cap(v.buf)])
-		v.buf = v.buf[:len(v.buf)+n]
-		if err != nil && n == 0 {
-			return nil, err
+		n, err := unix.Read(v.fd, v.buf[len(v.buf):cap(v.buf)])
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case err != nil:
+			return nil, timeoutError("read", err)
+		case n == 0:
+			return nil, io.EOF
+		default:
+			v.buf = v.buf[:len(v.buf)+n]
 		}
 	}
+}
+
+// timeoutError names a timed-out read or write as such: on a socket with a
+// timeout the kernel reports it as EAGAIN.
+func timeoutError(op string, err error) error {
+	if errors.Is(err, unix.EAGAIN) {
+		return fmt.Errorf("%s: timed out: %w", op, os.ErrDeadlineExceeded)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 var (
