@@ -17,9 +17,9 @@ import (
 )
 
 // A tree of large files (which background streams copy on a machine of two
-// CPUs or more) clones whole: content, owners, set-id and read-only modes (a
-// write after the chmod would clear set-id bits), extended attributes and
-// times, beside small files the walk copies itself.
+// CPUs or more) clones whole: content, owners, set-id and read-only modes,
+// extended attributes and times (which a write after them would change),
+// beside small files the walk copies itself.
 func TestCloneLargeFiles(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()

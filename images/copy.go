@@ -315,7 +315,7 @@ func (c *treeCopier) copyFile(srcDir, dstDir int, name, rel string, st *unix.Sta
 		c.bg.Run(func() error {
 			defer unix.Close(sfd)
 			defer unix.Close(dfd)
-			// The attributes after the content: a write clears set-id bits.
+			// The attributes after the content, whose writes change the times.
 			err := copyFileData(c.bgCtx, dfd, sfd)
 			if err == nil {
 				err = c.applyAttrs(sfd, dfd, &meta)
