@@ -73,6 +73,7 @@ type Server struct {
 	workers   *workerpool.Pool
 	input     *inputBudget
 	admits    func(uid uint32) bool // nil: every peer is served
+	connEnded func()                // OnConnEnd's; nil: nothing
 	// loopReady, once closed, lets the accept loop answer calls
 	// (AnswerOnAcceptLoop); nil: never.
 	loopReady <-chan struct{}
@@ -103,6 +104,12 @@ var refusedPeer = []byte(`{"parameters":{},"error":"` + NamePermissionDenied + `
 // get their first call answered PermissionDenied, and the connection closed.
 // Call it before Serve.
 func (s *Server) Admit(admits func(uid uint32) bool) { s.admits = admits }
+
+// OnConnEnd has f called each time a connection has ended, on the goroutine
+// that served it: the daemon restarts its memory trimmer's quiet period there,
+// so that the heap a burst of lookups grew is given back once it is over. f
+// must return at once. Call it before Serve.
+func (s *Server) OnConnEnd(f func()) { s.connEnded = f }
 
 // Acceptor is what Serve needs of a listening socket: *net.UnixListener, or
 // the *Listener that Listen returns.
@@ -227,6 +234,9 @@ func (s *Server) release(uid uint32, privileged bool) {
 		delete(s.perUID, uid)
 	}
 	s.mu.Unlock()
+	if s.connEnded != nil {
+		s.connEnded()
+	}
 	s.wg.Done()
 }
 

@@ -234,7 +234,7 @@ func run(o options) error {
 
 	// The sockets serve from here on, the restore below included: a call
 	// waits for it instead of its client finding no socket.
-	sv := newVarlinkSide(o, mgr, level, log)
+	sv := newVarlinkSide(o, mgr, level, log, trimmer.changed)
 	if conn := sv.activatedConn(); conn != nil {
 		// varlinkctl exec: handed us one connected client: serve it, then stop.
 		sv.restore()

@@ -8,16 +8,17 @@ import (
 )
 
 // memTrimmer gives the Go heap's slack back to the kernel once a burst of
-// registry changes is over. The collector lets the heap grow to twice its
-// live data (never less than its 4 MiB minimum) before it collects, and
-// returns freed pages only slowly: a daemon that registered 10,000 machines
-// held twice their size, and one that saw a thousand short-lived machines come
-// and go stayed megabytes above its size at start, where a C daemon's free()
-// hands most of it back at once. One collection and release after the
-// registry has been quiet for a moment costs a few milliseconds per burst and
-// nothing per call; a slow trickle of changes trims only when the slack has
-// grown past a quarter of the live heap, rarer than the collector's own
-// cycles.
+// registry changes, or of Varlink connections, is over. The collector lets
+// the heap grow to twice its live data (never less than its 4 MiB minimum)
+// before it collects, and returns freed pages only slowly: a daemon that
+// registered 10,000 machines held twice their size, one that saw a thousand
+// short-lived machines come and go stayed megabytes above its size at start,
+// and a storm of userdb lookups left the heap it grew for as long as the
+// daemon ran, where a C daemon's free() hands most of it back at once. One
+// collection and release after a quiet moment costs a few milliseconds per
+// burst and nothing per call; a slow trickle of changes trims only when the
+// slack has grown past a quarter of the live heap, rarer than the collector's
+// own cycles.
 type memTrimmer struct {
 	quiet    time.Duration               // how long the registry must not have changed
 	minSlack uint64                      // slack below which a trim is never worth it
@@ -40,7 +41,8 @@ func newMemTrimmer(quiet time.Duration, minSlack uint64) *memTrimmer {
 }
 
 // changed (re)starts the quiet period; the registry calls it with its lock
-// held, so it only resets a timer.
+// held, and every Varlink server as each connection ends, so it only resets a
+// timer.
 func (t *memTrimmer) changed() {
 	t.mu.Lock()
 	defer t.mu.Unlock()

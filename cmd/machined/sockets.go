@@ -32,12 +32,14 @@ type varlinkSide struct {
 	errc                  chan error // a server that stopped by itself
 }
 
-func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *slog.Logger) *varlinkSide {
+// connEnded is called after each connection of every server has ended.
+func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *slog.Logger, connEnded func()) *varlinkSide {
 	sv := &varlinkSide{
 		o: o, mgr: mgr, log: log, ready: make(chan struct{}), errc: make(chan error, 3),
 		id: varlink.Identity{Vendor: "machined-go", Product: "machined (systemd-machined replacement)", Version: version, URL: "https://github.com/machined-go/machined"},
 	}
 	sv.machine = varlink.NewServer("machine", varlink.AfterReady(sv.ready, machine.New(mgr, level, sv.id, log, machineimage.New(mgr)).Handle), o.limits, log)
+	sv.machine.OnConnEnd(connEnded)
 	if mgr.UserScope() {
 		sv.machine.Admit(mgr.Admits)
 	}
@@ -45,9 +47,11 @@ func newVarlinkSide(o options, mgr *service.Manager, level *slog.LevelVar, log *
 		sv.userdb = varlink.NewServer("userdb", varlink.AfterReady(sv.ready, userdb.NewDispatcher(mgr, sv.id, log).Handle), o.limits, log)
 		// Lookups answer from memory: the accept loop may answer them itself.
 		sv.userdb.AnswerOnAcceptLoop(sv.ready)
+		sv.userdb.OnConnEnd(connEnded)
 	}
 	if o.hookDir != "" && o.hookDir != "none" {
 		sv.hook = varlink.NewServer("resolve.hook", varlink.AfterReady(sv.ready, resolvehook.New(mgr, sv.id, log).Handle), o.limits, log)
+		sv.hook.OnConnEnd(connEnded)
 	}
 	return sv
 }
