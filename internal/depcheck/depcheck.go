@@ -26,3 +26,24 @@ func Forbid(t *testing.T, pkg string, bad ...string) {
 		}
 	}
 }
+
+// Alone fails t for every package of the module that pkg (a path relative to
+// the test's directory) depends on, but pkg itself: the guard of the packages
+// that must import nothing of this module.
+func Alone(t *testing.T, pkg string) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{.Module.Path}} {{join .Deps " "}}`, pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		t.Fatalf("go list %s: %q", pkg, out)
+	}
+	self, module := f[0], f[1]
+	for _, dep := range f[2:] {
+		if strings.HasPrefix(dep, module+"/") && dep != self {
+			t.Errorf("%s depends on %s", self, dep)
+		}
+	}
+}
