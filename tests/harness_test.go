@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -53,6 +54,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// plainBin is machined built as make build builds it, made once when the
+// tests run with the race detector.
+var plainBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// plainDaemonBin returns a machined built without the race detector even when
+// the tests have it, for what the detector changes: a race-built daemon keeps
+// a shadow of every heap page it ever touched, which it never gives back.
+func plainDaemonBin(t *testing.T) string {
+	t.Helper()
+	if !raceEnabled {
+		return daemonBin
+	}
+	plainBin.once.Do(func() {
+		plainBin.path = daemonBin + "-plain"
+		cmd := exec.Command("go", "build", "-o", plainBin.path, "../cmd/machined")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			plainBin.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if plainBin.err != nil {
+		t.Fatalf("building machined without the race detector: %v", plainBin.err)
+	}
+	return plainBin.path
+}
+
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -73,6 +104,7 @@ func varlinkctlPath(t *testing.T) string {
 type daemon struct {
 	t    *testing.T
 	dir  string
+	bin  string // "" means daemonBin
 	args []string
 	cmd  *exec.Cmd
 	log  *os.File
@@ -132,7 +164,13 @@ func startLogged(t *testing.T, cmd *exec.Cmd, logPath, what string) (logged func
 // startDaemon starts machined with --bus none and the given extra flags.
 func startDaemon(t *testing.T, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dir: newRuntimeDir(t)}
+	return startDaemonOf(t, daemonBin, extra...)
+}
+
+// startDaemonOf is startDaemon with the binary bin.
+func startDaemonOf(t *testing.T, bin string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dir: newRuntimeDir(t), bin: bin}
 	d.args = append([]string{"--runtime-dir", d.dir, "--bus", "none", "--log-level", "debug"}, extra...)
 	// The daemon behaves as on a host without systemd, whatever this host
 	// runs: --units auto picks the cgroup backend.
@@ -158,7 +196,11 @@ func (d *daemon) start() {
 		d.t.Fatal(err)
 	}
 	d.log = lf
-	d.cmd = exec.Command(daemonBin, d.args...)
+	bin := daemonBin
+	if d.bin != "" {
+		bin = d.bin
+	}
+	d.cmd = exec.Command(bin, d.args...)
 	d.cmd.Stdout, d.cmd.Stderr = lf, lf
 	d.cmd.Env = append(os.Environ(), d.env...)
 	if err := d.cmd.Start(); err != nil {
