@@ -18,7 +18,7 @@ import (
 // Go's network poller, as C clients (sd-varlink, glibc's nss-systemd) wait for a
 // reply: watching only for it. The poller watches every socket for room to write
 // as well, so a client parked on a reply is woken, and preempts the daemon, when
-// the daemon reads its request (DECISIONS 135).
+// the daemon reads its request (DECISIONS 136).
 type vconn struct {
 	fd    int
 	buf   []byte // unread bytes, a window of store

@@ -20,7 +20,7 @@ import (
 // slack has grown past a quarter of the live heap, rarer than the collector's
 // own cycles.
 type memTrimmer struct {
-	quiet    time.Duration               // how long the registry must not have changed
+	quiet    time.Duration               // how long neither the registry nor a connection must have changed
 	minSlack uint64                      // slack below which a trim is never worth it
 	trim     func()                      // debug.FreeOSMemory; tests count calls instead
 	heap     func() (slack, live uint64) // heapSlack; tests set it
